@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates .venv (unless VENV names another folder) and installs this package with its test extra.
+# When no torch is installed yet, the CPU build is installed first: a bare "torch" requirement would
+# otherwise pull a multi-gigabyte CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0" || "$VENV/bin/python" -m pip install -q "torch>=2.4"
+fi
+"$VENV/bin/python" -m pip install -q -e ".[test]"
