@@ -1,3 +1,36 @@
-"""ProbConserv: exact linear conservation constraints as a Bayesian update of a Gaussian prediction."""
+"""ProbConserv: exact linear conservation constraints as a Bayesian update of a Gaussian prediction.
 
-__all__ = []
+References
+----------
+Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that can respect conservation laws.
+ICML 2023.
+"""
+
+from .constraints import LinearConstraint, conservation_constraint, conserved_total, stack_constraints, value_constraint
+from .covariance import Covariance, DenseCovariance, DiagonalCovariance, DowndatedCovariance, LowRankCovariance
+from .gaussian import ConstrainedGaussian, StructuredGaussian
+from .layer import ProbConserv
+from .losses import gaussian_nll
+from .quadrature import flatten_field, quadrature_weights, unflatten_field
+
+__all__ = [
+    "LinearConstraint",
+    "conservation_constraint",
+    "conserved_total",
+    "stack_constraints",
+    "value_constraint",
+    "quadrature_weights",
+    "flatten_field",
+    "unflatten_field",
+    "ProbConserv",
+    "ConstrainedGaussian",
+    "StructuredGaussian",
+    "gaussian_nll",
+    "Covariance",
+    "DiagonalCovariance",
+    "LowRankCovariance",
+    "DenseCovariance",
+    "DowndatedCovariance",
+]
+
+# --- problems and models (issue 6) ---

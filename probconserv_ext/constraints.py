@@ -1,0 +1,241 @@
+"""Linear constraints ``G u = b`` and builders for conservation laws.
+
+A conservation law ``u_t + div F = 0`` in integral form says that the total ``integral of u`` over the domain
+changes only by the net boundary flux. On a grid, the integral is a quadrature ``g @ u``, so conservation is one
+row of a linear constraint whose right-hand side ``b(t)`` is the conserved total (:func:`conserved_total`).
+"""
+
+import torch
+
+from ._checks import as_tensor, check_finite
+from .quadrature import quadrature_weights
+
+__all__ = ["LinearConstraint", "conservation_constraint", "value_constraint", "stack_constraints", "conserved_total"]
+
+
+class LinearConstraint:
+    """A linear constraint ``G u = b`` on fields with ``n`` nodes.
+
+    Parameters
+    ----------
+    G : tensor or array, shape ``(m, n)`` (or ``(n,)`` for one row)
+        Constraint matrix, ``m`` rows (usually ``m << n``). No row may be zero.
+    b : tensor, array or float, shape ``(..., m)``, optional
+        Right-hand side, broadcast over the leading dimensions (batch, time slices, channels) of the
+        prediction. May be left out here and given when the layer is called.
+
+    Attributes
+    ----------
+    G, b : torch.Tensor
+    m, n : int
+        Number of rows and of nodes.
+    """
+
+    def __init__(self, G, b=None):
+        G = as_tensor(G, "G")
+        if G.ndim == 1:
+            G = G[None, :]
+        if G.ndim != 2 or G.shape[0] == 0 or G.shape[1] == 0:
+            raise ValueError(f"G must have shape (m, n) with m, n >= 1, got {tuple(G.shape)}")
+        check_finite(G, "G")
+        zero = (G == 0).all(dim=1)
+        if bool(zero.any()):
+            raise ValueError(f"G must have no zero row, but row(s) {torch.nonzero(zero).flatten().tolist()} are zero")
+        self.G = G
+        self.b = None if b is None else self._check_b(b, "b")
+
+    @property
+    def m(self):
+        return self.G.shape[0]
+
+    @property
+    def n(self):
+        return self.G.shape[1]
+
+    def _check_b(self, b, name):
+        b = as_tensor(b, name, dtype=self.G.dtype, device=self.G.device)
+        if b.ndim == 0:
+            b = b.reshape(1)
+        if b.shape[-1] != self.m:
+            raise ValueError(f"{name} must have shape (..., m) with m = {self.m} constraint rows, got {tuple(b.shape)}")
+        return check_finite(b, name)
+
+    def with_b(self, b):
+        """The same ``G`` with a new right-hand side."""
+        return LinearConstraint(self.G, b)
+
+    def residual(self, u, b=None):
+        """``G u - b`` for ``u`` of shape ``(..., n)``; returns shape ``(..., m)``."""
+        b = self.b if b is None else self._check_b(b, "b")
+        if u.shape[-1] != self.n:
+            raise ValueError(f"u must have n = {self.n} nodes in its last dimension, got shape {tuple(u.shape)}")
+        r = u @ self.G.to(u.dtype).mT
+        return r if b is None else r - b.to(u.dtype)
+
+    def to(self, *args, **kwargs):
+        """Move/cast ``G`` and ``b`` like :meth:`torch.Tensor.to`."""
+        out = LinearConstraint.__new__(LinearConstraint)
+        out.G = self.G.to(*args, **kwargs)
+        out.b = None if self.b is None else self.b.to(*args, **kwargs)
+        return out
+
+    def __repr__(self):
+        bshape = None if self.b is None else tuple(self.b.shape)
+        return f"LinearConstraint(m={self.m}, n={self.n}, b shape={bshape})"
+
+
+def conservation_constraint(grid, total=None, rule="trapezoid", period=None):
+    """The conservation constraint ``integral of u over the domain = total``.
+
+    Parameters
+    ----------
+    grid : 1-D tensor/array or tuple of axes
+        Node positions (strictly increasing, not necessarily uniform); a tuple of 2 or 3 axes gives a
+        tensor-product grid whose fields are flattened row-major to ``n = prod(len(axis))`` nodes
+        (:func:`probconserv_ext.quadrature.flatten_field`).
+    total : float or tensor of shape ``(...)``, optional
+        Conserved total per leading index (e.g. one per time slice, from :func:`conserved_total`). Becomes
+        ``b`` of shape ``(..., 1)``.
+    rule : {"trapezoid", "rectangle"}
+        Quadrature rule, see :func:`probconserv_ext.quadrature.quadrature_weights`.
+    period : float or tuple, optional
+        Period of periodic axes without a repeated end point.
+
+    Returns
+    -------
+    LinearConstraint
+        One row (``m = 1``) holding the quadrature weights.
+    """
+    w = quadrature_weights(grid, rule=rule, period=period)
+    b = None
+    if total is not None:
+        b = as_tensor(total, "total", dtype=w.dtype)
+        check_finite(b, "total")
+        b = b[..., None]
+    return LinearConstraint(w[None, :], b)
+
+
+def value_constraint(n, index, value=None, dtype=None):
+    """Rows ``u[index[k]] = value[..., k]``: known values (e.g. Dirichlet boundary values) as constraints.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes.
+    index : int or sequence of int
+        Node indices (negative indices count from the end); no duplicates.
+    value : float or tensor of shape ``(..., len(index))``, optional
+        Known values.
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    LinearConstraint
+    """
+    idx = torch.as_tensor([index] if isinstance(index, int) else list(index), dtype=torch.long)
+    if idx.ndim != 1 or idx.numel() == 0:
+        raise ValueError(f"index must be an int or a non-empty sequence of ints, got {index!r}")
+    if bool(((idx < -n) | (idx >= n)).any()):
+        raise ValueError(f"index entries must lie in [-{n}, {n}), got {idx.tolist()}")
+    idx = idx % n
+    if idx.unique().numel() != idx.numel():
+        raise ValueError(f"index must not repeat a node, got {idx.tolist()}")
+    G = torch.zeros(idx.numel(), n, dtype=dtype or torch.get_default_dtype())
+    G[torch.arange(idx.numel()), idx] = 1.0
+    b = None
+    if value is not None:
+        b = as_tensor(value, "value", dtype=G.dtype)
+        if b.ndim == 0:
+            b = b.expand(idx.numel())
+    return LinearConstraint(G, b)
+
+
+def stack_constraints(*constraints):
+    """Stack several constraints on the same nodes into one (several conserved quantities, known values).
+
+    Parameters
+    ----------
+    *constraints : LinearConstraint
+        All with the same ``n``; either all with ``b`` or all without.
+
+    Returns
+    -------
+    LinearConstraint
+        Rows in the order given; ``b`` concatenated along its last axis after broadcasting the leading axes.
+    """
+    if len(constraints) == 1 and isinstance(constraints[0], (list, tuple)):
+        constraints = tuple(constraints[0])
+    if not constraints:
+        raise ValueError("stack_constraints needs at least one constraint")
+    for k, c in enumerate(constraints):
+        if not isinstance(c, LinearConstraint):
+            raise TypeError(f"constraints[{k}] must be a LinearConstraint, got {type(c).__name__}")
+    n = constraints[0].n
+    for k, c in enumerate(constraints):
+        if c.n != n:
+            raise ValueError(f"constraints[{k}] acts on {c.n} nodes, constraints[0] on {n}: all must agree")
+    has_b = [c.b is not None for c in constraints]
+    if any(has_b) and not all(has_b):
+        raise ValueError("either every constraint passed to stack_constraints has b or none has")
+    dtype = torch.promote_types(*[c.G.dtype for c in constraints]) if len(constraints) > 1 else constraints[0].G.dtype
+    G = torch.cat([c.G.to(dtype) for c in constraints], dim=0)
+    b = None
+    if all(has_b):
+        lead = torch.broadcast_shapes(*[c.b.shape[:-1] for c in constraints])
+        b = torch.cat([c.b.to(dtype).expand(*lead, c.m) for c in constraints], dim=-1)
+    return LinearConstraint(G, b)
+
+
+def conserved_total(times, initial_total, net_inflow=None, *, flux_left=None, flux_right=None):
+    """Conserved total ``b(t) = b(t0) + integral_{t0}^{t} (net boundary inflow) dt``.
+
+    The integral form of ``u_t + div F = 0`` gives ``d/dt integral(u) = -(boundary integral of F . normal)``.
+    In 1-D on ``[x0, xN]`` the net inflow is ``F(x0, t) - F(xN, t)``. The time integral is computed with the
+    cumulative trapezoid rule on the given (possibly non-uniform) times.
+
+    Parameters
+    ----------
+    times : 1-D tensor/array, shape ``(T,)``
+        Strictly increasing time points; ``times[0]`` is the time of ``initial_total``.
+    initial_total : float or tensor of shape ``(...)``
+        Total at ``times[0]``.
+    net_inflow : tensor of shape ``(..., T)`` or callable ``t -> tensor``, optional
+        Net flux into the domain at each time. Give this or ``flux_left``/``flux_right``.
+    flux_left, flux_right : tensor of shape ``(..., T)`` or callable, optional
+        1-D fluxes ``F`` at the left and right boundary (positive in the +x direction); a missing one is 0.
+
+    Returns
+    -------
+    torch.Tensor
+        ``b`` of shape ``(..., T)``; pass ``b[..., None]`` (one row) as the right-hand side per time slice.
+    """
+    t = as_tensor(times, "times")
+    if t.ndim != 1 or t.numel() < 1:
+        raise ValueError(f"times must be a non-empty 1-D array, got shape {tuple(t.shape)}")
+    check_finite(t, "times")
+    if t.numel() > 1 and not bool((torch.diff(t) > 0).all()):
+        raise ValueError("times must be strictly increasing")
+
+    def evaluate(f, name):
+        if f is None:
+            return None
+        v = f(t) if callable(f) else f
+        v = as_tensor(v, name, dtype=t.dtype)
+        if v.ndim == 0 or v.shape[-1] != t.numel():
+            raise ValueError(f"{name} must have shape (..., T) with T = {t.numel()} time points, got {tuple(v.shape)}")
+        return check_finite(v, name)
+
+    if net_inflow is not None and (flux_left is not None or flux_right is not None):
+        raise ValueError("give either net_inflow or flux_left/flux_right, not both")
+    q = evaluate(net_inflow, "net_inflow")
+    if q is None:
+        fl, fr = evaluate(flux_left, "flux_left"), evaluate(flux_right, "flux_right")
+        if fl is None and fr is None:
+            raise ValueError("one of net_inflow, flux_left or flux_right is required")
+        q = (fl if fl is not None else 0.0) - (fr if fr is not None else 0.0)
+        q = torch.as_tensor(q, dtype=t.dtype)
+    b0 = check_finite(as_tensor(initial_total, "initial_total", dtype=t.dtype), "initial_total")
+    dt = torch.diff(t)
+    increments = 0.5 * (q[..., 1:] + q[..., :-1]) * dt
+    cum = torch.cat([torch.zeros_like(q[..., :1]), torch.cumsum(increments, dim=-1)], dim=-1)
+    return b0[..., None] + cum

@@ -1,0 +1,248 @@
+"""Gaussian distributions with structured covariance, shaped like ``torch.distributions``.
+
+:class:`StructuredGaussian` wraps a mean and a :class:`~probconserv_ext.covariance.Covariance` operator.
+:class:`ConstrainedGaussian` is the output of :class:`~probconserv_ext.layer.ProbConserv`: it keeps its prior and
+the thin update factors, so that
+
+* ``covariance`` stays structured (diagonal minus rank ``m`` for a diagonal prior) and ``covariance_matrix``
+  densifies only on request;
+* ``rsample`` draws from the prior and applies the update to each draw, ``u~ = u - Sigma G^T A^-1 (G u + e - b)``
+  with ``e ~ N(0, s2 I)`` (no factor of the singular posterior covariance is needed; with ``s2 = 0`` every draw
+  satisfies ``G u~ = b`` to round-off);
+* ``log_prob`` is the density in R^n for a soft constraint (``s2 > 0``), and the density on the affine subspace
+  ``{G u = b}`` (with respect to its surface measure) for an exact one.
+
+Internally everything is held in the compute dtype (float64 by default); public outputs are cast to the dtype of
+the input prediction.
+"""
+
+import math
+
+import torch
+from torch.distributions import Distribution, constraints
+
+from ._checks import eps_of
+from .covariance import DowndatedCovariance
+
+__all__ = ["StructuredGaussian", "ConstrainedGaussian"]
+
+
+class StructuredGaussian(Distribution):
+    """A multivariate Gaussian ``N(loc, covariance)`` with a structured covariance operator.
+
+    Parameters
+    ----------
+    loc : torch.Tensor, shape ``(..., n)``
+        Mean (in the compute dtype).
+    covariance : Covariance
+        Covariance operator (in the compute dtype).
+    out_dtype : torch.dtype, optional
+        Dtype of public outputs (mean, variance, samples, log_prob). Defaults to ``loc.dtype``.
+    """
+
+    arg_constraints = {}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc, covariance, out_dtype=None):
+        self._loc = loc
+        self.covariance = covariance
+        self.out_dtype = out_dtype or loc.dtype
+        batch_shape = torch.broadcast_shapes(loc.shape[:-1], covariance.batch_shape)
+        super().__init__(batch_shape, torch.Size([loc.shape[-1]]), validate_args=False)
+
+    @property
+    def n(self):
+        return self.event_shape[0]
+
+    def _out(self, t):
+        return t.to(self.out_dtype)
+
+    @property
+    def mean(self):
+        return self._out(self._loc.expand(*self.batch_shape, self.n))
+
+    @property
+    def mode(self):
+        return self.mean
+
+    @property
+    def variance(self):
+        return self._out(self.covariance.diagonal().expand(*self.batch_shape, self.n))
+
+    @property
+    def covariance_matrix(self):
+        """The dense covariance, shape ``(..., n, n)``: formed on request only (``O(n^2)`` memory)."""
+        return self._out(self.covariance.to_dense().expand(*self.batch_shape, self.n, self.n))
+
+    def _rsample_compute(self, sample_shape, generator=None):
+        return self._loc + self.covariance.sample_noise(tuple(sample_shape), generator)
+
+    def rsample(self, sample_shape=torch.Size(), generator=None):
+        """Reparameterized draws of shape ``(*sample_shape, *batch_shape, n)``."""
+        return self._out(self._rsample_compute(sample_shape, generator).expand(*sample_shape, *self.batch_shape, self.n))
+
+    def sample(self, sample_shape=torch.Size(), generator=None):
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator)
+
+    def _inv_quad_logdet(self, x):
+        return self.covariance.inv_quad_logdet(x)
+
+    def _log_prob_compute(self, value, in_dtype=None):
+        quad, logdet = self._inv_quad_logdet(value - self._loc)
+        return -0.5 * (self.n * math.log(2 * math.pi) + logdet + quad)
+
+    def log_prob(self, value):
+        """Log density at ``value`` of shape ``(..., n)``."""
+        value = self._check_value_shape(value)
+        return self._out(self._log_prob_compute(value.to(self._loc.dtype), value.dtype))
+
+    def _check_value_shape(self, value):
+        if not isinstance(value, torch.Tensor) or value.shape[-1:] != self.event_shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"value must be a tensor of shape (..., {self.n}), got {shape}")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError("value must be finite, but it contains NaN or inf")
+        return value
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(batch_shape={tuple(self.batch_shape)}, n={self.n}, "
+            f"covariance={type(self.covariance).__name__}, dtype={self.out_dtype})"
+        )
+
+
+class ConstrainedGaussian(StructuredGaussian):
+    """The Gaussian after a ProbConserv (or HardC) update; returned by :class:`ProbConserv`.
+
+    Parameters
+    ----------
+    prior : StructuredGaussian
+        The prediction before the update (in the compute dtype).
+    G : torch.Tensor, shape ``(m, n)``
+    b : torch.Tensor, shape ``(..., m)``
+    noise : torch.Tensor
+        Constraint variance ``s2`` (scalar, may require grad).
+    loc : torch.Tensor
+        Posterior mean.
+    factors : UpdateFactors or None
+        Update factors (``None`` for HardC, whose covariance is the prior's).
+    method : {"probconserv", "hardc"}
+    out_dtype : torch.dtype
+
+    Attributes
+    ----------
+    prior, G, b, noise, method
+    covariance : Covariance
+        Structured posterior covariance (``DowndatedCovariance`` for ProbConserv).
+
+    References
+    ----------
+    Hansen et al. (2023), Learning physical models that can respect conservation laws, ICML.
+    """
+
+    def __init__(self, prior, G, b, noise, loc, factors, method, out_dtype):
+        self.prior = prior
+        self.G = G
+        self.b = b
+        self.noise = noise
+        self.method = method
+        self.factors = factors
+        cov = prior.covariance if factors is None else DowndatedCovariance(prior.covariance, factors.W)
+        super().__init__(loc, cov, out_dtype)
+
+    @property
+    def exact(self):
+        return self.method == "probconserv" and not bool(self.noise > 0)
+
+    def constraint_residual(self):
+        """``G mean - b`` of shape ``(..., m)``: zero to round-off for an exact update."""
+        return self._out(self._loc @ self.G.mT - self.b)
+
+    def _apply(self, u, generator=None, perturb=True):
+        if self.factors is None:
+            # HardC keeps the prior covariance: draws are shifted with the mean.
+            return u + (self._loc - self.prior._loc)
+        r = u @ self.G.mT - self.b
+        if perturb and self.method == "probconserv" and bool(self.noise > 0):
+            e = torch.randn(r.shape, dtype=r.dtype, device=r.device, generator=generator)
+            r = r + self.noise.sqrt() * e
+        return u - self.factors.correction(r)
+
+    def update_samples(self, samples, generator=None, perturb=True):
+        """Push draws (e.g. ensemble members) of the prior through the update.
+
+        ``u~ = u - Sigma G^T A^-1 (G u + e - b)`` with ``e ~ N(0, s2 I)``: if ``u ~ N(mu, Sigma)`` then
+        ``u~ ~ N(mu~, Sigma~)`` exactly, and for ``s2 = 0`` each ``u~`` satisfies ``G u~ = b``. Applied to the
+        members of the ensemble that defined the prior, their empirical mean and covariance become exactly the
+        posterior ones (for ``s2 = 0``).
+
+        Parameters
+        ----------
+        samples : torch.Tensor, shape ``(S, ..., n)``
+        generator : torch.Generator, optional
+            For the noise draws ``e`` (soft constraint only).
+        perturb : bool
+            Add the noise draws ``e`` (default). Without them a soft update under-disperses the samples.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape as ``samples``, in the output dtype.
+        """
+        samples = self._check_value_shape(samples)
+        return self._out(self._apply(samples.to(self._loc.dtype), generator, perturb))
+
+    def _rsample_compute(self, sample_shape, generator=None):
+        return self._apply(self.prior._rsample_compute(sample_shape, generator), generator)
+
+    def _inv_quad_logdet(self, x):
+        if self.factors is None:
+            return self.prior._inv_quad_logdet(x)
+        if self.exact:
+            raise NotImplementedError(
+                "an exactly constrained Gaussian has no density on R^n; its log_prob is the density on {G u = b}, "
+                "which is defined for one exact update of a prior with a density"
+            )
+        # Posterior precision = prior precision + G^T G / s2 (s2 > 0); log det by the determinant lemma.
+        if self.factors.logdet_A is None:
+            raise NotImplementedError("log_prob is not defined when A was singular")
+        q0, l0 = self.prior._inv_quad_logdet(x)
+        Gx = x @ self.G.mT
+        m = self.G.shape[0]
+        return q0 + (Gx * Gx).sum(-1) / self.noise, l0 - self.factors.logdet_A + m * self.noise.log()
+
+    def _log_prob_compute(self, value, in_dtype=None):
+        if not self.exact:
+            return super()._log_prob_compute(value)
+        # Density on the affine subspace {G u = b} w.r.t. its surface measure: the conditional density
+        # p(u | G u = b) = p(u) / (N(b; G mu, A) sqrt(det G G^T)).
+        res = value @ self.G.mT - self.b
+        scale = value.abs() @ self.G.abs().mT + self.b.abs()
+        tol = 1e4 * eps_of(torch.promote_types(in_dtype or value.dtype, self.out_dtype))
+        if bool((res.abs() > tol * (scale + 1.0)).any()):
+            raise ValueError(
+                "value must satisfy the exact constraint G value = b (the posterior is supported on that affine "
+                f"subspace only); largest |G value - b| is {float(res.abs().max()):.3e}"
+            )
+        if self.factors.logdet_A is None or isinstance(self.prior, ConstrainedGaussian):
+            raise NotImplementedError(
+                "log_prob of an exact update is implemented for a prior with a density and a non-singular A"
+            )
+        m = self.G.shape[0]
+        r0 = self.prior._loc @ self.G.mT - self.b
+        w = (self.factors.M.mT @ r0[..., :, None]).squeeze(-1)
+        log_evidence = -0.5 * (m * math.log(2 * math.pi) + self.factors.logdet_A + (w * w).sum(-1))
+        logdet_GGt = torch.linalg.slogdet(self.G @ self.G.mT)[1]
+        return self.prior._log_prob_compute(value) - log_evidence - 0.5 * logdet_GGt
+
+    def log_prob(self, value):
+        """Log density at ``value``: in R^n for a soft constraint, on ``{G u = b}`` for an exact one.
+
+        For an exact update, ``value`` must satisfy ``G value = b`` (checked to round-off relative to the
+        dtype of ``value``), otherwise a ``ValueError`` is raised. :func:`probconserv_ext.gaussian_nll` with
+        ``joint=False`` gives a per-node likelihood defined everywhere.
+        """
+        value = self._check_value_shape(value)
+        return self._out(self._log_prob_compute(value.to(self._loc.dtype), value.dtype))

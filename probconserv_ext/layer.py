@@ -1,0 +1,312 @@
+"""The ProbConserv layer: a post-hoc Bayesian update that makes a Gaussian prediction satisfy ``G u = b``."""
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
+
+from ._checks import as_tensor, check_finite, check_nonnegative, eps_of
+from .constraints import LinearConstraint
+from .covariance import Covariance, DenseCovariance, DiagonalCovariance, LowRankCovariance
+from .gaussian import ConstrainedGaussian, StructuredGaussian
+from .nonnegative import nonnegative_active_set
+from .update import solve_update
+
+__all__ = ["ProbConserv"]
+
+_METHODS = ("probconserv", "hardc")
+
+
+class ProbConserv(nn.Module):
+    """Enforce a linear constraint ``G u = b`` on a Gaussian prediction by a Bayesian update.
+
+    With the prediction ``N(mu, Sigma)`` on ``n`` nodes and ``A = s2 I + G Sigma G^T``::
+
+        mu~    = mu - Sigma G^T A^-1 (G mu - b)
+        Sigma~ = Sigma - Sigma G^T A^-1 G Sigma
+
+    ``s2 = noise = 0`` enforces the constraint exactly; ``s2 > 0`` treats it as a noisy observation.
+    Diagonal and low-rank-plus-diagonal covariances go through the Woodbury identity: ``O(n m^2)`` time, ``O(n m)``
+    memory, no ``n x n`` matrix. Leading dimensions (batch, time slices, channels) are batched.
+
+    Parameters
+    ----------
+    constraint : LinearConstraint
+        ``G`` of shape ``(m, n)``; its ``b`` (shape ``(..., m)``) is used unless ``b`` is passed to ``forward``.
+    noise : float
+        Constraint variance ``s2 >= 0``.
+    method : {"probconserv", "hardc"}
+        ``"hardc"`` is the HardC baseline: least-squares projection of the mean (``Sigma`` replaced by ``I``),
+        covariance unchanged.
+    nonnegative : bool
+        Keep the mean non-negative while conserving exactly (diagonal covariance, one constraint row); see
+        :mod:`probconserv_ext.nonnegative`.
+    learn_noise : bool
+        Make the noise a learnable parameter (stored as its logarithm; needs ``noise > 0``).
+    compute_dtype : torch.dtype
+        Dtype of the internal computation (float64 by default); results come back in the input dtype.
+    validate : bool
+        Check inputs (finite, non-negative variances, symmetric PSD dense covariance: ``O(n^3)`` for dense input).
+
+    References
+    ----------
+    Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that can respect conservation
+    laws. ICML 2023.
+
+    Examples
+    --------
+    >>> c = conservation_constraint(torch.linspace(0, 1, 65), total=torch.zeros(100))
+    >>> post = ProbConserv(c)(mean, variance=var)      # mean, var: (100, 65)
+    >>> post.constraint_residual().abs().max()          # ~1e-16
+    """
+
+    def __init__(self, constraint, noise=0.0, method="probconserv", nonnegative=False, learn_noise=False,
+                 compute_dtype=torch.float64, validate=True):
+        super().__init__()
+        if not isinstance(constraint, LinearConstraint):
+            raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
+        if method not in _METHODS:
+            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        if not (isinstance(compute_dtype, torch.dtype) and compute_dtype.is_floating_point):
+            raise TypeError(f"compute_dtype must be a floating torch.dtype, got {compute_dtype!r}")
+        noise_t = as_tensor(noise, "noise", dtype=compute_dtype)
+        if noise_t.ndim != 0:
+            raise ValueError(f"noise must be a scalar, got shape {tuple(noise_t.shape)}")
+        check_nonnegative(noise_t, "noise")
+        if learn_noise and not float(noise_t) > 0:
+            raise ValueError("learn_noise=True needs an initial noise > 0 (it is learned as log(noise))")
+        if nonnegative and constraint.m != 1:
+            raise ValueError(f"nonnegative=True supports one constraint row, got a constraint with m = {constraint.m}")
+        self.method = method
+        self.nonnegative = bool(nonnegative)
+        self.compute_dtype = compute_dtype
+        self.validate = bool(validate)
+        self.register_buffer("G", constraint.G.to(compute_dtype))
+        self.register_buffer("b", None if constraint.b is None else constraint.b.to(compute_dtype))
+        if learn_noise:
+            self.log_noise = nn.Parameter(noise_t.log())
+        else:
+            self.register_buffer("_noise", noise_t)
+
+    @property
+    def noise(self):
+        """Constraint variance ``s2`` (a tensor; differentiable when learned)."""
+        return self.log_noise.exp() if hasattr(self, "log_noise") else self._noise
+
+    @property
+    def m(self):
+        return self.G.shape[0]
+
+    @property
+    def n(self):
+        return self.G.shape[1]
+
+    def extra_repr(self):
+        return f"m={self.m}, n={self.n}, method={self.method!r}, nonnegative={self.nonnegative}"
+
+    # ------------------------------------------------------------------ input parsing
+    def _tensor(self, x, name, like=None):
+        t = as_tensor(x, name, device=self.G.device)
+        if self.validate:
+            check_finite(t, name)
+        return t
+
+    def _check_nodes(self, t, name, axis=-1):
+        if t.ndim < -axis or t.shape[axis] != self.n:
+            raise ValueError(
+                f"{name} must have n = {self.n} nodes (the constraint's number of columns) in dimension {axis}, "
+                f"got shape {tuple(t.shape)}"
+            )
+
+    def _prior(self, mean, variance, covariance, cov_factor, cov_diag, samples):
+        """Turn any accepted input into a StructuredGaussian in the compute dtype."""
+        cd = self.compute_dtype
+        given = {k: v is not None for k, v in dict(variance=variance, covariance=covariance, cov_factor=cov_factor,
+                                                    samples=samples).items()}
+        if isinstance(mean, StructuredGaussian):
+            if any(given.values()) or cov_diag is not None:
+                raise ValueError("pass either a distribution or mean with a covariance, not both")
+            self._check_nodes(mean._loc, "mean")
+            return StructuredGaussian(mean._loc.to(cd), mean.covariance.to(cd), mean.out_dtype) \
+                if mean._loc.dtype != cd else mean
+        if isinstance(mean, (Normal, MultivariateNormal, LowRankMultivariateNormal)):
+            if any(given.values()) or cov_diag is not None:
+                raise ValueError("pass either a distribution or mean with a covariance, not both")
+            if isinstance(mean, Normal):
+                return self._prior(mean.loc, mean.scale**2, None, None, None, None)
+            if isinstance(mean, MultivariateNormal):
+                return self._prior(mean.loc, None, mean.covariance_matrix, None, None, None)
+            return self._prior(mean.loc, None, None, mean.cov_factor, mean.cov_diag, None)
+        if isinstance(mean, torch.distributions.Distribution):
+            raise TypeError(
+                f"mean must be a tensor, Normal, MultivariateNormal, LowRankMultivariateNormal or a "
+                f"StructuredGaussian; got {type(mean).__name__}"
+            )
+
+        if samples is not None:
+            if mean is not None or variance is not None or covariance is not None or cov_factor is not None:
+                raise ValueError("samples= defines the prior by itself; pass only cov_diag (optional) with it")
+            s = self._tensor(samples, "samples")
+            self._check_nodes(s, "samples")
+            if s.ndim < 2 or s.shape[0] < 2:
+                raise ValueError(f"samples must have shape (S, ..., n) with S >= 2 members, got {tuple(s.shape)}")
+            out_dtype = s.dtype
+            s = s.to(cd)
+            loc = s.mean(0)
+            U = ((s - loc) / math.sqrt(s.shape[0] - 1)).movedim(0, -1)
+            d = torch.zeros_like(loc) if cov_diag is None else self._variance(cov_diag, "cov_diag", loc.shape).to(cd)
+            return StructuredGaussian(loc, LowRankCovariance(U, d), out_dtype)
+
+        if mean is None:
+            raise ValueError("mean is required (a tensor of shape (..., n), a distribution, or samples=)")
+        mu = self._tensor(mean, "mean")
+        self._check_nodes(mu, "mean")
+        out_dtype = mu.dtype
+        n_cov = sum(x is not None for x in (variance, covariance, cov_factor))
+        if n_cov != 1:
+            raise ValueError("give exactly one of variance=, covariance= or cov_factor= (with cov_diag=) with mean")
+        if cov_diag is not None and cov_factor is None:
+            raise ValueError("cov_diag= goes with cov_factor= (or samples=); for a diagonal covariance use variance=")
+        if variance is not None:
+            var = self._variance(variance, "variance", mu.shape)
+            return StructuredGaussian(mu.to(cd), DiagonalCovariance(var.to(cd)), out_dtype)
+        if covariance is not None:
+            S = self._tensor(covariance, "covariance")
+            if S.ndim < 2 or S.shape[-1] != self.n or S.shape[-2] != self.n:
+                raise ValueError(f"covariance must have shape (..., {self.n}, {self.n}), got {tuple(S.shape)}")
+            if self.validate:
+                self._check_psd(S)
+            S = S.to(cd)
+            return StructuredGaussian(mu.to(cd), DenseCovariance(0.5 * (S + S.mT)), out_dtype)
+        U = self._tensor(cov_factor, "cov_factor")
+        if U.ndim < 2 or U.shape[-2] != self.n:
+            raise ValueError(f"cov_factor must have shape (..., {self.n}, r), got {tuple(U.shape)}")
+        d = torch.zeros(self.n, dtype=U.dtype) if cov_diag is None else self._variance(cov_diag, "cov_diag", mu.shape)
+        return StructuredGaussian(mu.to(cd), LowRankCovariance(U.to(cd), d.to(cd)), out_dtype)
+
+    def _variance(self, v, name, shape):
+        v = self._tensor(v, name)
+        self._check_nodes(v, name)
+        try:
+            torch.broadcast_shapes(v.shape, shape)
+        except RuntimeError as err:
+            raise ValueError(f"{name} of shape {tuple(v.shape)} does not broadcast with mean {tuple(shape)}") from err
+        if self.validate:
+            check_nonnegative(v, name)
+        return v
+
+    def _check_psd(self, S):
+        eps = eps_of(S.dtype)
+        scale = S.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(S.dtype).tiny)
+        asym = ((S - S.mT).abs() / scale).amax()
+        if float(asym) > 100 * eps:
+            raise ValueError(f"covariance must be symmetric; max |S - S^T| / max |S| = {float(asym):.3e}")
+        S64 = (0.5 * (S + S.mT)).double()
+        jitter = 10 * self.n * eps * scale.double()
+        eye = torch.eye(self.n, dtype=torch.float64, device=S.device)
+        _, info = torch.linalg.cholesky_ex(S64 + jitter * eye)
+        if bool((info != 0).any()):
+            lam = float(torch.linalg.eigvalsh(S64).amin())
+            raise ValueError(
+                f"covariance must be positive semi-definite; its smallest eigenvalue is {lam:.3e} "
+                f"(beyond the tolerance {float(jitter.amax()):.1e})"
+            )
+
+    def _rhs(self, b):
+        if b is None:
+            if self.b is None:
+                raise ValueError("b is required: the constraint has no right-hand side, so pass b= of shape (..., m)")
+            return self.b
+        b = self._tensor(b, "b")
+        if b.ndim == 0:
+            b = b.reshape(1)
+        if b.shape[-1] != self.m:
+            raise ValueError(f"b must have shape (..., m) with m = {self.m} constraint rows, got {tuple(b.shape)}")
+        return b.to(self.compute_dtype)
+
+    # ------------------------------------------------------------------ the update
+    def forward(self, mean=None, variance=None, *, covariance=None, cov_factor=None, cov_diag=None, samples=None,
+                b=None):
+        """Apply the update.
+
+        Parameters
+        ----------
+        mean : torch.Tensor of shape ``(..., n)``, or a distribution
+            The predicted mean; or a ``Normal`` (independent nodes along the last dimension),
+            ``MultivariateNormal``, ``LowRankMultivariateNormal``, or a :class:`StructuredGaussian` (e.g. the
+            output of another ProbConserv layer).
+        variance : torch.Tensor, shape ``(..., n)``, optional
+            Per-node variances (diagonal covariance).
+        covariance : torch.Tensor, shape ``(..., n, n)``, optional
+            Dense covariance (symmetric PSD).
+        cov_factor, cov_diag : torch.Tensor, shapes ``(..., n, r)`` and ``(..., n)``, optional
+            Low-rank plus diagonal covariance ``U U^T + diag(d)``.
+        samples : torch.Tensor, shape ``(S, ..., n)``, optional
+            Ensemble members: the prior is their mean and sample covariance (low rank, plus ``cov_diag`` if given).
+        b : torch.Tensor, shape ``(..., m)``, optional
+            Right-hand side, overriding the constraint's.
+
+        Returns
+        -------
+        ConstrainedGaussian
+        """
+        prior = self._prior(mean, variance, covariance, cov_factor, cov_diag, samples)
+        b = self._rhs(b)
+        try:
+            torch.broadcast_shapes(prior.batch_shape, b.shape[:-1])
+        except RuntimeError as err:
+            raise ValueError(
+                f"b of shape {tuple(b.shape)} does not broadcast with the prediction's leading shape "
+                f"{tuple(prior.batch_shape)}"
+            ) from err
+        G, noise = self.G, self.noise
+        if self.nonnegative:
+            prior = self._pin_nonnegative(prior, b, noise)
+        mu, cov = prior._loc, prior.covariance
+        residual = mu @ G.mT - b
+        residual_scale = mu.abs() @ G.abs().mT + b.abs()
+        if self.method == "hardc":
+            SG = G.mT
+            reference = (G * G).sum(-1) + noise
+        else:
+            SG = cov.matmul(G.mT)
+            reference = cov.diagonal() @ (G * G).mT + noise
+        factors = solve_update(SG, G, residual, noise, reference, residual_scale)
+        loc = mu - factors.correction(residual)
+        return ConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
+                                   self.method, prior.out_dtype)
+
+    def _pin_nonnegative(self, prior, b, noise):
+        if self.method == "hardc":
+            d = torch.ones_like(prior._loc)
+        elif isinstance(prior.covariance, DiagonalCovariance):
+            d = prior.covariance.diag
+        else:
+            raise ValueError(
+                "nonnegative=True needs a diagonal covariance (variance= or Normal), got "
+                f"{type(prior.covariance).__name__}"
+            )
+        mu_p, d_p = nonnegative_active_set(prior._loc, d, self.G[0], b[..., 0], noise)
+        cov = prior.covariance if self.method == "hardc" else DiagonalCovariance(d_p)
+        return StructuredGaussian(mu_p, cov, prior.out_dtype)
+
+    def constrain_samples(self, samples, b=None, cov_diag=None, generator=None):
+        """Push ensemble members through the update defined by the ensemble itself.
+
+        Parameters
+        ----------
+        samples : torch.Tensor, shape ``(S, ..., n)``
+        b : torch.Tensor, optional
+        cov_diag : torch.Tensor, optional
+            Extra diagonal variance added to the ensemble covariance.
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        (members, posterior) : tuple
+            The updated members (shape of ``samples``; with ``noise = 0`` each satisfies ``G u = b`` and their
+            empirical mean and covariance are exactly the posterior's) and the :class:`ConstrainedGaussian`.
+        """
+        post = self(samples=samples, cov_diag=cov_diag, b=b)
+        return post.update_samples(samples, generator=generator), post
