@@ -1,0 +1,290 @@
+"""Container shared by the BOON test-problem generators, with on-disk caching.
+
+A generator returns a :class:`BoundaryProblem`: inputs, targets, the grid with both end points,
+the boundary conditions as plain config values (what the BOON wrappers' ``boundary=`` takes) and
+the per-sample boundary values (what their ``forward(..., boundary_values=...)`` takes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["BoundaryProblem", "BoundaryProblemDataset", "cached_problem"]
+
+_CACHE_FORMAT = 1
+
+
+class BoundaryProblemDataset(Dataset):
+    """Torch dataset of the samples of a :class:`BoundaryProblem`.
+
+    Each item is a dict ``{"x": x_i, "y": y_i, "boundary_values": {face: g_i}}``; neuralop's
+    Trainer calls ``model(**sample)``, so the boundary values reach the model's forward. The key
+    ``boundary_values`` is left out when the problem has no per-sample boundary values.
+
+    Parameters
+    ----------
+    problem : BoundaryProblem
+        The problem whose samples are served.
+    indices : sequence of int
+        Sample indices into ``problem``.
+    """
+
+    def __init__(self, problem: "BoundaryProblem", indices: Sequence[int]):
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        n = problem.n_samples
+        if idx.ndim != 1 or (idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n)):
+            raise ValueError(f"indices: expected a 1-D sequence of sample indices in [0, {n}), got {list(indices)[:8]}...")
+        self.problem = problem
+        self.indices = idx
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+    def __getitem__(self, i: int) -> dict:
+        j = int(self.indices[i])
+        p = self.problem
+        item = {"x": p.x[j], "y": p.y[j]}
+        if p.boundary_values:
+            item["boundary_values"] = {face: v[j] for face, v in p.boundary_values.items()}
+        return item
+
+
+@dataclass
+class BoundaryProblem:
+    """Samples of one boundary-value test problem.
+
+    Parameters
+    ----------
+    name : str
+        Problem name (e.g. ``"heat_neumann"``).
+    x : torch.Tensor
+        Inputs, float32, ``(S, 1, N)`` or ``(S, 1, N, T)`` for space-time problems.
+    y : torch.Tensor
+        Targets, same layout as ``x``.
+    grid : torch.Tensor
+        ``(N,)`` float64 spatial nodes including both end points of ``domain``.
+    boundary : list of dict
+        Boundary conditions as plain config values, e.g.
+        ``[{"type": "neumann", "left": 0.0}, {"type": "neumann", "faces": ["right"]}]``.
+        Faces given a value here hold it for every sample; faces listed under ``"faces"`` take their
+        value per sample from ``boundary_values``. Neumann values are du/dx in physical units.
+    boundary_values : dict of str to torch.Tensor
+        Per-sample boundary values: face -> ``(S,)`` (single-step) or ``(S, 1, T)`` (space-time).
+    domain : tuple of float
+        ``(a, b)``, the spatial interval.
+    times : torch.Tensor or None
+        ``(T,)`` output times of a space-time problem (or ``(1,)``, the final time).
+    params : dict of str to numpy.ndarray
+        Per-sample physical parameters (e.g. frequency, viscosity), for analysis.
+    settings : dict
+        The generator's arguments, for provenance and the cache key.
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    grid: torch.Tensor
+    boundary: List[dict]
+    boundary_values: Dict[str, torch.Tensor]
+    domain: Tuple[float, float]
+    times: Optional[torch.Tensor] = None
+    params: Dict[str, np.ndarray] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.x.shape != self.y.shape:
+            raise ValueError(f"y: expected the shape of x {tuple(self.x.shape)}, got {tuple(self.y.shape)}")
+        if self.x.ndim not in (3, 4) or self.x.shape[1] != 1:
+            raise ValueError(f"x: expected shape (S, 1, N) or (S, 1, N, T), got {tuple(self.x.shape)}")
+        if self.grid.shape != (self.x.shape[2],):
+            raise ValueError(f"grid: expected shape ({self.x.shape[2]},), got {tuple(self.grid.shape)}")
+        for face, v in self.boundary_values.items():
+            if v.shape[0] != self.x.shape[0]:
+                raise ValueError(f"boundary_values[{face!r}]: expected {self.x.shape[0]} samples, got shape {tuple(v.shape)}")
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples ``S``."""
+        return int(self.x.shape[0])
+
+    @property
+    def n_points(self) -> int:
+        """Number of spatial nodes ``N`` (both end points included)."""
+        return int(self.x.shape[2])
+
+    @property
+    def spacing(self) -> float:
+        """Grid spacing ``h = (b - a) / (N - 1)``."""
+        a, b = self.domain
+        return (b - a) / (self.n_points - 1)
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def dataset(self, indices: Optional[Sequence[int]] = None) -> BoundaryProblemDataset:
+        """Torch dataset of the samples ``indices`` (all samples if None)."""
+        if indices is None:
+            indices = range(self.n_samples)
+        return BoundaryProblemDataset(self, indices)
+
+    def split(self, n_train: int, n_test: Optional[int] = None) -> Tuple[BoundaryProblemDataset, BoundaryProblemDataset]:
+        """The first ``n_train`` samples for training, the next ``n_test`` (default: the rest) for testing."""
+        n_train = _check_int("n_train", n_train, minimum=1)
+        rest = self.n_samples - n_train
+        if n_test is None:
+            n_test = rest
+        n_test = _check_int("n_test", n_test, minimum=1)
+        if n_train + n_test > self.n_samples:
+            raise ValueError(
+                f"n_train + n_test: expected at most n_samples={self.n_samples}, got {n_train} + {n_test}"
+            )
+        return self.dataset(range(n_train)), self.dataset(range(n_train, n_train + n_test))
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the problem to an ``.npz`` file (atomically: a reader never sees half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"x": self.x.numpy(), "y": self.y.numpy(), "grid": self.grid.numpy()}
+        if self.times is not None:
+            arrays["times"] = self.times.numpy()
+        for face, v in self.boundary_values.items():
+            arrays[f"bv__{face}"] = v.numpy()
+        for k, v in self.params.items():
+            arrays[f"param__{k}"] = np.asarray(v)
+        meta = {
+            "format": _CACHE_FORMAT,
+            "name": self.name,
+            "boundary": self.boundary,
+            "domain": list(self.domain),
+            "settings": self.settings,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "BoundaryProblem":
+        """Read a problem written by :meth:`save`."""
+        with np.load(Path(path)) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            if meta.get("format") != _CACHE_FORMAT:
+                raise ValueError(f"path: {path} has cache format {meta.get('format')}, expected {_CACHE_FORMAT}")
+            bv = {k[4:]: torch.from_numpy(z[k]) for k in z.files if k.startswith("bv__")}
+            params = {k[7:]: z[k] for k in z.files if k.startswith("param__")}
+            return cls(
+                name=meta["name"],
+                x=torch.from_numpy(z["x"]),
+                y=torch.from_numpy(z["y"]),
+                grid=torch.from_numpy(z["grid"]),
+                boundary=meta["boundary"],
+                boundary_values=bv,
+                domain=tuple(meta["domain"]),
+                times=torch.from_numpy(z["times"]) if "times" in z.files else None,
+                params=params,
+                settings=meta["settings"],
+            )
+
+
+def cached_problem(name: str, settings: dict, build: Callable[[], BoundaryProblem], cache_dir=None) -> BoundaryProblem:
+    """Return ``build()``, reading it from / writing it to ``cache_dir`` when one is given.
+
+    The cache file name hashes ``name`` and ``settings`` (all generator arguments, the seed
+    included), so a changed argument never returns stale data.
+
+    Parameters
+    ----------
+    name : str
+        Generator name.
+    settings : dict
+        JSON-serialisable generator arguments.
+    build : callable
+        Computes the problem when it is not cached.
+    cache_dir : str or os.PathLike or None
+        Cache folder (created on demand); None disables caching.
+
+    Returns
+    -------
+    BoundaryProblem
+    """
+    if cache_dir is None:
+        return build()
+    if not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir: expected a path (str or os.PathLike) or None, got {type(cache_dir).__name__}")
+    key = hashlib.sha1(json.dumps({"name": name, **settings}, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{name}-{key}.npz"
+    if path.exists():
+        return BoundaryProblem.load(path)
+    problem = build()
+    problem.save(path)
+    return problem
+
+
+# ------------------------------------------------------------------ argument checks
+def _check_int(name: str, value, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_float(name: str, value, positive: bool = False, nonnegative: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{name}: expected a positive number, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name}: expected a non-negative number, got {value}")
+    return value
+
+
+def _check_range(name: str, value, positive: bool = False) -> Tuple[float, float]:
+    """A fixed value ``v`` or a sampling interval ``(low, high)`` with ``low <= high``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = _check_float(name, value, positive=positive)
+        return (v, v)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a number or a (low, high) pair, got {value!r}")
+    lo = _check_float(f"{name}[0]", value[0], positive=positive)
+    hi = _check_float(f"{name}[1]", value[1], positive=positive)
+    if lo > hi:
+        raise ValueError(f"{name}: expected low <= high, got ({lo}, {hi})")
+    return (lo, hi)
+
+
+def _check_domain(domain) -> Tuple[float, float]:
+    if not isinstance(domain, (tuple, list)) or len(domain) != 2:
+        raise TypeError(f"domain: expected a pair (a, b), got {domain!r}")
+    a = _check_float("domain[0]", domain[0])
+    b = _check_float("domain[1]", domain[1])
+    if not b > a:
+        raise ValueError(f"domain: expected a < b, got ({a}, {b})")
+    return (a, b)
+
+
+def _uniform(rng: np.random.Generator, bounds: Tuple[float, float], n: int) -> np.ndarray:
+    lo, hi = bounds
+    if lo == hi:
+        return np.full(n, lo)
+    return rng.uniform(lo, hi, size=n)
+
+
+def _to_tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
