@@ -13,7 +13,7 @@ class AdvectionProblem(ConservationProblem):
     Exact solution: ``u = 1`` for ``x < beta t`` and 0 beyond (value 1/2 on the discontinuity). The flux
     ``beta u`` brings in ``beta`` per unit time and nothing leaves while the step is inside, so the total
     is ``beta t``. The parameter range is this package's choice (chosen so the step stays inside the
-    domain up to ``t_final``), not the paper's.
+    domain up to ``t_final``; later times raise ValueError), not the paper's.
 
     References
     ----------
@@ -29,10 +29,12 @@ class AdvectionProblem(ConservationProblem):
     has_shock = True
 
     def _check_param(self, param):
-        if not 0.0 < param <= 2.0:
-            raise ValueError(
-                f"param (speed beta) must lie in (0, 2] so the step stays in [0, 1] up to t=0.5, got {param}"
-            )
+        if param <= 0:
+            raise ValueError(f"param (speed beta) must be positive, got {param}")
+
+    def _check_horizon(self, t, param):
+        if param * np.max(t) > self.domain[1]:
+            raise ValueError(f"t must keep the step beta*t inside [0, 1]: t <= {1 / param:.6g}, got {np.max(t):.6g}")
 
     def _solution(self, x, t, param):
         s = param * t
@@ -47,7 +49,9 @@ class AdvectionProblem(ConservationProblem):
         return np.where(t > 0, 1.0, 0.5), np.zeros_like(t)
 
     def shock_position(self, t, param):
-        return self.check_param(param) * self._check_times(t)
+        t, param = self._check_times(t), self.check_param(param)
+        self._check_horizon(t, param)
+        return param * t
 
     def shock_threshold(self, param):
         """Half the jump height."""

@@ -97,6 +97,9 @@ class ConservationProblem:
         """Raise ValueError when ``param`` is outside the problem's admissible set."""
         raise NotImplementedError
 
+    def _check_horizon(self, t, param):
+        """Raise ValueError when the closed forms stop holding at times ``t`` (e.g. a front has left)."""
+
     def _solution(self, x, t, param):
         raise NotImplementedError
 
@@ -173,7 +176,9 @@ class ConservationProblem:
         -------
         numpy.ndarray, shape (nt, nx)
         """
-        return self._solution(self._check_x(x)[None, :], self._check_times(t)[:, None], self.check_param(param))
+        t, param = self._check_times(t), self.check_param(param)
+        self._check_horizon(t, param)
+        return self._solution(self._check_x(x)[None, :], t[:, None], param)
 
     def total(self, t, param):
         """Closed-form conserved total: initial total plus the time integral of the boundary in-flux.
@@ -187,7 +192,9 @@ class ConservationProblem:
         -------
         numpy.ndarray, shape (nt,)
         """
-        return self._total(self._check_times(t), self.check_param(param))
+        t, param = self._check_times(t), self.check_param(param)
+        self._check_horizon(t, param)
+        return self._total(t, param)
 
     def grid(self, nx):
         """Uniform grid with both end points.

@@ -34,11 +34,9 @@ class PorousMediumProblem(ConservationProblem):
         if param <= 0:
             raise ValueError(f"param (exponent m) must be positive, got {param}")
 
-    def _check_times(self, t):
-        t = super()._check_times(t)
-        if np.any(t > 1.0):
-            raise ValueError("t must be <= 1: afterwards the front leaves the domain [0, 1]")
-        return t
+    def _check_horizon(self, t, param):
+        if np.max(t) > self.domain[1]:
+            raise ValueError(f"t must be <= 1 (afterwards the front leaves [0, 1]), got {np.max(t):.6g}")
 
     def _solution(self, x, t, param):
         return (param * np.maximum(t - x, 0.0)) ** (1.0 / param)
@@ -47,11 +45,12 @@ class PorousMediumProblem(ConservationProblem):
         return param ** (1.0 + 1.0 / param) * t ** (1.0 + 1.0 / param) / (param + 1.0)
 
     def boundary_values(self, t, param):
-        t = self._check_times(t)
-        m = self.check_param(param)
+        t, m = self._check_times(t), self.check_param(param)
+        self._check_horizon(t, m)
         return (m * t) ** (1.0 / m), np.zeros_like(t)
 
     def front_position(self, t, param):
         """Position ``x = t`` of the degenerate front (u > 0 behind it, u = 0 ahead)."""
-        self.check_param(param)
-        return self._check_times(t).copy()
+        t, param = self._check_times(t), self.check_param(param)
+        self._check_horizon(t, param)
+        return t.copy()

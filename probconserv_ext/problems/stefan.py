@@ -73,6 +73,14 @@ class StefanProblem(ConservationProblem):
         if not 0.0 < param < 1.0:
             raise ValueError(f"param (p*) must lie strictly between 0 and 1, got {param}")
 
+    def _check_horizon(self, t, param):
+        _, alpha, _ = stefan_constants(param)
+        if alpha * np.sqrt(np.max(t)) > self.domain[1]:
+            raise ValueError(
+                f"t must keep the shock alpha*sqrt(t) inside [0, 1]: for p*={param} t <= {1 / alpha**2:.6g}, "
+                f"got t={np.max(t):.6g}"
+            )
+
     def _solution(self, x, t, param):
         _, alpha, c1 = stefan_constants(param)
         safe_t = np.where(t > 0, t, 1.0)
@@ -92,8 +100,9 @@ class StefanProblem(ConservationProblem):
         return np.ones_like(t), np.zeros_like(t)
 
     def shock_position(self, t, param):
-        _, alpha, _ = stefan_constants(self.check_param(param))
-        return alpha * np.sqrt(self._check_times(t))
+        t, param = self._check_times(t), self.check_param(param)
+        self._check_horizon(t, param)
+        return stefan_constants(param)[1] * np.sqrt(t)
 
     def shock_threshold(self, param):
         """Half the jump height, p*/2: far from both states and from the noise around 0 ahead."""
