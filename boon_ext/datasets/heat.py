@@ -145,7 +145,8 @@ def heat_neumann(
     -------
     BoundaryProblem
         ``x = u0``, ``y = u(., T)`` of shape ``(S, 1, N)``; ``boundary`` =
-        ``[{"type": "neumann", "left": 0.0}, {"type": "neumann", "faces": ["right"]}]`` and
+        ``[{"type": "neumann", "left": 0.0, "domain": [0, L]}, {"type": "neumann", "faces": ["right"],
+        "domain": [0, L]}]`` (``domain`` sets the stencil spacing ``h = L / (N - 1)``) and
         ``boundary_values = {"right": U sin(pi T)}`` of shape ``(S,)``.
 
     References
@@ -184,7 +185,10 @@ def heat_neumann(
             x=_to_tensor(u0[:, None, :]),
             y=_to_tensor(u[:, None, :]),
             grid=torch.from_numpy(grid),
-            boundary=[{"type": "neumann", "left": 0.0}, {"type": "neumann", "faces": ["right"]}],
+            boundary=[
+                {"type": "neumann", "left": 0.0, "domain": list(domain)},
+                {"type": "neumann", "faces": ["right"], "domain": list(domain)},
+            ],
             boundary_values={"right": _to_tensor(amp * np.sin(np.pi * t_final))},
             domain=domain,
             times=torch.tensor([t_final], dtype=torch.float64),

@@ -74,7 +74,10 @@ def test_heat_targets_satisfy_one_sided_flux_stencils(n_points, t_final, amp, k,
     g = p.boundary_values["right"].double()
     assert torch.allclose(g, torch.full_like(g, amp * np.sin(np.pi * t_final)), atol=1e-6 * (1 + abs(amp)))
     assert torch.allclose(right, g, atol=tol)
-    assert p.boundary == [{"type": "neumann", "left": 0.0}, {"type": "neumann", "faces": ["right"]}]
+    assert p.boundary == [
+        {"type": "neumann", "left": 0.0, "domain": [0.0, 1.0]},
+        {"type": "neumann", "faces": ["right"], "domain": [0.0, 1.0]},
+    ]
     assert p.x.shape == p.y.shape == (3, 1, n_points)
     assert float(p.grid[0]) == 0.0 and float(p.grid[-1]) == 1.0
 
