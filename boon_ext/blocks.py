@@ -1,0 +1,117 @@
+"""Forward pass of neuralop's ``FNOBlocks`` with the BOON correction, on the blocks' own modules.
+
+The corrected pass uses the very parameters of an ``FNOBlocks`` instance, so a wrapped model keeps the
+state-dict layout of the model it wraps. Per layer it (1) corrects the input on the constrained faces of every
+Dirichlet/Neumann axis (T2, :mod:`boon_ext.correction`), (2) applies the spectral convolution and the skip to
+the corrected input, (3) averages the two faces of every periodic axis, and (4) applies the point-wise
+non-linearities on interior nodes only, so the values on constrained faces pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import torch
+
+from .conditions import BoundarySpec
+from .correction import correct_axis, skip_matrix
+from .spectral import SpectralPlan, check_spectral_conv
+
+__all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward"]
+
+
+@dataclass(frozen=True)
+class CorrectionPlan:
+    """What the corrected pass does, derived once from the boundary spec."""
+
+    corrected: Tuple[Tuple[int, Tuple[str, ...]], ...]  # (axis, sides) of Dirichlet/Neumann faces
+    periodic_axes: Tuple[int, ...]
+    face_axes: Tuple[Tuple[int, Tuple[str, ...]], ...]  # every constrained face, for the activation mask
+
+    @classmethod
+    def from_spec(cls, spec: BoundarySpec) -> "CorrectionPlan":
+        corrected = tuple((a, spec.sides(a)) for a in spec.axes(("dirichlet", "neumann")))
+        periodic = spec.axes(("periodic",))
+        faces = tuple((a, spec.sides(a, ("dirichlet", "neumann", "periodic"))) for a in spec.axes())
+        return cls(corrected, periodic, faces)
+
+    def interior_mask(self, shape, device) -> torch.Tensor:
+        """Boolean (1, 1, *shape): True on nodes of a constrained face."""
+        mask = torch.zeros(shape, dtype=torch.bool, device=device)
+        for axis, sides in self.face_axes:
+            for side in sides:
+                idx = [slice(None)] * len(shape)
+                idx[axis] = 0 if side == "left" else -1
+                mask[tuple(idx)] = True
+        return mask.reshape(1, 1, *shape)
+
+
+def check_blocks(blocks) -> None:
+    """Refuse FNOBlocks settings under which the correction cannot be exact, with the reason."""
+    if blocks.norm is not None:
+        raise ValueError(
+            "norm layers are not supported: instance/group/batch norms and AdaIN use statistics over all nodes, "
+            "so boundary outputs would depend on interior inputs again; use norm=None"
+        )
+    if blocks.preactivation:
+        raise ValueError("preactivation=True is not supported; use the default post-activation FNO blocks")
+    if blocks.stabilizer is not None:
+        raise ValueError(
+            f"stabilizer={blocks.stabilizer!r} is not supported: it applies a non-linearity before the kernel, "
+            "which is then no longer affine in the layer input"
+        )
+    if blocks.complex_data:
+        raise ValueError("complex_data=True is not supported: boundary conditions are imposed on real fields")
+    for conv in blocks.convs:
+        check_spectral_conv(conv)
+    if blocks.in_channels != blocks.out_channels:
+        raise ValueError("FNO blocks must keep their width to be corrected")
+
+
+def _act(blocks, x, mask):
+    y = blocks.non_linearity(x)
+    return y if mask is None else torch.where(mask, x, y)
+
+
+def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, mask=None) -> torch.Tensor:
+    """Layer ``index`` of ``blocks`` with the BOON correction (see the module docstring).
+
+    Parameters
+    ----------
+    blocks : neuralop.layers.fno_block.FNOBlocks
+    index : int
+    x : torch.Tensor
+        Layer input (batch, width, *spatial).
+    plan : CorrectionPlan
+    mask : torch.Tensor or None
+        From :meth:`CorrectionPlan.interior_mask`; ``None`` disables the correction (plain layer).
+    """
+    conv = blocks.convs[index]
+    spectral = SpectralPlan(conv, x.shape[2:], x.dtype)
+    skip = blocks.fno_skips[index] if blocks.fno_skips is not None else None
+    xm = spectral.transform(x)
+    z = x
+    if mask is not None and plan.corrected:
+        w_skip = skip_matrix(skip, x.shape[1], spectral.order, x.dtype, x.device)
+        for axis, sides in plan.corrected:
+            xm, z = correct_axis(spectral, w_skip, xm, z, axis, sides)
+    h = spectral.inverse(spectral.contract(xm))
+    if skip is not None:
+        h = h + skip(z)
+    if mask is not None:
+        for axis in plan.periodic_axes:
+            dim = 2 + axis
+            avg = 0.5 * (h.select(dim, 0) + h.select(dim, -1)).unsqueeze(dim)
+            h = torch.cat([avg, h.narrow(dim, 1, h.shape[dim] - 2), avg], dim)
+    last = index == blocks.n_layers - 1
+    if not last:
+        h = _act(blocks, h, mask)
+    if blocks.use_channel_mlp:
+        out = blocks.channel_mlp[index](h)
+        if blocks.channel_mlp_skips is not None:
+            out = out + blocks.channel_mlp_skips[index](x)
+        h = out
+    if not last:
+        h = _act(blocks, h, mask)
+    return h

@@ -1,0 +1,393 @@
+"""Boundary conditions: Dirichlet, Neumann and periodic faces, in plain config values.
+
+A condition names one spatial axis (``dim``, an axis of the ``(batch, channels, *spatial)`` tensor, negative
+counts from the end), the faces it holds on (``"left"`` is index 0 along that axis, ``"right"`` the last index),
+optionally the output channels it applies to, and for each face either a constant value given at construction
+or nothing, in which case the value is supplied at each call under the face's key.
+
+Every condition round-trips through :meth:`BoundaryCondition.to_config` / :func:`parse_boundary`, so a list of
+conditions can live in a YAML or zencfg config and in a weights-only checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
+
+__all__ = [
+    "BoundaryCondition",
+    "Dirichlet",
+    "Neumann",
+    "Periodic",
+    "FaceRule",
+    "BoundarySpec",
+    "parse_boundary",
+]
+
+SIDES = ("left", "right")
+# Enforcement order: a node shared by two constrained faces ends with the value written last, so a value
+# constraint (Dirichlet) owns corners over a derivative constraint (Neumann) over a periodic identification.
+PRIORITY = {"periodic": 0, "neumann": 1, "dirichlet": 2}
+
+Value = Union[None, float, Sequence[float]]
+
+
+def _check_value(name: str, value: Value) -> Optional[Tuple[float, ...]]:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number or a list of per-channel numbers, got a bool")
+    if isinstance(value, (int, float)):
+        values = (float(value),)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(float(v) for v in value)
+        if not values:
+            raise ValueError(f"{name} must not be an empty list")
+    else:
+        raise TypeError(
+            f"{name} must be a number, a list of per-channel numbers, or None (value given at each call); "
+            f"got {type(value).__name__}"
+        )
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return values
+
+
+class BoundaryCondition:
+    """Base class of the boundary conditions; use :class:`Dirichlet`, :class:`Neumann` or :class:`Periodic`.
+
+    Parameters
+    ----------
+    left, right : float, list of float or None
+        Constant value on that face (a list gives one value per selected channel). ``None`` leaves the face
+        free, unless it is named in ``faces``, in which case its value is supplied at each call.
+    faces : sequence of {"left", "right"}, optional
+        Faces the condition holds on. Default: the faces given a constant value, or both faces when no value
+        is given.
+    dim : int, default -1
+        Spatial axis of the ``(batch, channels, *spatial)`` output the condition holds along.
+    channels : sequence of int, optional
+        Output channels the condition applies to; default all channels.
+    keys : mapping {"left": str, "right": str}, optional
+        Names under which call-time values are looked up in ``boundary_values``. Default: ``"left"`` /
+        ``"right"`` when all conditions are on one axis, else ``"left{axis}"`` / ``"right{axis}"`` with the
+        spatial axis index (``"left0"`` for the first spatial axis).
+    """
+
+    kind: str = ""
+
+    def __init__(
+        self,
+        left: Value = None,
+        right: Value = None,
+        *,
+        faces: Optional[Sequence[str]] = None,
+        dim: int = -1,
+        channels: Optional[Sequence[int]] = None,
+        keys: Optional[Mapping[str, str]] = None,
+    ):
+        values = {"left": _check_value("left", left), "right": _check_value("right", right)}
+        if faces is None:
+            faces = [s for s in SIDES if values[s] is not None] or list(SIDES)
+        elif isinstance(faces, str):
+            faces = [faces]
+        faces = list(faces)
+        for f in faces:
+            if f not in SIDES:
+                raise ValueError(f"faces must contain only 'left' and 'right', got {f!r}")
+        if len(set(faces)) != len(faces):
+            raise ValueError(f"faces must not repeat a face, got {faces!r}")
+        for s in SIDES:
+            if values[s] is not None and s not in faces:
+                raise ValueError(f"a value is given for the {s} face but faces={faces!r} does not include it")
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"dim must be an int (an axis of the (batch, channels, *spatial) tensor), got {dim!r}")
+        if channels is not None:
+            channels = [int(c) for c in channels]
+            if not channels or any(c < 0 for c in channels) or len(set(channels)) != len(channels):
+                raise ValueError(f"channels must be distinct non-negative channel indices, got {channels!r}")
+        keys = dict(keys or {})
+        for s in keys:
+            if s not in SIDES:
+                raise ValueError(f"keys must map 'left'/'right' to names, got key {s!r}")
+        for s in SIDES:
+            v = values[s]
+            if v is not None and channels is not None and len(v) not in (1, len(channels)):
+                raise ValueError(
+                    f"{s} has {len(v)} per-channel values but channels selects {len(channels)} channels"
+                )
+        self.faces = tuple(s for s in SIDES if s in faces)
+        self.values = values
+        self.dim = dim
+        self.channels = None if channels is None else tuple(channels)
+        self.keys = keys
+
+    # -- config round trip ---------------------------------------------------------------------------
+    def _extra_config(self) -> dict:
+        return {}
+
+    def to_config(self) -> dict:
+        """Plain-value description (strings, numbers, lists, dicts) that :func:`parse_boundary` reads back."""
+        cfg = {"type": self.kind, "dim": self.dim, "faces": list(self.faces)}
+        for s in SIDES:
+            v = self.values.get(s)
+            if v is not None:
+                cfg[s] = v[0] if len(v) == 1 else list(v)
+        if self.channels is not None:
+            cfg["channels"] = list(self.channels)
+        if self.keys:
+            cfg["keys"] = dict(self.keys)
+        cfg.update(self._extra_config())
+        return cfg
+
+    def __eq__(self, other):
+        return isinstance(other, BoundaryCondition) and self.to_config() == other.to_config()
+
+    def __hash__(self):
+        return hash(repr(self))
+
+    def __repr__(self):
+        cfg = self.to_config()
+        cfg.pop("type")
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
+
+
+class Dirichlet(BoundaryCondition):
+    """Prescribed value ``u = g`` on a face.
+
+    Examples
+    --------
+    >>> Dirichlet(left=0.5, right=-1.0)          # both faces, constants
+    >>> Dirichlet(faces=("right",))              # right face, value given at each call
+    """
+
+    kind = "dirichlet"
+
+
+class Neumann(BoundaryCondition):
+    """Prescribed outward-axis derivative ``du/dx = g`` on a face, in physical units.
+
+    The grid along ``dim`` includes both end points of ``domain``, so ``h = (b - a) / (N - 1)``. The
+    derivative is the one-sided finite difference of the given ``order``: with ``order=2`` (default),
+    ``(-3 u0 + 4 u1 - u2) / (2h) = g_left`` and ``(3 uN - 4 u(N-1) + u(N-2)) / (2h) = g_right``; with
+    ``order=1``, ``(u1 - u0) / h`` and ``(uN - u(N-1)) / h``.
+
+    Parameters
+    ----------
+    domain : (float, float), default (0.0, 1.0)
+        End points of the axis.
+    order : {1, 2}, default 2
+        Order of the one-sided stencil.
+    """
+
+    kind = "neumann"
+
+    def __init__(self, left: Value = None, right: Value = None, *, domain=(0.0, 1.0), order: int = 2, **kwargs):
+        super().__init__(left, right, **kwargs)
+        try:
+            a, b = (float(v) for v in domain)
+        except (TypeError, ValueError):
+            raise TypeError(f"domain must be a pair (a, b) of numbers, got {domain!r}") from None
+        if not (math.isfinite(a) and math.isfinite(b) and b > a):
+            raise ValueError(f"domain must be finite with b > a, got {domain!r}")
+        if order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2, got {order!r}")
+        self.domain = (a, b)
+        self.order = int(order)
+
+    def _extra_config(self) -> dict:
+        return {"domain": list(self.domain), "order": self.order}
+
+
+class Periodic(BoundaryCondition):
+    """Periodicity ``u(left) = u(right)`` on a grid whose last node repeats the first.
+
+    Both faces are always constrained; the output's two faces are replaced by their average.
+    """
+
+    kind = "periodic"
+
+    def __init__(self, *, dim: int = -1, channels: Optional[Sequence[int]] = None, faces=None, **kwargs):
+        if faces is not None and set(faces if not isinstance(faces, str) else [faces]) != set(SIDES):
+            raise ValueError(f"a periodic condition holds on both faces; faces={faces!r} is not allowed")
+        for s in SIDES:
+            if kwargs.get(s) is not None:
+                raise ValueError(f"a periodic condition takes no face values; got {s}={kwargs[s]!r}")
+        kwargs.pop("left", None), kwargs.pop("right", None), kwargs.pop("keys", None)
+        if kwargs:
+            raise TypeError(f"Periodic got unexpected arguments {sorted(kwargs)}")
+        super().__init__(faces=SIDES, dim=dim, channels=channels)
+
+
+_KINDS = {"dirichlet": Dirichlet, "neumann": Neumann, "periodic": Periodic}
+
+
+def _condition_from_config(cfg) -> BoundaryCondition:
+    if isinstance(cfg, BoundaryCondition):
+        return cfg
+    if not isinstance(cfg, Mapping):
+        raise TypeError(
+            f"each boundary condition must be a Dirichlet/Neumann/Periodic object or a mapping with a 'type' key, "
+            f"got {type(cfg).__name__}"
+        )
+    cfg = {k: v for k, v in dict(cfg).items() if not str(k).startswith("_")}
+    kind = str(cfg.pop("type", "")).lower()
+    if kind not in _KINDS:
+        raise ValueError(f"boundary condition 'type' must be one of {sorted(_KINDS)}, got {kind!r}")
+    return _KINDS[kind](**cfg)
+
+
+def parse_boundary(boundary) -> List[BoundaryCondition]:
+    """Read conditions from objects or plain config values.
+
+    Parameters
+    ----------
+    boundary : BoundaryCondition, mapping, or a list of those, or None
+        A mapping is ``{"type": "dirichlet" | "neumann" | "periodic", ...}`` with the constructor's
+        keyword arguments.
+
+    Returns
+    -------
+    list of BoundaryCondition
+    """
+    if boundary is None:
+        return []
+    if isinstance(boundary, (BoundaryCondition, Mapping)):
+        boundary = [boundary]
+    if isinstance(boundary, str) or not isinstance(boundary, Sequence):
+        raise TypeError(
+            f"boundary must be a condition, a mapping, a list of those, or None; got {type(boundary).__name__}"
+        )
+    return [_condition_from_config(c) for c in boundary]
+
+
+@dataclass(frozen=True)
+class FaceRule:
+    """One condition on one face, resolved against a model of known dimension."""
+
+    kind: str
+    axis: int  # spatial axis index, 0 .. n_dim-1
+    side: str
+    channels: Optional[Tuple[int, ...]]
+    constant: Optional[Tuple[float, ...]]
+    key: str
+    domain: Tuple[float, float] = (0.0, 1.0)
+    order: int = 2
+
+    @property
+    def index(self) -> int:
+        """Node index along the axis: 0 for the left face, -1 for the right."""
+        return 0 if self.side == "left" else -1
+
+    @property
+    def needs_value(self) -> bool:
+        return self.kind != "periodic" and self.constant is None
+
+
+class BoundarySpec:
+    """The conditions of a model, resolved against its number of spatial dimensions.
+
+    Parameters
+    ----------
+    boundary : see :func:`parse_boundary`
+    n_dim : int
+        Number of spatial dimensions of the model.
+    time_dim : int, optional
+        Axis (negative, of the ``(batch, channels, *spatial)`` tensor) that is time: no condition may
+        hold on it.
+    out_channels : int, optional
+        Number of output channels, to check ``channels`` selections.
+    """
+
+    def __init__(self, boundary, n_dim: int, time_dim: Optional[int] = None, out_channels: Optional[int] = None):
+        self.conditions = parse_boundary(boundary)
+        self.n_dim = int(n_dim)
+        self.time_axis = None if time_dim is None else self._axis(time_dim, "time_dim")
+        axes = {self._axis(c.dim, "dim") for c in self.conditions}
+        single_axis = len(axes) <= 1
+        rules: List[FaceRule] = []
+        for c in self.conditions:
+            axis = self._axis(c.dim, "dim")
+            if axis == self.time_axis:
+                raise ValueError(
+                    f"{c!r} holds on axis dim={c.dim}, which is the time axis (time_dim={time_dim}); "
+                    "boundary conditions hold on spatial axes only"
+                )
+            if out_channels is not None and c.channels is not None and max(c.channels) >= out_channels:
+                raise ValueError(f"{c!r} selects channel {max(c.channels)} but the model has {out_channels} outputs")
+            for side in c.faces:
+                key = c.keys.get(side) or (side if single_axis else f"{side}{axis}")
+                rules.append(
+                    FaceRule(
+                        kind=c.kind,
+                        axis=axis,
+                        side=side,
+                        channels=c.channels,
+                        constant=c.values.get(side),
+                        key=key,
+                        domain=getattr(c, "domain", (0.0, 1.0)),
+                        order=getattr(c, "order", 2),
+                    )
+                )
+        self._check_overlaps(rules)
+        rules.sort(key=lambda r: (PRIORITY[r.kind], r.axis, SIDES.index(r.side)))
+        self.rules: Tuple[FaceRule, ...] = tuple(rules)
+        seen: Dict[str, FaceRule] = {}
+        for r in self.rules:
+            if r.needs_value:
+                if r.key in seen:
+                    raise ValueError(
+                        f"two faces take their call-time value under the key {r.key!r}; give one of the "
+                        "conditions keys={'left': ..., 'right': ...}"
+                    )
+                seen[r.key] = r
+
+    def _axis(self, dim: int, name: str) -> int:
+        nd = self.n_dim
+        # dims count in the (batch, channels, *spatial) tensor, as in torch
+        axis = dim + nd if dim < 0 else dim - 2
+        if not 0 <= axis < nd:
+            raise ValueError(
+                f"{name}={dim} is not a spatial axis of a {nd}-D model: expected one of "
+                f"{list(range(-nd, 0))} or {list(range(2, 2 + nd))}"
+            )
+        return axis
+
+    @staticmethod
+    def _check_overlaps(rules: List[FaceRule]):
+        for i, a in enumerate(rules):
+            for b in rules[i + 1 :]:
+                if a.axis != b.axis:
+                    continue
+                same_face = a.side == b.side or "periodic" in (a.kind, b.kind)
+                overlap = a.channels is None or b.channels is None or set(a.channels) & set(b.channels)
+                if same_face and overlap:
+                    raise ValueError(
+                        f"conditions conflict: a {a.kind} and a {b.kind} condition both hold on the {a.side} face "
+                        f"of spatial axis {a.axis} for the same channels"
+                    )
+
+    # -- queries -------------------------------------------------------------------------------------
+    def __bool__(self):
+        return bool(self.rules)
+
+    @property
+    def required_keys(self) -> Tuple[str, ...]:
+        """Keys that ``boundary_values`` must hold at each call."""
+        return tuple(r.key for r in self.rules if r.needs_value)
+
+    def axes(self, kinds=("dirichlet", "neumann", "periodic")) -> Tuple[int, ...]:
+        return tuple(sorted({r.axis for r in self.rules if r.kind in kinds}))
+
+    def sides(self, axis: int, kinds=("dirichlet", "neumann")) -> Tuple[str, ...]:
+        """Faces of ``axis`` that carry a condition of one of ``kinds``, in left-right order."""
+        s = {r.side for r in self.rules if r.axis == axis and r.kind in kinds}
+        return tuple(x for x in SIDES if x in s)
+
+    def to_config(self) -> List[dict]:
+        return [c.to_config() for c in self.conditions]
+
+    def __repr__(self):
+        return f"BoundarySpec({self.conditions!r}, n_dim={self.n_dim})"

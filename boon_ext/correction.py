@@ -1,0 +1,172 @@
+"""The BOON kernel correction of one Fourier layer along one axis (the Gaussian-elimination step T2).
+
+The layer's kernel is ``K x = conv(x) + skip(x)``: an affine operator whose boundary blocks (between the
+faces ``p, q`` of the corrected axis) are ``C x C`` matrices per face frequency ``xi`` (a face kernel is a
+convolution along the other axes, so the face Fourier transform makes it block diagonal). With both faces
+constrained, T2 changes the input on the faces only, ``z = x + d``, so that
+
+    (K z)_0 = (K00 - K0N KNN^-1 KN0) x_0,        (K z)_N = KNN x_N,
+
+i.e. the boundary outputs no longer depend on interior inputs (Saad et al. 2023, Sec. 3; the formulas of
+``shared/NOTES.md`` with matrices for scalars). With one face constrained, ``(K z)_p = Kpp x_p``. The change
+``d`` solves one ``(P C) x (P C)`` linear system per face frequency, with the batch as right-hand sides.
+
+References
+----------
+.. [1] Saad, N., Gupta, G., Alizadeh, S., Maddix, D. C. "Guiding continuous operator learning through
+       physics-based boundary constraints." ICLR 2023.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from .spectral import SpectralPlan
+
+__all__ = ["skip_matrix", "FaceSolver", "correct_axis"]
+
+
+def skip_matrix(skip: Optional[torch.nn.Module], channels: int, n_dim: int, dtype, device) -> Optional[torch.Tensor]:
+    """Matrix ``W[i, o]`` of a point-wise skip connection (bias excluded), from its response to unit inputs."""
+    if skip is None:
+        return None
+    shape = (channels, channels) + (1,) * n_dim
+    eye = torch.eye(channels, dtype=dtype, device=device).reshape(shape)
+    zero = torch.zeros((1, channels) + (1,) * n_dim, dtype=dtype, device=device)
+    w = skip(eye) - skip(zero)
+    return w.reshape(channels, -1)
+
+
+class FaceSolver:
+    """Boundary blocks of one layer along one axis, factorised once per forward pass.
+
+    Parameters
+    ----------
+    plan : SpectralPlan
+        The layer's spectral convolution on the current grid.
+    w_skip : torch.Tensor or None
+        Skip matrix ``(in, out)`` from :func:`skip_matrix`.
+    axis : int
+        Spatial axis being corrected.
+    positions : sequence of int
+        Node indices of the constrained faces along ``axis`` (``[0]``, ``[N-1]`` or ``[0, N-1]``).
+    """
+
+    def __init__(self, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int, positions: Sequence[int]):
+        self.axis = axis
+        self.positions = list(positions)
+        self.n_face_dims = plan.order - 1
+        k = plan.face_kernel(axis, self.positions)  # (i, o, P, Q, *face)
+        c_in, c_out, n_p = k.shape[0], k.shape[1], k.shape[2]
+        if c_in != c_out:
+            raise ValueError(f"a corrected layer must keep its width, got {c_in} -> {c_out} channels")
+        self.c = c_in
+        face_dims = list(range(4, k.ndim))
+        if face_dims:
+            # Convolution theorem: an unnormalised transform of the face kernel multiplies the spectrum.
+            kf = torch.fft.fftn(k, dim=face_dims, norm="backward")
+        else:
+            kf = k
+        if w_skip is not None:
+            eye_p = torch.eye(n_p, dtype=kf.dtype, device=kf.device)
+            kf = kf + (w_skip.to(kf.dtype)[:, :, None, None] * eye_p).reshape(*kf.shape[:4], *([1] * len(face_dims)))
+        # (i, o, P, Q, *F) -> (*F, P*o, Q*i)
+        m = kf.permute(*range(4, kf.ndim), 2, 1, 3, 0).reshape(*kf.shape[4:], n_p * self.c, n_p * self.c)
+        c = self.c
+        if n_p == 2:
+            k00, k0n = m[..., :c, :c], m[..., :c, c:]
+            kn0, knn = m[..., c:, :c], m[..., c:, c:]
+            schur = k00 - k0n @ torch.linalg.solve(knn, kn0)
+            zeros = torch.zeros_like(k0n)
+            self.target = torch.cat([torch.cat([schur, zeros], -1), torch.cat([zeros, knn], -1)], -2)
+        else:
+            self.target = m
+        if w_skip is None:
+            # Without a skip path, face frequencies the spectral weight does not hold have zero blocks and a
+            # zero right-hand side; a shift of one machine epsilon (relative to the blocks) keeps their
+            # correction at zero instead of 0/0.
+            eps = torch.finfo(m.real.dtype).eps * m.abs().amax().clamp_min(1.0)
+            m = m + eps * torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
+        self.lu = torch.linalg.lu_factor(m)
+
+    def solve(self, x_faces: torch.Tensor, kx_faces: torch.Tensor) -> torch.Tensor:
+        """Change ``d`` of the face inputs, shape (batch, C, P, *face), from the faces of ``x`` and ``K x``."""
+        face_dims = list(range(3, x_faces.ndim))
+        if face_dims:
+            xf = torch.fft.fftn(x_faces, dim=face_dims)
+            kxf = torch.fft.fftn(kx_faces, dim=face_dims)
+        else:
+            xf, kxf = x_faces, kx_faces
+        b, c, n_p = xf.shape[:3]
+        f_shape = xf.shape[3:]
+        nf = len(f_shape)
+
+        # (b, c, P, *F) -> (*F, P*c, b)
+        def cols(t):
+            return t.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
+
+        rhs = self.target @ cols(xf) - cols(kxf)
+        d = torch.linalg.lu_solve(*self.lu, rhs)
+        d = d.reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
+        if face_dims:
+            d = torch.fft.ifftn(d, dim=face_dims).real
+        return d
+
+
+def _faces(t: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
+    idx = torch.tensor(list(positions), device=t.device, dtype=torch.long)
+    return t.index_select(2 + axis, idx).movedim(2 + axis, 2)
+
+
+def _with_faces(z: torch.Tensor, axis: int, positions: Sequence[int], faces: torch.Tensor) -> torch.Tensor:
+    dim = 2 + axis
+    n = z.shape[dim]
+    parts = []
+    prev = 0
+    for j, p in enumerate(positions):
+        if p > prev:
+            parts.append(z.narrow(dim, prev, p - prev))
+        parts.append(faces.select(2, j).unsqueeze(dim))
+        prev = p + 1
+    if prev < n:
+        parts.append(z.narrow(dim, prev, n - prev))
+    return torch.cat(parts, dim)
+
+
+def correct_axis(
+    plan: SpectralPlan,
+    w_skip: Optional[torch.Tensor],
+    xm: torch.Tensor,
+    z: torch.Tensor,
+    axis: int,
+    sides: Sequence[str],
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Apply T2 along ``axis`` on the ``sides`` faces.
+
+    Parameters
+    ----------
+    xm : torch.Tensor
+        Retained modes of the current layer input ``z``.
+    z : torch.Tensor
+        Current layer input, (batch, C, *spatial).
+
+    Returns
+    -------
+    (xm, z)
+        Retained modes and spatial values of the corrected input.
+    """
+    n = plan.shape[axis]
+    positions = [0 if s == "left" else n - 1 for s in sides]
+    z_faces = _faces(z, axis, positions)
+    # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
+    # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
+    kz_faces = plan.face_values(plan.contract(xm), axis, positions, bias=False)
+    if w_skip is not None:
+        kz_faces = kz_faces + torch.einsum("bi...,io->bo...", z_faces, w_skip)
+    solver = FaceSolver(plan, w_skip, axis, positions)
+    d = solver.solve(z_faces, kz_faces)
+    xm = xm + plan.face_delta(d, axis, positions)
+    z = _with_faces(z, axis, positions, z_faces + d)
+    return xm, z

@@ -1,0 +1,264 @@
+"""Exact enforcement of boundary conditions on a field, and the measure of their violation.
+
+Both use the same discrete definitions: a Dirichlet face holds ``u = g``; a Neumann face holds the one-sided
+stencil of :class:`~boon_ext.conditions.Neumann`; a periodic pair holds ``u(left) = u(right)``. Faces are
+written in the order of :class:`~boon_ext.conditions.BoundarySpec` (periodic, then Neumann, then Dirichlet,
+then by axis), so a node shared by two constrained faces belongs to the face written last, and the
+violation of a face is measured on the nodes it owns.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional
+
+import torch
+
+from .conditions import BoundarySpec, FaceRule
+
+__all__ = ["enforce_boundary", "boundary_error", "resolve_face_values"]
+
+
+def _face_shape(u: torch.Tensor, axis: int):
+    return tuple(s for i, s in enumerate(u.shape[2:]) if i != axis)
+
+
+def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Optional[Mapping]) -> torch.Tensor:
+    """Value of a Dirichlet or Neumann face as a tensor of shape ``(batch, n_sel, *face_shape)``.
+
+    ``n_sel`` is the number of channels the rule applies to; singleton dimensions are kept for broadcasting.
+    Call-time values may have shape ``(batch,)``, ``(batch, n_sel)`` or ``(batch, n_sel or 1, *face_shape)``
+    (with 1 allowed in any face dimension).
+    """
+    batch = u.shape[0]
+    n_sel = u.shape[1] if rule.channels is None else len(rule.channels)
+    face_shape = _face_shape(u, rule.axis)
+    nf = len(face_shape)
+    if rule.constant is not None:
+        g = torch.tensor(rule.constant, dtype=u.dtype, device=u.device)
+        if g.numel() not in (1, n_sel):
+            raise ValueError(
+                f"the {rule.side} face of spatial axis {rule.axis} has {g.numel()} per-channel values but the "
+                f"condition applies to {n_sel} channels"
+            )
+        return g.reshape(1, -1, *([1] * nf))
+    name = f"boundary_values[{rule.key!r}]"
+    if boundary_values is None or rule.key not in boundary_values:
+        raise ValueError(
+            f"{name} is missing: the {rule.kind} condition on the {rule.side} face of spatial axis {rule.axis} "
+            f"has no constant value, so it must be given at each call (expected keys: "
+            f"{sorted(boundary_values.keys()) if boundary_values else []} -> need {rule.key!r})"
+        )
+    g = boundary_values[rule.key]
+    if not torch.is_tensor(g):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(g).__name__}")
+    if g.is_complex() or not g.is_floating_point():
+        raise TypeError(f"{name} must be a real floating-point tensor, got dtype {g.dtype}")
+    if not bool(torch.isfinite(g).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    if g.ndim == 0 or g.shape[0] != batch:
+        raise ValueError(f"{name} must have the batch size {batch} as its first dimension, got shape {tuple(g.shape)}")
+    if g.ndim == 1:
+        g = g.reshape(batch, 1, *([1] * nf))
+    elif g.ndim == 2:
+        if g.shape[1] not in (1, n_sel):
+            raise ValueError(f"{name} of shape {tuple(g.shape)} must be (batch,) or (batch, {n_sel})")
+        g = g.reshape(batch, g.shape[1], *([1] * nf))
+    elif g.ndim == 2 + nf:
+        ok = g.shape[1] in (1, n_sel) and all(a in (1, b) for a, b in zip(g.shape[2:], face_shape))
+        if not ok:
+            raise ValueError(
+                f"{name} of shape {tuple(g.shape)} does not broadcast to (batch, channels, *face) = "
+                f"{(batch, n_sel, *face_shape)}"
+            )
+    else:
+        raise ValueError(
+            f"{name} must have shape (batch,), (batch, {n_sel}) or (batch, {n_sel}, *{face_shape}); "
+            f"got {tuple(g.shape)}"
+        )
+    return g.to(device=u.device, dtype=u.dtype)
+
+
+def _replace_face(u: torch.Tensor, dim: int, side: str, face: torch.Tensor) -> torch.Tensor:
+    n = u.shape[dim]
+    face = face.unsqueeze(dim)
+    if side == "left":
+        return torch.cat([face, u.narrow(dim, 1, n - 1)], dim)
+    return torch.cat([u.narrow(dim, 0, n - 1), face], dim)
+
+
+def _spacing(rule: FaceRule, n: int) -> float:
+    a, b = rule.domain
+    return (b - a) / (n - 1)
+
+
+def _neumann_face(rule: FaceRule, u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Face value that makes the one-sided stencil equal ``g`` exactly."""
+    dim = 2 + rule.axis
+    n = u.shape[dim]
+    h = _spacing(rule, n)
+    s = 1.0 if rule.side == "right" else -1.0
+    i1, i2 = (1, 2) if rule.side == "left" else (n - 2, n - 3)
+    u1, u2 = u.select(dim, i1), u.select(dim, i2)
+    if rule.order == 1:
+        return u1 + s * h * g
+    return (4.0 * u1 - u2 + s * 2.0 * h * g) / 3.0
+
+
+def _min_nodes(rule: FaceRule) -> int:
+    return {"dirichlet": 2, "periodic": 2, "neumann": rule.order + 2}[rule.kind]
+
+
+def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
+    if not torch.is_tensor(u):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    if u.ndim != 2 + spec.n_dim:
+        raise ValueError(
+            f"{name} must have shape (batch, channels, *spatial) with {spec.n_dim} spatial dims, got {tuple(u.shape)}"
+        )
+    for r in spec.rules:
+        n = u.shape[2 + r.axis]
+        if n < _min_nodes(r):
+            raise ValueError(
+                f"a {r.kind} condition needs at least {_min_nodes(r)} nodes along spatial axis {r.axis}, "
+                f"{name} has {n}"
+            )
+        if r.channels is not None and max(r.channels) >= u.shape[1]:
+            raise ValueError(f"a {r.kind} condition selects channel {max(r.channels)} but {name} has {u.shape[1]}")
+
+
+def enforce_boundary(u: torch.Tensor, spec: BoundarySpec, boundary_values: Optional[Mapping] = None) -> torch.Tensor:
+    """Return ``u`` with every condition of ``spec`` holding exactly (out of place, differentiable).
+
+    Parameters
+    ----------
+    u : torch.Tensor
+        Field of shape ``(batch, channels, *spatial)``.
+    spec : BoundarySpec
+    boundary_values : mapping str -> torch.Tensor, optional
+        Call-time values of the faces without a constant (see :func:`resolve_face_values`).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype as ``u``.
+    """
+    _check_field(u, spec)
+    for rule in spec.rules:
+        if rule.kind == "periodic" and rule.side == "right":
+            continue  # the left rule of a periodic pair writes both faces
+        dim = 2 + rule.axis
+        idx = None if rule.channels is None else _idx(rule, u)
+        u_sel = u if idx is None else u.index_select(1, idx)
+        if rule.kind == "periodic":
+            avg = 0.5 * (u_sel.select(dim, 0) + u_sel.select(dim, -1))
+            new = {"left": avg, "right": avg}
+        elif rule.kind == "dirichlet":
+            g = resolve_face_values(rule, u, boundary_values)
+            new = {rule.side: g.expand(u_sel.select(dim, 0).shape)}
+        else:
+            g = resolve_face_values(rule, u, boundary_values)
+            new = {rule.side: _neumann_face(rule, u_sel, g)}
+        for side, face in new.items():
+            if idx is not None:
+                face = u.select(dim, 0 if side == "left" else -1).index_copy(1, idx, face)
+            u = _replace_face(u, dim, side, face)
+    return u
+
+
+def _idx(rule: FaceRule, u: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(rule.channels, device=u.device, dtype=torch.long)
+
+
+def _owned_mask(spec: BoundarySpec, k: int, u: torch.Tensor) -> torch.Tensor:
+    """Boolean mask (channels, *face_shape) of the nodes of rule ``k``'s face that no later rule overwrites."""
+    rule = spec.rules[k]
+    face_axes = [a for a in range(spec.n_dim) if a != rule.axis]
+    shape = (u.shape[1], *_face_shape(u, rule.axis))
+    mask = torch.ones(shape, dtype=torch.bool, device=u.device)
+    for later in spec.rules[k + 1 :]:
+        if later.axis == rule.axis:
+            continue
+        d = 1 + face_axes.index(later.axis)
+        chans = slice(None) if later.channels is None else list(later.channels)
+        sl = [slice(None)] * len(shape)
+        sl[d] = 0 if later.side == "left" else -1
+        sub = mask[tuple(sl)]
+        sub[chans] = False
+        mask[tuple(sl)] = sub
+    return mask
+
+
+def boundary_error(
+    u: torch.Tensor,
+    conditions,
+    boundary_values: Optional[Mapping] = None,
+    *,
+    relative: bool = False,
+    per_face: bool = False,
+    time_dim: Optional[int] = None,
+):
+    """Largest violation of the boundary conditions by ``u``.
+
+    Parameters
+    ----------
+    u : torch.Tensor
+        Field of shape ``(batch, channels, *spatial)``.
+    conditions : BoundarySpec, condition(s) or config values
+        The conditions (see :func:`~boon_ext.conditions.parse_boundary`).
+    boundary_values : mapping str -> torch.Tensor, optional
+        Call-time face values.
+    relative : bool, default False
+        Divide each residual by the magnitude of the terms of its constraint (``|u| + |g|`` for Dirichlet,
+        the sum of the absolute stencil terms plus ``|g|`` for Neumann, ``|u_left| + |u_right|`` for
+        periodic), floored at the dtype's tiny value; this is the scale on which round-off acts.
+    per_face : bool, default False
+        Return a dict ``"{kind}:{side}{axis}" -> error`` instead of the maximum.
+
+    Returns
+    -------
+    torch.Tensor or dict
+        The maximum absolute (or relative) violation over owned face nodes, as a 0-d tensor.
+    """
+    spec = conditions if isinstance(conditions, BoundarySpec) else BoundarySpec(conditions, u.ndim - 2, time_dim)
+    _check_field(u, spec)
+    u = u.detach()
+    tiny = torch.finfo(u.dtype).tiny
+    errors: Dict[str, torch.Tensor] = {}
+    for k, rule in enumerate(spec.rules):
+        dim = 2 + rule.axis
+        n = u.shape[dim]
+        us = u if rule.channels is None else u.index_select(1, _idx(rule, u))
+        face = us.select(dim, rule.index)
+        if rule.kind == "periodic":
+            other = us.select(dim, -1 if rule.side == "left" else 0)
+            res, scale = face - other, face.abs() + other.abs()
+        else:
+            g = resolve_face_values(rule, u, boundary_values)
+            if rule.kind == "dirichlet":
+                res, scale = face - g, face.abs() + g.abs()
+            else:
+                h = _spacing(rule, n)
+                idx = [0, 1, 2] if rule.side == "left" else [n - 1, n - 2, n - 3]
+                u0, u1, u2 = (us.select(dim, i) for i in idx)
+                s = 1.0 if rule.side == "right" else -1.0
+                if rule.order == 1:
+                    d = s * (u0 - u1) / h
+                    terms = (u0.abs() + u1.abs()) / h
+                else:
+                    d = s * (3.0 * u0 - 4.0 * u1 + u2) / (2.0 * h)
+                    terms = (3.0 * u0.abs() + 4.0 * u1.abs() + u2.abs()) / (2.0 * h)
+                res, scale = d - g, terms + g.abs()
+        res = res.abs()
+        if relative:
+            res = res / scale.clamp_min(tiny)
+        mask = _owned_mask(spec, k, u)
+        if rule.channels is not None:
+            mask = mask.index_select(0, _idx(rule, u))
+        mask = mask.expand(res.shape)
+        err = res[mask].max() if bool(mask.any()) else res.new_zeros(())
+        errors[f"{rule.kind}:{rule.side}{rule.axis}"] = torch.maximum(
+            errors.get(f"{rule.kind}:{rule.side}{rule.axis}", err.new_zeros(())), err
+        )
+    if per_face:
+        return errors
+    return torch.stack(list(errors.values())).max() if errors else u.new_zeros(())

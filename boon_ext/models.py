@@ -1,0 +1,286 @@
+"""BOON-corrected FNO and TFNO: neuralop models whose outputs satisfy boundary conditions exactly.
+
+``BOONFNO`` and ``BOONTFNO`` subclass neuralop's ``FNO`` and ``TFNO`` and keep their module tree, so they
+load the wrapped model's state dict as it is, register under ``"boon_fno"`` / ``"boon_tfno"`` for
+``neuralop.models.get_model``, and train in neuralop's ``Trainer``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+from neuralop.models import FNO, TFNO
+
+from .blocks import CorrectionPlan, boon_block_forward, check_blocks
+from .conditions import BoundarySpec
+from .enforcement import enforce_boundary
+
+__all__ = ["BOONFNO", "BOONTFNO"]
+
+_UNSET = object()
+# Keys BaseModel puts into its metadata that are not constructor arguments.
+_META_KEYS = ("_version", "_name", "args", "_config_name")
+
+
+def _constructor_kwargs(model) -> tuple:
+    """(args, kwargs) that rebuild ``model``'s architecture, from neuralop's recorded init arguments."""
+    meta = dict(getattr(model, "_init_kwargs", {}))
+    args = tuple(meta.pop("args", ()))
+    for k in _META_KEYS:
+        meta.pop(k, None)
+    for k in ("boundary", "kernel_correction", "time_dim"):
+        meta.pop(k, None)
+    # TFNO records only the arguments it was given, not its own factorization defaults: read the instance.
+    meta["factorization"] = model.factorization
+    meta["rank"] = model.rank
+    return args, meta
+
+
+def _load_trusted(path: Path, map_location):
+    # neuralop's checkpoints pickle functions and classes in their metadata, which torch's weights-only
+    # loader rejects; these files are the user's own, as in neuralop's own loader.
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+class BOONFNO(FNO, name="boon_fno"):
+    """Fourier neural operator with BOON boundary corrections (Saad et al., ICLR 2023).
+
+    Takes every argument of :class:`neuralop.models.FNO`, plus:
+
+    Parameters
+    ----------
+    boundary : condition, mapping, list of those, or None
+        Boundary conditions (:class:`~boon_ext.Dirichlet`, :class:`~boon_ext.Neumann`,
+        :class:`~boon_ext.Periodic`, or their plain-config dicts). ``None``: the model is the plain FNO.
+    kernel_correction : bool, default True
+        Apply the BOON kernel correction in every Fourier layer. ``False`` keeps only the exact enforcement on
+        the output (an ablation).
+    time_dim : int, optional
+        Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
+        condition may hold on it, and face values may vary along it.
+
+    Notes
+    -----
+    Each Fourier layer's kernel (spectral convolution plus skip) is corrected on the constrained faces of every
+    Dirichlet or Neumann axis so that boundary outputs depend on boundary inputs only (step T2, computed per
+    channel block from the weights once per forward pass); the faces of periodic axes are averaged; point-wise
+    non-linearities act on interior nodes only; and the output satisfies every condition exactly (step T1).
+    Unsupported settings (norm layers, complex data, domain padding, resolution scaling, half precision,
+    pre-activation, stabilizer, other conv modules) are refused at construction.
+
+    References
+    ----------
+    .. [1] Saad, N., Gupta, G., Alizadeh, S., Maddix, D. C. "Guiding continuous operator learning through
+           physics-based boundary constraints." ICLR 2023.
+    """
+
+    def __init__(self, *args, boundary=None, kernel_correction: bool = True, time_dim: Optional[int] = None, **kwargs):
+        kwargs.pop("_config_name", None)  # added by zencfg's to_dict()
+        super().__init__(*args, **kwargs)
+        spec = BoundarySpec(boundary, self.n_dim, time_dim=time_dim, out_channels=self.out_channels)
+        if spec:
+            if self.domain_padding is not None:
+                raise ValueError(
+                    "domain_padding is not supported with boundary conditions: padding moves the boundary nodes "
+                    "inside the grid the Fourier layers see; use domain_padding=None"
+                )
+            check_blocks(self.fno_blocks)
+        self.boundary_spec = spec
+        self.kernel_correction = bool(kernel_correction)
+        self.time_dim = time_dim
+        self._correction = CorrectionPlan.from_spec(spec)
+        # The metadata saved with checkpoints holds the conditions as plain config values.
+        self._init_kwargs["boundary"] = spec.to_config() if spec else None
+        self._init_kwargs["kernel_correction"] = self.kernel_correction
+        self._init_kwargs["time_dim"] = time_dim
+
+    @property
+    def boundary(self):
+        """The boundary conditions, as condition objects."""
+        return list(self.boundary_spec.conditions)
+
+    # -- forward -------------------------------------------------------------------------------------
+    def _check_call(self, x, boundary_values):
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 2 + self.n_dim:
+            raise ValueError(f"x must have shape (batch, {self.in_channels}, *{self.n_dim} spatial dims), got {tuple(x.shape)}")
+        if boundary_values is not None:
+            if not isinstance(boundary_values, Mapping):
+                raise TypeError(f"boundary_values must be a mapping from face keys to tensors, got {type(boundary_values).__name__}")
+            unknown = set(boundary_values) - set(self.boundary_spec.required_keys)
+            if unknown:
+                raise ValueError(
+                    f"boundary_values has keys {sorted(unknown)} that no condition reads; expected "
+                    f"{sorted(self.boundary_spec.required_keys)} (faces with a constant value take none)"
+                )
+        if self.kernel_correction:
+            for axis, _ in self._correction.corrected:
+                for d in range(self.n_dim - 1):
+                    if d != axis and x.shape[2 + d] % 2:
+                        raise ValueError(
+                            f"x has odd length {x.shape[2 + d]} along spatial axis {d}: neuralop's SpectralConv is "
+                            "not shift-equivariant along a non-last axis of odd length (its two fftshifts do not "
+                            "cancel), so the face blocks of the kernel are not diagonal in Fourier space; use an "
+                            "even length there or kernel_correction=False"
+                        )
+
+    def forward(self, x, output_shape=None, boundary_values=None, **kwargs):
+        """Apply the model.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input (batch, in_channels, *spatial).
+        output_shape : None
+            Must be None when boundary conditions are set (the grid is fixed).
+        boundary_values : mapping str -> torch.Tensor, optional
+            Values of the faces without a constant, keyed as in ``model.boundary_spec.required_keys``: shape
+            (batch,), (batch, channels) or (batch, channels, *face_shape).
+        **kwargs
+            Other keys of a Trainer sample; the target ``y`` is accepted and ignored.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, out_channels, *spatial), satisfying every condition exactly.
+        """
+        kwargs.pop("y", None)  # neuralop's Trainer passes the whole sample
+        if not self.boundary_spec:
+            if boundary_values:
+                raise ValueError("boundary_values were given but the model has no boundary conditions (boundary=None)")
+            return super().forward(x, output_shape=output_shape, **kwargs)
+        if kwargs:
+            warnings.warn(f"{type(self).__name__}.forward() ignores the arguments {sorted(kwargs)}", UserWarning, stacklevel=2)
+        if output_shape is not None:
+            raise ValueError("output_shape is not supported with boundary conditions: the output grid is the input grid")
+        self._check_call(x, boundary_values)
+        if self.positional_embedding is not None:
+            x = self.positional_embedding(x)
+        x = self.lifting(x)
+        mask = self._correction.interior_mask(x.shape[2:], x.device) if self.kernel_correction else None
+        for i in range(self.n_layers):
+            x = boon_block_forward(self.fno_blocks, i, x, self._correction, mask)
+        x = self.projection(x)
+        return enforce_boundary(x, self.boundary_spec, boundary_values)
+
+    # -- construction from existing models -----------------------------------------------------------
+    @classmethod
+    def from_fno(cls, fno, boundary=None, *, kernel_correction: bool = True, time_dim: Optional[int] = None):
+        """Wrap a trained ``FNO``/``TFNO`` in memory, loading its weights strictly (no retraining).
+
+        Parameters
+        ----------
+        fno : neuralop.models.FNO
+        boundary, kernel_correction, time_dim
+            As in the constructor.
+
+        Returns
+        -------
+        BOONFNO
+            On the device and in the dtype of ``fno``'s parameters.
+        """
+        if not isinstance(fno, FNO):
+            raise TypeError(f"fno must be a neuralop FNO or TFNO, got {type(fno).__name__}")
+        args, kwargs = _constructor_kwargs(fno)
+        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, **kwargs)
+        state = fno.state_dict()
+        state.pop("_metadata", None)
+        ref = next(fno.parameters())
+        model.to(device=ref.device)
+        if ref.dtype == torch.float64:
+            model.to(torch.float64)
+        model.load_state_dict(state, strict=True)
+        return model
+
+    @classmethod
+    def from_checkpoint(cls, save_folder, save_name, boundary=_UNSET, *, map_location=None,
+                        kernel_correction=_UNSET, time_dim=_UNSET, model_kwargs: Optional[dict] = None):
+        """Load a checkpoint written by neuralop's ``save_checkpoint``, wrapping it with boundary conditions.
+
+        Parameters
+        ----------
+        save_folder, save_name : str
+            As given to ``save_checkpoint`` (files ``{save_name}_state_dict.pt`` and ``{save_name}_metadata.pkl``).
+        boundary : optional
+            Conditions to impose. Default: those saved with a BOON checkpoint; required for a plain FNO/TFNO
+            checkpoint (pass ``None`` explicitly for none).
+        map_location : optional
+            As in ``torch.load``.
+        kernel_correction, time_dim : optional
+            Override the saved values.
+        model_kwargs : dict, optional
+            Constructor arguments, for checkpoints without a metadata file (saved under DDP).
+
+        Returns
+        -------
+        BOONFNO
+        """
+        folder = Path(save_folder)
+        meta_path = folder / f"{save_name}_metadata.pkl"
+        state_path = folder / f"{save_name}_state_dict.pt"
+        if not state_path.exists():
+            raise FileNotFoundError(f"no state dict at {state_path}")
+        if model_kwargs is not None:
+            meta = dict(model_kwargs)
+        elif meta_path.exists():
+            meta = dict(_load_trusted(meta_path, map_location))
+        else:
+            raise FileNotFoundError(
+                f"no metadata at {meta_path} (checkpoints saved under DDP have none): pass the constructor "
+                "arguments as model_kwargs"
+            )
+        name = str(meta.get("_name", "")).lower()
+        args = tuple(meta.pop("args", ()))
+        for k in _META_KEYS:
+            meta.pop(k, None)
+        saved = {k: meta.pop(k) for k in ("boundary", "kernel_correction", "time_dim") if k in meta}
+        if name == "tfno":
+            meta.setdefault("factorization", "Tucker")
+            meta.setdefault("rank", 0.1)
+        if boundary is _UNSET:
+            if "boundary" not in saved:
+                raise ValueError(
+                    f"{state_path.name} is a plain {name.upper() or 'FNO'} checkpoint: pass boundary=... "
+                    "(or boundary=None for none)"
+                )
+            boundary = saved["boundary"]
+        if kernel_correction is _UNSET:
+            kernel_correction = saved.get("kernel_correction", True)
+        if time_dim is _UNSET:
+            time_dim = saved.get("time_dim")
+        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, **meta)
+        state = _load_trusted(state_path, map_location)
+        state.pop("_metadata", None)
+        if any(v.dtype == torch.float64 for v in state.values() if torch.is_tensor(v)):
+            model.to(torch.float64)
+        model.load_state_dict(state, strict=True)
+        return model
+
+
+def _signature(base, **overrides):
+    params = [p for n, p in inspect.signature(base.__init__).parameters.items() if n != "self" and p.kind != p.VAR_KEYWORD]
+    params = [p.replace(default=overrides[p.name]) if p.name in overrides else p for p in params]
+    extra = [
+        inspect.Parameter("boundary", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("kernel_correction", inspect.Parameter.KEYWORD_ONLY, default=True),
+        inspect.Parameter("time_dim", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ]
+    return inspect.Signature(params + extra)
+
+
+class BOONTFNO(BOONFNO, TFNO, name="boon_tfno"):
+    """Tucker-factorised :class:`BOONFNO` (neuralop's ``TFNO`` defaults: ``factorization="Tucker"``, ``rank=0.1``)."""
+
+    def __init__(self, *args, factorization="Tucker", rank=0.1, **kwargs):
+        super().__init__(*args, factorization=factorization, rank=rank, **kwargs)
+
+
+# neuralop records a model's constructor arguments (for checkpoints) from its signature: give the wrappers
+# FNO's full signature plus their own arguments, with TFNO's factorization defaults for BOONTFNO.
+BOONFNO.__signature__ = _signature(FNO)
+BOONTFNO.__signature__ = _signature(FNO, factorization="Tucker", rank=0.1)

@@ -1,0 +1,237 @@
+"""The kept-mode layout of a neuralop ``SpectralConv``, and the operations BOON needs on it.
+
+neuralop's ``SpectralConv`` multiplies the retained Fourier modes of its input by its weight and transforms
+back. BOON needs three more things from the same operator, all cheap in the space of retained modes:
+
+* its value on the boundary faces only (a point evaluation of the inverse transform along one axis);
+* the response of those faces to an impulse on a face (the boundary blocks of the kernel), straight from the
+  weights, independent of the batch;
+* the spectrum of a field that is zero except on the faces (to update the input after the boundary nodes have
+  been changed, without a second forward transform).
+
+:class:`SpectralPlan` reproduces the mode selection of ``SpectralConv.forward`` (neuraloperator 2.x) index by
+index; ``tests/boon/test_spectral.py`` checks that its forward pass equals the layer's. Unlike the layer it runs
+in the dtype of its input (the layer's output buffer is complex64 whatever the input), so a float64 model is
+float64 throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+
+__all__ = ["SpectralPlan", "check_spectral_conv"]
+
+
+def check_spectral_conv(conv) -> None:
+    """Raise if ``conv`` has a setting the plan cannot reproduce exactly."""
+    from neuralop.layers.spectral_convolution import SpectralConv
+
+    if type(conv) is not SpectralConv:
+        raise ValueError(
+            f"BOON supports neuralop's SpectralConv as conv_module, got {type(conv).__name__}: the boundary "
+            "blocks are read from its Fourier weights"
+        )
+    if conv.complex_data:
+        raise ValueError("complex_data=True is not supported: boundary conditions are imposed on real fields")
+    if conv.resolution_scaling_factor is not None:
+        raise ValueError(
+            "resolution_scaling_factor is not supported: a layer that resamples has no fixed boundary nodes"
+        )
+    if conv.fno_block_precision != "full":
+        raise ValueError(
+            f"fno_block_precision={conv.fno_block_precision!r} is not supported: half-precision spectra cannot "
+            "carry an exact correction; use 'full'"
+        )
+    if conv.fft_norm not in ("forward", "backward", "ortho"):
+        raise ValueError(f"unknown fft_norm {conv.fft_norm!r}")
+
+
+class SpectralPlan:
+    """Retained modes of ``conv`` on a grid of shape ``shape``, with the weight in a given complex dtype.
+
+    Parameters
+    ----------
+    conv : neuralop.layers.spectral_convolution.SpectralConv
+    shape : sequence of int
+        Spatial shape of the input.
+    dtype : torch.dtype
+        Real dtype of the input; the weight is used in the matching complex dtype.
+    """
+
+    def __init__(self, conv, shape: Sequence[int], dtype: torch.dtype):
+        self.conv = conv
+        self.shape = [int(s) for s in shape]
+        self.order = order = len(self.shape)
+        if order != conv.order:
+            raise ValueError(f"input has {order} spatial dims but the layer is {conv.order}-D")
+        self.real_dtype = dtype
+        self.cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        self.separable = bool(conv.separable)
+        fft_size = list(self.shape)
+        fft_size[-1] = fft_size[-1] // 2 + 1
+        self.fft_size = fft_size
+        # Same slicing as SpectralConv.forward: the weight is cut to the modes the grid can hold.
+        starts = [mx - min(size, n) for size, n, mx in zip(fft_size, conv.n_modes, conv.max_n_modes)]
+        slices = [slice(None)] * (1 if self.separable else 2)
+        slices += [slice(s // 2, -s // 2) if s else slice(s, None) for s in starts[:-1]]
+        slices += [slice(None, -starts[-1]) if starts[-1] else slice(None)]
+        weight = conv.weight[tuple(slices)]
+        if not torch.is_tensor(weight):
+            weight = weight.to_tensor()
+        self.weight = weight.to(self.cdtype)
+        kept = list(self.weight.shape[(1 if self.separable else 2):])
+        device = self.weight.device
+        # Unshifted frequency index of each retained mode, on the way in and on the way out. The layer
+        # centres non-last axes with fftshift before selecting and applies fftshift again before the inverse
+        # transform; for an odd axis length the second shift is not the inverse of the first, and the output
+        # index below reproduces that.
+        self.in_idx: List[torch.Tensor] = []
+        self.out_idx: List[torch.Tensor] = []
+        for d in range(order):
+            m = self.shape[d]
+            if d < order - 1:
+                k = kept[d]
+                t = torch.arange(-(k // 2), k // 2 + k % 2, device=device)
+                self.in_idx.append(t % m)
+                self.out_idx.append((t + 2 * (m // 2)) % m)
+            else:
+                k = min(kept[-1], fft_size[-1])
+                t = torch.arange(k, device=device)
+                self.in_idx.append(t)
+                self.out_idx.append(t)
+        self.kept = [len(i) for i in self.in_idx]
+        total = math.prod(self.shape)
+        norm = conv.fft_norm
+        self.fwd_scale = {"forward": 1.0 / total, "backward": 1.0, "ortho": total ** -0.5}[norm]
+        self.norm = norm
+        bias = conv.bias
+        self.bias = None if bias is None else bias.to(dtype)
+
+    # -- the layer itself ----------------------------------------------------------------------------
+    def _dims(self, x_ndim: int) -> List[int]:
+        return list(range(x_ndim - self.order, x_ndim))
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """Retained modes of ``x`` (batch, channels, *shape), complex."""
+        xh = torch.fft.rfftn(x, dim=self._dims(x.ndim), norm=self.norm)
+        for d, idx in enumerate(self.in_idx):
+            xh = xh.index_select(x.ndim - self.order + d, idx)
+        return xh
+
+    def contract(self, xm: torch.Tensor) -> torch.Tensor:
+        """Multiply retained modes by the weight: (batch, in, *kept) -> (batch, out, *kept)."""
+        if self.separable:
+            return xm * self.weight
+        return torch.einsum("bi...,io...->bo...", xm, self.weight)
+
+    def inverse(self, ym: torch.Tensor) -> torch.Tensor:
+        """Spatial output (bias included) from retained output modes."""
+        out = ym.new_zeros((*ym.shape[:2], *self.fft_size))
+        grids = torch.meshgrid(*self.out_idx, indexing="ij")
+        out[(slice(None), slice(None), *grids)] = ym
+        y = torch.fft.irfftn(out, s=self.shape, dim=self._dims(out.ndim), norm=self.norm)
+        return y if self.bias is None else y + self.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inverse(self.contract(self.transform(x)))
+
+    # -- faces ---------------------------------------------------------------------------------------
+    def _inv_scale_axis(self, axis: int) -> float:
+        m = self.shape[axis]
+        return {"forward": 1.0, "backward": 1.0 / m, "ortho": m ** -0.5}[self.norm]
+
+    def _eval_phase(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """(P, kept_axis) complex: inverse-transform weights that evaluate the output at ``positions``."""
+        m = self.shape[axis]
+        o = self.out_idx[axis].to(torch.float64)
+        p = torch.tensor([float(q % m) for q in positions], dtype=torch.float64, device=o.device)
+        phase = torch.exp(2j * math.pi * p[:, None] * o[None, :] / m)
+        if axis == self.order - 1:
+            # Half spectrum along the last axis: interior modes stand for themselves and their conjugate.
+            c = torch.full_like(o, 2.0)
+            c[o == 0] = 1.0
+            if m % 2 == 0:
+                c[o == m // 2] = 1.0
+            phase = phase * c
+        return (phase * self._inv_scale_axis(axis)).to(self.cdtype)
+
+    def _face_inverse(self, v: torch.Tensor, axis: int) -> torch.Tensor:
+        """Inverse transform over the face axes of (..., P, *kept_face) -> real (..., P, *face)."""
+        face_axes = [d for d in range(self.order) if d != axis]
+        lead = v.ndim - (self.order - 1)
+        if not face_axes:
+            return v.real
+        full_shape = [self.fft_size[d] for d in face_axes]
+        out = v.new_zeros((*v.shape[:lead], *full_shape))
+        grids = torch.meshgrid(*[self.out_idx[d] for d in face_axes], indexing="ij")
+        out[(Ellipsis, *grids)] = v
+        dims = list(range(lead, out.ndim))
+        if axis == self.order - 1:
+            return torch.fft.ifftn(out, s=[self.shape[d] for d in face_axes], dim=dims, norm=self.norm).real
+        return torch.fft.irfftn(out, s=[self.shape[d] for d in face_axes], dim=dims, norm=self.norm)
+
+    def face_values(self, ym: torch.Tensor, axis: int, positions: Sequence[int], bias: bool = True) -> torch.Tensor:
+        """Output on the faces ``positions`` of ``axis``: (batch, out, P, *face_shape), real."""
+        phase = self._eval_phase(axis, positions)  # (P, k)
+        d = 2 + axis
+        v = torch.tensordot(ym.movedim(d, -1), phase, dims=([-1], [1]))  # (b, o, *kept_other, P)
+        v = v.movedim(-1, 2)
+        y = self._face_inverse(v, axis)
+        if bias and self.bias is not None:
+            y = y + self.bias.reshape(self.bias.shape[0], *([1] * (y.ndim - 2)))
+        return y
+
+    def face_kernel(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """Response of the faces to a unit impulse at the origin of each face, from the weights alone.
+
+        Returns
+        -------
+        torch.Tensor
+            ``k[i, o, p, q, *face]``: output channel ``o`` at face ``positions[p]`` and face offset ``y``, for a
+            unit impulse in input channel ``i`` at face ``positions[q]``, face offset 0 (bias excluded).
+        """
+        m = self.shape[axis]
+        d = 2 + axis
+        i_idx = self.in_idx[axis].to(torch.float64)
+        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
+        phase_in = (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale).to(self.cdtype)
+        w = self.weight
+        if self.separable:
+            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
+            w = torch.einsum("i...,io->io...", w, eye)  # a separable weight is channel-diagonal
+        shape = [1] * self.order
+        kern = []
+        for j in range(len(positions)):
+            shape[axis] = -1
+            ym = w * phase_in[j].reshape(shape)  # impulse spectrum is a pure phase along the axis
+            kern.append(self.face_values(ym, axis, positions, bias=False))  # (i, o, P, *face)
+        return torch.stack(kern, dim=3)
+
+    def face_delta(self, d: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """Retained modes of the field that equals ``d[:, :, p]`` on face ``positions[p]`` and zero elsewhere.
+
+        ``d`` has shape (batch, channels, P, *face_shape).
+        """
+        m = self.shape[axis]
+        face_axes = [a for a in range(self.order) if a != axis]
+        lead = 3
+        if face_axes:
+            dims = list(range(lead, d.ndim))
+            if axis == self.order - 1:
+                fh = torch.fft.fftn(d.to(self.cdtype), dim=dims, norm=self.norm)
+            else:
+                fh = torch.fft.rfftn(d, dim=dims, norm=self.norm)
+            for j, a in enumerate(face_axes):
+                fh = fh.index_select(lead + j, self.in_idx[a])
+        else:
+            fh = d.to(self.cdtype)
+        i_idx = self.in_idx[axis].to(torch.float64)
+        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
+        scale_axis = {"forward": 1.0 / m, "backward": 1.0, "ortho": m ** -0.5}[self.norm]
+        phase = (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * scale_axis).to(self.cdtype)
+        # sum over faces p: fh[b, c, p, *kf] * phase[p, k] -> (b, c, *kf, k), then put k at the axis position
+        out = torch.tensordot(fh.movedim(2, -1), phase, dims=([-1], [0]))
+        return out.movedim(-1, 2 + axis)
