@@ -9,6 +9,7 @@ References
 """
 
 from .conditions import BoundaryCondition, BoundarySpec, Dirichlet, Neumann, Periodic, parse_boundary
+from .data_processor import BoundaryDataProcessor
 from .enforcement import boundary_error, enforce_boundary
 from .models import BOONFNO, BOONTFNO
 
@@ -16,6 +17,7 @@ __all__ = [
     "BOONFNO",
     "BOONTFNO",
     "BoundaryCondition",
+    "BoundaryDataProcessor",
     "BoundarySpec",
     "Dirichlet",
     "Neumann",

@@ -275,6 +275,7 @@ class FaceRule:
     key: str
     domain: Tuple[float, float] = (0.0, 1.0)
     order: int = 2
+    source: int = 0  # index of the condition the rule comes from
 
     @property
     def index(self) -> int:
@@ -308,7 +309,7 @@ class BoundarySpec:
         axes = {self._axis(c.dim, "dim") for c in self.conditions}
         single_axis = len(axes) <= 1
         rules: List[FaceRule] = []
-        for c in self.conditions:
+        for ci, c in enumerate(self.conditions):
             axis = self._axis(c.dim, "dim")
             if axis == self.time_axis:
                 raise ValueError(
@@ -329,6 +330,7 @@ class BoundarySpec:
                         key=key,
                         domain=getattr(c, "domain", (0.0, 1.0)),
                         order=getattr(c, "order", 2),
+                        source=ci,
                     )
                 )
         self._check_overlaps(rules)
@@ -359,7 +361,7 @@ class BoundarySpec:
     def _check_overlaps(rules: List[FaceRule]):
         for i, a in enumerate(rules):
             for b in rules[i + 1 :]:
-                if a.axis != b.axis:
+                if a.axis != b.axis or a.source == b.source:
                     continue
                 same_face = a.side == b.side or "periodic" in (a.kind, b.kind)
                 overlap = a.channels is None or b.channels is None or set(a.channels) & set(b.channels)

@@ -190,10 +190,10 @@ class BOONFNO(FNO, name="boon_fno"):
         model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, **kwargs)
         state = fno.state_dict()
         state.pop("_metadata", None)
-        ref = next(fno.parameters())
+        ref = next(p for p in fno.parameters() if p.is_floating_point())
         model.to(device=ref.device)
         if ref.dtype == torch.float64:
-            model.to(torch.float64)
+            model.double()  # casts real parameters only; .to(torch.float64) would drop the spectral weights' imaginary part
         model.load_state_dict(state, strict=True)
         return model
 
@@ -257,7 +257,7 @@ class BOONFNO(FNO, name="boon_fno"):
         state = _load_trusted(state_path, map_location)
         state.pop("_metadata", None)
         if any(v.dtype == torch.float64 for v in state.values() if torch.is_tensor(v)):
-            model.to(torch.float64)
+            model.double()
         model.load_state_dict(state, strict=True)
         return model
 
