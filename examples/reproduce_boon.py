@@ -53,18 +53,18 @@ MODEL_LABELS = {"fno": "FNO", "boon": "BOON-FNO", "boon_output": "BOON (output o
 # 2-core CPU; "quick" is a smoke-sized run.
 CONFIGS = {
     "quick": dict(
-        n_train=48, n_test=16, epochs=4, batch_size=16, seeds=[0],
+        n_train=48, n_test=16, epochs=4, batch_size=16, seeds=[0], st_seeds=[0],
         fno_1d=dict(n_modes=(8,), hidden_channels=16, n_layers=2),
         fno_st=dict(n_modes=(6, 4), hidden_channels=8, n_layers=2),
         n_points=dict(heat=65, stokes=65, stokes_spacetime=33, burgers_periodic=33, burgers_dirichlet=65),
         n_times=8, st_train=32, st_test=8,
     ),
     "full": dict(
-        n_train=400, n_test=100, epochs=30, batch_size=20, seeds=[0, 1],
+        n_train=200, n_test=50, epochs=20, batch_size=20, seeds=[0, 1], st_seeds=[0],
         fno_1d=dict(n_modes=(16,), hidden_channels=64, n_layers=4),
         fno_st=dict(n_modes=(12, 12), hidden_channels=32, n_layers=4),
-        n_points=dict(heat=257, stokes=257, stokes_spacetime=65, burgers_periodic=129, burgers_dirichlet=257),
-        n_times=25, st_train=400, st_test=100,
+        n_points=dict(heat=129, stokes=129, stokes_spacetime=33, burgers_periodic=129, burgers_dirichlet=129),
+        n_times=25, st_train=200, st_test=50,
     ),
 }
 
@@ -402,7 +402,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, epo
     cfg = copy.deepcopy(CONFIGS[mode])
     cfg.update(config or {})
     if seeds is not None:
-        cfg["seeds"] = list(seeds)
+        cfg["seeds"] = cfg["st_seeds"] = list(seeds)
     if epochs is not None:
         cfg["epochs"] = int(epochs)
     out = Path(out or f"outputs/boon_{mode}")
@@ -410,7 +410,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, epo
     cache_dir = Path(cache_dir) if cache_dir is not None else out / "data"
 
     runs = []
-    n_total = len(problems) * len(cfg["seeds"]) * len(models) * cfg["epochs"]
+    n_total = sum(len(cfg["st_seeds"] if p == "stokes_spacetime" else cfg["seeds"]) for p in problems) * len(models) * cfg["epochs"]
     bar = tqdm(total=n_total, desc="epochs", disable=not progress) if tqdm else None
     t_start = time.perf_counter()
     pngs = {}
@@ -422,7 +422,8 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, epo
         n_train, n_test = (cfg["st_train"], cfg["st_test"]) if st else (cfg["n_train"], cfg["n_test"])
         arch = cfg["fno_st"] if st else cfg["fno_1d"]
         test_idx = list(range(n_train, n_train + n_test))
-        for seed in cfg["seeds"]:
+        seed_list = cfg["st_seeds"] if st else cfg["seeds"]
+        for seed in seed_list:
             preds = {}
             for m in models:
                 if bar is not None:
@@ -431,7 +432,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, epo
                 secs = train(model, problem, n_train, n_test, cfg["epochs"], cfg["batch_size"], seed, bar)
                 metrics, preds[m] = evaluate(model, problem, test_idx)
                 runs.append(dict(problem=prob, model=m, seed=seed, train_seconds=secs, data_seconds=data_seconds, **metrics))
-            if plots and seed == cfg["seeds"][0]:
+            if plots and seed == seed_list[0]:
                 pngs[prob] = plot_problem(out, prob, problem, test_idx, preds, models)
     if bar is not None:
         bar.close()
