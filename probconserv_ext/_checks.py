@@ -15,7 +15,8 @@ def as_tensor(x, name, dtype=None, device=None):
         t = x
     else:
         try:
-            t = torch.as_tensor(x)
+            # Python scalars go straight to the requested dtype (a float32 detour would lose digits).
+            t = torch.as_tensor(x, dtype=dtype if dtype is not None and dtype.is_floating_point else None)
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__}") from err
     if t.is_complex() or t.dtype == torch.bool:

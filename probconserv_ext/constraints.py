@@ -5,6 +5,8 @@ changes only by the net boundary flux. On a grid, the integral is a quadrature `
 row of a linear constraint whose right-hand side ``b(t)`` is the conserved total (:func:`conserved_total`).
 """
 
+import functools
+
 import torch
 
 from ._checks import as_tensor, check_finite
@@ -177,7 +179,7 @@ def stack_constraints(*constraints):
     has_b = [c.b is not None for c in constraints]
     if any(has_b) and not all(has_b):
         raise ValueError("either every constraint passed to stack_constraints has b or none has")
-    dtype = torch.promote_types(*[c.G.dtype for c in constraints]) if len(constraints) > 1 else constraints[0].G.dtype
+    dtype = functools.reduce(torch.promote_types, [c.G.dtype for c in constraints])
     G = torch.cat([c.G.to(dtype) for c in constraints], dim=0)
     b = None
     if all(has_b):

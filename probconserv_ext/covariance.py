@@ -167,11 +167,15 @@ class DenseCovariance(Covariance):
         return self.matrix
 
     def _square_root(self):
-        # A symmetric square root from the eigendecomposition: valid for singular (PSD) matrices too, where a
-        # Cholesky factor does not exist.
+        # Cholesky factor when positive definite (stable gradients); otherwise a symmetric square root from the
+        # eigendecomposition, valid for singular PSD matrices where no Cholesky factor exists.
         if self._root is None:
-            evals, Q = torch.linalg.eigh(self.matrix)
-            self._root = Q * evals.clamp_min(0).sqrt()[..., None, :]
+            L, info = torch.linalg.cholesky_ex(self.matrix)
+            if bool((info == 0).all()):
+                self._root = L
+            else:
+                evals, Q = torch.linalg.eigh(self.matrix)
+                self._root = Q * evals.clamp_min(0).sqrt()[..., None, :]
         return self._root
 
     def sample_noise(self, shape, generator=None):
