@@ -261,14 +261,15 @@ class ProbConserv(nn.Module):
                 f"{tuple(prior.batch_shape)}"
             ) from err
         G, noise = self.G, self.noise
+        metric = None  # HardC's projection metric: identity, or identity on the free nodes when pinned
         if self.nonnegative:
-            prior = self._pin_nonnegative(prior, b, noise)
+            prior, metric = self._pin_nonnegative(prior, b, noise)
         mu, cov = prior._loc, prior.covariance
         residual = mu @ G.mT - b
         residual_scale = mu.abs() @ G.abs().mT + b.abs()
         if self.method == "hardc":
-            SG = G.mT
-            reference = (G * G).sum(-1) + noise
+            SG = G.mT if metric is None else metric[..., :, None] * G.mT
+            reference = (G * G).sum(-1) + noise if metric is None else metric @ (G * G).mT + noise
         else:
             SG = cov.matmul(G.mT)
             reference = cov.diagonal() @ (G * G).mT + noise
@@ -288,8 +289,9 @@ class ProbConserv(nn.Module):
                 f"{type(prior.covariance).__name__}"
             )
         mu_p, d_p = nonnegative_active_set(prior._loc, d, self.G[0], b[..., 0], noise)
-        cov = prior.covariance if self.method == "hardc" else DiagonalCovariance(d_p)
-        return StructuredGaussian(mu_p, cov, prior.out_dtype)
+        if self.method == "hardc":
+            return StructuredGaussian(mu_p, prior.covariance, prior.out_dtype), d_p
+        return StructuredGaussian(mu_p, DiagonalCovariance(d_p), prior.out_dtype), None
 
     def constrain_samples(self, samples, b=None, cov_diag=None, generator=None):
         """Push ensemble members through the update defined by the ensemble itself.
