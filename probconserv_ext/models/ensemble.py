@@ -39,7 +39,9 @@ class FNOEnsemble(nn.Module):
     ----------
     .. [1] Lakshminarayanan, B., Pritzel, A., Blundell, C. "Simple and scalable predictive uncertainty
        estimation using deep ensembles", NeurIPS 2017.
-    .. [2] Li, Z. et al. "Fourier neural operator for parametric partial differential equations", ICLR 2021.
+    .. [2] Ledoit, O., Wolf, M. "A well-conditioned estimator for large-dimensional covariance matrices",
+       J. Multivariate Anal. 88, 2004.
+    .. [3] Li, Z. et al. "Fourier neural operator for parametric partial differential equations", ICLR 2021.
     """
 
     def __init__(self, n_members, in_channels, out_channels, n_modes=12, hidden_channels=24, n_layers=3,
@@ -81,12 +83,18 @@ class FNOEnsemble(nn.Module):
         return torch.stack([m(x) for m in self.members])
 
     @torch.no_grad()
-    def predict(self, x):
+    def predict(self, x, shrinkage=0.0):
         """Gaussian prediction of the ensemble.
 
         Parameters
         ----------
         x : torch.Tensor, shape (batch, in_channels, n)
+        shrinkage : float
+            Weight ``lam`` in [0, 1] moved from the low-rank sample covariance to its diagonal:
+            ``(1 - lam) U U^T + lam diag(U U^T) + jitter I``. The marginal variances are unchanged; ``lam > 0``
+            keeps a small ensemble's covariance from being rank-deficient, which otherwise lets a
+            conditioning update collapse the variance to the jitter at every node (covariance shrinkage,
+            Ledoit and Wolf 2004). ``0`` gives the plain sample covariance.
 
         Returns
         -------
@@ -96,16 +104,27 @@ class FNOEnsemble(nn.Module):
             ``variance`` (batch, C, n), the diagonal of the full covariance; ``samples`` (S, batch, C, n).
         """
         ens = self(x)
-        return self.gaussian_from_samples(ens, self.jitter)
+        return self.gaussian_from_samples(ens, self.jitter, shrinkage)
 
     @staticmethod
-    def gaussian_from_samples(ens, jitter):
-        """Mean and low-rank-plus-diagonal covariance of ensemble members ``ens`` of shape (S, ...)."""
-        if ens.ndim < 2 or ens.shape[0] < 2:
-            raise ValueError(f"ens must have shape (S, ...) with S >= 2, got {tuple(ens.shape)}")
+    def gaussian_from_samples(ens, jitter, shrinkage=0.0):
+        """Mean and low-rank-plus-diagonal covariance of ensemble members ``ens`` of shape (S, ...).
+
+        See :meth:`predict` for ``shrinkage``.
+        """
+        if not isinstance(ens, torch.Tensor) or ens.ndim < 2 or ens.shape[0] < 2:
+            raise ValueError(f"ens must be a tensor of shape (S, ...) with S >= 2, got {getattr(ens, 'shape', ens)}")
+        if not bool(torch.isfinite(ens).all()):
+            raise ValueError("ens must be finite (no NaN or inf)")
+        if not (isinstance(jitter, (int, float)) and 0 <= jitter < float("inf")):
+            raise ValueError(f"jitter must be a finite float >= 0, got {jitter!r}")
+        if isinstance(shrinkage, bool) or not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
+            raise ValueError(f"shrinkage must be a float in [0, 1], got {shrinkage!r}")
         s = ens.shape[0]
         mean = ens.mean(0)
         factor = ((ens - mean) / (s - 1) ** 0.5).movedim(0, -1)
-        diag = torch.full_like(mean, jitter)
+        marginal = factor.pow(2).sum(-1)
+        diag = shrinkage * marginal + jitter
+        factor = factor * (1.0 - shrinkage) ** 0.5
         return {"mean": mean, "cov_factor": factor, "cov_diag": diag,
-                "variance": factor.pow(2).sum(-1) + diag, "samples": ens}
+                "variance": marginal + jitter, "samples": ens}
