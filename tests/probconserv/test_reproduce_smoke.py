@@ -1,0 +1,90 @@
+"""Fast smoke test of examples/reproduce_probconserv.py and of its shock locator."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "reproduce_probconserv.py"
+
+
+@pytest.fixture(scope="module")
+def repro():
+    spec = importlib.util.spec_from_file_location("reproduce_probconserv", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def run(repro, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pc")
+    res = repro.main(["--quick", "--problems", "stefan", "diffusion", "--epochs", "2", "--n-train", "4",
+                      "--members", "2", "--threads", "1", "--no-progress", "--out", str(out)])
+    return res, out
+
+
+def test_outputs_written(run):
+    res, out = run
+    data = json.loads((out / "results.json").read_text())
+    assert data["rows"] == json.loads(json.dumps(res["rows"]))
+    md = (out / "results.md").read_text()
+    assert "| problem | param | model | method | MSE |" in md and "stefan" in md
+    for name in res["meta"]["plots"]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    names = set(res["meta"]["plots"])
+    assert {"mass_stefan.png", "profile_stefan_0.6.png", "shock_stefan_0.5.png", "mass_diffusion.png"} <= names
+
+
+def test_rows_cover_every_method_model_and_parameter(run, repro):
+    rows = run[0]["rows"]
+    stefan = [r for r in rows if r["problem"] == "stefan"]
+    assert len(stefan) == 2 * len(repro.MODELS) * len(repro.METHODS)
+    assert {r["param"] for r in stefan} == {0.6, 0.5}
+    # the heat solution changes sign: no non-negative variant there
+    diffusion = [r for r in rows if r["problem"] == "diffusion"]
+    assert {r["method"] for r in diffusion} == set(repro.METHODS) - {"probconserv+nn"}
+    for r in stefan:
+        assert 0.0 <= r["shock_mean"] <= 1.0 and r["shock_std"] >= 0.0
+        assert r["shock_true"] == pytest.approx(repro.get_problem("stefan").shock_position([0.5], r["param"])[0])
+    for r in rows:
+        assert np.isfinite([r["mse"], r["ce_abs"], r["ll"]]).all()
+
+
+def test_constrained_methods_conserve_to_round_off_even_untrained(run):
+    for r in run[0]["rows"]:
+        if r["method"] != "unconstrained":
+            # float64 update: relative conservation error at round-off, far below the 1e-8 goal
+            assert r["ce_rel_max_over_t"] <= 1e-12, r
+    uncon = [r["ce_rel"] for r in run[0]["rows"] if r["method"] == "unconstrained" and r["problem"] == "stefan"]
+    assert max(uncon) > 1e-6  # two epochs of training do not conserve by accident
+
+
+def test_nonnegative_variant_has_nonnegative_mean(run):
+    for r in run[0]["rows"]:
+        if r["method"] == "probconserv+nn":
+            assert r["min_mean"] >= -1e-12
+
+
+@given(n=st.integers(5, 200), pos=st.floats(0.02, 0.98), thr=st.floats(0.1, 0.9), noise=st.floats(0, 0.05),
+       seed=st.integers(0, 1000))
+def test_shock_locator_finds_a_step(repro, n, pos, thr, noise, seed):
+    grid = np.linspace(0, 1, n)
+    rng = np.random.default_rng(seed)
+    step = np.where(grid < pos, 1.0, 0.0)
+    samples = step + noise * rng.uniform(-1, 1, size=(3, n))
+    found = repro.shock_positions(samples, grid, thr)
+    h = grid[1] - grid[0]
+    # the crossing lies in the cell that contains the step (noise < min(thr, 1 - thr) never crosses elsewhere)
+    if noise < min(thr, 1 - thr):
+        assert np.all(np.abs(found - pos) <= h + 1e-12)
+
+
+@pytest.mark.parametrize("argv", [["--members", "1"], ["--epochs", "0"], ["--problems", "burgers"]])
+def test_bad_arguments_exit(repro, argv):
+    with pytest.raises(SystemExit):
+        repro.parse_args(argv)
