@@ -60,7 +60,7 @@ CONFIGS = {
         n_times=8, st_train=32, st_test=8,
     ),
     "full": dict(
-        n_train=200, n_test=50, epochs=20, batch_size=20, seeds=[0, 1], st_seeds=[0],
+        n_train=200, n_test=50, epochs=20, batch_size=10, seeds=[0, 1], st_seeds=[0],
         fno_1d=dict(n_modes=(16,), hidden_channels=64, n_layers=4),
         fno_st=dict(n_modes=(12, 12), hidden_channels=32, n_layers=4),
         n_points=dict(heat=129, stokes=129, stokes_spacetime=33, burgers_periodic=129, burgers_dirichlet=129),
@@ -70,6 +70,9 @@ CONFIGS = {
 
 
 # ------------------------------------------------------------------------------ data
+STOKES_VISCOSITY = 0.01
+
+
 def make_problem(name, cfg, cache_dir):
     n = cfg["n_points"][name]
     if name == "stokes_spacetime":
@@ -78,10 +81,15 @@ def make_problem(name, cfg, cache_dir):
         total = cfg["n_train"] + cfg["n_test"]
     if name == "heat":
         return heat_neumann(total, n_points=n, cache_dir=cache_dir)
+    # Viscosity fixed, frequency random: with both random, u(., T) is not a function of the initial
+    # condition (it only fixes k = sqrt(w / 2 nu)) and even the wall value U cos(w T) leaves the sign
+    # of sin(w T) open, so no model could learn the map (measured: ~90% error for every model).
     if name == "stokes":
-        return stokes_second_problem(total, n_points=n, cache_dir=cache_dir)
+        return stokes_second_problem(total, n_points=n, viscosity=STOKES_VISCOSITY, cache_dir=cache_dir)
     if name == "stokes_spacetime":
-        return stokes_second_problem(total, n_points=n, n_times=cfg["n_times"], cache_dir=cache_dir)
+        return stokes_second_problem(
+            total, n_points=n, n_times=cfg["n_times"], viscosity=STOKES_VISCOSITY, cache_dir=cache_dir
+        )
     if name == "burgers_periodic":
         return burgers_periodic(total, n_points=n, cache_dir=cache_dir)
     if name == "burgers_dirichlet":
