@@ -53,11 +53,11 @@ MODEL_LABELS = {"fno": "FNO", "boon": "BOON-FNO", "boon_output": "BOON (output o
 # 2-core CPU; "quick" is a smoke-sized run.
 CONFIGS = {
     "quick": dict(
-        n_train=48, n_test=16, epochs=4, batch_size=16, seeds=[0], st_seeds=[0],
+        n_train=32, n_test=16, epochs=4, batch_size=8, seeds=[0], st_seeds=[0],
         fno_1d=dict(n_modes=(8,), hidden_channels=16, n_layers=2),
         fno_st=dict(n_modes=(6, 4), hidden_channels=8, n_layers=2),
         n_points=dict(heat=65, stokes=65, stokes_spacetime=33, burgers_periodic=33, burgers_dirichlet=65),
-        n_times=8, st_train=32, st_test=8,
+        n_times=8, st_train=24, st_test=8,
     ),
     "full": dict(
         n_train=200, n_test=50, epochs=20, batch_size=10, seeds=[0, 1], st_seeds=[0],

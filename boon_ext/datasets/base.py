@@ -76,9 +76,10 @@ class BoundaryProblem:
         ``(N,)`` float64 spatial nodes including both end points of ``domain``.
     boundary : list of dict
         Boundary conditions as plain config values, e.g.
-        ``[{"type": "neumann", "left": 0.0}, {"type": "neumann", "faces": ["right"]}]``.
-        Faces given a value here hold it for every sample; faces listed under ``"faces"`` take their
-        value per sample from ``boundary_values``. Neumann values are du/dx in physical units.
+        ``[{"type": "neumann", "left": 0.0, "domain": [0, 1]}, {"type": "neumann", "faces": ["right"],
+        "domain": [0, 1]}]``. Faces given a value here hold it for every sample; faces listed under
+        ``"faces"`` take their value per sample from ``boundary_values``. Neumann values are du/dx in
+        physical units; space-time problems add ``"dim": -2`` (conditions on the spatial axis).
     boundary_values : dict of str to torch.Tensor
         Per-sample boundary values: face -> ``(S,)`` (single-step) or ``(S, 1, T)`` (space-time).
     domain : tuple of float
