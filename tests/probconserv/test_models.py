@@ -20,6 +20,15 @@ from probconserv_ext.models import (
 TINY = dict(n_modes=2, hidden_channels=4, n_layers=1)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny FNOs: a second intra-op thread only spin-waits on a loaded 2-core machine (measured 20x slower)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _ens(s, shape, seed):
     g = torch.Generator().manual_seed(seed)
     return torch.randn((s,) + tuple(shape), generator=g, dtype=torch.float64)
