@@ -97,7 +97,9 @@ def main():
     p.add_argument("--quick", action="store_true", help="n up to 1024 and fewer repeats")
     p.add_argument("--out", default="outputs/benchmark_probconserv", help="output directory")
     p.add_argument("--slices", type=int, default=100, help="time slices per update")
-    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
+    # One thread by default: on a shared 2-core machine a second intra-op thread that gets descheduled stalls
+    # every parallel region (measured 20-60x slow-downs of the small per-slice kernels).
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--big", type=int, default=1_000_000, help="nodes of the single large update")
     args = p.parse_args()
 

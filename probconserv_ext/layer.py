@@ -128,8 +128,12 @@ class ProbConserv(nn.Module):
             if any(given.values()) or cov_diag is not None:
                 raise ValueError("pass either a distribution or mean with a covariance, not both")
             self._check_nodes(mean._loc, "mean")
-            return StructuredGaussian(mean._loc.to(cd), mean.covariance.to(cd), mean.out_dtype) \
-                if mean._loc.dtype != cd else mean
+            if mean._loc.dtype != cd:
+                raise ValueError(
+                    f"mean is a {type(mean).__name__} held in {mean._loc.dtype}, but this layer computes in {cd}; "
+                    "chain layers with the same compute_dtype"
+                )
+            return mean
         if isinstance(mean, (Normal, MultivariateNormal, LowRankMultivariateNormal)):
             if any(given.values()) or cov_diag is not None:
                 raise ValueError("pass either a distribution or mean with a covariance, not both")
