@@ -58,9 +58,9 @@ SHRINKAGE = {"ensemble": 0.0, "ensemble-shrunk": 0.5}
 
 CONFIGS = {
     "quick": dict(nx=65, nt=5, n_train=16, members=3, epochs=60, width=16, modes=8, layers=2, lr=5e-3,
-                  batch_size=16, n_samples=200),
+                  batch_size=16, n_samples=200, hetero_warmup=0.6),
     "full": dict(nx=101, nt=10, n_train=48, members=4, epochs=150, width=24, modes=12, layers=3, lr=3e-3,
-                 batch_size=24, n_samples=2000),
+                 batch_size=24, n_samples=2000, hetero_warmup=0.6),
 }
 
 # Variance floor used in the per-node log-likelihood: the models' own resolution (ensemble jitter and the
@@ -191,7 +191,7 @@ def run_problem(name, cfg, args, log):
                  seed=args.seed, progress=progress)
     het = HeteroscedasticFNO(2, cfg["nt"], min_variance=VAR_FLOOR, seed=args.seed, **fno)
     fit_heteroscedastic(het, x_tr, y_tr, epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-                        seed=args.seed, progress=progress)
+                        seed=args.seed, warmup=cfg["hetero_warmup"], progress=progress)
     train_s = time.perf_counter() - t0
     log(f"[{name}] trained {cfg['members']} ensemble members + 1 heteroscedastic FNO in {train_s:.1f} s")
 

@@ -34,3 +34,32 @@ __all__ = [
 ]
 
 # --- problems and models (issue 6) ---
+from .models import FNOEnsemble, HeteroscedasticFNO, fit_ensemble, fit_heteroscedastic, gaussian_nll_loss  # noqa: E402
+from .problems import (  # noqa: E402
+    PROBLEMS,
+    AdvectionProblem,
+    ConservationProblem,
+    DiffusionProblem,
+    PorousMediumProblem,
+    ProblemData,
+    StefanProblem,
+    get_problem,
+    stefan_constants,
+)
+
+__all__ += [
+    "ConservationProblem",
+    "ProblemData",
+    "DiffusionProblem",
+    "PorousMediumProblem",
+    "StefanProblem",
+    "AdvectionProblem",
+    "stefan_constants",
+    "PROBLEMS",
+    "get_problem",
+    "FNOEnsemble",
+    "HeteroscedasticFNO",
+    "gaussian_nll_loss",
+    "fit_ensemble",
+    "fit_heteroscedastic",
+]
