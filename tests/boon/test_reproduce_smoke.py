@@ -30,7 +30,7 @@ def _have_boon():
 
 
 TINY = dict(
-    n_train=8, n_test=4, epochs=1, batch_size=4, seeds=[0], st_seeds=[0],
+    n_train=8, n_test=4, epochs=1, batch_size=4, seeds=[0], st_seeds=[0], lr=1e-3,
     fno_1d=dict(n_modes=(4,), hidden_channels=8, n_layers=2),
     fno_st=dict(n_modes=(4, 3), hidden_channels=4, n_layers=1),
     n_points=dict(heat=17, stokes=17, stokes_spacetime=9, burgers_periodic=17, burgers_dirichlet=17),
