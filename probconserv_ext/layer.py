@@ -106,7 +106,7 @@ class ProbConserv(nn.Module):
         return f"m={self.m}, n={self.n}, method={self.method!r}, nonnegative={self.nonnegative}"
 
     # ------------------------------------------------------------------ input parsing
-    def _tensor(self, x, name, like=None):
+    def _tensor(self, x, name):
         t = as_tensor(x, name, device=self.G.device)
         if self.validate:
             check_finite(t, name)

@@ -46,7 +46,7 @@ def nonnegative_active_set(mu, d, g, b, noise, iterations=100):
     """
     mu, d = torch.broadcast_tensors(mu, d)
     b = b.expand(mu.shape[:-1])
-    fixed_negative = (d * g.abs() == 0) & (d == 0) & (mu < 0)
+    fixed_negative = (d == 0) & (mu < 0)
     if bool(fixed_negative.any()):
         raise ValueError(
             "nonnegative=True is infeasible: the mean is negative at nodes with zero variance, which the update "
