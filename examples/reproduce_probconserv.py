@@ -27,7 +27,6 @@ ICML 2023.
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys

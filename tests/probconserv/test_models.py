@@ -45,7 +45,7 @@ def test_ensemble_gaussian_is_sample_covariance(s, batch, c, n, seed, lam, jitte
     cov = U @ U.mT + torch.diag_embed(d)
     flat = ens.reshape(s, -1, n)
     for k in range(flat.shape[1]):
-        sample = torch.cov(flat[:, k].T) if s > 1 else None
+        sample = torch.cov(flat[:, k].T)
         expected = (1 - lam) * sample + lam * torch.diag(torch.diag(sample)) + jitter * torch.eye(n, dtype=ens.dtype)
         # float64 sums of <= 7 products of O(1) numbers
         torch.testing.assert_close(cov.reshape(-1, n, n)[k], expected, rtol=1e-12, atol=1e-12)
