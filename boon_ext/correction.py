@@ -64,9 +64,23 @@ class FaceSolver:
             raise ValueError(f"a corrected layer must keep its width, got {c_in} -> {c_out} channels")
         self.c = c_in
         face_dims = list(range(4, k.ndim))
+        face_axes = [a for a in range(plan.order) if a != axis]
+        self.face_sizes = [plan.shape[a] for a in face_axes]
+        # Face frequencies the spectral weight acts on; elsewhere the blocks reduce to the skip and the
+        # right-hand side vanishes, so T2 leaves those components unchanged and they need no solve.
+        self.real_last = bool(face_axes) and face_axes[-1] == plan.order - 1
+        self.face_idx = []
+        for a in face_axes:
+            idx = plan.out_idx[a]
+            if a != plan.order - 1:
+                # The inverse real transform keeps the real part, which mirrors every retained frequency
+                # to its negative: the operator acts on the symmetric closure of the retained set.
+                m = plan.shape[a]
+                idx = torch.unique(torch.cat([idx, (-idx) % m]))
+            self.face_idx.append(idx)
         if face_dims:
             # Convolution theorem: an unnormalised transform of the face kernel multiplies the spectrum.
-            kf = torch.fft.fftn(k, dim=face_dims, norm="backward")
+            kf = self._to_freq(k, face_dims)
         else:
             kf = k
         if w_skip is not None:
@@ -91,12 +105,30 @@ class FaceSolver:
             m = m + eps * torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
         self.lu = torch.linalg.lu_factor(m)
 
+    def _to_freq(self, t: torch.Tensor, dims) -> torch.Tensor:
+        """Retained face frequencies of a real face field (unnormalised transform over ``dims``)."""
+        t = torch.fft.rfftn(t, dim=dims) if self.real_last else torch.fft.fftn(t, dim=dims)
+        for d, idx in zip(dims, self.face_idx):
+            t = t.index_select(d, idx)
+        return t
+
+    def _from_freq(self, t: torch.Tensor, dims) -> torch.Tensor:
+        full = list(self.face_sizes)
+        if self.real_last:
+            full[-1] = full[-1] // 2 + 1
+        out = t.new_zeros((*t.shape[: dims[0]], *full))
+        grids = torch.meshgrid(*self.face_idx, indexing="ij")
+        out[(Ellipsis, *grids)] = t
+        if self.real_last:
+            return torch.fft.irfftn(out, s=self.face_sizes, dim=dims)
+        return torch.fft.ifftn(out, s=self.face_sizes, dim=dims).real
+
     def solve(self, x_faces: torch.Tensor, kx_faces: torch.Tensor) -> torch.Tensor:
         """Change ``d`` of the face inputs, shape (batch, C, P, *face), from the faces of ``x`` and ``K x``."""
         face_dims = list(range(3, x_faces.ndim))
         if face_dims:
-            xf = torch.fft.fftn(x_faces, dim=face_dims)
-            kxf = torch.fft.fftn(kx_faces, dim=face_dims)
+            xf = self._to_freq(x_faces, face_dims)
+            kxf = self._to_freq(kx_faces, face_dims)
         else:
             xf, kxf = x_faces, kx_faces
         b, c, n_p = xf.shape[:3]
@@ -111,7 +143,7 @@ class FaceSolver:
         d = torch.linalg.lu_solve(*self.lu, rhs)
         d = d.reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
         if face_dims:
-            d = torch.fft.ifftn(d, dim=face_dims).real
+            d = self._from_freq(d, face_dims)
         return d
 
 

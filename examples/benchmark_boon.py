@@ -1,0 +1,139 @@
+"""Cost of the BOON correction: BOON-FNO against the plain FNO with the same weights, side by side.
+
+For each configuration the plain model and its wrapped copy are timed in alternation (so both see the same
+machine load), forward and forward+backward, and the median over repetitions is reported with the ratio.
+
+    python examples/benchmark_boon.py            # full: 1-D, 2-D and space-time
+    python examples/benchmark_boon.py --quick    # fewer repetitions
+
+Writes ``benchmark_boon.json`` and ``benchmark_boon.md`` to ``--out`` (default ``outputs/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from neuralop.models import FNO
+
+from boon_ext import BOONFNO, Dirichlet, Neumann, Periodic
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def configs():
+    one_d = dict(n_modes=(16,), in_channels=1, out_channels=1, hidden_channels=64, n_layers=4)
+    two_d = dict(n_modes=(16, 16), in_channels=1, out_channels=1, hidden_channels=32, n_layers=4)
+    space_time = dict(n_modes=(16, 12), in_channels=1, out_channels=1, hidden_channels=32, n_layers=4)
+    walls = [Dirichlet(left=0.0, right=0.0, dim=-2), Dirichlet(left=0.0, right=1.0, dim=-1)]
+    return [
+        ("1-D Dirichlet", one_d, (32, 1, 256), dict(boundary=Dirichlet(left=0.0, right=1.0))),
+        ("1-D Neumann", one_d, (32, 1, 256), dict(boundary=Neumann(left=0.0, right=1.0))),
+        ("1-D periodic", one_d, (32, 1, 256), dict(boundary=Periodic())),
+        ("1-D Dirichlet+Neumann", one_d, (32, 1, 256), dict(boundary=[Dirichlet(left=1.0), Neumann(right=0.0)])),
+        ("2-D four Dirichlet walls", two_d, (8, 1, 64, 64), dict(boundary=walls)),
+        ("space-time Dirichlet (x) | t", space_time, (8, 1, 128, 25),
+         dict(boundary=Dirichlet(faces=["left", "right"], dim=-2), time_dim=-1)),
+    ]
+
+
+def _time(fn, reps):
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def run(quick: bool, only=None):
+    rows = []
+    for name, kw, shape, boon_kw in configs():
+        if only and only not in name:
+            continue
+        torch.manual_seed(0)
+        base = FNO(**kw)
+        boon = BOONFNO.from_fno(base, **boon_kw)
+        x = torch.randn(*shape)
+        values = {}
+        for key in boon.boundary_spec.required_keys:
+            face = [s for a, s in enumerate(shape[2:]) if a != boon.boundary_spec.rules[0].axis]
+            values[key] = torch.randn(shape[0], 1, *face) if face else torch.randn(shape[0])
+        calls = {"FNO": lambda: base(x), "BOON-FNO": lambda: boon(x, boundary_values=values)}
+
+        def fwd(name):
+            with torch.no_grad():
+                calls[name]()
+
+        def fwd_bwd(name, model):
+            model.zero_grad(set_to_none=True)
+            calls[name]().square().mean().backward()
+
+        reps = 5 if quick else 15
+        for n in calls:  # warm-up
+            fwd(n)
+        t = {("FNO", "fwd"): [], ("BOON-FNO", "fwd"): [], ("FNO", "fwd+bwd"): [], ("BOON-FNO", "fwd+bwd"): []}
+        for _ in range(reps):  # alternate so both models see the same load
+            t[("FNO", "fwd")] += _time(lambda: fwd("FNO"), 1)
+            t[("BOON-FNO", "fwd")] += _time(lambda: fwd("BOON-FNO"), 1)
+        for _ in range(max(3, reps // 2)):
+            t[("FNO", "fwd+bwd")] += _time(lambda: fwd_bwd("FNO", base), 1)
+            t[("BOON-FNO", "fwd+bwd")] += _time(lambda: fwd_bwd("BOON-FNO", boon), 1)
+        med = {k: statistics.median(v) for k, v in t.items()}
+        rows.append(dict(
+            config=name, input_shape=list(shape), modes=list(kw["n_modes"]), width=kw["hidden_channels"],
+            fno_fwd_ms=1e3 * med[("FNO", "fwd")], boon_fwd_ms=1e3 * med[("BOON-FNO", "fwd")],
+            fwd_ratio=med[("BOON-FNO", "fwd")] / med[("FNO", "fwd")],
+            fno_fwd_bwd_ms=1e3 * med[("FNO", "fwd+bwd")], boon_fwd_bwd_ms=1e3 * med[("BOON-FNO", "fwd+bwd")],
+            fwd_bwd_ratio=med[("BOON-FNO", "fwd+bwd")] / med[("FNO", "fwd+bwd")],
+            repetitions=reps,
+        ))
+        print(f"{name:32s} fwd {rows[-1]['fno_fwd_ms']:8.1f} -> {rows[-1]['boon_fwd_ms']:8.1f} ms "
+              f"(x{rows[-1]['fwd_ratio']:.2f})   fwd+bwd x{rows[-1]['fwd_bwd_ratio']:.2f}", flush=True)
+    return rows
+
+
+def machine():
+    return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                cpu_count=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                cuda=torch.cuda.is_available())
+
+
+def markdown(rows, info):
+    lines = [f"Machine: {info['platform']}, {info['cpu_count']} CPUs, torch {info['torch']} "
+             f"({info['torch_threads']} threads). Median of alternating repetitions; same weights.", "",
+             "| configuration | input | FNO fwd (ms) | BOON fwd (ms) | fwd ratio | FNO fwd+bwd (ms) | BOON fwd+bwd (ms) | fwd+bwd ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['config']} | {'x'.join(map(str, r['input_shape']))} | {r['fno_fwd_ms']:.1f} | "
+                     f"{r['boon_fwd_ms']:.1f} | {r['fwd_ratio']:.2f} | {r['fno_fwd_bwd_ms']:.1f} | "
+                     f"{r['boon_fwd_bwd_ms']:.1f} | {r['fwd_bwd_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions")
+    p.add_argument("--only", default=None, help="run the configurations whose name contains this text")
+    p.add_argument("--out", default="outputs", help="output folder")
+    args = p.parse_args(argv)
+    info = machine()
+    rows = run(args.quick, args.only)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark_boon.json").write_text(json.dumps({"machine": info, "results": rows}, indent=2))
+    table = markdown(rows, info)
+    (out / "benchmark_boon.md").write_text(table)
+    print("\n" + table)
+    print(f"wrote {out / 'benchmark_boon.json'} and {out / 'benchmark_boon.md'}")
+
+
+if __name__ == "__main__":
+    main()
