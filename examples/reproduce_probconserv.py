@@ -297,17 +297,22 @@ def make_plots(name, problem, plots, w, out):
     import matplotlib.pyplot as plt
 
     files = []
-    # total mass over time
-    fig, axes = plt.subplots(1, len(plots), figsize=(5 * len(plots), 3.6), squeeze=False)
-    for ax, pl in zip(axes[0], plots):
-        ax.plot(pl["times"], pl["b"], "k-", lw=2.5, label="true total b(t)")
-        for kind, ls in (("ensemble", "-"), ("ensemble-shrunk", "-."), ("hetero", "--")):
+    # total mass over time (top) and its error |integral - b(t)| on a log scale (bottom)
+    fig, axes = plt.subplots(2, len(plots), figsize=(5 * len(plots), 6.4), squeeze=False, sharex=True)
+    for col, pl in enumerate(plots):
+        ax, ax_err = axes[0][col], axes[1][col]
+        ax.plot(pl["times"], pl["b"], "k-", lw=3, alpha=0.5, label="true total b(t)")
+        # the shrunk ensemble has the same unconstrained and HardC means as the plain one: not repeated
+        for kind, ls in (("ensemble", "-"), ("hetero", "--")):
             for method in ("unconstrained", "hardc", "probconserv"):
                 tot = pl["models"][kind][method]["mean"] @ w
                 ax.plot(pl["times"], tot, ls, color=COLORS[method], marker=".", label=f"{kind} {method}")
+                ax_err.semilogy(pl["times"], np.maximum(np.abs(tot - pl["b"]), 1e-18), ls, color=COLORS[method],
+                                marker=".")
         ax.set_title(f"{name}, {problem.param_name}={pl['param']:g}")
-        ax.set_xlabel("t")
         ax.set_ylabel("integral of u dx")
+        ax_err.set_ylabel("|integral - b(t)| (floor 1e-18)")
+        ax_err.set_xlabel("t")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     f = out / f"mass_{name}.png"
