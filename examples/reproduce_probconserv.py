@@ -110,6 +110,11 @@ def shock_positions(samples, grid, threshold):
     numpy.ndarray, shape (S,)
         Positions; samples that never cross get the right end of the grid.
     """
+    samples, grid = np.asarray(samples, dtype=float), np.asarray(grid, dtype=float)
+    if samples.ndim != 2 or grid.ndim != 1 or samples.shape[1] != grid.size:
+        raise ValueError(f"samples must have shape (S, n) matching grid (n,), got {samples.shape} and {grid.shape}")
+    if not (np.all(np.isfinite(samples)) and np.isfinite(threshold)):
+        raise ValueError("samples and threshold must be finite")
     below = samples <= threshold
     first = np.where(below.any(1), below.argmax(1), len(grid) - 1)
     pos = grid[first].astype(float)

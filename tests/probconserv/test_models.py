@@ -201,6 +201,10 @@ def test_fit_wrong_model_type():
         fit_ensemble(HeteroscedasticFNO(2, 1, **TINY), x, y, epochs=1, progress=False)
     with pytest.raises(ValueError, match="epochs"):
         fit_ensemble(FNOEnsemble(2, 2, 1, **TINY), x, y, epochs=0, progress=False)
+    with pytest.raises(ValueError, match="lr must be"):
+        fit_ensemble(FNOEnsemble(2, 2, 1, **TINY), x, y, epochs=1, lr=-1.0, progress=False)
+    with pytest.raises(ValueError, match="warmup"):
+        fit_heteroscedastic(HeteroscedasticFNO(2, 1, **TINY), x, y, epochs=1, warmup=1.0, progress=False)
 
 
 # ---------------------------------------------------------------- hand-off to the ProbConserv layer

@@ -84,6 +84,13 @@ def test_shock_locator_finds_a_step(repro, n, pos, thr, noise, seed):
         assert np.all(np.abs(found - pos) <= h + 1e-12)
 
 
+def test_shock_locator_rejects_bad_input(repro):
+    with pytest.raises(ValueError, match="samples must have shape"):
+        repro.shock_positions(np.zeros((2, 5)), np.linspace(0, 1, 6), 0.5)
+    with pytest.raises(ValueError, match="finite"):
+        repro.shock_positions(np.full((2, 5), np.nan), np.linspace(0, 1, 5), 0.5)
+
+
 @pytest.mark.parametrize("argv", [["--members", "1"], ["--epochs", "0"], ["--problems", "burgers"]])
 def test_bad_arguments_exit(repro, argv):
     with pytest.raises(SystemExit):
