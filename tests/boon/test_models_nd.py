@@ -1,0 +1,180 @@
+"""Property tests of BOON in 2-D, 3-D and space-time: any subset of faces, mixed types, per-channel conditions,
+values varying along faces, corners, and the lid-driven cavity."""
+
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from neuralop.models import FNO
+
+from boon_ext import BOONFNO, BoundarySpec, Dirichlet, Neumann, Periodic, boundary_error
+from boon_strategies import TOL, call_values, fno_kwargs, randomize
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+
+@st.composite
+def nd_conditions(draw, n_dim, out_channels, time_axis=None):
+    """Random conditions on a random subset of faces of the spatial axes, mixed types, some per channel."""
+    conditions = []
+    axes = [a for a in range(n_dim) if a != time_axis]
+    for axis in draw(st.lists(st.sampled_from(axes), unique=True, min_size=1, max_size=len(axes))):
+        dim = axis - n_dim
+        per_channel = out_channels > 1 and draw(st.booleans())
+        groups = [[c] for c in range(out_channels)] if per_channel else [None]
+        for channels in groups:
+            kind = draw(st.sampled_from(["dirichlet", "neumann", "periodic", "mixed", "one"]))
+            if kind == "periodic":
+                conditions.append(Periodic(dim=dim, channels=channels))
+                continue
+            kinds = {"dirichlet": ["dirichlet"] * 2, "neumann": ["neumann"] * 2,
+                     "mixed": draw(st.permutations(["dirichlet", "neumann"])), "one": [draw(st.sampled_from(["dirichlet", "neumann"]))]}[kind]
+            sides = ["left", "right"] if len(kinds) == 2 else [draw(st.sampled_from(["left", "right"]))]
+            for side, k in zip(sides, kinds):
+                constant = draw(st.booleans())
+                kw = dict(dim=dim, channels=channels)
+                if not constant:
+                    kw["faces"] = [side]
+                    if channels is not None:
+                        kw["keys"] = {side: f"{side}{axis}c{channels[0]}"}
+                else:
+                    kw[side] = draw(st.floats(-3, 3))
+                if k == "neumann":
+                    kw.update(domain=(0.0, draw(st.floats(0.5, 4.0))))
+                conditions.append((Dirichlet if k == "dirichlet" else Neumann)(**kw))
+    return conditions
+
+
+def _face_shape_values(draw, spec, batch, channels, shape, dtype):
+    values = {}
+    for rule in spec.rules:
+        if not rule.needs_value:
+            continue
+        n_sel = channels if rule.channels is None else len(rule.channels)
+        face = tuple(s for a, s in enumerate(shape) if a != rule.axis)
+        form = draw(st.sampled_from(["sample", "channel", "face"]))
+        shp = {"sample": (batch,), "channel": (batch, n_sel), "face": (batch, n_sel, *face)}[form]
+        g = torch.randn(shp, generator=torch.Generator().manual_seed(draw(st.integers(0, 10**6))), dtype=dtype)
+        values[rule.key] = g
+    return values
+
+
+@settings(max_examples=30)
+@given(data=st.data(), n_dim=st.sampled_from([2, 2, 3]), dtype=st.sampled_from([torch.float32, torch.float64]),
+       correction=st.booleans())
+def test_nd_outputs_satisfy_every_condition_exactly(data, n_dim, dtype, correction):
+    kw = data.draw(fno_kwargs(n_dim=n_dim, max_width=6))
+    kw["n_modes"] = tuple(min(m, 6) for m in kw["n_modes"])
+    hi = 24 if n_dim == 2 else 10
+    # non-last axes even (see BOONFNO: neuralop's SpectralConv is shift-equivariant there only for even sizes)
+    shape = tuple(2 * data.draw(st.integers(3, hi // 2)) for _ in range(n_dim - 1)) + (data.draw(st.integers(6, hi)),)
+    conditions = data.draw(nd_conditions(n_dim, kw["out_channels"]))
+    model = randomize(BOONFNO(**kw, boundary=conditions, kernel_correction=correction), data.draw(st.integers(0, 10**6)))
+    if dtype == torch.float64:
+        model = model.double()
+    batch = data.draw(st.integers(1, 2))
+    x = torch.randn(batch, kw["in_channels"], *shape, dtype=dtype)
+    values = _face_shape_values(data.draw, model.boundary_spec, batch, kw["out_channels"], shape, dtype)
+    y = model(x, boundary_values=values)
+    assert y.shape == (batch, kw["out_channels"], *shape) and torch.isfinite(y).all()
+    err = boundary_error(y, model.boundary_spec, values, relative=True)
+    assert err <= TOL[dtype], f"relative boundary error {err:.3e}"
+
+
+@settings(max_examples=20)
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype):
+    kw = data.draw(fno_kwargs(n_dim=2, max_width=6))
+    n_x, n_t = 2 * data.draw(st.integers(4, 16)), data.draw(st.integers(5, 25))
+    conditions = data.draw(nd_conditions(2, kw["out_channels"], time_axis=1))
+    model = randomize(BOONFNO(**kw, boundary=conditions, time_dim=-1), data.draw(st.integers(0, 10**6)))
+    if dtype == torch.float64:
+        model = model.double()
+    x = torch.randn(2, kw["in_channels"], n_x, n_t, dtype=dtype)
+    values = {}
+    for rule in model.boundary_spec.rules:
+        if rule.needs_value:  # one value per time step, e.g. U cos(w t) on the wall
+            n_sel = kw["out_channels"] if rule.channels is None else len(rule.channels)
+            t = torch.linspace(0, 1, n_t, dtype=dtype)
+            values[rule.key] = torch.cos(2 * torch.pi * data.draw(st.floats(0.5, 3)) * t).expand(2, n_sel, n_t)
+    y = model(x, boundary_values=values)
+    assert boundary_error(y, model.boundary_spec, values, relative=True) <= TOL[dtype]
+    with pytest.raises(ValueError, match="time axis"):
+        BOONFNO(**kw, boundary=Dirichlet(left=0.0, dim=-1), time_dim=-1)
+
+
+@settings(max_examples=10)
+@given(data=st.data(), n_dim=st.sampled_from([2, 3]))
+def test_nd_gradients_are_finite(data, n_dim):
+    kw = data.draw(fno_kwargs(n_dim=n_dim, max_width=4))
+    kw["n_modes"] = tuple(min(m, 4) for m in kw["n_modes"])
+    conditions = data.draw(nd_conditions(n_dim, kw["out_channels"]))
+    model = randomize(BOONFNO(**kw, boundary=conditions), data.draw(st.integers(0, 10**6)))
+    shape = (8,) * (n_dim - 1) + (7,)
+    x = torch.randn(2, kw["in_channels"], *shape, requires_grad=True)
+    values = _face_shape_values(data.draw, model.boundary_spec, 2, kw["out_channels"], shape, torch.float32)
+    (model(x, boundary_values=values) ** 2).mean().backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@settings(max_examples=8)
+@given(kw=fno_kwargs(n_dim=2), seed=st.integers(0, 10**6))
+def test_nd_no_boundary_is_the_base_model(kw, seed):
+    torch.manual_seed(seed)
+    base = FNO(**kw)
+    x = torch.randn(2, kw["in_channels"], 16, 12)
+    assert torch.equal(BOONFNO.from_fno(base, boundary=None)(x), base(x))
+
+
+def cavity_conditions():
+    """Lid-driven cavity on (x, y) = dims (-2, -1): u = 1 on the lid y = 1, u = 0 on the other walls, v = 0."""
+    return [
+        Dirichlet(left=0.0, right=0.0, dim=-2, channels=[0]),  # u on the side walls
+        Dirichlet(left=0.0, right=1.0, dim=-1, channels=[0]),  # u on the bottom wall and the moving lid
+        Dirichlet(left=0.0, right=0.0, dim=-2, channels=[1]),  # v on every wall
+        Dirichlet(left=0.0, right=0.0, dim=-1, channels=[1]),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lid_driven_cavity_conditions_hold_exactly(dtype):
+    torch.manual_seed(0)
+    model = BOONFNO(n_modes=(8, 8), in_channels=3, out_channels=2, hidden_channels=12, boundary=cavity_conditions())
+    randomize(model, 0)
+    if dtype == torch.float64:
+        model = model.double()
+    y = model(torch.randn(2, 3, 32, 32, dtype=dtype))
+    u, v = y[:, 0], y[:, 1]
+    # side walls (x = 0, 1) up to the lid; the lid's end nodes belong to the lid (the later axis, see README)
+    assert torch.all(u[:, 0, :-1] == 0) and torch.all(u[:, -1, :-1] == 0) and torch.all(u[:, :, 0] == 0)
+    assert torch.all(u[:, :, -1] == 1)
+    assert torch.all(v[:, 0, :] == 0) and torch.all(v[:, -1, :] == 0) and torch.all(v[:, :, 0] == 0) and torch.all(v[:, :, -1] == 0)
+    assert boundary_error(y, cavity_conditions(), relative=True) == 0
+
+
+def test_corner_rule_dirichlet_owns_shared_nodes_and_later_axis_wins_ties():
+    torch.manual_seed(0)
+    bc = [Neumann(left=0.5, dim=-2), Neumann(right=0.0, dim=-2, channels=[0]), Dirichlet(left=2.0, right=3.0, dim=-1),
+          Dirichlet(right=-1.0, dim=-2, channels=[1])]
+    spec = BoundarySpec(bc, 2, out_channels=2)
+    model = randomize(BOONFNO(n_modes=(6, 6), in_channels=1, out_channels=2, hidden_channels=6, boundary=bc), 1)
+    y = model(torch.randn(1, 1, 16, 12))
+    # corners on a Dirichlet (dim -1) face carry its values, whatever the Neumann faces of dim -2 say
+    assert torch.all(y[0, :, :, 0] == 2.0) and torch.all(y[0, :, :, -1] == 3.0)
+    # channel 1's right face of dim -2 is Dirichlet (axis 0), but its two corners belong to the later axis
+    assert torch.all(y[0, 1, -1, 1:-1] == -1.0)
+    # Neumann holds on the nodes it owns (not on the corners), checked by boundary_error
+    h = 1.0 / 15
+    slope = (-3 * y[0, 0, 0, 1:-1] + 4 * y[0, 0, 1, 1:-1] - y[0, 0, 2, 1:-1]) / (2 * h)
+    torch.testing.assert_close(slope, torch.full_like(slope, 0.5), rtol=0, atol=1e-3)
+    assert boundary_error(y, spec, relative=True) < 1e-5
+
+
+def test_odd_non_last_axis_is_refused_with_correction():
+    model = BOONFNO(n_modes=(4, 4), in_channels=1, out_channels=1, hidden_channels=4, boundary=Dirichlet(left=0.0, dim=-1))
+    with pytest.raises(ValueError, match="odd length"):
+        model(torch.randn(1, 1, 15, 16))
+    BOONFNO.from_fno(model, boundary=Dirichlet(left=0.0, dim=-1), kernel_correction=False)(torch.randn(1, 1, 15, 16))
