@@ -22,7 +22,7 @@ import torch
 
 from ._checks import eps_of
 
-__all__ = ["UpdateFactors", "solve_update"]
+__all__ = ["UpdateFactors", "solve_update", "factor_update"]
 
 
 @dataclass
@@ -63,9 +63,30 @@ def solve_update(SG, G, residual, noise, reference, residual_scale):
     -------
     UpdateFactors
     """
-    m = G.shape[0]
-    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
     A = (SG.mT @ G.mT).mT  # a single (batch*m, n) x (n, m) product instead of a batched one
+    return factor_update(A, SG, residual, noise, reference, residual_scale)
+
+
+def factor_update(GSG, SG, residual, noise, reference, residual_scale):
+    """Factor ``A = noise I + GSG`` given ``GSG = G Sigma G^T``; see :func:`solve_update`.
+
+    The domain-decomposed layer (:mod:`probconserv_ext.distributed`) sums ``GSG`` over ranks and calls this with
+    each rank's slab of ``SG``.
+
+    Parameters
+    ----------
+    GSG : torch.Tensor, shape ``(..., m, m)``
+        ``G Sigma G^T`` (symmetrized here).
+    SG, residual, noise, reference, residual_scale
+        As in :func:`solve_update` (``SG`` may be a slab of rows: only ``W = SG M`` uses it).
+
+    Returns
+    -------
+    UpdateFactors
+    """
+    A = GSG
+    m = A.shape[-1]
+    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
     A = 0.5 * (A + A.mT) + noise * eye
     rtol = 1e3 * eps_of(SG.dtype) ** 0.75  # about 2e-9 in float64, 2e-2 in float32
     floor = rtol * reference.amax(-1)
