@@ -49,6 +49,17 @@ class ProbConserv(nn.Module):
     validate : bool
         Check inputs (finite, non-negative variances, symmetric PSD dense covariance: ``O(n^3)`` for dense input).
 
+    Notes
+    -----
+    Fields on 2-D/3-D tensor-product grids are flattened by the user before the call, with
+    :func:`probconserv_ext.flatten_field` (row-major, matching :func:`conservation_constraint` on a tuple of axes),
+    and restored with :func:`probconserv_ext.unflatten_field`.
+
+    With ``noise = 0`` the posterior covariance is singular (rank ``n - m``). ``rsample`` never factors it: it draws
+    from the prior and applies the update to each draw. If ``A`` is singular but the prior mean is consistent with
+    the constraint along its null space (e.g. the prior is already the output of an exact update), the
+    pseudo-inverse is used and the update is a no-op there; if inconsistent, a ``ValueError`` is raised.
+
     References
     ----------
     Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that can respect conservation
