@@ -7,8 +7,6 @@ Each operator represents a batch of ``n x n`` covariance matrices without formin
 spirit of ``linear_operator``/GPyTorch.
 """
 
-import math
-
 import torch
 
 __all__ = ["Covariance", "DiagonalCovariance", "LowRankCovariance", "DenseCovariance", "DowndatedCovariance"]
@@ -225,7 +223,3 @@ class DowndatedCovariance(Covariance):
 
     def to(self, dtype):
         return DowndatedCovariance(self.base.to(dtype), self.W.to(dtype))
-
-
-def _log2pi(n):
-    return n * math.log(2 * math.pi)

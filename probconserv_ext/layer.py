@@ -8,7 +8,7 @@ from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, N
 
 from ._checks import as_tensor, check_finite, check_nonnegative, eps_of
 from .constraints import LinearConstraint
-from .covariance import Covariance, DenseCovariance, DiagonalCovariance, LowRankCovariance
+from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .nonnegative import nonnegative_active_set
 from .update import solve_update

@@ -5,8 +5,6 @@ import math
 import torch
 from torch.distributions import Distribution
 
-from .gaussian import StructuredGaussian
-
 __all__ = ["gaussian_nll"]
 
 
