@@ -129,6 +129,7 @@ def value_constraint(n, index, value=None, dtype=None):
     value : float or tensor of shape ``(..., len(index))``, optional
         Known values.
     dtype : torch.dtype, optional
+        Defaults to the dtype of a floating ``value`` tensor, else torch's default dtype.
 
     Returns
     -------
@@ -142,7 +143,9 @@ def value_constraint(n, index, value=None, dtype=None):
     idx = idx % n
     if idx.unique().numel() != idx.numel():
         raise ValueError(f"index must not repeat a node, got {idx.tolist()}")
-    G = torch.zeros(idx.numel(), n, dtype=dtype or torch.get_default_dtype())
+    if dtype is None:
+        dtype = value.dtype if isinstance(value, torch.Tensor) and value.is_floating_point() else torch.get_default_dtype()
+    G = torch.zeros(idx.numel(), n, dtype=dtype)
     G[torch.arange(idx.numel()), idx] = 1.0
     b = None
     if value is not None:

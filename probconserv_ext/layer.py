@@ -40,8 +40,8 @@ class ProbConserv(nn.Module):
         ``"hardc"`` is the HardC baseline: least-squares projection of the mean (``Sigma`` replaced by ``I``),
         covariance unchanged.
     nonnegative : bool
-        Keep the mean non-negative while conserving exactly (diagonal covariance, one constraint row); see
-        :mod:`probconserv_ext.nonnegative`.
+        Keep the mean non-negative while conserving exactly (diagonal covariance; one conservation row, plus
+        optional rows fixing single nodes such as known boundary values); see :mod:`probconserv_ext.nonnegative`.
     learn_noise : bool
         Make the noise a learnable parameter (stored as its logarithm; needs ``noise > 0``).
     compute_dtype : torch.dtype
@@ -87,8 +87,13 @@ class ProbConserv(nn.Module):
         check_nonnegative(noise_t, "noise")
         if learn_noise and not float(noise_t) > 0:
             raise ValueError("learn_noise=True needs an initial noise > 0 (it is learned as log(noise))")
-        if nonnegative and constraint.m != 1:
-            raise ValueError(f"nonnegative=True supports one constraint row, got a constraint with m = {constraint.m}")
+        if nonnegative:
+            point_rows = (constraint.G != 0).sum(-1) == 1
+            if int((~point_rows).sum()) > 1:
+                raise ValueError(
+                    "nonnegative=True supports one constraint row plus rows that fix single nodes (value_constraint), "
+                    f"got {int((~point_rows).sum())} general rows"
+                )
         self.method = method
         self.nonnegative = bool(nonnegative)
         self.compute_dtype = compute_dtype
@@ -303,7 +308,25 @@ class ProbConserv(nn.Module):
                 "nonnegative=True needs a diagonal covariance (variance= or Normal), got "
                 f"{type(prior.covariance).__name__}"
             )
-        mu_p, d_p = nonnegative_active_set(prior._loc, d, self.G[0], b[..., 0], noise)
+        mu, G = prior._loc, self.G
+        point = (G != 0).sum(-1) == 1
+        general = torch.nonzero(~point).flatten()
+        if general.numel() == 0:
+            raise ValueError("nonnegative=True needs a conservation row; the constraint only fixes single nodes")
+        if bool(point.any()):
+            # Rows fixing single nodes (known values): pin those nodes at their values with zero variance, so
+            # that the 1-D multiplier equation of the remaining row sees them as constants.
+            rows = torch.nonzero(point).flatten()
+            idx = (G[rows] != 0).to(torch.int8).argmax(-1)
+            values = b[..., rows] / G[rows, idx]
+            if not bool((values >= 0).all()):
+                raise ValueError("nonnegative=True is infeasible: a known node value in b is negative")
+            mu = mu.expand(torch.broadcast_shapes(mu.shape, (*values.shape[:-1], mu.shape[-1]))).clone()
+            d = d.expand(mu.shape).clone()
+            mu[..., idx] = values.expand(*mu.shape[:-1], idx.numel()).to(mu.dtype)
+            d[..., idx] = 0.0
+        k = int(general[0])
+        mu_p, d_p = nonnegative_active_set(mu, d, G[k], b[..., k], noise)
         if self.method == "hardc":
             return StructuredGaussian(mu_p, prior.covariance, prior.out_dtype), d_p
         return StructuredGaussian(mu_p, DiagonalCovariance(d_p), prior.out_dtype), None

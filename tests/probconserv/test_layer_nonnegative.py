@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pc_reference import random_grid
 
-from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint, quadrature_weights
+from probconserv_ext import (
+    LinearConstraint,
+    ProbConserv,
+    conservation_constraint,
+    quadrature_weights,
+    stack_constraints,
+    value_constraint,
+)
 
 TOL = 1e-9
 
@@ -109,5 +116,28 @@ def test_nonnegative_errors():
     with pytest.raises(ValueError, match="diagonal covariance"):
         ProbConserv(conservation_constraint(x, total=1.0), nonnegative=True)(
             torch.rand(10, dtype=torch.float64), covariance=torch.eye(10, dtype=torch.float64))
-    with pytest.raises(ValueError, match="one constraint row"):
+    with pytest.raises(ValueError, match="one constraint row plus"):
         ProbConserv(LinearConstraint(torch.ones(2, 10)), nonnegative=True)
+    walls = value_constraint(10, [0], -1.0, dtype=torch.float64)
+    with pytest.raises(ValueError, match="known node value"):
+        ProbConserv(stack_constraints(conservation_constraint(x, total=1.0), walls), nonnegative=True)(
+            torch.rand(10, dtype=torch.float64), variance=torch.ones(10, dtype=torch.float64))
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(5, 40), st.floats(0.0, 2.0), st.sampled_from([0.0, 1e-2]))
+def test_nonnegative_with_known_boundary_value(seed, n, left, noise):
+    # Stefan-like: u(0, t) = left is known; conservation and non-negativity hold, the left node equals its value.
+    g = torch.Generator().manual_seed(seed)
+    x = random_grid(g, n)
+    mu = torch.randn(3, n, generator=g, dtype=torch.float64)
+    var = torch.rand(3, n, generator=g, dtype=torch.float64) + 0.01
+    total = torch.rand(3, generator=g, dtype=torch.float64) + left * float(x[1] - x[0])
+    c = stack_constraints(conservation_constraint(x, total=total),
+                          value_constraint(n, [0], torch.full((3, 1), left, dtype=torch.float64)))
+    post = ProbConserv(c, noise=noise, nonnegative=True)(mu, variance=var)
+    u = post.mean
+    scale = 1 + total.abs()[:, None] + (u.abs() * c.G[0]).sum(-1, keepdim=True)
+    assert (u >= -TOL * scale).all()
+    torch.testing.assert_close(u[:, 0], torch.full((3,), left, dtype=torch.float64), rtol=0, atol=TOL)
+    if noise == 0:
+        assert (post.constraint_residual().abs() <= TOL * scale).all()
