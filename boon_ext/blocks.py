@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 
 from .conditions import BoundarySpec
-from .correction import correct_axis, skip_matrix
+from .correction import FaceSolver, correct_axis, skip_matrix
 from .spectral import SpectralPlan, check_spectral_conv
 
 __all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward"]
@@ -27,7 +28,7 @@ class CorrectionPlan:
 
     corrected: Tuple[Tuple[int, Tuple[str, ...]], ...]  # (axis, sides) of Dirichlet/Neumann faces
     periodic_axes: Tuple[int, ...]
-    face_axes: Tuple[Tuple[int, Tuple[str, ...]], ...]  # every constrained face, for the activation mask
+    face_axes: Tuple[Tuple[int, Tuple[str, ...]], ...]  # every constrained face: activations skip them
 
     @classmethod
     def from_spec(cls, spec: BoundarySpec) -> "CorrectionPlan":
@@ -36,9 +37,9 @@ class CorrectionPlan:
         faces = tuple((a, spec.sides(a, ("dirichlet", "neumann", "periodic"))) for a in spec.axes())
         return cls(corrected, periodic, faces)
 
-    def interior_mask(self, shape, device) -> torch.Tensor:
-        """Boolean (1, 1, *shape): True on nodes of a constrained face."""
-        mask = torch.zeros(shape, dtype=torch.bool, device=device)
+    def face_mask(self, shape, device) -> torch.Tensor:
+        """Boolean (1, 1, *shape): True on the nodes of a constrained face."""
+        mask = torch.zeros(tuple(shape), dtype=torch.bool, device=device)
         for axis, sides in self.face_axes:
             for side in sides:
                 idx = [slice(None)] * len(shape)
@@ -69,12 +70,58 @@ def check_blocks(blocks) -> None:
         raise ValueError("FNO blocks must keep their width to be corrected")
 
 
-def _act(blocks, x, mask):
-    y = blocks.non_linearity(x)
-    return y if mask is None else torch.where(mask, x, y)
+# Activations whose backward pass reads their input, not their output: their output may be overwritten in place.
+_INPUT_SAVING = (F.gelu, F.silu, F.softplus, F.mish)
 
 
-def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, mask=None) -> torch.Tensor:
+def _act(blocks, h, plan: CorrectionPlan, corrected: bool):
+    y = blocks.non_linearity(h)
+    if not corrected or not plan.face_axes:
+        return y
+    if blocks.non_linearity in _INPUT_SAVING and y is not h:
+        # Constrained faces keep their pre-activation values; writing them into the fresh output touches face
+        # nodes only.
+        for axis, sides in plan.face_axes:
+            for side in sides:
+                i = 0 if side == "left" else h.shape[2 + axis] - 1
+                y.select(2 + axis, i).copy_(h.select(2 + axis, i))
+        return y
+    return torch.where(plan.face_mask(h.shape[2:], h.device), h, y)
+
+
+def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool, cache):
+    """Spectral plan, skip matrix and factorised face blocks of layer ``index`` on ``x``'s grid.
+
+    They depend on the weights only. With ``cache`` (a dict, used when autograd is off) they are kept per layer
+    and rebuilt whenever a weight changes (tracked by the tensors' version counters) or the grid, dtype or
+    device changes.
+    """
+    conv = blocks.convs[index]
+    skip = blocks.fno_skips[index] if blocks.fno_skips is not None else None
+    key = None
+    if cache is not None:
+        params = list(conv.parameters()) + (list(skip.parameters()) if skip is not None else [])
+        key = (tuple(x.shape[2:]), x.dtype, x.device, corrected,
+               tuple((id(p), p._version, p.data_ptr()) for p in params))
+        hit = cache.get(index)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+    spectral = SpectralPlan(conv, x.shape[2:], x.dtype)
+    ops = (spectral, skip, None, {})
+    if corrected and plan.corrected:
+        w_skip = skip_matrix(skip, x.shape[1], spectral.order, x.dtype, x.device)
+        solvers = {}
+        for axis, sides in plan.corrected:
+            n = spectral.shape[axis]
+            solvers[axis] = FaceSolver(spectral, w_skip, axis, [0 if s == "left" else n - 1 for s in sides])
+        ops = (spectral, skip, w_skip, solvers)
+    if cache is not None:
+        cache[index] = (key, ops)
+    return ops
+
+
+def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
+                       cache=None) -> torch.Tensor:
     """Layer ``index`` of ``blocks`` with the BOON correction (see the module docstring).
 
     Parameters
@@ -84,34 +131,32 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     x : torch.Tensor
         Layer input (batch, width, *spatial).
     plan : CorrectionPlan
-    mask : torch.Tensor or None
-        From :meth:`CorrectionPlan.interior_mask`; ``None`` disables the correction (plain layer).
+    corrected : bool
+        ``False`` runs the plain layer (the output-enforcement-only ablation).
+    cache : dict, optional
+        Per-model store of the weight-derived operators; pass one only when autograd is off.
     """
-    conv = blocks.convs[index]
-    spectral = SpectralPlan(conv, x.shape[2:], x.dtype)
-    skip = blocks.fno_skips[index] if blocks.fno_skips is not None else None
+    spectral, skip, w_skip, solvers = _layer_operators(blocks, index, x, plan, corrected, cache)
     xm = spectral.transform(x)
     z = x
-    if mask is not None and plan.corrected:
-        w_skip = skip_matrix(skip, x.shape[1], spectral.order, x.dtype, x.device)
-        for axis, sides in plan.corrected:
-            xm, z = correct_axis(spectral, w_skip, xm, z, axis, sides)
+    for axis, sides in plan.corrected if corrected else ():
+        xm, z = correct_axis(spectral, w_skip, xm, z, axis, sides, solver=solvers[axis])
     h = spectral.inverse(spectral.contract(xm))
     if skip is not None:
         h = h + skip(z)
-    if mask is not None:
+    if corrected:
         for axis in plan.periodic_axes:
             dim = 2 + axis
             avg = 0.5 * (h.select(dim, 0) + h.select(dim, -1)).unsqueeze(dim)
             h = torch.cat([avg, h.narrow(dim, 1, h.shape[dim] - 2), avg], dim)
     last = index == blocks.n_layers - 1
     if not last:
-        h = _act(blocks, h, mask)
+        h = _act(blocks, h, plan, corrected)
     if blocks.use_channel_mlp:
         out = blocks.channel_mlp[index](h)
         if blocks.channel_mlp_skips is not None:
             out = out + blocks.channel_mlp_skips[index](x)
         h = out
     if not last:
-        h = _act(blocks, h, mask)
+        h = _act(blocks, h, plan, corrected)
     return h

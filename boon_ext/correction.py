@@ -174,6 +174,7 @@ def correct_axis(
     z: torch.Tensor,
     axis: int,
     sides: Sequence[str],
+    solver: Optional[FaceSolver] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Apply T2 along ``axis`` on the ``sides`` faces.
 
@@ -183,6 +184,8 @@ def correct_axis(
         Retained modes of the current layer input ``z``.
     z : torch.Tensor
         Current layer input, (batch, C, *spatial).
+    solver : FaceSolver, optional
+        The layer's factorised boundary blocks for this axis and these faces, if already built.
 
     Returns
     -------
@@ -197,7 +200,8 @@ def correct_axis(
     kz_faces = plan.face_values(plan.contract(xm), axis, positions, bias=False)
     if w_skip is not None:
         kz_faces = kz_faces + torch.einsum("bi...,io->bo...", z_faces, w_skip)
-    solver = FaceSolver(plan, w_skip, axis, positions)
+    if solver is None:
+        solver = FaceSolver(plan, w_skip, axis, positions)
     d = solver.solve(z_faces, kz_faces)
     xm = xm + plan.face_delta(d, axis, positions)
     z = _with_faces(z, axis, positions, z_faces + d)

@@ -93,6 +93,7 @@ class BOONFNO(FNO, name="boon_fno"):
         self.kernel_correction = bool(kernel_correction)
         self.time_dim = time_dim
         self._correction = CorrectionPlan.from_spec(spec)
+        self._operator_cache = {}
         # The metadata saved with checkpoints holds the conditions as plain config values.
         self._init_kwargs["boundary"] = spec.to_config() if spec else None
         self._init_kwargs["kernel_correction"] = self.kernel_correction
@@ -162,9 +163,10 @@ class BOONFNO(FNO, name="boon_fno"):
         if self.positional_embedding is not None:
             x = self.positional_embedding(x)
         x = self.lifting(x)
-        mask = self._correction.interior_mask(x.shape[2:], x.device) if self.kernel_correction else None
+        # Weight-derived operators are reused across calls only when no graph is being built.
+        cache = None if torch.is_grad_enabled() else self._operator_cache
         for i in range(self.n_layers):
-            x = boon_block_forward(self.fno_blocks, i, x, self._correction, mask)
+            x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache)
         x = self.projection(x)
         return enforce_boundary(x, self.boundary_spec, boundary_values)
 

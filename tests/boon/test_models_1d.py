@@ -160,3 +160,35 @@ def test_per_channel_constants_and_channel_subsets():
     slope = (3 * y[:, 1, -1] - 4 * y[:, 1, -2] + y[:, 1, -3]) / (2 * h)
     torch.testing.assert_close(slope, torch.full_like(slope, 0.5), rtol=0, atol=1e-3)
     assert boundary_error(y, BoundarySpec(bc, 1), relative=True) < 1e-5
+
+
+@pytest.mark.parametrize("n_modes, shape, bc", [
+    ((8,), (40,), Dirichlet(left=0.0, right=1.0)),
+    ((6, 6), (12, 10), [Dirichlet(left=0.0, dim=-2), Neumann(right=0.5, dim=-1)]),
+])
+def test_operator_cache_follows_weight_updates(n_modes, shape, bc):
+    torch.manual_seed(0)
+    model = BOONFNO(n_modes=n_modes, in_channels=1, out_channels=1, hidden_channels=6, boundary=bc)
+    x = torch.randn(2, 1, *shape)
+    with torch.no_grad():
+        cached = model(x)
+        cached_again = model(x)
+    assert torch.equal(cached, cached_again)
+    torch.testing.assert_close(cached, model(x), rtol=1e-6, atol=1e-6)  # autograd on: no cache
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(x).square().mean().backward()
+    opt.step()  # in-place update bumps the version counters
+    with torch.no_grad():
+        after = model(x)
+    torch.testing.assert_close(after, model(x), rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(after, cached)
+
+
+@pytest.mark.parametrize("act", [torch.tanh, torch.nn.functional.relu, torch.nn.functional.gelu])
+def test_activations_that_save_their_output_still_differentiate(act):
+    torch.manual_seed(0)
+    model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=6, non_linearity=act,
+                    boundary=Dirichlet(left=0.0, right=0.0))
+    x = torch.randn(2, 1, 32, requires_grad=True)
+    model(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
