@@ -58,31 +58,15 @@ class FaceSolver:
         self.axis = axis
         self.positions = list(positions)
         self.n_face_dims = plan.order - 1
-        k = plan.face_kernel(axis, self.positions)  # (i, o, P, Q, *face)
-        c_in, c_out, n_p = k.shape[0], k.shape[1], k.shape[2]
+        kf = plan.face_kernel_spectrum(axis, self.positions)  # (i, o, P, Q, *xi)
+        c_in, c_out, n_p = kf.shape[0], kf.shape[1], kf.shape[2]
         if c_in != c_out:
             raise ValueError(f"a corrected layer must keep its width, got {c_in} -> {c_out} channels")
         self.c = c_in
-        face_dims = list(range(4, k.ndim))
-        face_axes = [a for a in range(plan.order) if a != axis]
-        self.face_sizes = [plan.shape[a] for a in face_axes]
+        face_dims = list(range(4, kf.ndim))
         # Face frequencies the spectral weight acts on; elsewhere the blocks reduce to the skip and the
         # right-hand side vanishes, so T2 leaves those components unchanged and they need no solve.
-        self.real_last = bool(face_axes) and face_axes[-1] == plan.order - 1
-        self.face_idx = []
-        for a in face_axes:
-            idx = plan.out_idx[a]
-            if a != plan.order - 1:
-                # The inverse real transform keeps the real part, which mirrors every retained frequency
-                # to its negative: the operator acts on the symmetric closure of the retained set.
-                m = plan.shape[a]
-                idx = torch.unique(torch.cat([idx, (-idx) % m]))
-            self.face_idx.append(idx)
-        if face_dims:
-            # Convolution theorem: an unnormalised transform of the face kernel multiplies the spectrum.
-            kf = self._to_freq(k, face_dims)
-        else:
-            kf = k
+        self.real_last, self.face_idx, self.face_sizes = plan.face_frequencies(axis)
         if w_skip is not None:
             eye_p = torch.eye(n_p, dtype=kf.dtype, device=kf.device)
             kf = kf + (w_skip.to(kf.dtype)[:, :, None, None] * eye_p).reshape(*kf.shape[:4], *([1] * len(face_dims)))

@@ -210,6 +210,78 @@ class SpectralPlan:
             kern.append(self.face_values(ym, axis, positions, bias=False))  # (i, o, P, *face)
         return torch.stack(kern, dim=3)
 
+    def face_frequencies(self, axis: int):
+        """Face transform used for the boundary blocks of ``axis``, and the face frequencies the layer acts on.
+
+        Returns
+        -------
+        (real_last, idx, sizes)
+            ``real_last``: the face transform is ``rfftn`` (the last spatial axis is a face axis) rather than
+            ``fftn``; ``idx``: per face axis, the frequency indices (in that transform's layout) where the
+            face blocks differ from the skip alone; ``sizes``: the face's spatial shape.
+        """
+        face_axes = [a for a in range(self.order) if a != axis]
+        idx = []
+        for a in face_axes:
+            i = self.out_idx[a]
+            if a != self.order - 1:
+                # The inverse real transform keeps the real part, which mirrors every retained frequency to
+                # its negative: the operator acts on the symmetric closure of the retained set.
+                i = torch.unique(torch.cat([i, (-i) % self.shape[a]]))
+            idx.append(i)
+        return bool(face_axes) and face_axes[-1] == self.order - 1, idx, [self.shape[a] for a in face_axes]
+
+    def face_kernel_spectrum(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """:meth:`face_kernel` transformed over the face axes (unnormalised), on :meth:`face_frequencies`.
+
+        Computed from the retained modes without going through the spatial face: the inverse real transform
+        of the layer takes a real part, which in the face spectrum is the Hermitian average
+        ``(V(xi) + conj(V(-xi))) / 2`` over the face axes it acts on (all of them when ``axis`` is the last
+        axis; the zero and Nyquist columns of the last axis otherwise).
+
+        Returns
+        -------
+        torch.Tensor
+            ``K[i, o, p, q, *xi]``, complex; real ``(i, o, P, Q)`` for a 1-D layer.
+        """
+        m = self.shape[axis]
+        w = self.weight
+        if self.separable:
+            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
+            w = torch.einsum("i...,io->io...", w, eye)
+        i_idx = self.in_idx[axis].to(torch.float64)
+        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
+        phase_in = torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale  # (Q, k)
+        both = (self._eval_phase(axis, positions).to(torch.complex128)[:, None, :] * phase_in[None]).to(self.cdtype)
+        v = torch.tensordot(w.movedim(2 + axis, -1), both, dims=([-1], [2]))  # (i, o, *kept_face, P, Q)
+        v = v.movedim(-2, 2).movedim(-1, 3)  # (i, o, P, Q, *kept_face)
+        face_axes = [a for a in range(self.order) if a != axis]
+        if not face_axes:
+            return v.real
+        real_last, idx, sizes = self.face_frequencies(axis)
+        full = list(sizes)
+        if real_last:
+            full[-1] = full[-1] // 2 + 1
+        out = v.new_zeros((*v.shape[:4], *full))
+        out[(Ellipsis, *torch.meshgrid(*[self.out_idx[a] for a in face_axes], indexing="ij"))] = v
+        mirror_dims = [4 + j for j, a in enumerate(face_axes) if a != self.order - 1]
+        mirrored = out.conj()
+        if mirror_dims:
+            mirrored = torch.roll(torch.flip(mirrored, mirror_dims), [1] * len(mirror_dims), mirror_dims)
+        if real_last:
+            cols = [0] + ([full[-1] - 1] if sizes[-1] % 2 == 0 else [])
+            sym = out.clone()
+            for c in cols:
+                sym[..., c] = 0.5 * (out[..., c] + mirrored[..., c])
+            out = sym
+        else:
+            out = 0.5 * (out + mirrored)
+        total = math.prod(sizes)
+        out = out * {"forward": float(total), "backward": 1.0, "ortho": total ** 0.5}[self.norm]
+        for j, i in enumerate(idx):
+            out = out.index_select(4 + j, i)
+        return out
+
     def face_delta(self, d: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
         """Retained modes of the field that equals ``d[:, :, p]`` on face ``positions[p]`` and zero elsewhere.
 

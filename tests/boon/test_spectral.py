@@ -71,6 +71,13 @@ def test_face_values_kernel_and_delta_agree_with_the_layer(cs, data):
             imp[(i, i, *idx)] = 1.0
         resp = plan.forward(imp) - plan.forward(torch.zeros_like(imp))
         torch.testing.assert_close(k[:, :, :, j], _faces(resp, axis, pos), rtol=1e-10, atol=1e-10)
+    # the same blocks in the face spectrum, computed without the spatial round trip
+    real_last, idx, _ = plan.face_frequencies(axis)
+    dims = list(range(4, k.ndim))
+    ref = k if not dims else (torch.fft.rfftn(k, dim=dims) if real_last else torch.fft.fftn(k, dim=dims))
+    for d, i in zip(dims, idx):
+        ref = ref.index_select(d, i)
+    torch.testing.assert_close(plan.face_kernel_spectrum(axis, pos).to(ref.dtype), ref, rtol=1e-9, atol=1e-9)
     # spectrum of a field supported on the faces
     d = torch.randn(2, c, len(pos), *[s for a, s in enumerate(shape) if a != axis], dtype=torch.float64)
     delta = _with_faces(torch.zeros(2, c, *shape, dtype=torch.float64), axis, pos, d)
