@@ -26,3 +26,4 @@ __all__ = [
     "enforce_boundary",
     "parse_boundary",
 ]
+from .distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp; __all__ += ["load_ddp_checkpoint", "save_ddp_checkpoint", "unwrap_ddp"]  # noqa: E402,E702

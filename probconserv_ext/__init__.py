@@ -63,3 +63,4 @@ __all__ += [
     "fit_ensemble",
     "fit_heteroscedastic",
 ]
+from .distributed import DistributedProbConserv; __all__ += ["DistributedProbConserv"]  # noqa: E402,E702

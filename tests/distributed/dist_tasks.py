@@ -73,10 +73,15 @@ def probconserv_bad_input(rank, world, G, mean, variance, bad_rank, kind):
     return None
 
 
-def _boon_model(config, state=None):
+def boon_model(config, state=None):
     from boon_ext import BOONFNO
 
     model = BOONFNO(**config).double()
+    # .double() leaves neuralop's complex spectral weights in complex64; promote them so that the whole model
+    # computes in float64 and gradients can be compared at float64 round-off.
+    for p in model.parameters():
+        if p.is_complex():
+            p.data = p.data.to(torch.complex128)
     if state is not None:
         model.load_state_dict(state)
     return model
@@ -86,7 +91,7 @@ def ddp_boon_step(rank, world, config, state, x, values, y, lr):
     """One DDP step on this rank's shard of the global batch: gradients, outputs and the updated weights."""
     from boon_ext import boundary_error
 
-    model = DDP(_boon_model(config, state))
+    model = DDP(boon_model(config, state))
     shard = slice(rank, None, world)
     kw = {} if values is None else {"boundary_values": {k: v[shard] for k, v in values.items()}}
     out = model(x[shard], **kw)
@@ -108,12 +113,17 @@ def ddp_boon_trainer_checkpoint(rank, world, config, x, values, y, folder):
     from neuralop.training import Trainer
     from neuralop.training.training_state import save_training_state
 
-    from boon_ext import boundary_error
+    from boon_ext import BoundaryDataProcessor, boundary_error
     from boon_ext.distributed import load_ddp_checkpoint, unwrap_ddp
 
+    def inner_spec(m):
+        return unwrap_ddp(m).boundary_spec
+
     warnings.filterwarnings("ignore")
+    from boon_ext import BOONFNO
+
     torch.manual_seed(0)
-    model = DDP(_boon_model(config))
+    model = DDP(BOONFNO(**config))  # float32, as users train
     data = [dict(x=x[i], y=y[i], **({} if values is None else {"boundary_values": {k: v[i] for k, v in values.items()}}))
             for i in range(x.shape[0])]
     sampler = torch.utils.data.distributed.DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False)
@@ -121,7 +131,11 @@ def ddp_boon_trainer_checkpoint(rank, world, config, x, values, y, folder):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, 10)
     loss = lambda out, y, **kw: ((out - y) ** 2).mean()  # noqa: E731
-    trainer = Trainer(model=model, n_epochs=1, device="cpu", use_distributed=False, verbose=False)
+    # neuralop's own use_distributed=True wraps with device_ids=[rank], which DDP refuses for a CPU model: on
+    # gloo/CPU the model is wrapped here and the Trainer is given the DDP model.
+    processor = BoundaryDataProcessor(None, None, boundary=inner_spec(model))
+    trainer = Trainer(model=model, n_epochs=1, device="cpu", use_distributed=False, verbose=False,
+                      data_processor=processor)
     trainer.train(loader, {}, opt, sched, training_loss=loss, eval_losses={})
     if rank == 0:
         save_training_state(folder, "model", model)
