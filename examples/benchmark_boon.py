@@ -1,7 +1,11 @@
 """Cost of the BOON correction: BOON-FNO against the plain FNO with the same weights, side by side.
 
 For each configuration the plain model and its wrapped copy are timed in alternation (so both see the same
-machine load), forward and forward+backward, and the median over repetitions is reported with the ratio.
+machine load), and the median over repetitions is reported with the ratio, for
+
+* ``fwd``: inference (``torch.no_grad``): the weight-derived boundary blocks are cached per weight version;
+* ``fwd (grad)``: a forward pass that builds the graph, as in training: the blocks are rebuilt from the weights;
+* ``fwd+bwd``: a training step's forward and backward passes.
 
     python examples/benchmark_boon.py            # full: 1-D, 2-D and space-time
     python examples/benchmark_boon.py --quick    # fewer repetitions
@@ -72,6 +76,9 @@ def run(quick: bool, only=None):
             with torch.no_grad():
                 calls[name]()
 
+        def fwd_grad(name):
+            calls[name]()
+
         def fwd_bwd(name, model):
             model.zero_grad(set_to_none=True)
             calls[name]().square().mean().backward()
@@ -79,10 +86,13 @@ def run(quick: bool, only=None):
         reps = 5 if quick else 15
         for n in calls:  # warm-up
             fwd(n)
-        t = {("FNO", "fwd"): [], ("BOON-FNO", "fwd"): [], ("FNO", "fwd+bwd"): [], ("BOON-FNO", "fwd+bwd"): []}
+        t = {(m, k): [] for m in calls for k in ("fwd", "fwd (grad)", "fwd+bwd")}
         for _ in range(reps):  # alternate so both models see the same load
             t[("FNO", "fwd")] += _time(lambda: fwd("FNO"), 1)
             t[("BOON-FNO", "fwd")] += _time(lambda: fwd("BOON-FNO"), 1)
+        for _ in range(reps):
+            t[("FNO", "fwd (grad)")] += _time(lambda: fwd_grad("FNO"), 1)
+            t[("BOON-FNO", "fwd (grad)")] += _time(lambda: fwd_grad("BOON-FNO"), 1)
         for _ in range(max(3, reps // 2)):
             t[("FNO", "fwd+bwd")] += _time(lambda: fwd_bwd("FNO", base), 1)
             t[("BOON-FNO", "fwd+bwd")] += _time(lambda: fwd_bwd("BOON-FNO", boon), 1)
@@ -91,12 +101,15 @@ def run(quick: bool, only=None):
             config=name, input_shape=list(shape), modes=list(kw["n_modes"]), width=kw["hidden_channels"],
             fno_fwd_ms=1e3 * med[("FNO", "fwd")], boon_fwd_ms=1e3 * med[("BOON-FNO", "fwd")],
             fwd_ratio=med[("BOON-FNO", "fwd")] / med[("FNO", "fwd")],
+            fno_fwd_grad_ms=1e3 * med[("FNO", "fwd (grad)")], boon_fwd_grad_ms=1e3 * med[("BOON-FNO", "fwd (grad)")],
+            fwd_grad_ratio=med[("BOON-FNO", "fwd (grad)")] / med[("FNO", "fwd (grad)")],
             fno_fwd_bwd_ms=1e3 * med[("FNO", "fwd+bwd")], boon_fwd_bwd_ms=1e3 * med[("BOON-FNO", "fwd+bwd")],
             fwd_bwd_ratio=med[("BOON-FNO", "fwd+bwd")] / med[("FNO", "fwd+bwd")],
             repetitions=reps,
         ))
         print(f"{name:32s} fwd {rows[-1]['fno_fwd_ms']:8.1f} -> {rows[-1]['boon_fwd_ms']:8.1f} ms "
-              f"(x{rows[-1]['fwd_ratio']:.2f})   fwd+bwd x{rows[-1]['fwd_bwd_ratio']:.2f}", flush=True)
+              f"(x{rows[-1]['fwd_ratio']:.2f})   fwd (grad) x{rows[-1]['fwd_grad_ratio']:.2f}   "
+              f"fwd+bwd x{rows[-1]['fwd_bwd_ratio']:.2f}", flush=True)
     return rows
 
 
@@ -109,12 +122,13 @@ def machine():
 def markdown(rows, info):
     lines = [f"Machine: {info['platform']}, {info['cpu_count']} CPUs, torch {info['torch']} "
              f"({info['torch_threads']} threads). Median of alternating repetitions; same weights.", "",
-             "| configuration | input | FNO fwd (ms) | BOON fwd (ms) | fwd ratio | FNO fwd+bwd (ms) | BOON fwd+bwd (ms) | fwd+bwd ratio |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| configuration | input | FNO fwd (ms) | BOON fwd (ms) | fwd ratio | fwd (grad) ratio | "
+             "FNO fwd+bwd (ms) | BOON fwd+bwd (ms) | fwd+bwd ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['config']} | {'x'.join(map(str, r['input_shape']))} | {r['fno_fwd_ms']:.1f} | "
-                     f"{r['boon_fwd_ms']:.1f} | {r['fwd_ratio']:.2f} | {r['fno_fwd_bwd_ms']:.1f} | "
-                     f"{r['boon_fwd_bwd_ms']:.1f} | {r['fwd_bwd_ratio']:.2f} |")
+                     f"{r['boon_fwd_ms']:.1f} | {r['fwd_ratio']:.2f} | {r['fwd_grad_ratio']:.2f} | "
+                     f"{r['fno_fwd_bwd_ms']:.1f} | {r['boon_fwd_bwd_ms']:.1f} | {r['fwd_bwd_ratio']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -123,7 +137,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--only", default=None, help="run the configurations whose name contains this text")
     p.add_argument("--out", default="outputs", help="output folder")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: stable timings on a small, shared machine)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     info = machine()
     rows = run(args.quick, args.only)
     out = Path(args.out)
