@@ -178,3 +178,17 @@ def test_odd_non_last_axis_is_refused_with_correction():
     with pytest.raises(ValueError, match="odd length"):
         model(torch.randn(1, 1, 15, 16))
     BOONFNO.from_fno(model, boundary=Dirichlet(left=0.0, dim=-1), kernel_correction=False)(torch.randn(1, 1, 15, 16))
+
+
+def test_cavity_checkpoint_and_config_round_trip(tmp_path):
+    torch.manual_seed(0)
+    plain = FNO(n_modes=(6, 6), in_channels=3, out_channels=2, hidden_channels=8)
+    plain.save_checkpoint(tmp_path, "plain")
+    wrapped = BOONFNO.from_checkpoint(tmp_path, "plain", boundary=[c.to_config() for c in cavity_conditions()])
+    x = torch.randn(2, 3, 16, 16)
+    y = wrapped(x)
+    assert boundary_error(y, cavity_conditions(), relative=True) == 0
+    wrapped.save_checkpoint(tmp_path, "cavity")
+    again = BOONFNO.from_checkpoint(tmp_path, "cavity")
+    assert again.boundary == cavity_conditions()
+    assert torch.equal(again(x), y)
