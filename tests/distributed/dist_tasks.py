@@ -101,7 +101,7 @@ def ddp_boon_step(rank, world, config, state, x, values, y, lr):
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     opt.step()
     out2 = model(x[shard], **kw).detach()
-    bc = float(boundary_error(out2, model.module.boundary, kw.get("boundary_values")))
+    bc = float(boundary_error(out2, model.module.boundary, kw.get("boundary_values"), relative=True))
     return dict(grads=grads, bc_error=bc, params={k: v.detach().clone() for k, v in model.module.state_dict().items()
                                                   if torch.is_tensor(v)})
 
@@ -145,7 +145,7 @@ def ddp_boon_trainer_checkpoint(rank, world, config, x, values, y, folder):
     kw = {} if values is None else {"boundary_values": values}
     with torch.no_grad():
         same = torch.equal(loaded(x, **kw), inner(x, **kw))
-        bc = float(boundary_error(loaded(x, **kw), loaded.boundary, kw.get("boundary_values")))
+        bc = float(boundary_error(loaded(x, **kw), loaded.boundary, kw.get("boundary_values"), relative=True))
     return dict(same_output=same, bc_error=bc, has_metadata_file=os.path.exists(os.path.join(folder, "model_metadata.pkl")),
                 params={k: v.detach().clone() for k, v in inner.state_dict().items() if torch.is_tensor(v)})
 
