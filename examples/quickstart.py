@@ -180,6 +180,7 @@ def main(argv=None):
         a.plot(target[order], "k-", lw=2, label="prescribed")
         a.plot(stencil(pred["FNO"])[order], "C1o", ms=3, label="FNO")
         a.plot(stencil(pred["BOON-FNO"])[order], "C0x", ms=4, label="BOON-FNO")
+        a.plot(stencil(u_pc)[order], "C2+", ms=5, label="FNO + ProbConserv")
         a.set_title(f"boundary flux {label}, test samples")
         a.set_xlabel("test sample (sorted by prescribed flux)")
         a.legend(fontsize=8)
