@@ -27,12 +27,14 @@ from torch.distributions import MultivariateNormal
 
 from ._checks import as_tensor, check_finite
 from .constraints import LinearConstraint
+from .quadrature import quadrature_weights
 from .covariance import DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .layer import ProbConserv
 from .update import factor_update
 
-__all__ = ["DistributedProbConserv", "SlabConstrainedGaussian", "slab_bounds", "constraint_slab", "gather_slab"]
+__all__ = ["DistributedProbConserv", "SlabConstrainedGaussian", "slab_bounds", "constraint_slab", "conservation_slab",
+           "gather_slab"]
 
 # Batch dimensions the agreement check can describe; more are refused with a clear message.
 _MAX_BATCH_DIMS = 8
@@ -93,6 +95,50 @@ def constraint_slab(constraint, start, stop):
     if not (0 <= start <= stop <= constraint.n):
         raise ValueError(f"start, stop must satisfy 0 <= start <= stop <= n = {constraint.n}, got {start}, {stop}")
     return _raw_constraint(constraint.G[:, start:stop], constraint.b)
+
+
+def conservation_slab(grid, start, stop, total=None):
+    """This rank's part of the trapezoid conservation constraint, from its slab of the grid plus one ghost node.
+
+    Only ``grid[start-1 : stop+1]`` (of the first axis) is read, so a rank never builds the global weights.
+
+    Parameters
+    ----------
+    grid : 1-D tensor/array, or tuple of 2 or 3 axes
+        Node positions (strictly increasing); for a tuple, the slab is the rows ``start:stop`` of the first axis
+        and the field is flattened row-major (:func:`probconserv_ext.quadrature.flatten_field`), so the slab is
+        contiguous.
+    start, stop : int
+        Rows of the first axis held by this rank (e.g. from :func:`slab_bounds` of its length).
+    total : float or tensor of shape ``(...)``, optional
+        The conserved total (global), becomes ``b`` of shape ``(..., 1)``.
+
+    Returns
+    -------
+    LinearConstraint
+        One row: the slab's trapezoid weights, equal to the corresponding columns of
+        :func:`~probconserv_ext.constraints.conservation_constraint` ``(grid)``.
+    """
+    axes = list(grid) if isinstance(grid, (tuple, list)) else [grid]
+    first = as_tensor(axes[0], "grid")
+    if first.ndim != 1 or first.numel() < 2:
+        raise ValueError(f"grid: the first axis must be 1-D with at least 2 nodes, got shape {tuple(first.shape)}")
+    n = first.numel()
+    if not (0 <= start <= stop <= n):
+        raise ValueError(f"start, stop must satisfy 0 <= start <= stop <= {n} (rows of the first axis), got {start}, {stop}")
+    lo, hi = max(start - 1, 0), min(stop + 1, n)
+    if hi - lo < 2:  # an empty slab, or one node without a neighbour in the piece
+        lo, hi = max(min(lo, n - 2), 0), max(hi, min(lo + 2, n))
+    # Interior nodes of the piece get (x[i+1] - x[i-1]) / 2 from their ghost neighbours; a piece end is a
+    # global end whenever no ghost exists there, so its half-cell weight is the global one too.
+    w = quadrature_weights(first[lo:hi])[start - lo:stop - lo]
+    if len(axes) > 1:
+        rest = quadrature_weights(tuple(axes[1:])) if len(axes) > 2 else quadrature_weights(axes[1])
+        w = (w[:, None] * rest.to(w.dtype)[None, :]).reshape(-1)
+    b = None
+    if total is not None:
+        b = check_finite(as_tensor(total, "total", dtype=w.dtype), "total")[..., None]
+    return _raw_constraint(w[None, :], b)
 
 
 def gather_slab(slab, group=None, dim=-1):

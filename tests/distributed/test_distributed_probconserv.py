@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint
-from probconserv_ext.distributed import DistributedProbConserv, constraint_slab, slab_bounds
+from probconserv_ext.distributed import DistributedProbConserv, conservation_slab, constraint_slab, slab_bounds
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -163,3 +163,19 @@ def test_constraint_slab_errors():
         constraint_slab(c, 5, 3)
     with pytest.raises(TypeError, match="constraint must be a LinearConstraint"):
         constraint_slab(c.G, 0, 3)
+
+
+@given(n=st.integers(2, 30), extra=st.lists(st.integers(2, 5), max_size=2), world=st.integers(1, 40),
+       seed=st.integers(0, 2**31 - 1))
+def test_conservation_slab_matches_global_weights(n, extra, world, seed):
+    g = torch.Generator().manual_seed(seed)
+    axes = [torch.cumsum(0.05 + torch.rand(k, generator=g, dtype=torch.float64), 0) for k in [n, *extra]]
+    grid = tuple(axes) if extra else axes[0]
+    full = conservation_constraint(grid, total=torch.tensor([1.5, 2.0])).G[0]
+    parts = [conservation_slab(grid, *slab_bounds(n, rank=r, world_size=world), total=torch.tensor([1.5, 2.0]))
+             for r in range(world)]
+    # The same trapezoid formula on the same nodes: equal to round-off of one subtraction and one product.
+    assert torch.allclose(torch.cat([p.G[0] for p in parts]), full, rtol=4 * EPS, atol=0)
+    assert all(p.b.shape == (2, 1) for p in parts)
+    with pytest.raises(ValueError, match="start, stop"):
+        conservation_slab(grid, 0, n + 1)
