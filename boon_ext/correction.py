@@ -107,14 +107,14 @@ class FaceSolver:
             return torch.fft.irfftn(out, s=self.face_sizes, dim=dims)
         return torch.fft.ifftn(out, s=self.face_sizes, dim=dims).real
 
-    def solve(self, x_faces: torch.Tensor, kx_faces: torch.Tensor) -> torch.Tensor:
-        """Change ``d`` of the face inputs, shape (batch, C, P, *face), from the faces of ``x`` and ``K x``."""
-        face_dims = list(range(3, x_faces.ndim))
-        if face_dims:
-            xf = self._to_freq(x_faces, face_dims)
-            kxf = self._to_freq(kx_faces, face_dims)
-        else:
-            xf, kxf = x_faces, kx_faces
+    def to_freq(self, faces: torch.Tensor) -> torch.Tensor:
+        """Face spectrum of real face fields (batch, C, P, *face) on the retained face frequencies."""
+        dims = list(range(3, faces.ndim))
+        return self._to_freq(faces, dims) if dims else faces
+
+    def solve(self, xf: torch.Tensor, kxf: torch.Tensor) -> torch.Tensor:
+        """Change ``d`` of the face inputs, real (batch, C, P, *face), from the face spectra of ``x`` and of
+        the linear part of ``K x`` (both from :meth:`to_freq` / :meth:`SpectralPlan.face_values_spectrum`)."""
         b, c, n_p = xf.shape[:3]
         f_shape = xf.shape[3:]
         nf = len(f_shape)
@@ -126,8 +126,8 @@ class FaceSolver:
         rhs = self.target @ cols(xf) - cols(kxf)
         d = torch.linalg.lu_solve(*self.lu, rhs)
         d = d.reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
-        if face_dims:
-            d = self._from_freq(d, face_dims)
+        if nf:
+            d = self._from_freq(d, list(range(3, 3 + nf)))
         return d
 
 
@@ -178,15 +178,16 @@ def correct_axis(
     """
     n = plan.shape[axis]
     positions = [0 if s == "left" else n - 1 for s in sides]
-    z_faces = _faces(z, axis, positions)
-    # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
-    # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
-    kz_faces = plan.face_values(plan.contract(xm), axis, positions, bias=False)
-    if w_skip is not None:
-        kz_faces = kz_faces + torch.einsum("bi...,io->bo...", z_faces, w_skip)
     if solver is None:
         solver = FaceSolver(plan, w_skip, axis, positions)
-    d = solver.solve(z_faces, kz_faces)
+    z_faces = _faces(z, axis, positions)
+    zf = solver.to_freq(z_faces)
+    # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
+    # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
+    kzf = plan.face_values_spectrum(plan.contract(xm), axis, positions)
+    if w_skip is not None:
+        kzf = kzf + torch.einsum("bi...,io->bo...", zf, w_skip.to(zf.dtype))
+    d = solver.solve(zf, kzf)
     xm = xm + plan.face_delta(d, axis, positions)
     z = _with_faces(z, axis, positions, z_faces + d)
     return xm, z

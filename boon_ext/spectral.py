@@ -255,6 +255,27 @@ class SpectralPlan:
         both = (self._eval_phase(axis, positions).to(torch.complex128)[:, None, :] * phase_in[None]).to(self.cdtype)
         v = torch.tensordot(w.movedim(2 + axis, -1), both, dims=([-1], [2]))  # (i, o, *kept_face, P, Q)
         v = v.movedim(-2, 2).movedim(-1, 3)  # (i, o, P, Q, *kept_face)
+        return self._face_spectrum(v, axis)
+
+    def face_values_spectrum(self, ym: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """:meth:`face_values` (bias excluded) transformed over the face axes, on :meth:`face_frequencies`.
+
+        Returns
+        -------
+        torch.Tensor
+            (batch, out, P, *xi), complex; real (batch, out, P) for a 1-D layer.
+        """
+        v = torch.tensordot(ym.movedim(2 + axis, -1), self._eval_phase(axis, positions), dims=([-1], [1]))
+        return self._face_spectrum(v.movedim(-1, 2), axis)
+
+    def _face_spectrum(self, v: torch.Tensor, axis: int) -> torch.Tensor:
+        """Face spectrum (unnormalised, on :meth:`face_frequencies`) of the real face field whose retained
+        modes, already evaluated along ``axis``, are ``v`` (..., *kept_face) in the layer's output layout.
+
+        The layer's inverse real transform takes a real part, which in the face spectrum is the Hermitian
+        average ``(V(xi) + conj(V(-xi))) / 2`` over the face axes it acts on (all of them when ``axis`` is the
+        last axis; the zero and Nyquist columns of the last axis otherwise).
+        """
         face_axes = [a for a in range(self.order) if a != axis]
         if not face_axes:
             return v.real
@@ -262,9 +283,10 @@ class SpectralPlan:
         full = list(sizes)
         if real_last:
             full[-1] = full[-1] // 2 + 1
-        out = v.new_zeros((*v.shape[:4], *full))
+        lead = v.ndim - len(face_axes)
+        out = v.new_zeros((*v.shape[:lead], *full))
         out[(Ellipsis, *torch.meshgrid(*[self.out_idx[a] for a in face_axes], indexing="ij"))] = v
-        mirror_dims = [4 + j for j, a in enumerate(face_axes) if a != self.order - 1]
+        mirror_dims = [lead + j for j, a in enumerate(face_axes) if a != self.order - 1]
         mirrored = out.conj()
         if mirror_dims:
             mirrored = torch.roll(torch.flip(mirrored, mirror_dims), [1] * len(mirror_dims), mirror_dims)
@@ -279,7 +301,7 @@ class SpectralPlan:
         total = math.prod(sizes)
         out = out * {"forward": float(total), "backward": 1.0, "ortho": total ** 0.5}[self.norm]
         for j, i in enumerate(idx):
-            out = out.index_select(4 + j, i)
+            out = out.index_select(lead + j, i)
         return out
 
     def face_delta(self, d: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
