@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-TIMEOUT = 45  # seconds: any single collective task; far above the few seconds the tasks take
+TIMEOUT = 30  # seconds: a collective, and a task; far above the second or so the tasks take
 
 
 def free_port():
@@ -64,8 +64,12 @@ class GlooPool:
     """``world`` gloo processes on localhost; ``run(fn, **kwargs)`` returns ``[fn(rank=0, ...), fn(rank=1, ...)]``."""
 
     def __init__(self, world=2):
-        ctx = mp.get_context("spawn")
         self.world = world
+        self._start()
+
+    def _start(self):
+        ctx = mp.get_context("spawn")
+        world = self.world
         port = free_port()
         self.inboxes = [ctx.Queue() for _ in range(world)]
         self.outboxes = [ctx.Queue() for _ in range(world)]
@@ -74,25 +78,33 @@ class GlooPool:
         for p in self.procs:
             p.start()
         for r in range(world):
-            status, msg = self._get(r, 60)
+            status, msg = self._get(r, 60, restart=False)
             if status != "ready":
                 self.close()
                 raise RuntimeError(f"gloo worker {r} failed to start:\n{msg}")
 
-    def _get(self, r, timeout):
+    def _get(self, r, timeout, restart=True):
         try:
             return self.outboxes[r].get(timeout=timeout)
         except queue.Empty:
             self.close()
-            raise TimeoutError(f"gloo worker {r} gave no answer within {timeout} s; the pool was shut down") from None
+            if restart:
+                self._start()
+            raise TimeoutError(
+                f"gloo worker {r} gave no answer within {timeout} s; the pool was shut down (and restarted unless "
+                "starting)"
+            ) from None
 
-    def run(self, fn, timeout=TIMEOUT, **kwargs):
+    def run(self, fn, timeout=TIMEOUT + 15, **kwargs):
         """Run ``fn(rank=r, world=world, **kwargs)`` on every rank; re-raise a worker's failure with its traceback."""
         for box in self.inboxes:
             box.put((fn, kwargs))
         out = [self._get(r, timeout) for r in range(self.world)]
         errors = [msg for status, msg in out if status != "ok"]
         if errors:
+            # A rank that failed may have left the others inside a collective: start afresh for the next test.
+            self.close()
+            self._start()
             raise AssertionError("\n".join(errors))
         return [msg for _, msg in out]
 

@@ -5,6 +5,7 @@ import tempfile
 
 import torch
 import torch.distributed as dist
+from torch.distributions import LowRankMultivariateNormal, Normal
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from probconserv_ext import LinearConstraint
@@ -22,13 +23,20 @@ def _slab_prior(prior, start, stop):
     return out
 
 
-def probconserv_update(rank, world, G, b, mean, prior, noise, method, cut, draws=None, grad_weights=None):
+def probconserv_update(rank, world, G, b, mean, prior, noise, method, cut, draws=None, grad_weights=None,
+                       as_distribution=False):
     """This rank's slab of the posterior, gathered results and collective checks."""
     n = G.shape[1]
     start, stop = _bounds(rank, cut, n)
     layer = DistributedProbConserv(constraint_slab(LinearConstraint(G, b), start, stop), noise=noise, method=method)
     mu = None if mean is None else mean[..., start:stop].clone().requires_grad_(grad_weights is not None)
-    post = layer(mu, **_slab_prior(prior, start, stop))
+    slab = _slab_prior(prior, start, stop)
+    if as_distribution and "variance" in slab:
+        post = layer(Normal(mu, slab["variance"].sqrt()))
+    elif as_distribution and "cov_factor" in slab:
+        post = layer(LowRankMultivariateNormal(mu, slab["cov_factor"], slab["cov_diag"]))
+    else:
+        post = layer(mu, **slab)
     out = dict(
         mean=post.mean.detach(),
         variance=post.variance.detach(),
@@ -65,8 +73,12 @@ def probconserv_bad_input(rank, world, G, mean, variance, bad_rank, kind):
             var[..., 0] = -1.0
         elif kind == "batch":
             mu, var = mu[:1], var[:1]
+
     try:
-        layer(mu, variance=var, b=torch.zeros(G.shape[0]))
+        if kind == "dense" and rank == bad_rank:
+            layer(mu, covariance=torch.diag_embed(var), b=torch.zeros(G.shape[0]))
+        else:
+            layer(mu, variance=var, b=torch.zeros(G.shape[0]))
     except ValueError as err:
         dist.barrier()  # reached by both ranks only if neither is stuck in a collective
         return str(err)

@@ -54,10 +54,11 @@ def _cond_A(ref, G, noise, method):
 
 
 @settings(max_examples=20)
-@given(p=problems())
-def test_slabs_equal_single_process_and_conserve(gloo_pool, p):
+@given(p=problems(), as_distribution=st.booleans())
+def test_slabs_equal_single_process_and_conserve(gloo_pool, p, as_distribution):
     ref = ProbConserv(LinearConstraint(p["G"], p["b"]), noise=p["noise"], method=p["method"])(p["mean"], **p["prior"])
-    out = gloo_pool.run(dist_tasks.probconserv_update, **p)
+    # Normal / LowRankMultivariateNormal over the slab are the same prior as variance= / cov_factor=.
+    out = gloo_pool.run(dist_tasks.probconserv_update, as_distribution=as_distribution and p["b"].ndim == 1, **p)
     cond = _cond_A(ref, p["G"], p["noise"], p["method"])
     # Summation order differs from one process: float64 round-off amplified at most by cond(A).
     tol = 1e3 * EPS * max(cond, 1.0)
@@ -124,7 +125,7 @@ def test_gradient_equals_single_process(gloo_pool, p):
     assert (grad - mu.grad).abs().amax() <= 1e3 * EPS * max(cond, 1.0) * (mu.grad.abs().amax() + w.abs().amax())
 
 
-@pytest.mark.parametrize("kind", ["nan", "negative", "batch", "rows"])
+@pytest.mark.parametrize("kind", ["nan", "negative", "batch", "rows", "dense"])
 @pytest.mark.parametrize("bad_rank", [0, 1])
 def test_bad_input_on_one_rank_raises_on_every_rank(gloo_pool, kind, bad_rank):
     g = torch.Generator().manual_seed(3)
@@ -135,7 +136,8 @@ def test_bad_input_on_one_rank_raises_on_every_rank(gloo_pool, kind, bad_rank):
     assert all(msg is not None for msg in out)
     own = out[bad_rank]
     expected = {"nan": "mean must be finite", "negative": "variance must be non-negative",
-                "batch": "disagree on the shape", "rows": "must agree on every rank"}[kind]
+                "batch": "disagree on the shape", "rows": "must agree on every rank",
+                "dense": "a dense covariance couples every pair of slabs"}[kind]
     assert expected in own
     assert expected in out[1 - bad_rank] or "another rank" in out[1 - bad_rank]
 
