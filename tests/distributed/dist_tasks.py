@@ -45,6 +45,9 @@ def probconserv_update(rank, world, G, b, mean, prior, noise, method, cut, draws
         gathered_mean=gather_slab(post.mean.detach()),
         comm_bytes=layer.last_comm_bytes,
     )
+    if "samples" in prior and noise == 0:
+        out["constrained_members"] = layer.constrain_samples(prior["samples"][..., start:stop],
+                                                             cov_diag=prior["cov_diag"][..., start:stop])[0]
     if draws is not None:
         out["updated_draws"] = post.update_samples(draws[..., start:stop])
         gen = torch.Generator().manual_seed(1234 + rank)

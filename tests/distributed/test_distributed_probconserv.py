@@ -80,6 +80,11 @@ def test_slabs_equal_single_process_and_conserve(gloo_pool, p, as_distribution):
         drawn = torch.cat([o["updated_draws"] for o in out], -1)
         dscale = p["draws"].abs().amax() + scale
         assert (drawn - ref.update_samples(p["draws"])).abs().amax() <= tol * dscale
+        if "samples" in p["prior"]:  # ensemble members pushed through the update they define
+            members = torch.cat([o["constrained_members"] for o in out], -1)
+            layer = ProbConserv(LinearConstraint(p["G"], p["b"]), method=p["method"])
+            ref_members = layer.constrain_samples(p["prior"]["samples"], cov_diag=p["prior"]["cov_diag"])[0]
+            assert (members - ref_members).abs().amax() <= tol * (p["prior"]["samples"].abs().amax() + scale)
     # Communication: one agreement header plus 3m + m^2 (+ r m) numbers per field, independent of n.
     m = p["G"].shape[0]
     r = ref.prior.covariance.factor.shape[-1] if hasattr(ref.prior.covariance, "factor") else 0
