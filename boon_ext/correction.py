@@ -73,20 +73,22 @@ class FaceSolver:
         # (i, o, P, Q, *F) -> (*F, P*o, Q*i)
         m = kf.permute(*range(4, kf.ndim), 2, 1, 3, 0).reshape(*kf.shape[4:], n_p * self.c, n_p * self.c)
         c = self.c
+        # Blocks can be singular where the spectral weight does not reach (a face frequency held only by the
+        # mirror image of a retained mode, or any frequency without a skip path, or a rank-deficient skip).
+        # There the right-hand side vanishes too; a shift of one machine epsilon (relative to the largest
+        # block) keeps the correction finite and zero instead of 0/0, and is round-off elsewhere.
+        scale = m.abs().amax(dim=(-2, -1), keepdim=True)
+        shift = torch.finfo(m.real.dtype).eps * (scale + scale.amax())
+        eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
         if n_p == 2:
             k00, k0n = m[..., :c, :c], m[..., :c, c:]
             kn0, knn = m[..., c:, :c], m[..., c:, c:]
-            schur = k00 - k0n @ torch.linalg.solve(knn, kn0)
+            schur = k00 - k0n @ torch.linalg.solve(knn + shift * eye[:c, :c], kn0)
             zeros = torch.zeros_like(k0n)
             self.target = torch.cat([torch.cat([schur, zeros], -1), torch.cat([zeros, knn], -1)], -2)
         else:
             self.target = m
-        if w_skip is None:
-            # Without a skip path, face frequencies the spectral weight does not hold have zero blocks and a
-            # zero right-hand side; a shift of one machine epsilon (relative to the blocks) keeps their
-            # correction at zero instead of 0/0.
-            eps = torch.finfo(m.real.dtype).eps * m.abs().amax().clamp_min(1.0)
-            m = m + eps * torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
+        m = m + shift * eye
         self.lu = torch.linalg.lu_factor(m)
 
     def _to_freq(self, t: torch.Tensor, dims) -> torch.Tensor:

@@ -192,3 +192,17 @@ def test_cavity_checkpoint_and_config_round_trip(tmp_path):
     again = BOONFNO.from_checkpoint(tmp_path, "cavity")
     assert again.boundary == cavity_conditions()
     assert torch.equal(again(x), y)
+
+
+@pytest.mark.parametrize("skip", [None, "linear", "identity", "soft-gating"])
+def test_face_frequencies_the_weight_does_not_reach_are_left_alone(skip):
+    """3-D, a non-last axis corrected: some face frequencies are held only by the mirror image of a retained mode
+    in the zero column of the last axis, so without a skip path their blocks are zero. T2 must stay finite."""
+    torch.manual_seed(0)
+    bc = [Dirichlet(left=0.0, dim=-3), Neumann(right=0.5, dim=-2), Dirichlet(left=1.0, right=2.0, dim=-1)]
+    model = BOONFNO(n_modes=(4, 4, 4), in_channels=1, out_channels=2, hidden_channels=5, boundary=bc, fno_skip=skip).double()
+    x = torch.randn(2, 1, 8, 6, 7, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    y.square().sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    assert boundary_error(y, bc, relative=True) <= TOL[torch.float64]
