@@ -149,7 +149,8 @@ def main():
     per_rank = [p.cpu().tolist() for p in per_rank]
     if lead:
         results = dict(
-            world_size=world, backend=backend, device=str(device), trainer="neuralop Trainer" if args.trainer else "DDP loop",
+            world_size=world, backend=backend, device=str(device),
+            trainer="neuralop Trainer" if args.trainer else "DDP loop",
             epochs=epochs, n_train=n_train, n_test=n_test, n_points=n_points, train_seconds=train_seconds,
             test_rel_l2=sum(p[0] for p in per_rank) / sum(p[1] for p in per_rank),
             boundary_error_per_rank=[p[2] for p in per_rank],
@@ -163,7 +164,8 @@ def main():
         x0, y0, p0 = sample_plot
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
         grid = problem.grid.float()
-        for ax, sl, title in ((axes[0], slice(0, 8), "left end (insulated)"), (axes[1], slice(-8, None), "right end (flux)")):
+        ends = ((axes[0], slice(0, 8), "left end (insulated)"), (axes[1], slice(-8, None), "right end (flux)"))
+        for ax, sl, title in ends:
             ax.plot(grid[sl], y0[sl], "k-", label="reference")
             ax.plot(grid[sl], p0[sl], "o--", label=f"BOON-FNO, DDP x{world}")
             ax.set_title(title)

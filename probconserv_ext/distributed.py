@@ -29,7 +29,7 @@ from ._checks import as_tensor, check_finite
 from .constraints import LinearConstraint
 from .quadrature import quadrature_weights
 from .covariance import DiagonalCovariance, LowRankCovariance
-from .gaussian import ConstrainedGaussian, StructuredGaussian
+from .gaussian import ConstrainedGaussian
 from .layer import ProbConserv
 from .update import factor_update
 
@@ -125,7 +125,9 @@ def conservation_slab(grid, start, stop, total=None):
         raise ValueError(f"grid: the first axis must be 1-D with at least 2 nodes, got shape {tuple(first.shape)}")
     n = first.numel()
     if not (0 <= start <= stop <= n):
-        raise ValueError(f"start, stop must satisfy 0 <= start <= stop <= {n} (rows of the first axis), got {start}, {stop}")
+        raise ValueError(
+            f"start, stop must satisfy 0 <= start <= stop <= {n} (rows of the first axis), got {start}, {stop}"
+        )
     lo, hi = max(start - 1, 0), min(stop + 1, n)
     if hi - lo < 2:  # an empty slab, or one node without a neighbour in the piece
         lo, hi = max(min(lo, n - 2), 0), max(hi, min(lo + 2, n))

@@ -139,8 +139,10 @@ def ddp_boon_trainer_checkpoint(rank, world, config, x, values, y, folder):
 
     torch.manual_seed(0)
     model = DDP(BOONFNO(**config))  # float32, as users train
-    data = [dict(x=x[i], y=y[i], **({} if values is None else {"boundary_values": {k: v[i] for k, v in values.items()}}))
-            for i in range(x.shape[0])]
+    data = [dict(x=x[i], y=y[i]) for i in range(x.shape[0])]
+    if values is not None:
+        for i, item in enumerate(data):
+            item["boundary_values"] = {k: v[i] for k, v in values.items()}
     sampler = torch.utils.data.distributed.DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False)
     loader = torch.utils.data.DataLoader(data, batch_size=2, sampler=sampler)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -161,7 +163,8 @@ def ddp_boon_trainer_checkpoint(rank, world, config, x, values, y, folder):
     with torch.no_grad():
         same = torch.equal(loaded(x, **kw), inner(x, **kw))
         bc = float(boundary_error(loaded(x, **kw), loaded.boundary, kw.get("boundary_values"), relative=True))
-    return dict(same_output=same, bc_error=bc, has_metadata_file=os.path.exists(os.path.join(folder, "model_metadata.pkl")),
+    return dict(same_output=same, bc_error=bc,
+                has_metadata_file=os.path.exists(os.path.join(folder, "model_metadata.pkl")),
                 params={k: v.detach().clone() for k, v in inner.state_dict().items() if torch.is_tensor(v)})
 
 

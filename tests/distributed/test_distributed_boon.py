@@ -76,7 +76,7 @@ def test_ddp_gradients_equal_across_ranks_and_single_process(gloo_pool, s, seed)
     [Dirichlet(left=0.25, right=-1.0)],
     [Neumann(left=0.0, domain=(0.0, 2.0)), Dirichlet(faces=["right"])],
 ])
-def test_trainer_ddp_checkpoint_roundtrip(gloo_pool, boundary, tmp_path):
+def test_trainer_ddp_checkpoint_roundtrip(gloo_pool, boundary):
     config = dict(n_modes=(6,), in_channels=1, out_channels=1, hidden_channels=8, n_layers=2,
                   boundary=[c.to_config() for c in boundary])
     g = torch.Generator().manual_seed(0)

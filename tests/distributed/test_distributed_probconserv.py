@@ -24,7 +24,8 @@ def problems(draw):
     cut = draw(st.integers(0, n))  # an empty slab on one rank is allowed
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     grid = torch.cumsum(0.1 + torch.rand(n, generator=g, dtype=torch.float64), 0)
-    rows = [conservation_constraint(grid).G] + [torch.randn(1, n, generator=g, dtype=torch.float64) for _ in range(m - 1)]
+    rows = [conservation_constraint(grid).G]
+    rows += [torch.randn(1, n, generator=g, dtype=torch.float64) for _ in range(m - 1)]
     G = torch.cat(rows)
     scale = 10.0 ** draw(st.integers(-2, 2))
     mean = scale * torch.randn(*batch, n, generator=g, dtype=torch.float64)
