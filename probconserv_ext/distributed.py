@@ -429,7 +429,9 @@ class SlabConstrainedGaussian(ConstrainedGaussian):
 
     ``mean``, ``variance`` and ``covariance`` are the slab's (marginals of the global posterior); methods that need
     the whole field (``constraint_residual``, ``update_samples``, ``rsample``) are collective and give each rank its
-    slab. ``log_prob`` of a slab is not a density of the field and is refused.
+    slab. ``log_prob`` of a slab is not a density of the field and is refused. In ``rsample`` the draws shared by
+    all slabs (latent draws of a low-rank prior, constraint noise) come from the group's first rank; the per-node
+    draws come from each rank's generator, so seed the generators differently on each rank.
 
     Parameters
     ----------
