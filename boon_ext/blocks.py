@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .conditions import BoundarySpec
-from .correction import FaceSolver, correct_axis, skip_matrix
+from .correction import FaceSolver, correct_axis, faces_of_input, skip_matrix
 from .spectral import SpectralPlan, check_spectral_conv
 
 __all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward"]
@@ -138,12 +138,21 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     """
     spectral, skip, w_skip, solvers = _layer_operators(blocks, index, x, plan, corrected, cache)
     xm = spectral.transform(x)
-    z = x
+    corrections = []  # (axis, positions, d): the corrected input is z = x + d on those faces
     for axis, sides in plan.corrected if corrected else ():
-        xm, z = correct_axis(spectral, w_skip, xm, z, axis, sides, solver=solvers[axis])
+        positions = solvers[axis].positions
+        z_faces = faces_of_input(x, corrections, axis, positions)
+        xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis])
+        corrections.append((axis, positions, d))
     h = spectral.inverse(spectral.contract(xm))
     if skip is not None:
-        h = h + skip(z)
+        h = h + skip(x)
+        # skip(z) = skip(x) + W d on the faces: the skip is point-wise, so only face nodes change. h is the
+        # fresh output of an addition, which may be updated in place.
+        for axis, positions, d in corrections:
+            dw = torch.einsum("bi...,io->bo...", d, w_skip)
+            for j, p in enumerate(positions):
+                h.select(2 + axis, p).add_(dw.select(2, j))
     if corrected:
         for axis in plan.periodic_axes:
             dim = 2 + axis

@@ -25,7 +25,7 @@ import torch
 
 from .spectral import SpectralPlan
 
-__all__ = ["skip_matrix", "FaceSolver", "correct_axis"]
+__all__ = ["skip_matrix", "FaceSolver", "faces_of_input", "correct_axis"]
 
 
 def skip_matrix(skip: Optional[torch.nn.Module], channels: int, n_dim: int, dtype, device) -> Optional[torch.Tensor]:
@@ -138,51 +138,65 @@ def _faces(t: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor
     return t.index_select(2 + axis, idx).movedim(2 + axis, 2)
 
 
-def _with_faces(z: torch.Tensor, axis: int, positions: Sequence[int], faces: torch.Tensor) -> torch.Tensor:
-    dim = 2 + axis
-    n = z.shape[dim]
-    parts = []
-    prev = 0
-    for j, p in enumerate(positions):
-        if p > prev:
-            parts.append(z.narrow(dim, prev, p - prev))
-        parts.append(faces.select(2, j).unsqueeze(dim))
-        prev = p + 1
-    if prev < n:
-        parts.append(z.narrow(dim, prev, n - prev))
-    return torch.cat(parts, dim)
+def faces_of_input(x: torch.Tensor, corrections, axis: int, positions: Sequence[int]) -> torch.Tensor:
+    """Faces ``positions`` of ``axis`` of ``x`` plus the face changes already made on other axes.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Layer input (batch, C, *spatial).
+    corrections : list of (axis, positions, d)
+        Earlier face changes ``d`` (batch, C, P, *face) on other axes; they meet these faces on edges.
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, C, P, *face).
+    """
+    nd = x.ndim - 2
+    faces = _faces(x, axis, positions)
+    ours = [a for a in range(nd) if a != axis]
+    for c_axis, c_pos, d in corrections:
+        theirs = [a for a in range(nd) if a != c_axis]
+        k_theirs = theirs.index(axis)
+        idx = torch.tensor(list(positions), device=d.device, dtype=torch.long)
+        sub = d.index_select(3 + k_theirs, idx).movedim(3 + k_theirs, 2)  # (b, C, P, Pc, *rest)
+        k_ours = ours.index(c_axis)
+        sub = sub.movedim(3, 3 + k_ours)
+        faces = faces.index_add(3 + k_ours, torch.tensor(list(c_pos), device=d.device, dtype=torch.long), sub)
+    return faces
 
 
 def correct_axis(
     plan: SpectralPlan,
     w_skip: Optional[torch.Tensor],
     xm: torch.Tensor,
-    z: torch.Tensor,
+    z_faces: torch.Tensor,
     axis: int,
-    sides: Sequence[str],
+    positions: Sequence[int],
     solver: Optional[FaceSolver] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Apply T2 along ``axis`` on the ``sides`` faces.
+    """Apply T2 along ``axis`` on the faces at ``positions``.
 
     Parameters
     ----------
+    plan : SpectralPlan
+    w_skip : torch.Tensor or None
+        Skip matrix ``(in, out)``.
     xm : torch.Tensor
         Retained modes of the current layer input ``z``.
-    z : torch.Tensor
-        Current layer input, (batch, C, *spatial).
+    z_faces : torch.Tensor
+        The faces of ``z`` at ``positions``, (batch, C, P, *face) (see :func:`faces_of_input`).
     solver : FaceSolver, optional
         The layer's factorised boundary blocks for this axis and these faces, if already built.
 
     Returns
     -------
-    (xm, z)
-        Retained modes and spatial values of the corrected input.
+    (xm, d)
+        Retained modes of the corrected input, and the change ``d`` of its faces, (batch, C, P, *face).
     """
-    n = plan.shape[axis]
-    positions = [0 if s == "left" else n - 1 for s in sides]
     if solver is None:
         solver = FaceSolver(plan, w_skip, axis, positions)
-    z_faces = _faces(z, axis, positions)
     zf = solver.to_freq(z_faces)
     # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
     # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
@@ -190,6 +204,4 @@ def correct_axis(
     if w_skip is not None:
         kzf = kzf + torch.einsum("bi...,io->bo...", zf, w_skip.to(zf.dtype))
     d = solver.solve(zf, kzf)
-    xm = xm + plan.face_delta(d, axis, positions)
-    z = _with_faces(z, axis, positions, z_faces + d)
-    return xm, z
+    return xm + plan.face_delta(d, axis, positions), d

@@ -8,10 +8,18 @@ from hypothesis import strategies as st
 from neuralop.layers.skip_connections import skip_connection
 from neuralop.layers.spectral_convolution import SpectralConv
 
-from boon_ext.correction import FaceSolver, _faces, _with_faces, correct_axis, skip_matrix
+from boon_ext.correction import _faces, correct_axis, skip_matrix
 from boon_ext.spectral import SpectralPlan
 
 warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def _with_faces(z, axis, positions, faces):
+    """``z`` with its faces ``positions`` of ``axis`` replaced by ``faces`` (batch, C, P, *face)."""
+    z = z.clone()
+    for j, p in enumerate(positions):
+        z.select(2 + axis, p).copy_(faces.select(2, j))
+    return z
 
 
 @st.composite
@@ -109,10 +117,31 @@ def test_t2_decouples_boundary_outputs_from_interior_inputs(cs, data):
     x2 = _with_faces(torch.randn(2, c, *shape, dtype=torch.float64), axis, pos, _faces(x, axis, pos))  # same faces, new interior
     outs = []
     for inp in (x, x2):
-        xm, z = correct_axis(plan, w, plan.transform(inp), inp, axis, sides)
+        z_faces = _faces(inp, axis, pos)
+        xm, d = correct_axis(plan, w, plan.transform(inp), z_faces, axis, pos)
+        z = _with_faces(inp, axis, pos, z_faces + d)
         torch.testing.assert_close(xm, plan.transform(z), rtol=1e-9, atol=1e-9)
         interior = [i for i in range(n) if i not in pos]
         assert torch.equal(_faces(z, axis, interior), _faces(inp, axis, interior))  # T2 changes faces only
         outs.append(_faces(kernel(z), axis, pos))
     scale = outs[0].abs().max().clamp_min(1.0)
     assert (outs[0] - outs[1]).abs().max() <= 1e-9 * scale
+
+
+@settings(max_examples=40)
+@given(data=st.data(), n_dim=st.integers(2, 3))
+def test_faces_of_input_adds_earlier_face_changes_on_shared_edges(data, n_dim):
+    from boon_ext.correction import faces_of_input
+
+    shape = tuple(data.draw(st.integers(3, 7)) for _ in range(n_dim))
+    x = torch.randn(2, 3, *shape, dtype=torch.float64)
+    axes = data.draw(st.permutations(list(range(n_dim))))
+    corrections, z = [], x
+    for axis in axes:
+        n = shape[axis]
+        pos = data.draw(st.sampled_from([[0], [n - 1], [0, n - 1]]))
+        faces = faces_of_input(x, corrections, axis, pos)
+        torch.testing.assert_close(faces, _faces(z, axis, pos), rtol=0, atol=1e-14)
+        d = torch.randn_like(faces)
+        corrections.append((axis, pos, d))
+        z = _with_faces(z, axis, pos, faces + d)
