@@ -10,6 +10,7 @@ References
 
 from .conditions import BoundaryCondition, BoundarySpec, Dirichlet, Neumann, Periodic, parse_boundary
 from .data_processor import BoundaryDataProcessor
+from .distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp
 from .enforcement import boundary_error, enforce_boundary
 from .models import BOONFNO, BOONTFNO
 
@@ -24,6 +25,8 @@ __all__ = [
     "Periodic",
     "boundary_error",
     "enforce_boundary",
+    "load_ddp_checkpoint",
     "parse_boundary",
+    "save_ddp_checkpoint",
+    "unwrap_ddp",
 ]
-from .distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp; __all__ += ["load_ddp_checkpoint", "save_ddp_checkpoint", "unwrap_ddp"]  # noqa: E402,E702

@@ -8,6 +8,7 @@ ICML 2023.
 
 from .constraints import LinearConstraint, conservation_constraint, conserved_total, stack_constraints, value_constraint
 from .covariance import Covariance, DenseCovariance, DiagonalCovariance, DowndatedCovariance, LowRankCovariance
+from .distributed import DistributedProbConserv
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .layer import ProbConserv
 from .losses import gaussian_nll
@@ -23,6 +24,7 @@ __all__ = [
     "flatten_field",
     "unflatten_field",
     "ProbConserv",
+    "DistributedProbConserv",
     "ConstrainedGaussian",
     "StructuredGaussian",
     "gaussian_nll",
@@ -63,4 +65,3 @@ __all__ += [
     "fit_ensemble",
     "fit_heteroscedastic",
 ]
-from .distributed import DistributedProbConserv; __all__ += ["DistributedProbConserv"]  # noqa: E402,E702
