@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 
 from .conditions import BoundarySpec
 from .correction import FaceSolver, correct_axis, faces_of_input, skip_matrix
@@ -70,22 +69,19 @@ def check_blocks(blocks) -> None:
         raise ValueError("FNO blocks must keep their width to be corrected")
 
 
-# Activations whose backward pass reads their input, not their output: their output may be overwritten in place.
-_INPUT_SAVING = (F.gelu, F.silu, F.softplus, F.mish)
-
-
 def _act(blocks, h, plan: CorrectionPlan, corrected: bool):
     y = blocks.non_linearity(h)
     if not corrected or not plan.face_axes:
         return y
-    if blocks.non_linearity in _INPUT_SAVING and y is not h:
-        # Constrained faces keep their pre-activation values; writing them into the fresh output touches face
-        # nodes only.
+    if not torch.is_grad_enabled() and y is not h:
+        # Inference: write the faces' pre-activation values into the fresh output, touching face nodes only.
         for axis, sides in plan.face_axes:
             for side in sides:
                 i = 0 if side == "left" else h.shape[2 + axis] - 1
                 y.select(2 + axis, i).copy_(h.select(2 + axis, i))
         return y
+    # Training: one masked select, whose backward pass is two element-wise masks (cheaper than slice copies),
+    # and which is safe for activations that save their output for the backward pass.
     return torch.where(plan.face_mask(h.shape[2:], h.device), h, y)
 
 
@@ -150,9 +146,8 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
         # skip(z) = skip(x) + W d on the faces: the skip is point-wise, so only face nodes change. h is the
         # fresh output of an addition, which may be updated in place.
         for axis, positions, d in corrections:
-            dw = torch.einsum("bi...,io->bo...", d, w_skip)
-            for j, p in enumerate(positions):
-                h.select(2 + axis, p).add_(dw.select(2, j))
+            dw = torch.einsum("bi...,io->bo...", d, w_skip).movedim(2, 2 + axis)
+            h.index_add_(2 + axis, torch.tensor(positions, device=h.device), dw)
     if corrected:
         for axis in plan.periodic_axes:
             dim = 2 + axis

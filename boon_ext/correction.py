@@ -88,8 +88,8 @@ class FaceSolver:
             self.target = torch.cat([torch.cat([schur, zeros], -1), torch.cat([zeros, knn], -1)], -2)
         else:
             self.target = m
-        m = m + shift * eye
-        self.lu = torch.linalg.lu_factor(m)
+        self.m = m + shift * eye
+        self._lu = None
 
     def _to_freq(self, t: torch.Tensor, dims) -> torch.Tensor:
         """Retained face frequencies of a real face field (unnormalised transform over ``dims``)."""
@@ -126,7 +126,13 @@ class FaceSolver:
             return t.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
 
         rhs = self.target @ cols(xf) - cols(kxf)
-        d = torch.linalg.lu_solve(*self.lu, rhs)
+        if torch.is_grad_enabled():
+            # One factorisation whose backward pass reuses it (cheaper than differentiating a factorisation).
+            d = torch.linalg.solve(self.m, rhs)
+        else:
+            if self._lu is None:  # factorised once, reused while the weights do not change (cached solvers)
+                self._lu = torch.linalg.lu_factor(self.m)
+            d = torch.linalg.lu_solve(*self._lu, rhs)
         d = d.reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
         if nf:
             d = self._from_freq(d, list(range(3, 3 + nf)))

@@ -43,7 +43,7 @@ def configs():
         ("1-D periodic", one_d, (32, 1, 256), dict(boundary=Periodic())),
         ("1-D Dirichlet+Neumann", one_d, (32, 1, 256), dict(boundary=[Dirichlet(left=1.0), Neumann(right=0.0)])),
         ("2-D four Dirichlet walls", two_d, (8, 1, 64, 64), dict(boundary=walls)),
-        ("space-time Dirichlet (x) | t", space_time, (8, 1, 128, 25),
+        ("space-time Dirichlet on x, t free", space_time, (8, 1, 128, 25),
          dict(boundary=Dirichlet(faces=["left", "right"], dim=-2), time_dim=-1)),
     ]
 
