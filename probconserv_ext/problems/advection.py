@@ -46,7 +46,8 @@ class AdvectionProblem(ConservationProblem):
     def boundary_values(self, t, param):
         t = self._check_times(t)
         self.check_param(param)
-        return np.where(t > 0, 1.0, 0.5), np.zeros_like(t)
+        # Same convention as the solution: 1/2 on the discontinuity, which sits on the right end at beta t = 1.
+        return np.where(t > 0, 1.0, 0.5), np.where(param * t == self.domain[1], 0.5, 0.0)
 
     def shock_position(self, t, param):
         t, param = self._check_times(t), self.check_param(param)
