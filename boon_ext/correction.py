@@ -58,6 +58,7 @@ class FaceSolver:
         self.axis = axis
         self.positions = list(positions)
         self.n_face_dims = plan.order - 1
+        self.face_weight = plan.face_weight(axis, self.positions)
         kf = plan.face_kernel_spectrum(axis, self.positions)  # (i, o, P, Q, *xi)
         c_in, c_out, n_p = kf.shape[0], kf.shape[1], kf.shape[2]
         if c_in != c_out:
@@ -206,7 +207,7 @@ def correct_axis(
     zf = solver.to_freq(z_faces)
     # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
     # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
-    kzf = plan.face_values_spectrum(plan.contract(xm), axis, positions)
+    kzf = plan.face_values_spectrum(xm, axis, positions, solver.face_weight)
     if w_skip is not None:
         kzf = kzf + torch.einsum("bi...,io->bo...", zf, w_skip.to(zf.dtype))
     d = solver.solve(zf, kzf)

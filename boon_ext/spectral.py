@@ -18,7 +18,7 @@ float64 throughout.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -198,10 +198,7 @@ class SpectralPlan:
         i_idx = self.in_idx[axis].to(torch.float64)
         q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
         phase_in = (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale).to(self.cdtype)
-        w = self.weight
-        if self.separable:
-            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
-            w = torch.einsum("i...,io->io...", w, eye)  # a separable weight is channel-diagonal
+        w = self._dense_weight()
         shape = [1] * self.order
         kern = []
         for j in range(len(positions)):
@@ -245,10 +242,7 @@ class SpectralPlan:
             ``K[i, o, p, q, *xi]``, complex; real ``(i, o, P, Q)`` for a 1-D layer.
         """
         m = self.shape[axis]
-        w = self.weight
-        if self.separable:
-            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
-            w = torch.einsum("i...,io->io...", w, eye)
+        w = self._dense_weight()
         i_idx = self.in_idx[axis].to(torch.float64)
         q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
         phase_in = torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale  # (Q, k)
@@ -257,16 +251,56 @@ class SpectralPlan:
         v = v.movedim(-2, 2).movedim(-1, 3)  # (i, o, P, Q, *kept_face)
         return self._face_spectrum(v, axis)
 
-    def face_values_spectrum(self, ym: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
-        """:meth:`face_values` (bias excluded) transformed over the face axes, on :meth:`face_frequencies`.
+    def _dense_weight(self) -> torch.Tensor:
+        """The weight as (in, out, *kept); a separable weight is channel-diagonal."""
+        w = self.weight
+        if self.separable:
+            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
+            w = torch.einsum("i...,io->io...", w, eye)
+        return w
+
+    def face_weight(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """The weight folded with the evaluation at the faces ``positions`` of ``axis``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(F, in * K_axis, out * P)``, ``F`` the number of retained face modes: one matrix per face mode, so
+            that face values need one batched product with a few large matrices instead of the full
+            contraction over every retained mode followed by an evaluation.
+        """
+        w = self._dense_weight().movedim(2 + axis, 2)  # (i, o, k, *kept_face)
+        i, o, k = w.shape[:3]
+        w = w.reshape(i, o, k, -1)
+        wt = torch.einsum("iokf,pk->fikop", w, self._eval_phase(axis, positions))
+        return wt.reshape(wt.shape[0], i * k, o * len(positions))
+
+    def face_values_spectrum(self, xm: torch.Tensor, axis: int, positions: Sequence[int],
+                             face_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """:meth:`face_values` (bias excluded) of the input with retained modes ``xm``, transformed over the
+        face axes, on :meth:`face_frequencies`.
+
+        Parameters
+        ----------
+        xm : torch.Tensor
+            Retained modes of the layer input, (batch, in, *kept).
+        face_weight : torch.Tensor, optional
+            :meth:`face_weight` for these faces, if already built.
 
         Returns
         -------
         torch.Tensor
             (batch, out, P, *xi), complex; real (batch, out, P) for a 1-D layer.
         """
-        v = torch.tensordot(ym.movedim(2 + axis, -1), self._eval_phase(axis, positions), dims=([-1], [1]))
-        return self._face_spectrum(v.movedim(-1, 2), axis)
+        if face_weight is None:
+            face_weight = self.face_weight(axis, positions)
+        x = xm.movedim(2 + axis, 2)  # (b, i, k, *kept_face)
+        b, i, k = x.shape[:3]
+        kept_face = x.shape[3:]
+        x = x.reshape(b, i * k, -1).permute(2, 0, 1)  # (F, b, i*k)
+        v = torch.bmm(x, face_weight)  # (F, b, o*P)
+        v = v.reshape(v.shape[0], b, -1, len(positions)).permute(1, 2, 3, 0).reshape(b, -1, len(positions), *kept_face)
+        return self._face_spectrum(v, axis)
 
     def _face_spectrum(self, v: torch.Tensor, axis: int) -> torch.Tensor:
         """Face spectrum (unnormalised, on :meth:`face_frequencies`) of the real face field whose retained
