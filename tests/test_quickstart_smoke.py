@@ -1,0 +1,29 @@
+"""The README's main job runs end to end (tiny size) and shows both methods holding their constraints."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quickstart():
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart_quick_mode(quickstart, tmp_path):
+    quickstart.main(["--quick", "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "quickstart.json").read_text())
+    assert (tmp_path / "quickstart.png").stat().st_size > 10_000
+    # BOON: both flux conditions hold to float32 round-off; the unconstrained FNO misses them.
+    assert results["BOON-FNO"]["boundary_error_relative"] < 1e-5
+    assert results["FNO"]["boundary_error_relative"] > 1e-3
+    # ProbConserv: the total heat equals its exact value (float32 output), and the flux rows hold too.
+    assert results["FNO + ProbConserv"]["conservation_error"] < 1e-6
+    assert results["FNO + ProbConserv"]["boundary_error_relative"] < 1e-5
