@@ -271,8 +271,9 @@ class SpectralPlan:
         """
         w = self._dense_weight().movedim(2 + axis, 2)  # (i, o, k, *kept_face)
         i, o, k = w.shape[:3]
-        w = w.reshape(i, o, k, -1)
-        wt = torch.einsum("iokf,pk->fikop", w, self._eval_phase(axis, positions))
+        w = w.reshape(i, o, k, -1).permute(3, 0, 2, 1)  # (f, i, k, o)
+        # No sum: each entry is a weight times an evaluation phase, so a broadcast product builds it.
+        wt = w[..., None] * self._eval_phase(axis, positions).t()[None, None, :, None, :]  # (f, i, k, o, p)
         return wt.reshape(wt.shape[0], i * k, o * len(positions))
 
     def face_values_spectrum(self, xm: torch.Tensor, axis: int, positions: Sequence[int],
