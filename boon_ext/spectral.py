@@ -173,8 +173,18 @@ class SpectralPlan:
             return torch.fft.ifftn(out, s=[self.shape[d] for d in face_axes], dim=dims, norm=self.norm).real
         return torch.fft.irfftn(out, s=[self.shape[d] for d in face_axes], dim=dims, norm=self.norm)
 
+    def _impulse_phase(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
+        """(Q, kept_axis) complex: retained modes, along ``axis``, of unit impulses at ``positions``."""
+        m = self.shape[axis]
+        i_idx = self.in_idx[axis].to(torch.float64)
+        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
+        return (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale).to(self.cdtype)
+
     def face_values(self, ym: torch.Tensor, axis: int, positions: Sequence[int], bias: bool = True) -> torch.Tensor:
-        """Output on the faces ``positions`` of ``axis``: (batch, out, P, *face_shape), real."""
+        """Output on the faces ``positions`` of ``axis``: (batch, out, P, *face_shape), real.
+
+        The spatial form, for inspection; the correction itself uses :meth:`face_values_spectrum`.
+        """
         phase = self._eval_phase(axis, positions)  # (P, k)
         d = 2 + axis
         v = torch.tensordot(ym.movedim(d, -1), phase, dims=([-1], [1]))  # (b, o, *kept_other, P)
@@ -187,17 +197,16 @@ class SpectralPlan:
     def face_kernel(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
         """Response of the faces to a unit impulse at the origin of each face, from the weights alone.
 
+        The spatial form of the boundary blocks (``K00``, ``K0N``, ``KN0``, ``KNN`` of the paper, per channel
+        block and face offset), for inspection; the correction uses :meth:`face_kernel_spectrum`.
+
         Returns
         -------
         torch.Tensor
             ``k[i, o, p, q, *face]``: output channel ``o`` at face ``positions[p]`` and face offset ``y``, for a
             unit impulse in input channel ``i`` at face ``positions[q]``, face offset 0 (bias excluded).
         """
-        m = self.shape[axis]
-        d = 2 + axis
-        i_idx = self.in_idx[axis].to(torch.float64)
-        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
-        phase_in = (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale).to(self.cdtype)
+        phase_in = self._impulse_phase(axis, positions)
         w = self._dense_weight()
         shape = [1] * self.order
         kern = []
@@ -241,11 +250,8 @@ class SpectralPlan:
         torch.Tensor
             ``K[i, o, p, q, *xi]``, complex; real ``(i, o, P, Q)`` for a 1-D layer.
         """
-        m = self.shape[axis]
         w = self._dense_weight()
-        i_idx = self.in_idx[axis].to(torch.float64)
-        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
-        phase_in = torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale  # (Q, k)
+        phase_in = self._impulse_phase(axis, positions).to(torch.complex128)  # (Q, k)
         both = (self._eval_phase(axis, positions).to(torch.complex128)[:, None, :] * phase_in[None]).to(self.cdtype)
         v = torch.tensordot(w.movedim(2 + axis, -1), both, dims=([-1], [2]))  # (i, o, *kept_face, P, Q)
         v = v.movedim(-2, 2).movedim(-1, 3)  # (i, o, P, Q, *kept_face)
