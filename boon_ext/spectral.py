@@ -321,29 +321,41 @@ class SpectralPlan:
         if not face_axes:
             return v.real
         real_last, idx, sizes = self.face_frequencies(axis)
-        full = list(sizes)
-        if real_last:
-            full[-1] = full[-1] // 2 + 1
+        plus_idx, minus_idx = self._face_maps(axis)
         lead = v.ndim - len(face_axes)
-        out = v.new_zeros((*v.shape[:lead], *full))
-        out[(Ellipsis, *torch.meshgrid(*[self.out_idx[a] for a in face_axes], indexing="ij"))] = v
-        mirror_dims = [lead + j for j, a in enumerate(face_axes) if a != self.order - 1]
-        mirrored = out.conj()
-        if mirror_dims:
-            mirrored = torch.roll(torch.flip(mirrored, mirror_dims), [1] * len(mirror_dims), mirror_dims)
+        # One zero slot per face axis stands for the frequencies the layer does not hold.
+        for j in range(len(face_axes)):
+            pad_shape = list(v.shape)
+            pad_shape[lead + j] = 1
+            v = torch.cat([v, v.new_zeros(pad_shape)], dim=lead + j)
+        plus, minus = v, v
+        for j in range(len(face_axes)):
+            plus = plus.index_select(lead + j, plus_idx[j])
+            minus = minus.index_select(lead + j, minus_idx[j])
+        sym = 0.5 * (plus + minus.conj())
         if real_last:
-            cols = [0] + ([full[-1] - 1] if sizes[-1] % 2 == 0 else [])
-            sym = out.clone()
-            for c in cols:
-                sym[..., c] = 0.5 * (out[..., c] + mirrored[..., c])
-            out = sym
-        else:
-            out = 0.5 * (out + mirrored)
+            m = sizes[-1]
+            cols = (idx[-1] == 0) | ((idx[-1] == m // 2) if m % 2 == 0 else torch.zeros_like(idx[-1], dtype=torch.bool))
+            sym = torch.where(cols, sym, plus)
         total = math.prod(sizes)
-        out = out * {"forward": float(total), "backward": 1.0, "ortho": total ** 0.5}[self.norm]
-        for j, i in enumerate(idx):
-            out = out.index_select(lead + j, i)
-        return out
+        return sym * {"forward": float(total), "backward": 1.0, "ortho": total ** 0.5}[self.norm]
+
+    def _face_maps(self, axis: int):
+        """Per face axis, where each selected face frequency ``xi`` and its mirror ``-xi`` sit among the retained
+        modes (the index one past the end, a zero slot, when the layer does not hold them)."""
+        face_axes = [a for a in range(self.order) if a != axis]
+        _, idx, _ = self.face_frequencies(axis)
+        plus, minus = [], []
+        for a, sel in zip(face_axes, idx):
+            kept = self.out_idx[a].tolist()
+            where = {f: k for k, f in enumerate(kept)}
+            m = self.shape[a]
+            s = sel.tolist()
+            plus.append(torch.tensor([where.get(f, len(kept)) for f in s], device=sel.device))
+            # Along the last axis (half spectrum) only the zero and Nyquist columns are mirrored, onto themselves.
+            mirror = s if a == self.order - 1 else [(-f) % m for f in s]
+            minus.append(torch.tensor([where.get(f, len(kept)) for f in mirror], device=sel.device))
+        return plus, minus
 
     def face_delta(self, d: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
         """Retained modes of the field that equals ``d[:, :, p]`` on face ``positions[p]`` and zero elsewhere.
