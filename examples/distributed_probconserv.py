@@ -15,10 +15,8 @@ single-process layer. Outputs (``--out``, default ``outputs/distributed_probcons
 """
 
 import argparse
-import datetime
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -32,28 +30,9 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _launch import init_distributed  # noqa: E402  (examples/_launch.py)
 from probconserv_ext import DistributedProbConserv, ProbConserv, get_problem  # noqa: E402
 from probconserv_ext.distributed import conservation_slab, gather_slab, slab_bounds  # noqa: E402
-
-
-def init_distributed(backend):
-    """Join the process group torchrun describes; without torchrun, a group of one process."""
-    if "RANK" not in os.environ:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    local = int(os.environ["LOCAL_RANK"])
-    if backend == "nccl":
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-        torch.set_num_threads(1)
-    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=5))
-    return dist.get_rank(), dist.get_world_size(), device, backend
 
 
 def global_sum(x):

@@ -15,10 +15,8 @@ Backend: NCCL with one GPU per rank when CUDA is available (``--backend nccl``),
 """
 
 import argparse
-import datetime
 import json
 import os
-import socket
 import sys
 import time
 import warnings
@@ -39,30 +37,11 @@ from torch.utils.data.distributed import DistributedSampler  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _launch import init_distributed  # noqa: E402  (examples/_launch.py)
 from boon_ext import BOONFNO, BoundaryDataProcessor, boundary_error, load_ddp_checkpoint  # noqa: E402
 from boon_ext.datasets import BoundaryProblemDataset, heat_neumann  # noqa: E402
 
 warnings.filterwarnings("ignore", category=UserWarning)
-
-
-def init_distributed(backend):
-    """Join the process group torchrun describes; without torchrun, a group of one process."""
-    if "RANK" not in os.environ:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    if backend == "auto":
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-    local = int(os.environ["LOCAL_RANK"])
-    if backend == "nccl":
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-        torch.set_num_threads(1)  # one core per process on a small CPU machine
-    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=5))
-    return dist.get_rank(), dist.get_world_size(), device, backend
 
 
 def main():
