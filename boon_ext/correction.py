@@ -55,9 +55,7 @@ class FaceSolver:
     """
 
     def __init__(self, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int, positions: Sequence[int]):
-        self.axis = axis
         self.positions = list(positions)
-        self.n_face_dims = plan.order - 1
         self.face_weight = plan.face_weight(axis, self.positions)
         kf = plan.face_kernel_spectrum(axis, self.positions)  # (i, o, P, Q, *xi)
         c_in, c_out, n_p = kf.shape[0], kf.shape[1], kf.shape[2]

@@ -16,7 +16,6 @@ single-process layer. Outputs (``--out``, default ``outputs/distributed_probcons
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path

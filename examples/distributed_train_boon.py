@@ -16,7 +16,6 @@ Backend: NCCL with one GPU per rank when CUDA is available (``--backend nccl``),
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings

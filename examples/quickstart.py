@@ -37,7 +37,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from boon_ext import BOONFNO, boundary_error  # noqa: E402
 from boon_ext.datasets import heat_neumann  # noqa: E402
-from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint, stack_constraints  # noqa: E402
+from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint  # noqa: E402
 
 warnings.filterwarnings("ignore", category=UserWarning)
 

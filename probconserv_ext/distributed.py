@@ -385,7 +385,7 @@ class DistributedProbConserv(ProbConserv):
             error = err
         self._agree(error, spec)
 
-        G, noise, m = self.G, self.noise, self.m
+        G, noise = self.G, self.noise
         mu, cov = prior._loc, prior.covariance
         batch = torch.Size(int(x) for x in spec[1:1 + int(spec[0])])
         GG = (G * G).mT

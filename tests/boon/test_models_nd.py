@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from neuralop.models import FNO
 
 from boon_ext import BOONFNO, BoundarySpec, Dirichlet, Neumann, Periodic, boundary_error
-from boon_strategies import TOL, call_values, fno_kwargs, randomize
+from boon_strategies import TOL, fno_kwargs, randomize
 
 warnings.filterwarnings("ignore", category=UserWarning)
 

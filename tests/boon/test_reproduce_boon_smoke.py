@@ -21,14 +21,6 @@ def repro():
     return mod
 
 
-def _have_boon():
-    try:
-        from boon_ext import BOONFNO  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 TINY = dict(
     n_train=8, n_test=4, epochs=1, batch_size=4, seeds=[0], st_seeds=[0], lr=1e-3,
     fno_1d=dict(n_modes=(4,), hidden_channels=8, n_layers=2),
@@ -38,7 +30,6 @@ TINY = dict(
 )
 
 
-@pytest.mark.skipif(not _have_boon(), reason="boon_ext.BOONFNO is not importable yet")
 def test_reproduction_runs_and_boon_holds_boundary_conditions(repro, tmp_path):
     res = repro.run(quick=True, out=tmp_path, config=TINY, progress=False)
     assert {r["problem"] for r in res["runs"]} == set(repro.PROBLEMS)
