@@ -20,7 +20,7 @@ import torch
 from neuralop.data.transforms.data_processors import DefaultDataProcessor
 
 from .conditions import BoundarySpec
-from .enforcement import resolve_face_values
+from .enforcement import neumann_derivative, resolve_face_values, stencil_nodes
 
 __all__ = ["BoundaryDataProcessor"]
 
@@ -92,19 +92,14 @@ class BoundaryDataProcessor(DefaultDataProcessor):
             if rule.kind == "dirichlet":
                 out[key] = (g - m.select(dim, rule.index)) / s.select(dim, rule.index)
             else:
-                idx = [0, 1, 2] if rule.side == "left" else [n - 1, n - 2, n - 3]
-                s_nodes = [s.select(dim, i) for i in idx[: rule.order + 1]]
+                s_nodes = [s.select(dim, i) for i in stencil_nodes(rule, n)]
                 if any(not torch.allclose(s_nodes[0], t, rtol=1e-6, atol=0) for t in s_nodes[1:]):
                     raise ValueError(
                         f"boundary_values[{key!r}] is a Neumann value, which the normaliser maps consistently only "
                         "if its std is constant along the stencil's nodes; normalise with statistics reduced over "
                         f"spatial axis {rule.axis} (e.g. UnitGaussianNormalizer(dim=[0, {dim}]))"
                     )
-                a, b = rule.domain
-                h = (b - a) / (n - 1)
-                m0, m1, m2 = (m.select(dim, i) for i in idx)
-                sign = 1.0 if rule.side == "right" else -1.0
-                dm = sign * ((m0 - m1) / h if rule.order == 1 else (3 * m0 - 4 * m1 + m2) / (2 * h))
+                dm, _ = neumann_derivative(rule, m)
                 out[key] = (g - dm) / s_nodes[0]
         return out
 

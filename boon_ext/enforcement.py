@@ -104,6 +104,31 @@ def _neumann_face(rule: FaceRule, u: torch.Tensor, g: torch.Tensor) -> torch.Ten
     return (4.0 * u1 - u2 + s * 2.0 * h * g) / 3.0
 
 
+def stencil_nodes(rule: FaceRule, n: int):
+    """Node indices along the axis that the Neumann stencil of ``rule`` reads, face node first."""
+    return [0, 1, 2][: rule.order + 1] if rule.side == "left" else [n - 1, n - 2, n - 3][: rule.order + 1]
+
+
+def neumann_derivative(rule: FaceRule, u: torch.Tensor):
+    """One-sided outward-axis derivative of ``u`` at the face of ``rule``, and the size of the stencil's terms.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        Derivative and sum of absolute stencil terms, each (batch, channels, *face_shape).
+    """
+    dim = 2 + rule.axis
+    n = u.shape[dim]
+    h = _spacing(rule, n)
+    s = 1.0 if rule.side == "right" else -1.0
+    nodes = [u.select(dim, i) for i in stencil_nodes(rule, n)]
+    if rule.order == 1:
+        u0, u1 = nodes
+        return s * (u0 - u1) / h, (u0.abs() + u1.abs()) / h
+    u0, u1, u2 = nodes
+    return s * (3.0 * u0 - 4.0 * u1 + u2) / (2.0 * h), (3.0 * u0.abs() + 4.0 * u1.abs() + u2.abs()) / (2.0 * h)
+
+
 def _min_nodes(rule: FaceRule) -> int:
     return {"dirichlet": 2, "periodic": 2, "neumann": rule.order + 2}[rule.kind]
 
@@ -226,7 +251,6 @@ def boundary_error(
     errors: Dict[str, torch.Tensor] = {}
     for k, rule in enumerate(spec.rules):
         dim = 2 + rule.axis
-        n = u.shape[dim]
         us = u if rule.channels is None else u.index_select(1, _idx(rule, u))
         face = us.select(dim, rule.index)
         if rule.kind == "periodic":
@@ -237,16 +261,7 @@ def boundary_error(
             if rule.kind == "dirichlet":
                 res, scale = face - g, face.abs() + g.abs()
             else:
-                h = _spacing(rule, n)
-                idx = [0, 1, 2] if rule.side == "left" else [n - 1, n - 2, n - 3]
-                u0, u1, u2 = (us.select(dim, i) for i in idx)
-                s = 1.0 if rule.side == "right" else -1.0
-                if rule.order == 1:
-                    d = s * (u0 - u1) / h
-                    terms = (u0.abs() + u1.abs()) / h
-                else:
-                    d = s * (3.0 * u0 - 4.0 * u1 + u2) / (2.0 * h)
-                    terms = (3.0 * u0.abs() + 4.0 * u1.abs() + u2.abs()) / (2.0 * h)
+                d, terms = neumann_derivative(rule, us)
                 res, scale = d - g, terms + g.abs()
         res = res.abs()
         if relative:
