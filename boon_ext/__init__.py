@@ -12,19 +12,43 @@ from .conditions import BoundaryCondition, BoundarySpec, Dirichlet, Neumann, Per
 from .data_processor import BoundaryDataProcessor
 from .distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp
 from .enforcement import boundary_error, enforce_boundary
+from .finetune import BoundaryAccuracyWarning, finetune_kernel_correction
+from .lift import lift_boundary
 from .models import BOONFNO, BOONTFNO
+from .config import build_model, load_config
+from .losses import TargetLoss
+
+
+def _version() -> str:
+    # The installed distribution's version; a source tree that was never installed has no metadata.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("physics-constrained-operators")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "BOONFNO",
     "BOONTFNO",
+    "BoundaryAccuracyWarning",
     "BoundaryCondition",
     "BoundaryDataProcessor",
     "BoundarySpec",
+    "TargetLoss",
+    "__version__",
+    "build_model",
     "Dirichlet",
     "Neumann",
     "Periodic",
     "boundary_error",
     "enforce_boundary",
+    "finetune_kernel_correction",
+    "lift_boundary",
+    "load_config",
     "load_ddp_checkpoint",
     "parse_boundary",
     "save_ddp_checkpoint",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple, Union
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "FaceRule",
     "BoundarySpec",
     "parse_boundary",
+    "missing_value_message",
 ]
 
 SIDES = ("left", "right")
@@ -71,9 +72,13 @@ class BoundaryCondition:
     channels : sequence of int, optional
         Output channels the condition applies to; default all channels.
     keys : mapping {"left": str, "right": str}, optional
-        Names under which call-time values are looked up in ``boundary_values``. Default: ``"left"`` /
-        ``"right"`` when all conditions are on one axis, else ``"left{axis}"`` / ``"right{axis}"`` with the
-        spatial axis index (``"left0"`` for the first spatial axis).
+        Your own names for the call-time values of this condition's faces in ``boundary_values`` (e.g.
+        ``keys={"left": "inlet"}``); only faces without a constant value read one. Default: ``"left"`` /
+        ``"right"`` when all of the model's conditions are on one axis (in any dimension), else
+        ``"left{axis}"`` / ``"right{axis}"`` with the spatial axis index counted from 0 over the spatial axes of
+        ``(batch, channels, *spatial)``: in 2-D, ``dim=-2`` is axis 0 (``"left0"``, ``"right0"``) and
+        ``dim=-1`` is axis 1 (``"left1"``, ``"right1"``). Two faces that need a value under the same key (e.g.
+        one face, two conditions on different channels) must be given distinct names here.
     """
 
     kind: str = ""
@@ -108,10 +113,14 @@ class BoundaryCondition:
             channels = [int(c) for c in channels]
             if not channels or any(c < 0 for c in channels) or len(set(channels)) != len(channels):
                 raise ValueError(f"channels must be distinct non-negative channel indices, got {channels!r}")
+        if keys is not None and not isinstance(keys, Mapping):
+            raise TypeError(f"keys must be a mapping {{'left': name, 'right': name}}, got {type(keys).__name__}")
         keys = dict(keys or {})
-        for s in keys:
+        for s, name in keys.items():
             if s not in SIDES:
                 raise ValueError(f"keys must map 'left'/'right' to names, got key {s!r}")
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"keys[{s!r}] must be a non-empty str (the name in boundary_values), got {name!r}")
         for s in SIDES:
             v = values[s]
             if v is not None and channels is not None and len(v) not in (1, len(channels)):
@@ -215,7 +224,9 @@ class Periodic(BoundaryCondition):
         for s in SIDES:
             if kwargs.get(s) is not None:
                 raise ValueError(f"a periodic condition takes no face values; got {s}={kwargs[s]!r}")
-        kwargs.pop("left", None), kwargs.pop("right", None), kwargs.pop("keys", None)
+        if kwargs.pop("keys", None):
+            raise ValueError("a periodic condition reads no call-time values, so it takes no keys=")
+        kwargs.pop("left", None), kwargs.pop("right", None)
         if kwargs:
             raise TypeError(f"Periodic got unexpected arguments {sorted(kwargs)}")
         super().__init__(faces=SIDES, dim=dim, channels=channels)
@@ -263,6 +274,35 @@ def parse_boundary(boundary) -> List[BoundaryCondition]:
     return [_condition_from_config(c) for c in boundary]
 
 
+def _given_needed(boundary_values: Optional[Mapping], needed: Sequence[str]) -> str:
+    given = sorted(boundary_values, key=str) if boundary_values else []
+    return f"given: {given}, needed: {sorted(needed)}"
+
+
+def missing_value_message(rule: "FaceRule", boundary_values: Optional[Mapping]) -> str:
+    """Error message for a face whose call-time value is not in ``boundary_values``.
+
+    Parameters
+    ----------
+    rule : FaceRule
+        The face that needs a value.
+    boundary_values : mapping or None
+        What the caller gave.
+
+    Returns
+    -------
+    str
+        Names the missing key and the face, then ``given: [...], needed: [...]`` with the keys given and every
+        key the model needs.
+    """
+    needed = rule.needed_keys or (rule.key,)
+    return (
+        f"boundary_values[{rule.key!r}] is missing: the {rule.kind} condition on the {rule.side} face of spatial "
+        f"axis {rule.axis} has no constant value, so its value must be given at each call "
+        f"({_given_needed(boundary_values, needed)})"
+    )
+
+
 @dataclass(frozen=True)
 class FaceRule:
     """One condition on one face, resolved against a model of known dimension."""
@@ -276,6 +316,8 @@ class FaceRule:
     domain: Tuple[float, float] = (0.0, 1.0)
     order: int = 2
     source: int = 0  # index of the condition the rule comes from
+    # Every key the model's boundary_values must hold, for error messages that list them all.
+    needed_keys: Tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def index(self) -> int:
@@ -335,16 +377,19 @@ class BoundarySpec:
                 )
         self._check_overlaps(rules)
         rules.sort(key=lambda r: (PRIORITY[r.kind], r.axis, SIDES.index(r.side)))
-        self.rules: Tuple[FaceRule, ...] = tuple(rules)
         seen: Dict[str, FaceRule] = {}
-        for r in self.rules:
+        for r in rules:
             if r.needs_value:
                 if r.key in seen:
+                    o = seen[r.key]
                     raise ValueError(
-                        f"two faces take their call-time value under the key {r.key!r}; give one of the "
-                        "conditions keys={'left': ..., 'right': ...}"
+                        f"two faces take their call-time value under the key {r.key!r} (the {o.kind} {o.side} face "
+                        f"of spatial axis {o.axis} and the {r.kind} {r.side} face of spatial axis {r.axis}); give "
+                        "one of the conditions its own names with keys={'left': ..., 'right': ...}"
                     )
                 seen[r.key] = r
+        needed = tuple(seen)
+        self.rules: Tuple[FaceRule, ...] = tuple(replace(r, needed_keys=needed) for r in rules)
 
     def _axis(self, dim: int, name: str) -> int:
         nd = self.n_dim
@@ -379,6 +424,36 @@ class BoundarySpec:
     def required_keys(self) -> Tuple[str, ...]:
         """Keys that ``boundary_values`` must hold at each call."""
         return tuple(r.key for r in self.rules if r.needs_value)
+
+    def check_values(self, boundary_values: Optional[Mapping]) -> None:
+        """Check that ``boundary_values`` holds exactly the keys :attr:`required_keys` names.
+
+        Parameters
+        ----------
+        boundary_values : mapping str -> value, or None
+
+        Raises
+        ------
+        TypeError
+            If ``boundary_values`` is neither None nor a mapping.
+        ValueError
+            If a needed key is missing or a key is given that no face reads; the message lists the keys given
+            and the keys needed.
+        """
+        if boundary_values is not None and not isinstance(boundary_values, Mapping):
+            raise TypeError(
+                f"boundary_values must be a mapping from face keys to tensors, got {type(boundary_values).__name__}"
+            )
+        given = set(boundary_values or {})
+        needed = set(self.required_keys)
+        if given != needed:
+            missing, unknown = sorted(needed - given), sorted(given - needed, key=str)
+            what = []
+            if missing:
+                what.append(f"missing {missing}")
+            if unknown:
+                what.append(f"no face reads {unknown}")
+            raise ValueError(f"boundary_values: {'; '.join(what)} ({_given_needed(boundary_values, self.required_keys)})")
 
     def axes(self, kinds=("dirichlet", "neumann", "periodic")) -> Tuple[int, ...]:
         return tuple(sorted({r.axis for r in self.rules if r.kind in kinds}))

@@ -13,7 +13,7 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
-from .conditions import BoundarySpec, FaceRule
+from .conditions import BoundarySpec, FaceRule, missing_value_message
 
 __all__ = ["enforce_boundary", "boundary_error", "resolve_face_values"]
 
@@ -43,11 +43,7 @@ def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Option
         return g.reshape(1, -1, *([1] * nf))
     name = f"boundary_values[{rule.key!r}]"
     if boundary_values is None or rule.key not in boundary_values:
-        raise ValueError(
-            f"{name} is missing: the {rule.kind} condition on the {rule.side} face of spatial axis {rule.axis} "
-            f"has no constant value, so it must be given at each call (expected keys: "
-            f"{sorted(boundary_values.keys()) if boundary_values else []} -> need {rule.key!r})"
-        )
+        raise ValueError(missing_value_message(rule, boundary_values))
     g = boundary_values[rule.key]
     if not torch.is_tensor(g):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(g).__name__}")
