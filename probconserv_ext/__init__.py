@@ -14,7 +14,21 @@ from .layer import ProbConserv
 from .losses import gaussian_nll
 from .quadrature import flatten_field, quadrature_weights, unflatten_field
 
+
+def _version() -> str:
+    # The installed distribution's version; a source tree that was never installed has no metadata.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("physics-constrained-operators")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
+
 __all__ = [
+    "__version__",
     "LinearConstraint",
     "conservation_constraint",
     "conserved_total",
