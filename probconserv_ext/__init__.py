@@ -50,6 +50,15 @@ __all__ = [
 ]
 
 # --- problems and models (issue 6) ---
+from .metrics import (  # noqa: E402
+    METHODS,
+    compare_methods,
+    draw_samples,
+    evaluate,
+    gaussian_log_likelihood,
+    posteriors,
+    shock_positions,
+)
 from .models import FNOEnsemble, HeteroscedasticFNO, fit_ensemble, fit_heteroscedastic, gaussian_nll_loss  # noqa: E402
 from .problems import (  # noqa: E402
     PROBLEMS,
@@ -75,7 +84,14 @@ __all__ += [
     "get_problem",
     "FNOEnsemble",
     "HeteroscedasticFNO",
-    "gaussian_nll_loss",
+    "gaussian_nll_loss",  # deprecated alias of gaussian_nll (log-variance form)
     "fit_ensemble",
     "fit_heteroscedastic",
+    "METHODS",
+    "shock_positions",
+    "gaussian_log_likelihood",
+    "draw_samples",
+    "posteriors",
+    "evaluate",
+    "compare_methods",
 ]

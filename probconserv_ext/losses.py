@@ -1,11 +1,15 @@
-"""The constrained Gaussian log-likelihood as a training loss."""
+"""The Gaussian negative log-likelihood: :func:`gaussian_nll`, the package's one NLL.
+
+``gaussian_nll_loss`` (mean, log-variance form) is kept as a deprecated alias.
+"""
 
 import math
+import warnings
 
 import torch
 from torch.distributions import Distribution
 
-__all__ = ["gaussian_nll"]
+__all__ = ["gaussian_nll", "gaussian_nll_loss"]
 
 
 def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
@@ -31,6 +35,20 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     -------
     torch.Tensor
         Differentiable with respect to the mean, covariance and learnable noise behind ``dist``.
+
+    Raises
+    ------
+    TypeError
+        If ``dist`` is not a torch Distribution or ``target`` not a tensor.
+    ValueError
+        For a bad ``reduction``, a ``target`` with the wrong number of nodes or non-finite values, or a zero
+        variance with ``eps = 0``.
+
+    Examples
+    --------
+    A heteroscedastic model's mean and log-variance (the deprecated ``gaussian_nll_loss(mean, log_var, target)``)::
+
+        gaussian_nll(Normal(mean, (0.5 * log_var).exp()), target)
     """
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a torch Distribution (e.g. a ConstrainedGaussian), got {type(dist).__name__}")
@@ -59,3 +77,54 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     if reduction == "sum":
         return per_field.sum()
     return per_field.mean() / n
+
+
+def _nll_log_var(mean, log_var, target):
+    """Per-node mean of ``0.5 (log 2 pi + log_var + (target - mean)^2 exp(-log_var))``: the marginal form of
+    :func:`gaussian_nll` parametrised by the log-variance (the training loss of a heteroscedastic model: no
+    ``log(exp(.))`` round trip, no underflow of ``exp(log_var)`` to a zero variance)."""
+    for name, t in (("mean", mean), ("log_var", log_var), ("target", target)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+    if not (mean.shape == log_var.shape == target.shape):
+        raise ValueError(
+            f"mean, log_var and target must have the same shape, got {tuple(mean.shape)}, "
+            f"{tuple(log_var.shape)}, {tuple(target.shape)}"
+        )
+    return 0.5 * (math.log(2 * math.pi) + log_var + (target - mean) ** 2 * torch.exp(-log_var)).mean()
+
+
+def gaussian_nll_loss(mean, log_var, target):
+    """Deprecated alias: use :func:`gaussian_nll` with ``Normal(mean, (0.5 * log_var).exp())``.
+
+    Mean negative Gaussian log-likelihood per node, unchanged from earlier versions.
+
+    Parameters
+    ----------
+    mean, log_var, target : torch.Tensor
+        Same shapes.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar ``mean(0.5 * (log 2 pi + log_var + (target - mean)^2 / exp(log_var)))``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    TypeError
+        If an argument is not a tensor.
+
+    Warns
+    -----
+    DeprecationWarning
+        On every call.
+    """
+    warnings.warn(
+        "gaussian_nll_loss(mean, log_var, target) is deprecated; use "
+        "gaussian_nll(Normal(mean, (0.5 * log_var).exp()), target)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _nll_log_var(mean, log_var, target)

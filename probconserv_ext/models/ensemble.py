@@ -2,7 +2,10 @@
 
 import torch
 from torch import nn
+from torch.distributions import LowRankMultivariateNormal
 from neuralop.models import FNO
+
+from ._seeding import check_seed, seeded
 
 __all__ = ["FNOEnsemble"]
 
@@ -31,9 +34,25 @@ class FNOEnsemble(nn.Module):
     jitter : float
         Diagonal variance added to the low-rank covariance (> 0, keeps it positive definite).
     seed : int
-        Member ``i`` is initialised with ``torch.manual_seed(seed + i)``.
+        Member ``i`` is initialised from seed ``seed + i``. The caller's global random state is left unchanged
+        (the seeding happens inside ``torch.random.fork_rng``), and the same seed gives the same ensemble.
     **fno_kwargs
         Further arguments of :class:`neuralop.models.FNO`.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer (``n_members < 2``), ``jitter`` is not positive and finite, or
+        ``seed`` is negative.
+    TypeError
+        If ``seed`` is not an integer.
+
+    Examples
+    --------
+    >>> model = FNOEnsemble(4, in_channels=2, out_channels=5, seed=0)
+    >>> prior = model.predict(x)                          # LowRankMultivariateNormal, batch (batch, 5), event n
+    >>> post = ProbConserv(conservation_constraint(grid))(prior, b=totals)
+    >>> members = post.update_samples(model.member_predictions(x).double())   # the members, conserved
 
     References
     ----------
@@ -54,13 +73,15 @@ class FNOEnsemble(nn.Module):
                 raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
         if not (isinstance(jitter, (int, float)) and jitter > 0 and jitter < float("inf")):
             raise ValueError(f"jitter must be a positive finite float, got {jitter!r}")
+        check_seed(seed)
         self.jitter = float(jitter)
+        self.seed = seed
         fno_kwargs.setdefault("positional_embedding", None)
         members = []
         for i in range(n_members):
-            torch.manual_seed(seed + i)
-            members.append(FNO(n_modes=(n_modes,), in_channels=in_channels, out_channels=out_channels,
-                               hidden_channels=hidden_channels, n_layers=n_layers, **fno_kwargs))
+            with seeded(seed + i):
+                members.append(FNO(n_modes=(n_modes,), in_channels=in_channels, out_channels=out_channels,
+                                   hidden_channels=hidden_channels, n_layers=n_layers, **fno_kwargs))
         self.members = nn.ModuleList(members)
 
     @property
@@ -68,7 +89,7 @@ class FNOEnsemble(nn.Module):
         return len(self.members)
 
     def forward(self, x):
-        """Stack of member predictions.
+        """Stack of member predictions (differentiable; the same as :meth:`member_predictions`).
 
         Parameters
         ----------
@@ -77,14 +98,34 @@ class FNOEnsemble(nn.Module):
         Returns
         -------
         torch.Tensor, shape (S, batch, out_channels, n)
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not a 3-D tensor.
         """
         if not isinstance(x, torch.Tensor) or x.ndim != 3:
             raise ValueError(f"x must be a tensor of shape (batch, channels, n), got {getattr(x, 'shape', x)}")
         return torch.stack([m(x) for m in self.members])
 
     @torch.no_grad()
-    def predict(self, x, shrinkage=0.0):
-        """Gaussian prediction of the ensemble.
+    def member_predictions(self, x):
+        """The members' predictions, e.g. for ``ConstrainedGaussian.update_samples``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, in_channels, n)
+
+        Returns
+        -------
+        torch.Tensor, shape (S, batch, out_channels, n)
+            In the model's dtype, without gradient.
+        """
+        return self(x)
+
+    @torch.no_grad()
+    def predict(self, x, shrinkage=0.0, dtype=torch.float64):
+        """Gaussian prediction of the ensemble, ready for :class:`~probconserv_ext.ProbConserv`.
 
         Parameters
         ----------
@@ -95,36 +136,74 @@ class FNOEnsemble(nn.Module):
             keeps a small ensemble's covariance from being rank-deficient, which otherwise lets a
             conditioning update collapse the variance to the jitter at every node (covariance shrinkage,
             Ledoit and Wolf 2004). ``0`` gives the plain sample covariance.
+        dtype : torch.dtype
+            Dtype of the distribution (float64 by default, the ProbConserv layer's compute dtype). The centred
+            factor has rank ``S - 1`` < ``S`` columns, so the distribution's capacitance matrix
+            ``I + U^T D^-1 U`` has eigenvalues 1 and about ``var / jitter``; its Cholesky factor fails in float32
+            for the default jitter.
 
         Returns
         -------
-        dict
-            ``mean`` (batch, C, n); ``cov_factor`` (batch, C, n, S) with ``cov_factor @ cov_factor^T`` the
-            sample covariance of the members per slice; ``cov_diag`` (batch, C, n) equal to ``jitter``;
-            ``variance`` (batch, C, n), the diagonal of the full covariance; ``samples`` (S, batch, C, n).
+        torch.distributions.LowRankMultivariateNormal
+            Batch shape ``(batch, C)``, event shape ``(n,)``: ``loc`` the members' mean, ``cov_factor``
+            ``(batch, C, n, S)`` the centred members over ``sqrt(S - 1)`` (times ``sqrt(1 - lam)``), ``cov_diag``
+            ``jitter + lam * diag(U U^T)``. Its ``variance`` is the members' sample variance plus ``jitter``.
+            ``ProbConserv(constraint)(model.predict(x))`` applies the update.
+
+        Raises
+        ------
+        ValueError
+            For a bad ``x``, ``shrinkage`` or ``dtype``.
         """
-        ens = self(x)
-        return self.gaussian_from_samples(ens, self.jitter, shrinkage)
+        return self.gaussian_from_samples(self(x), self.jitter, shrinkage, dtype)
 
     @staticmethod
-    def gaussian_from_samples(ens, jitter, shrinkage=0.0):
-        """Mean and low-rank-plus-diagonal covariance of ensemble members ``ens`` of shape (S, ...).
+    def gaussian_from_samples(ens, jitter, shrinkage=0.0, dtype=torch.float64):
+        """Mean and low-rank-plus-diagonal covariance of ensemble members ``ens`` of shape ``(S, ..., n)``.
 
-        See :meth:`predict` for ``shrinkage``.
+        See :meth:`predict` for ``shrinkage`` and ``dtype``.
+
+        Parameters
+        ----------
+        ens : torch.Tensor, shape ``(S, ..., n)``
+            ``S >= 2`` members, finite.
+        jitter : float
+            Diagonal variance added (> 0: the distribution needs a positive diagonal).
+        shrinkage : float
+        dtype : torch.dtype
+
+        Returns
+        -------
+        torch.distributions.LowRankMultivariateNormal
+
+        Raises
+        ------
+        ValueError
+            If ``ens`` is not a finite tensor with ``S >= 2`` members, ``jitter`` is not positive and finite,
+            ``shrinkage`` is outside [0, 1], ``dtype`` is not a floating dtype, or the jitter is too small for the
+            members' spread to factor the capacitance matrix in ``dtype``.
         """
         if not isinstance(ens, torch.Tensor) or ens.ndim < 2 or ens.shape[0] < 2:
             raise ValueError(f"ens must be a tensor of shape (S, ...) with S >= 2, got {getattr(ens, 'shape', ens)}")
         if not bool(torch.isfinite(ens).all()):
             raise ValueError("ens must be finite (no NaN or inf)")
-        if not (isinstance(jitter, (int, float)) and 0 <= jitter < float("inf")):
-            raise ValueError(f"jitter must be a finite float >= 0, got {jitter!r}")
+        if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) and 0 < jitter < float("inf")):
+            raise ValueError(f"jitter must be a positive finite float, got {jitter!r}")
         if isinstance(shrinkage, bool) or not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
             raise ValueError(f"shrinkage must be a float in [0, 1], got {shrinkage!r}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         s = ens.shape[0]
+        # statistics in the members' dtype (as the models produce them), then cast
         mean = ens.mean(0)
         factor = ((ens - mean) / (s - 1) ** 0.5).movedim(0, -1)
         marginal = factor.pow(2).sum(-1)
         diag = shrinkage * marginal + jitter
         factor = factor * (1.0 - shrinkage) ** 0.5
-        return {"mean": mean, "cov_factor": factor, "cov_diag": diag,
-                "variance": marginal + jitter, "samples": ens}
+        try:
+            return LowRankMultivariateNormal(mean.to(dtype), factor.to(dtype), diag.to(dtype))
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(
+                f"the ensemble covariance cannot be factored in {dtype} with jitter={jitter:g}: the members' spread "
+                "is too large relative to the jitter; use dtype=torch.float64, a larger jitter or shrinkage > 0"
+            ) from err

@@ -1,33 +1,14 @@
 """FNO with a mean and a log-variance output per node, trained with the Gaussian likelihood."""
 
-import math
-
 import torch
 from torch import nn
+from torch.distributions import Normal
 from neuralop.models import FNO
 
+from ..losses import gaussian_nll_loss
+from ._seeding import check_seed, seeded
+
 __all__ = ["HeteroscedasticFNO", "gaussian_nll_loss"]
-
-
-def gaussian_nll_loss(mean, log_var, target):
-    """Mean negative Gaussian log-likelihood per node.
-
-    Parameters
-    ----------
-    mean, log_var, target : torch.Tensor
-        Same shapes.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar ``mean(0.5 * (log 2 pi + log_var + (target - mean)^2 / exp(log_var)))``.
-    """
-    if not (mean.shape == log_var.shape == target.shape):
-        raise ValueError(
-            f"mean, log_var and target must have the same shape, got {tuple(mean.shape)}, "
-            f"{tuple(log_var.shape)}, {tuple(target.shape)}"
-        )
-    return 0.5 * (math.log(2 * math.pi) + log_var + (target - mean) ** 2 * torch.exp(-log_var)).mean()
 
 
 class HeteroscedasticFNO(nn.Module):
@@ -44,8 +25,22 @@ class HeteroscedasticFNO(nn.Module):
         Variance floor added to ``exp(log_var)`` in :meth:`predict` (documents the model's resolution
         limit; the training loss uses the raw log-variance).
     seed : int
+        Seed of the initial weights. The caller's global random state is left unchanged (the seeding happens
+        inside ``torch.random.fork_rng``), and the same seed gives the same model.
     **fno_kwargs
         Further arguments of :class:`neuralop.models.FNO`.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer, ``min_variance`` is negative or not finite, or ``seed`` is negative.
+    TypeError
+        If ``seed`` is not an integer.
+
+    Examples
+    --------
+    >>> model = HeteroscedasticFNO(in_channels=2, out_channels=5, seed=0)
+    >>> post = ProbConserv(conservation_constraint(grid))(model.predict(x), b=totals)
 
     References
     ----------
@@ -62,12 +57,14 @@ class HeteroscedasticFNO(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not (isinstance(min_variance, (int, float)) and 0 <= min_variance < float("inf")):
             raise ValueError(f"min_variance must be a finite float >= 0, got {min_variance!r}")
+        check_seed(seed)
         self.out_channels = out_channels
         self.min_variance = float(min_variance)
+        self.seed = seed
         fno_kwargs.setdefault("positional_embedding", None)
-        torch.manual_seed(seed)
-        self.fno = FNO(n_modes=(n_modes,), in_channels=in_channels, out_channels=2 * out_channels,
-                       hidden_channels=hidden_channels, n_layers=n_layers, **fno_kwargs)
+        with seeded(seed):
+            self.fno = FNO(n_modes=(n_modes,), in_channels=in_channels, out_channels=2 * out_channels,
+                           hidden_channels=hidden_channels, n_layers=n_layers, **fno_kwargs)
 
     def forward(self, x):
         """Mean and log-variance.
@@ -80,6 +77,11 @@ class HeteroscedasticFNO(nn.Module):
         -------
         (torch.Tensor, torch.Tensor)
             ``mean`` and ``log_var``, each (batch, out_channels, n).
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not a 3-D tensor.
         """
         if not isinstance(x, torch.Tensor) or x.ndim != 3:
             raise ValueError(f"x must be a tensor of shape (batch, channels, n), got {getattr(x, 'shape', x)}")
@@ -87,13 +89,32 @@ class HeteroscedasticFNO(nn.Module):
         return out[:, : self.out_channels], out[:, self.out_channels:]
 
     @torch.no_grad()
-    def predict(self, x):
-        """Gaussian prediction with a diagonal covariance.
+    def predict(self, x, dtype=torch.float64):
+        """Gaussian prediction with independent nodes, ready for :class:`~probconserv_ext.ProbConserv`.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, in_channels, n)
+        dtype : torch.dtype
+            Dtype of the distribution (float64 by default, the ProbConserv layer's compute dtype).
 
         Returns
         -------
-        dict
-            ``mean`` and ``variance`` (``exp(log_var) + min_variance``), each (batch, C, n).
+        torch.distributions.Normal
+            ``loc`` the mean, ``scale`` the square root of ``exp(log_var) + min_variance`` (computed in the model's
+            dtype), each (batch, C, n). ``ProbConserv(constraint)(model.predict(x))`` applies the update.
+
+        Raises
+        ------
+        ValueError
+            For a bad ``x`` or ``dtype``, or if a predicted variance is zero (``min_variance = 0`` and
+            ``exp(log_var)`` underflows).
         """
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         mean, log_var = self(x)
-        return {"mean": mean, "variance": torch.exp(log_var) + self.min_variance}
+        var = torch.exp(log_var) + self.min_variance
+        if not bool((var > 0).all()):
+            raise ValueError("the predicted variance underflows to 0 at some node; construct the model with "
+                             "min_variance > 0")
+        return Normal(mean.to(dtype), var.to(dtype).sqrt())

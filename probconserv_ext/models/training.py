@@ -3,8 +3,10 @@
 import torch
 from tqdm.auto import tqdm
 
+from ..losses import _nll_log_var
+from ._seeding import check_seed
 from .ensemble import FNOEnsemble
-from .heteroscedastic import HeteroscedasticFNO, gaussian_nll_loss
+from .heteroscedastic import HeteroscedasticFNO
 
 __all__ = ["fit_ensemble", "fit_heteroscedastic"]
 
@@ -28,8 +30,10 @@ def _fit(model, loss_fn, inputs, targets, epochs, lr, batch_size, seed, desc, pr
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
         raise ValueError(f"lr must be a positive finite float, got {lr!r}")
+    check_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    # data order from a local generator: training never reads or advances the caller's global random state
     gen = torch.Generator().manual_seed(seed)
     n = inputs.shape[0]
     losses = []
@@ -58,7 +62,10 @@ def fit_ensemble(model, inputs, targets, epochs=200, lr=3e-3, batch_size=32, see
     model : FNOEnsemble
     inputs : torch.Tensor, shape (n, in_channels, nx)
     targets : torch.Tensor, shape (n, out_channels, nx)
-    epochs, batch_size, seed : int
+    epochs, batch_size : int
+    seed : int
+        Member ``i`` shuffles its data with a local generator seeded ``seed + 1000 i``; the global random state is
+        neither read nor changed, so the same seed and model give the same trained weights.
     lr : float
     progress : bool
         Show tqdm bars.
@@ -67,6 +74,13 @@ def fit_ensemble(model, inputs, targets, epochs=200, lr=3e-3, batch_size=32, see
     -------
     list of list of float
         Per-member training loss per epoch.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an :class:`FNOEnsemble` or ``seed`` not an integer.
+    ValueError
+        For badly shaped or non-finite data, or a non-positive ``epochs``, ``batch_size`` or ``lr``.
     """
     if not isinstance(model, FNOEnsemble):
         raise TypeError(f"model must be an FNOEnsemble, got {type(model).__name__}")
@@ -84,7 +98,7 @@ def fit_ensemble(model, inputs, targets, epochs=200, lr=3e-3, batch_size=32, see
 
 def fit_heteroscedastic(model, inputs, targets, epochs=200, lr=3e-3, batch_size=32, seed=0, warmup=0.3,
                         progress=True):
-    """Train a :class:`HeteroscedasticFNO`: MSE on the mean first, then the Gaussian NLL.
+    """Train a :class:`HeteroscedasticFNO`: MSE on the mean first, then the Gaussian NLL (:func:`gaussian_nll`).
 
     The warm-up fits the mean before the variance can explain residuals away (a known failure mode of
     likelihood training from scratch, where large early variances stall the mean).
@@ -94,7 +108,9 @@ def fit_heteroscedastic(model, inputs, targets, epochs=200, lr=3e-3, batch_size=
     model : HeteroscedasticFNO
     inputs : torch.Tensor, shape (n, in_channels, nx)
     targets : torch.Tensor, shape (n, out_channels, nx)
-    epochs, batch_size, seed : int
+    epochs, batch_size : int
+    seed : int
+        Seed of the local generator that shuffles the data (the global random state is neither read nor changed).
     lr : float
     warmup : float
         Fraction of the epochs spent on the MSE of the mean, in [0, 1).
@@ -104,6 +120,14 @@ def fit_heteroscedastic(model, inputs, targets, epochs=200, lr=3e-3, batch_size=
     -------
     list of float
         Training loss per epoch.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a :class:`HeteroscedasticFNO` or ``seed`` not an integer.
+    ValueError
+        For badly shaped or non-finite data, a bad ``warmup``, or a non-positive ``epochs``, ``batch_size`` or
+        ``lr``.
     """
     if not isinstance(model, HeteroscedasticFNO):
         raise TypeError(f"model must be a HeteroscedasticFNO, got {type(model).__name__}")
@@ -117,7 +141,8 @@ def fit_heteroscedastic(model, inputs, targets, epochs=200, lr=3e-3, batch_size=
         mean, log_var = model(x)
         if epoch < n_warm:
             return torch.mean((mean - y) ** 2)
-        return gaussian_nll_loss(mean, log_var, y)
+        # gaussian_nll in its log-variance form (no exp/log round trip)
+        return _nll_log_var(mean, log_var, y)
 
     hist = _fit(model, loss_fn, inputs, targets, epochs, lr, batch_size, seed, "heteroscedastic", progress)
     model.eval()
