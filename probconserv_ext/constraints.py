@@ -9,7 +9,7 @@ import functools
 
 import torch
 
-from ._checks import as_tensor, check_finite
+from ._checks import as_tensor, check_finite, check_index
 from .quadrature import quadrature_weights
 
 __all__ = ["LinearConstraint", "conservation_constraint", "value_constraint", "stack_constraints", "conserved_total"]
@@ -125,7 +125,8 @@ def value_constraint(n, index, value=None, dtype=None):
     n : int
         Number of nodes.
     index : int or sequence of int
-        Node indices (negative indices count from the end); no duplicates.
+        Node indices (negative indices count from the end); no duplicates. Integers only: ``bool`` and float
+        entries raise ``TypeError`` (they would otherwise be read as node 0/1 or truncated).
     value : float or tensor of shape ``(..., len(index))``, optional
         Known values.
     dtype : torch.dtype, optional
@@ -135,7 +136,19 @@ def value_constraint(n, index, value=None, dtype=None):
     -------
     LinearConstraint
     """
-    idx = torch.as_tensor([index] if isinstance(index, int) else list(index), dtype=torch.long)
+    n = check_index(n, "n")
+    if n < 1:
+        raise ValueError(f"n must be a positive number of nodes, got {n}")
+    if isinstance(index, torch.Tensor) and index.ndim > 1:
+        raise ValueError(f"index must be an int or a non-empty sequence of ints, got shape {tuple(index.shape)}")
+    if isinstance(index, torch.Tensor) and (index.dtype == torch.bool or index.is_floating_point()):
+        raise TypeError(f"index must hold integers (not bool or float), got a tensor of dtype {index.dtype}")
+    scalar = not hasattr(index, "__iter__") and not hasattr(index, "__len__")
+    try:
+        entries = [index] if scalar or (isinstance(index, torch.Tensor) and index.ndim == 0) else list(index)
+    except TypeError as err:
+        raise TypeError(f"index must be an int or a sequence of ints, got {type(index).__name__}") from err
+    idx = torch.as_tensor([check_index(i, "index") for i in entries], dtype=torch.long)
     if idx.ndim != 1 or idx.numel() == 0:
         raise ValueError(f"index must be an int or a non-empty sequence of ints, got {index!r}")
     if bool(((idx < -n) | (idx >= n)).any()):

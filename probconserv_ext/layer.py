@@ -6,12 +6,12 @@ import torch
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
 
-from ._checks import as_tensor, check_finite, check_nonnegative, eps_of
+from ._checks import as_tensor, check_broadcasts_to, check_finite, check_nonnegative, check_variance, compiling, eps_of
 from .constraints import LinearConstraint
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .nonnegative import nonnegative_active_set
-from .update import solve_update
+from .update import residual_tolerance, solve_update
 
 __all__ = ["ProbConserv"]
 
@@ -98,6 +98,9 @@ class ProbConserv(nn.Module):
         self.nonnegative = bool(nonnegative)
         self.compute_dtype = compute_dtype
         self.validate = bool(validate)
+        # Known at construction, so the forward pass needs no host synchronisation to decide whether the update is
+        # exact (and its conservation must be checked to round-off).
+        self._exact_update = (not learn_noise) and float(noise_t) == 0.0
         self.register_buffer("G", constraint.G.to(compute_dtype))
         self.register_buffer("b", None if constraint.b is None else constraint.b.to(compute_dtype))
         if learn_noise:
@@ -124,7 +127,7 @@ class ProbConserv(nn.Module):
     # ------------------------------------------------------------------ input parsing
     def _tensor(self, x, name):
         t = as_tensor(x, name, device=self.G.device)
-        if self.validate:
+        if self.validate and not compiling():
             check_finite(t, name)
         return t
 
@@ -195,28 +198,33 @@ class ProbConserv(nn.Module):
             S = self._tensor(covariance, "covariance")
             if S.ndim < 2 or S.shape[-1] != self.n or S.shape[-2] != self.n:
                 raise ValueError(f"covariance must have shape (..., {self.n}, {self.n}), got {tuple(S.shape)}")
-            if self.validate:
+            check_broadcasts_to(S.shape[:-2], mu.shape[:-1], "covariance",
+                                f"the mean's leading shape {tuple(mu.shape[:-1])}", full_shape=S.shape)
+            if self.validate and not compiling():
                 self._check_psd(S)
             S = S.to(cd)
             return StructuredGaussian(mu.to(cd), DenseCovariance(0.5 * (S + S.mT)), out_dtype)
         U = self._tensor(cov_factor, "cov_factor")
         if U.ndim < 2 or U.shape[-2] != self.n:
             raise ValueError(f"cov_factor must have shape (..., {self.n}, r), got {tuple(U.shape)}")
+        check_broadcasts_to(U.shape[:-2], mu.shape[:-1], "cov_factor",
+                            f"the mean's leading shape {tuple(mu.shape[:-1])}", full_shape=U.shape)
         d = torch.zeros(self.n, dtype=U.dtype) if cov_diag is None else self._variance(cov_diag, "cov_diag", mu.shape)
         return StructuredGaussian(mu.to(cd), LowRankCovariance(U.to(cd), d.to(cd)), out_dtype)
 
     def _variance(self, v, name, shape):
         v = self._tensor(v, name)
         self._check_nodes(v, name)
-        try:
-            torch.broadcast_shapes(v.shape, shape)
-        except RuntimeError as err:
-            raise ValueError(f"{name} of shape {tuple(v.shape)} does not broadcast with mean {tuple(shape)}") from err
-        if self.validate:
-            check_nonnegative(v, name)
+        hint = ""
+        if v.ndim >= 2 and v.shape[-2] == self.n and v.ndim == len(shape) + 1:
+            hint = f"; an (..., {self.n}, {self.n}) matrix is a dense covariance: pass it as covariance="
+        check_broadcasts_to(v.shape, shape, name, f"the mean of shape {tuple(shape)}", hint)
+        if self.validate and not compiling():
+            check_variance(v, name, self.compute_dtype)
         return v
 
     def _check_psd(self, S):
+        S = S.detach()  # a check reads values; it must not trigger autograd's scalar-conversion warning
         eps = eps_of(S.dtype)
         scale = S.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(S.dtype).tiny)
         asym = ((S - S.mT).abs() / scale).amax()
@@ -272,14 +280,7 @@ class ProbConserv(nn.Module):
         ConstrainedGaussian
         """
         prior = self._prior(mean, variance, covariance, cov_factor, cov_diag, samples)
-        b = self._rhs(b)
-        try:
-            torch.broadcast_shapes(prior.batch_shape, b.shape[:-1])
-        except RuntimeError as err:
-            raise ValueError(
-                f"b of shape {tuple(b.shape)} does not broadcast with the prediction's leading shape "
-                f"{tuple(prior.batch_shape)}"
-            ) from err
+        b = self._check_rhs_shape(self._rhs(b), prior.batch_shape)
         G, noise = self.G, self.noise
         metric = None  # HardC's projection metric: identity, or identity on the free nodes when pinned
         if self.nonnegative:
@@ -295,8 +296,44 @@ class ProbConserv(nn.Module):
             reference = cov.diagonal() @ (G * G).mT + noise
         factors = solve_update(SG, G, residual, noise, reference, residual_scale)
         loc = mu - factors.correction(residual)
+        if self._exact_update and not compiling():
+            loc = self._check_conservation(loc, factors, b)
         return ConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
                                    self.method, prior.out_dtype)
+
+    def _check_rhs_shape(self, b, batch_shape):
+        hint = ""
+        if len(batch_shape) >= 1 and batch_shape[-1] == 1 and b.shape[:-1] == batch_shape[:-1]:
+            hint = (f" (a prediction of shape (..., 1, n), e.g. a neuralop model's (batch, channel, n) output, needs "
+                    f"b of shape {(*batch_shape, self.m)}: add the channel axis to the total)")
+        check_broadcasts_to(b.shape[:-1], batch_shape, "b", f"the prediction's leading shape {tuple(batch_shape)}",
+                            hint, full_shape=b.shape)
+        return b
+
+    def _check_conservation(self, loc, factors, b):
+        """Check ``G loc = b`` to round-off after an exact update, refining once if needed; raise if it fails.
+
+        The residual is judged per row against ``|G| |loc| + |b|`` (:func:`probconserv_ext.update.residual_tolerance`).
+        An ill-conditioned but non-singular system can leave a residual above round-off after the first solve; one
+        step of iterative refinement (the same update applied to the residual) removes it. Skipped while compiling.
+        """
+        G = self.G
+        tol = residual_tolerance(self.compute_dtype, self.n)
+        for attempt in range(2):
+            r = loc @ G.mT - b
+            scale = loc.abs() @ G.abs().mT + b.abs()
+            rel = r.abs() <= tol * scale
+            if bool(rel.all()):
+                return loc
+            if attempt == 0:
+                loc = loc - factors.correction(r)
+        worst = float((r.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)).detach().amax())
+        raise ValueError(
+            "the exact update did not enforce G u = b to round-off: the largest relative residual "
+            f"|G u - b| / (|G| |u| + |b|) is {worst:.1e}, above the tolerance {tol:.1e} of {self.compute_dtype} "
+            "(the constraint system is numerically singular or the inputs under- or overflow); use noise > 0, "
+            "remove (nearly) dependent rows of G, rescale the inputs, or compute in float64"
+        )
 
     def _pin_nonnegative(self, prior, b, noise):
         if self.method == "hardc":

@@ -15,6 +15,7 @@ Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that c
 ICML 2023, Section 3 (the update) and the HardC baseline.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,7 +23,7 @@ import torch
 
 from ._checks import eps_of
 
-__all__ = ["UpdateFactors", "solve_update", "factor_update"]
+__all__ = ["UpdateFactors", "solve_update", "factor_update", "pivot_tolerance", "residual_tolerance"]
 
 
 @dataclass
@@ -67,8 +68,42 @@ def solve_update(SG, G, residual, noise, reference, residual_scale):
     return factor_update(A, SG, residual, noise, reference, residual_scale)
 
 
-def factor_update(GSG, SG, residual, noise, reference, residual_scale):
+def pivot_tolerance(dtype, n, m):
+    """Relative floor for the pivots and eigenvalues of the equilibrated system (unit diagonal).
+
+    An entry ``C_ij`` of the equilibrated ``C = D^-1/2 A D^-1/2`` is a sum of ``n`` products whose rounding error is at
+    most about ``n eps sqrt(A_ii A_jj)`` (Cauchy-Schwarz bounds ``|G| Sigma |G|^T`` by the diagonal), i.e. ``n eps``
+    in ``C``. A pivot (or eigenvalue) of ``C`` below a small multiple of that is indistinguishable from zero.
+    """
+    return min(0.25, 16.0 * (n + m) * eps_of(dtype))
+
+
+def residual_tolerance(dtype, n):
+    """Relative round-off level of ``G mu - b`` after an exact update, per row, against ``|G| |mu| + |b|``.
+
+    A few hundred ``eps`` of the compute dtype, growing like ``sqrt(n)`` (the typical error of a length-``n`` dot
+    product; the worst case ``n eps`` is not reached by blocked/pairwise summation in practice).
+    """
+    return 32.0 * eps_of(dtype) * (math.sqrt(n) + 16.0)
+
+
+def factor_update(GSG, SG, residual, noise, reference, residual_scale, n_nodes=None):
     """Factor ``A = noise I + GSG`` given ``GSG = G Sigma G^T``; see :func:`solve_update`.
+
+    The system is equilibrated symmetrically, ``C = D^-1/2 A D^-1/2`` with ``D = diag(A)``, before a Cholesky
+    factorisation whose pivots are checked against a relative tolerance (:func:`pivot_tolerance`). ``C`` has a unit
+    diagonal, so the test does not change when a row of ``G`` (with its ``b``) is rescaled, nor with the spread of the
+    variances: two constraints on disjoint sets of nodes give a diagonal ``A`` and are always accepted, whatever their
+    scales. A row whose diagonal ``A_ii`` is a round-off fraction of ``reference_i`` (its scale before cancellation,
+    e.g. a constraint the prior already satisfies exactly) counts as a zero row.
+
+    When ``C`` is singular, an eigendecomposition of ``C`` gives a generalized inverse on its range, provided the
+    residual has no component (beyond round-off, :func:`residual_tolerance`) along the null space; otherwise
+    ``G u = b`` has no solution and a ``ValueError`` is raised.
+
+    While compiling (``torch.compiler.is_compiling()``) the data-dependent singularity test is skipped (it needs a
+    host synchronisation): the Cholesky path is always taken, and a singular system gives non-finite results instead
+    of an error.
 
     The domain-decomposed layer (:mod:`probconserv_ext.distributed`) sums ``GSG`` over ranks and calls this with
     each rank's slab of ``SG``.
@@ -79,38 +114,79 @@ def factor_update(GSG, SG, residual, noise, reference, residual_scale):
         ``G Sigma G^T`` (symmetrized here).
     SG, residual, noise, reference, residual_scale
         As in :func:`solve_update` (``SG`` may be a slab of rows: only ``W = SG M`` uses it).
+    n_nodes : int, optional
+        Number of nodes ``n`` of the whole problem (for the tolerances); defaults to ``SG.shape[-2]``.
 
     Returns
     -------
     UpdateFactors
-    """
-    A = GSG
-    m = A.shape[-1]
-    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
-    A = 0.5 * (A + A.mT) + noise * eye
-    rtol = 1e3 * eps_of(SG.dtype) ** 0.75  # about 2e-9 in float64, 2e-2 in float32
-    floor = rtol * reference.amax(-1)
-    L, info = torch.linalg.cholesky_ex(A)
-    diagL = torch.diagonal(L, dim1=-2, dim2=-1)
-    if bool((info == 0).all()) and bool((diagL**2 > floor[..., None]).all()):
-        M = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).mT
-        return UpdateFactors(_thin_matmul(SG, M), M, 2 * diagL.log().sum(-1))
 
-    # Singular A: pseudo-inverse on the range of A, after checking that G mu = b is solvable on its null space.
-    evals, Q = torch.linalg.eigh(A)
-    keep = evals > torch.maximum(floor, rtol * evals.amax(-1))[..., None]
-    z = (Q.mT @ residual[..., :, None]).squeeze(-1)
-    zscale = (Q.abs().mT @ residual_scale[..., :, None]).squeeze(-1)
-    bad = (~keep) & (z.abs() > eps_of(SG.dtype) ** 0.5 * (zscale + 1e-300))
+    Raises
+    ------
+    ValueError
+        If ``A`` is singular and the prior mean violates the constraint along its null space.
+    """
+    m = GSG.shape[-1]
+    n = SG.shape[-2] if n_nodes is None else n_nodes
+    A = 0.5 * (GSG + GSG.mT)
+    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
+    if m > 1:
+        A = A + noise * eye
+    else:
+        A = A + noise
+    d = torch.diagonal(A, dim1=-2, dim2=-1)
+    rtol = pivot_tolerance(SG.dtype, n, m)
+    if m == 1 and torch.compiler.is_compiling():
+        s = d.rsqrt()
+        M = s[..., None]
+        return UpdateFactors(_thin_matmul(SG, M), M, d.log().sum(-1))
+    if torch.compiler.is_compiling():
+        s = d.rsqrt()
+        L = torch.linalg.cholesky_ex(A * s[..., :, None] * s[..., None, :])[0]
+        M = s[..., :, None] * torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).mT
+        logdet = 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1) + d.log().sum(-1)
+        return UpdateFactors(_thin_matmul(SG, M), M, logdet)
+
+    # Rows of A that vanish relative to their own scale are null directions; they are equilibrated with their
+    # reference scale instead (the ratio |r_i| / scale_i stays meaningful) and zeroed in C.
+    zero = d <= rtol * reference
+    ref_or_one = torch.where(reference > 0, reference, torch.ones_like(reference))
+    s = torch.where(zero, ref_or_one, d).rsqrt()
+    if m == 1:
+        # One row: C = 1 unless the row is zero; no factorisation needed.
+        if not bool(zero.any()):
+            M = s[..., None]
+            return UpdateFactors(_thin_matmul(SG, M), M, d.log().sum(-1))
+        C = torch.where(zero[..., None], torch.zeros_like(A), torch.ones_like(A))
+    else:
+        C = A * s[..., :, None] * s[..., None, :]
+        keep_row = (~zero).to(C.dtype)
+        C = C * keep_row[..., :, None] * keep_row[..., None, :]
+        L, info = torch.linalg.cholesky_ex(C)
+        diagL = torch.diagonal(L, dim1=-2, dim2=-1)
+        if bool((info == 0).all()) and bool((diagL**2 > rtol).all()):
+            M = s[..., :, None] * torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).mT
+            logdet = 2 * diagL.log().sum(-1) + d.log().sum(-1)
+            return UpdateFactors(_thin_matmul(SG, M), M, logdet)
+
+    # Singular C: generalized inverse on the range of C, after checking that G mu = b is solvable on its null space.
+    evals, Q = torch.linalg.eigh(C)
+    keep = evals > rtol
+    z = (Q.mT @ (s * residual)[..., :, None]).squeeze(-1)
+    zscale = (Q.abs().mT @ (s * residual_scale)[..., :, None]).squeeze(-1)
+    tiny = torch.finfo(SG.dtype).tiny
+    bad = (~keep) & (z.abs() > 2 * residual_tolerance(SG.dtype, n) * zscale + tiny)
     if bool(bad.any()):
+        worst = float((z.abs() / (zscale + tiny)).masked_fill(~bad, 0).amax())
         raise ValueError(
             "singular constraint system: A = noise*I + G Sigma G^T is singular (a constraint row touches only "
             "nodes with zero variance, or rows of G are linearly dependent, or an ensemble has fewer members "
-            "than constraints) and the prior mean violates the constraint along it, so G u = b cannot be "
-            "enforced; use noise > 0, give those nodes positive variance, or remove dependent rows"
+            "than constraints) and the prior mean violates the constraint along it (relative violation "
+            f"{worst:.1e}, beyond round-off), so G u = b cannot be enforced; use noise > 0, give those nodes "
+            "positive variance, or remove dependent rows"
         )
-    inv_sqrt = torch.where(keep, evals.clamp_min(torch.finfo(evals.dtype).tiny).rsqrt(), torch.zeros_like(evals))
-    M = Q * inv_sqrt[..., None, :]
+    inv_sqrt = torch.where(keep, evals.clamp_min(tiny).rsqrt(), torch.zeros_like(evals))
+    M = s[..., :, None] * (Q * inv_sqrt[..., None, :])
     return UpdateFactors(_thin_matmul(SG, M), M, None)
 
 
