@@ -15,6 +15,7 @@ from .enforcement import boundary_error, enforce_boundary
 from .finetune import BoundaryAccuracyWarning, finetune_kernel_correction
 from .lift import lift_boundary
 from .models import BOONFNO, BOONTFNO
+from .serialization import CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_checkpoint_file
 from .config import build_model, load_config
 from .losses import TargetLoss
 
@@ -38,7 +39,9 @@ __all__ = [
     "BoundaryCondition",
     "BoundaryDataProcessor",
     "BoundarySpec",
+    "CHECKPOINT_GLOBALS",
     "TargetLoss",
+    "UnsafeCheckpointError",
     "__version__",
     "build_model",
     "Dirichlet",
@@ -48,6 +51,7 @@ __all__ = [
     "enforce_boundary",
     "finetune_kernel_correction",
     "lift_boundary",
+    "load_checkpoint_file",
     "load_config",
     "load_ddp_checkpoint",
     "parse_boundary",

@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .models import BOONFNO, BOONTFNO, _load_trusted
+from .models import BOONFNO, BOONTFNO
+from .serialization import load_checkpoint_file
 
 __all__ = ["unwrap_ddp", "save_ddp_checkpoint", "load_ddp_checkpoint"]
 
@@ -69,7 +70,7 @@ def save_ddp_checkpoint(model, save_folder, save_name, group=None):
 
 
 def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location=None,
-                        model_kwargs: Optional[dict] = None, **kwargs):
+                        model_kwargs: Optional[dict] = None, trust_pickle: bool = False, **kwargs):
     """Load a BOON (or plain FNO/TFNO) checkpoint, also one written under DDP without a metadata file.
 
     Parameters
@@ -84,6 +85,10 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
     model_kwargs : dict, optional
         Constructor arguments. Default: the metadata file if present, else the ``_metadata`` entry that
         neuralop's ``BaseModel.state_dict`` embeds in the state dict.
+    trust_pickle : bool, default False
+        Files are read with torch's weights-only unpickler and an allow-list (see
+        :func:`~boon_ext.load_checkpoint_file`). ``True`` uses full pickle, **which executes any code the files
+        contain**: only for files you created yourself.
     **kwargs
         ``kernel_correction``, ``time_dim``: passed to ``from_checkpoint``.
 
@@ -91,6 +96,11 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
     -------
     BOONFNO or BOONTFNO
         ``BOONTFNO`` when the checkpoint is a (BOON-)TFNO.
+
+    Raises
+    ------
+    UnsafeCheckpointError
+        A file references a global outside the allow-list (a ``ValueError``).
     """
     folder = Path(save_folder)
     state_path = folder / f"{save_name}_state_dict.pt"
@@ -99,9 +109,9 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
     meta_path = folder / f"{save_name}_metadata.pkl"
     if model_kwargs is None:
         if meta_path.exists():
-            model_kwargs = dict(_load_trusted(meta_path, map_location))
+            model_kwargs = dict(load_checkpoint_file(meta_path, map_location, trust_pickle=trust_pickle))
         else:
-            state = _load_trusted(state_path, map_location)
+            state = load_checkpoint_file(state_path, map_location, trust_pickle=trust_pickle)
             if not isinstance(state, dict) or not isinstance(state.get("_metadata"), dict):
                 raise ValueError(
                     f"{state_path.name} has neither a metadata file nor an embedded '_metadata' entry: pass the "
@@ -114,4 +124,5 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
     cls = BOONTFNO if name in ("tfno", "boon_tfno", "boontfno") else BOONFNO
     if boundary is not _UNSET:
         kwargs["boundary"] = boundary
-    return cls.from_checkpoint(folder, save_name, map_location=map_location, model_kwargs=model_kwargs, **kwargs)
+    return cls.from_checkpoint(folder, save_name, map_location=map_location, model_kwargs=model_kwargs,
+                               trust_pickle=trust_pickle, **kwargs)

@@ -18,6 +18,7 @@ from neuralop.models import FNO, TFNO
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks
 from .conditions import BoundarySpec
 from .enforcement import enforce_boundary
+from .serialization import load_checkpoint_file
 
 __all__ = ["BOONFNO", "BOONTFNO"]
 
@@ -38,12 +39,6 @@ def _constructor_kwargs(model) -> tuple:
     meta["factorization"] = model.factorization
     meta["rank"] = model.rank
     return args, meta
-
-
-def _load_trusted(path: Path, map_location):
-    # neuralop's checkpoints pickle functions and classes in their metadata, which torch's weights-only
-    # loader rejects; these files are the user's own, as in neuralop's own loader.
-    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 class BOONFNO(FNO, name="boon_fno"):
@@ -201,7 +196,8 @@ class BOONFNO(FNO, name="boon_fno"):
 
     @classmethod
     def from_checkpoint(cls, save_folder, save_name, boundary=_UNSET, *, map_location=None,
-                        kernel_correction=_UNSET, time_dim=_UNSET, model_kwargs: Optional[dict] = None):
+                        kernel_correction=_UNSET, time_dim=_UNSET, model_kwargs: Optional[dict] = None,
+                        trust_pickle: bool = False):
         """Load a checkpoint written by neuralop's ``save_checkpoint``, wrapping it with boundary conditions.
 
         Parameters
@@ -217,10 +213,19 @@ class BOONFNO(FNO, name="boon_fno"):
             Override the saved values.
         model_kwargs : dict, optional
             Constructor arguments, for checkpoints without a metadata file (saved under DDP).
+        trust_pickle : bool, default False
+            Both files are read with torch's weights-only unpickler, which allows only the few globals neuralop
+            stores (see :func:`~boon_ext.load_checkpoint_file`). ``True`` reads them with full pickle, **which
+            executes any code the files contain**: only for files you created yourself.
 
         Returns
         -------
         BOONFNO
+
+        Raises
+        ------
+        UnsafeCheckpointError
+            A file references a global outside the allow-list (a ``ValueError``).
         """
         folder = Path(save_folder)
         meta_path = folder / f"{save_name}_metadata.pkl"
@@ -230,7 +235,7 @@ class BOONFNO(FNO, name="boon_fno"):
         if model_kwargs is not None:
             meta = dict(model_kwargs)
         elif meta_path.exists():
-            meta = dict(_load_trusted(meta_path, map_location))
+            meta = dict(load_checkpoint_file(meta_path, map_location, trust_pickle=trust_pickle))
         else:
             raise FileNotFoundError(
                 f"no metadata at {meta_path} (checkpoints saved under DDP have none): pass the constructor "
@@ -256,7 +261,7 @@ class BOONFNO(FNO, name="boon_fno"):
         if time_dim is _UNSET:
             time_dim = saved.get("time_dim")
         model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, **meta)
-        state = _load_trusted(state_path, map_location)
+        state = load_checkpoint_file(state_path, map_location, trust_pickle=trust_pickle)
         state.pop("_metadata", None)
         if any(v.dtype == torch.float64 for v in state.values() if torch.is_tensor(v)):
             model.double()
