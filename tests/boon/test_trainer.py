@@ -96,7 +96,7 @@ def test_trainer_run_with_target_loss_raises_no_plugin_warning():
 
 def test_bare_lp_loss_warns_per_batch_which_target_loss_removes():
     # The control: without the wrapper, neuralop's LpLoss warns about the sample's x and boundary_values on
-    # batch: 2 training batches in each of 3 epochs, and 2 evaluation batches at the end; so the recording above
+    # every batch: 2 training batches in each of 3 epochs, and 2 evaluation batches at the end; so the recording above
     # does see them when they occur.
     caught = _plugin_warnings(_three_epochs(LpLoss(d=1)))
     assert len(caught) == 3 * 2 + 2
