@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from probconserv_ext import ProbConserv, conservation_constraint  # noqa: E402
+from probconserv_ext import conservation_constraint  # noqa: E402
+from probconserv_ext.metrics import METHODS, compare_methods, draw_samples, shock_positions  # noqa: E402
 from probconserv_ext.models import (  # noqa: E402
     FNOEnsemble,
     HeteroscedasticFNO,
@@ -49,7 +50,6 @@ from probconserv_ext.models import (  # noqa: E402
 )
 from probconserv_ext.problems import PROBLEMS, get_problem, trapezoid_weights  # noqa: E402
 
-METHODS = ("unconstrained", "hardc", "probconserv", "probconserv+nn")
 # "ensemble": sample covariance of the members (rank S - 1) plus jitter; "ensemble-shrunk": the same ensemble
 # with half of the sample covariance moved to its diagonal (same marginal variances, full rank).
 MODELS = ("ensemble", "ensemble-shrunk", "hetero")
@@ -94,95 +94,20 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def shock_positions(samples, grid, threshold):
-    """Shock position of each sample: first crossing of ``threshold`` from above, linearly interpolated.
-
-    Parameters
-    ----------
-    samples : numpy.ndarray, shape (S, n)
-    grid : numpy.ndarray, shape (n,)
-    threshold : float
-        Half the jump height (``p*/2`` for Stefan): away from both states, so sample noise ahead of the
-        shock (around 0) does not trigger a crossing, unlike the ``u <= 0`` rule.
-
-    Returns
-    -------
-    numpy.ndarray, shape (S,)
-        Positions; samples that never cross get the right end of the grid.
-    """
-    samples, grid = np.asarray(samples, dtype=float), np.asarray(grid, dtype=float)
-    if samples.ndim != 2 or grid.ndim != 1 or samples.shape[1] != grid.size:
-        raise ValueError(f"samples must have shape (S, n) matching grid (n,), got {samples.shape} and {grid.shape}")
-    if not (np.all(np.isfinite(samples)) and np.isfinite(threshold)):
-        raise ValueError("samples and threshold must be finite")
-    below = samples <= threshold
-    first = np.where(below.any(1), below.argmax(1), len(grid) - 1)
-    pos = grid[first].astype(float)
-    ok = first > 0
-    i = first[ok]
-    u0, u1 = samples[ok, i - 1], samples[ok, i]
-    frac = (u0 - threshold) / np.where(u0 - u1 != 0, u0 - u1, 1.0)
-    pos[ok] = grid[i - 1] + np.clip(frac, 0.0, 1.0) * (grid[i] - grid[i - 1])
-    return pos
-
-
-def marginal_ll(mean, var, target):
-    """Mean over nodes of log N(target_i; mean_i, max(var_i, VAR_FLOOR))."""
-    v = np.maximum(var, VAR_FLOOR)
-    return float(np.mean(-0.5 * (np.log(2 * np.pi * v) + (target - mean) ** 2 / v)))
-
-
 def _to_np(t):
     return t.detach().to(torch.float64).cpu().numpy()
 
 
 def predict(model, kind, x):
-    """Prior in float64: mean, diagonal variance and (ensembles) low-rank factor, shape (1, nt, nx[, r])."""
-    out = model.predict(x) if kind == "hetero" else model.predict(x, shrinkage=SHRINKAGE[kind])
-    prior = {k: out[k].double() for k in ("mean", "variance")}
-    if kind != "hetero":
-        prior["cov_factor"] = out["cov_factor"].double()
-        prior["cov_diag"] = out["cov_diag"].double()
-    return prior
-
-
-def posteriors(prior, constraint, b, allow_nonneg):
-    """Apply the four methods; returns {method: (mean, variance, sampler)} with tensors (1, nt, nx)."""
-    mean, var = prior["mean"], prior["variance"]
-    full_cov = ({"cov_factor": prior["cov_factor"], "cov_diag": prior["cov_diag"]}
-                if "cov_factor" in prior else {"variance": var})
-    out = {}
-
-    def prior_sampler(shape, gen):
-        z = torch.randn(shape + tuple(mean.shape), dtype=mean.dtype, generator=gen)
-        if "cov_factor" in prior:
-            U = prior["cov_factor"]
-            w = torch.randn(shape + tuple(U.shape[:-2]) + (U.shape[-1], 1), dtype=mean.dtype, generator=gen)
-            return mean + (U @ w).squeeze(-1) + prior["cov_diag"].sqrt() * z
-        return mean + var.sqrt() * z
-
-    out["unconstrained"] = (mean, var, prior_sampler)
-    for method, layer_kwargs, cov in (
-        ("hardc", dict(method="hardc"), full_cov),
-        ("probconserv", dict(method="probconserv"), full_cov),
-        # the non-negative update needs a diagonal covariance: the ensemble passes its marginal variances
-        ("probconserv+nn", dict(method="probconserv", nonnegative=True), {"variance": var}),
-    ):
-        if method == "probconserv+nn" and not allow_nonneg:
-            continue
-        layer = ProbConserv(constraint, **layer_kwargs)
-        post = layer(mean, b=b, **cov)
-
-        def sampler(shape, gen, post=post):
-            return post.rsample(shape, generator=gen)
-        out[method] = (post.mean, post.variance, sampler)
-    return out
+    """The model's Gaussian prediction (a torch distribution, float64), batch shape (1, nt), event (nx,)."""
+    return model.predict(x) if kind == "hetero" else model.predict(x, shrinkage=SHRINKAGE[kind])
 
 
 # ------------------------------------------------------------------------------------------------ one problem
 def run_problem(name, cfg, args, log):
     problem = get_problem(name)
-    torch.manual_seed(args.seed)
+    # every random draw below takes its seed explicitly (models, data order, posterior samples): the global
+    # random state is not used
     train = problem.make_data(problem.sample_params(cfg["n_train"], args.seed), cfg["nx"], cfg["nt"])
     x_tr = torch.tensor(train.inputs, dtype=torch.float32)
     y_tr = torch.tensor(train.solution, dtype=torch.float32)
@@ -201,7 +126,6 @@ def run_problem(name, cfg, args, log):
 
     grid_t = torch.tensor(train.grid, dtype=torch.float64)
     constraint = conservation_constraint(grid_t)
-    w = trapezoid_weights(train.grid)
     h = float(train.grid[1] - train.grid[0])
     rows, plots = [], []
     gen = torch.Generator().manual_seed(args.seed + 1)
@@ -209,37 +133,38 @@ def run_problem(name, cfg, args, log):
         test = problem.make_data([param], cfg["nx"], cfg["nt"])
         x_te = torch.tensor(test.inputs, dtype=torch.float32)
         y = test.solution[0]                       # (nt, nx)
+        y_t = torch.tensor(test.solution, dtype=torch.float64)          # (1, nt, nx)
         b = torch.tensor(test.totals, dtype=torch.float64)[..., None]   # (1, nt, 1)
-        scale = np.maximum(np.abs(test.totals[0]), np.abs(y) @ w)       # integral of |u|, per slice
         true_shock = float(problem.shock_position([problem.t_final], param)[0]) if problem.has_shock else None
         plot = {"param": param, "y": y, "grid": test.grid, "times": test.times, "b": test.totals[0],
                 "true_shock": true_shock, "models": {}}
         for kind, model in (("ensemble", ens), ("ensemble-shrunk", ens), ("hetero", het)):
-            prior = predict(model, kind, x_te)
             # the solution of the heat problem changes sign: a non-negativity constraint would be wrong there
-            res = posteriors(prior, constraint, b, allow_nonneg=name != "diffusion")
+            methods = METHODS if name != "diffusion" else tuple(m for m in METHODS if m != "probconserv+nn")
+            res = compare_methods(predict(model, kind, x_te), y_t, constraint, b=b, methods=methods,
+                                  var_floor=VAR_FLOOR)
             plot["models"][kind] = {}
-            for method, (mean_t, var_t, sampler) in res.items():
-                mean, var = _to_np(mean_t)[0], _to_np(var_t)[0]
-                ce_all = mean @ w - test.totals[0]
+            for method, r in res.items():
+                post = r["posterior"]
+                mean, var = _to_np(post.mean)[0], _to_np(post.variance)[0]
                 row = {
                     "problem": name, "param_name": problem.param_name, "param": param, "model": kind,
                     "method": method, "t": float(test.times[-1]),
-                    "mse": float(np.mean((mean[-1] - y[-1]) ** 2)),
-                    "ce_abs": float(abs(ce_all[-1])),
-                    "ce_rel": float(abs(ce_all[-1]) / scale[-1]),
-                    "ce_rel_max_over_t": float(np.max(np.abs(ce_all) / scale)),
-                    "ll": marginal_ll(mean[-1], var[-1], y[-1]),
+                    "mse": float(r["mse"][0, -1]),
+                    "ce_abs": float(r["ce_abs"][0, -1]),
+                    "ce_rel": float(r["ce_rel"][0, -1]),
+                    "ce_rel_max_over_t": float(r["ce_rel"][0].max()),
+                    "ll": float(r["ll"][0, -1]),
                     "min_mean": float(mean[-1].min()),
                 }
                 entry = {"mean": mean, "var": var}
                 if problem.has_shock:
-                    s = _to_np(sampler((cfg["n_samples"],), gen))[:, 0, -1, :]
-                    pos = shock_positions(s, test.grid, problem.shock_threshold(param))
+                    thr = problem.shock_threshold(param)
+                    s = draw_samples(post, (cfg["n_samples"],), gen)[:, 0, -1, :]
+                    pos = _to_np(shock_positions(s, test.grid, thr, rule="crossing"))
                     row.update(shock_mean=float(pos.mean()), shock_std=float(pos.std()),
                                shock_true=true_shock, shock_err=float(abs(pos.mean() - true_shock)),
-                               shock_mean_pred=float(shock_positions(mean[-1:], test.grid,
-                                                                     problem.shock_threshold(param))[0]),
+                               shock_mean_pred=float(shock_positions(mean[-1], test.grid, thr, rule="crossing")),
                                grid_h=h)
                     entry["shocks"] = pos
                 rows.append(row)

@@ -1,4 +1,5 @@
-"""Probabilistic FNOs: shapes, the ensemble covariance, the Gaussian likelihood, training, the layer hand-off."""
+"""Probabilistic FNOs: shapes, the ensemble covariance, the Gaussian likelihood, training, the layer hand-off,
+seeding without touching the global random state."""
 
 import math
 
@@ -7,8 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.distributions import LowRankMultivariateNormal, Normal
 
-from probconserv_ext import ProbConserv, conservation_constraint
+import probconserv_ext
+from probconserv_ext import ProbConserv, conservation_constraint, gaussian_nll
 from probconserv_ext.models import (
     FNOEnsemble,
     HeteroscedasticFNO,
@@ -36,11 +39,13 @@ def _ens(s, shape, seed):
 
 # ---------------------------------------------------------------- ensemble covariance
 @given(s=st.integers(2, 7), batch=st.integers(1, 3), c=st.integers(1, 3), n=st.integers(2, 12),
-       seed=st.integers(0, 10_000), lam=st.floats(0, 1), jitter=st.floats(0, 1e-2))
+       seed=st.integers(0, 10_000), lam=st.floats(0, 1), jitter=st.floats(1e-6, 1e-2))
 def test_ensemble_gaussian_is_sample_covariance(s, batch, c, n, seed, lam, jitter):
     ens = _ens(s, (batch, c, n), seed)
     out = FNOEnsemble.gaussian_from_samples(ens, jitter, lam)
-    U, d = out["cov_factor"], out["cov_diag"]
+    assert isinstance(out, LowRankMultivariateNormal)
+    assert out.batch_shape == (batch, c) and out.event_shape == (n,)
+    U, d = out.cov_factor, out.cov_diag
     assert U.shape == (batch, c, n, s) and d.shape == (batch, c, n)
     cov = U @ U.mT + torch.diag_embed(d)
     flat = ens.reshape(s, -1, n)
@@ -49,8 +54,10 @@ def test_ensemble_gaussian_is_sample_covariance(s, batch, c, n, seed, lam, jitte
         expected = (1 - lam) * sample + lam * torch.diag(torch.diag(sample)) + jitter * torch.eye(n, dtype=ens.dtype)
         # float64 sums of <= 7 products of O(1) numbers
         torch.testing.assert_close(cov.reshape(-1, n, n)[k], expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(out["mean"], ens.mean(0))
-    torch.testing.assert_close(out["variance"], torch.diagonal(cov, dim1=-2, dim2=-1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.mean, ens.mean(0))
+    torch.testing.assert_close(out.variance, torch.diagonal(cov, dim1=-2, dim2=-1), rtol=1e-12, atol=1e-12)
+    # the distribution's own covariance is the same matrix
+    torch.testing.assert_close(out.covariance_matrix, cov, rtol=1e-12, atol=1e-12)
     # centred members: the factor has rank <= S - 1 (its columns sum to zero)
     torch.testing.assert_close(U.sum(-1), torch.zeros_like(d), rtol=0, atol=1e-12)
 
@@ -61,13 +68,23 @@ def test_ensemble_gaussian_is_sample_covariance(s, batch, c, n, seed, lam, jitte
         (torch.zeros(1, 3), 0.0, 0.0, "S >= 2"),
         (torch.full((3, 4), float("nan")), 0.0, 0.0, "finite"),
         (torch.zeros(3, 4), -1.0, 0.0, "jitter"),
-        (torch.zeros(3, 4), 0.0, 1.5, "shrinkage"),
+        (torch.zeros(3, 4), 0.0, 0.0, "jitter"),
+        (torch.zeros(3, 4), 1e-6, 1.5, "shrinkage"),
         (np.zeros((3, 4)), 0.0, 0.0, "tensor"),
     ],
 )
 def test_ensemble_gaussian_bad_input(ens, jitter, lam, match):
     with pytest.raises(ValueError, match=match):
         FNOEnsemble.gaussian_from_samples(ens, jitter, lam)
+
+
+def test_ensemble_gaussian_bad_dtype_and_unfactorable_float32():
+    ens = _ens(3, (2, 16), 0)
+    with pytest.raises(ValueError, match="dtype"):
+        FNOEnsemble.gaussian_from_samples(ens, 1e-6, dtype=torch.int64)
+    # rank-deficient centred factor, spread 1e12 x the jitter: the capacitance cannot be factored in float32
+    with pytest.raises(ValueError, match="jitter"):
+        FNOEnsemble.gaussian_from_samples(1e3 * ens.float(), 1e-6, dtype=torch.float32)
 
 
 @settings(max_examples=8)
@@ -80,8 +97,11 @@ def test_fno_ensemble_shapes_and_members_differ(s, batch, c, n, seed):
     assert ens.shape == (s, batch, c, n)
     assert not torch.allclose(ens[0], ens[1])  # independent initialisations
     out = model.predict(x)
-    torch.testing.assert_close(out["mean"], ens.mean(0))
-    assert out["cov_factor"].shape == (batch, c, n, s)
+    assert isinstance(out, LowRankMultivariateNormal) and out.mean.dtype == torch.float64
+    torch.testing.assert_close(out.mean, ens.mean(0).double())
+    assert out.cov_factor.shape == (batch, c, n, s)
+    torch.testing.assert_close(model.member_predictions(x), ens, rtol=0, atol=0)
+    assert out.sample((3,)).shape == (3, batch, c, n)
 
 
 def test_fno_ensemble_is_seeded():
@@ -121,26 +141,44 @@ def test_heteroscedastic_shapes_and_positive_variance(batch, c, n):
     mean, log_var = model(x)
     assert mean.shape == log_var.shape == (batch, c, n)
     out = model.predict(x)
-    torch.testing.assert_close(out["mean"], mean)
-    torch.testing.assert_close(out["variance"], log_var.exp() + 1e-6)
-    assert bool((out["variance"] > 0).all())
+    assert isinstance(out, Normal) and out.mean.dtype == torch.float64
+    torch.testing.assert_close(out.mean, mean.double())
+    # variance computed in float32, then cast: float32 rounding of exp(log_var) + 1e-6
+    torch.testing.assert_close(out.variance, (log_var.exp() + 1e-6).double(), rtol=1e-6, atol=0)
+    assert bool((out.variance > 0).all())
+    assert model.predict(x, dtype=torch.float32).mean.dtype == torch.float32
+    with pytest.raises(ValueError, match="dtype"):
+        model.predict(x, dtype="float64")
 
 
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), seed=st.integers(0, 1000))
 def test_gaussian_nll_loss_matches_torch(shape, seed):
     g = torch.Generator().manual_seed(seed)
     mean, log_var, y = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
-    ours = gaussian_nll_loss(mean, log_var, y)
+    with pytest.deprecated_call():
+        ours = gaussian_nll_loss(mean, log_var, y)
     ref = torch.nn.functional.gaussian_nll_loss(mean, y, log_var.exp(), full=True, eps=0.0)
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    # the deprecated alias and the one public NLL agree (float64; log(exp(log_var)) round trip, |log_var| <~ 5)
+    torch.testing.assert_close(ours, gaussian_nll(Normal(mean[..., None], (0.5 * log_var[..., None]).exp()),
+                                                  y[..., None]), rtol=1e-12, atol=1e-12)
     # minimised over the variance at the squared residual
     r2 = (y - mean) ** 2
-    best = gaussian_nll_loss(mean, r2.clamp_min(1e-12).log(), y)
+    with pytest.deprecated_call():
+        best = gaussian_nll_loss(mean, r2.clamp_min(1e-12).log(), y)
     assert best <= ours + 1e-12
 
 
+def test_gaussian_nll_loss_is_a_deprecated_alias_everywhere():
+    # one function behind every public name
+    assert probconserv_ext.gaussian_nll_loss is gaussian_nll_loss is probconserv_ext.losses.gaussian_nll_loss
+    assert "gaussian_nll_loss" in probconserv_ext.__all__ and "gaussian_nll" in probconserv_ext.__all__
+    with pytest.warns(DeprecationWarning, match="gaussian_nll\\(Normal"):
+        probconserv_ext.gaussian_nll_loss(torch.zeros(3), torch.zeros(3), torch.zeros(3))
+
+
 def test_gaussian_nll_loss_shape_mismatch():
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.deprecated_call(), pytest.raises(ValueError, match="same shape"):
         gaussian_nll_loss(torch.zeros(3), torch.zeros(4), torch.zeros(3))
 
 
@@ -178,8 +216,8 @@ def test_fit_heteroscedastic_reduces_loss_and_learns_variance():
     hist = fit_heteroscedastic(model, x, y, epochs=40, lr=1e-2, batch_size=8, warmup=0.25, progress=False)
     assert hist[-1] < hist[10]  # the NLL phase improves on its start
     mean, log_var = model(x)
-    nll = gaussian_nll_loss(mean, log_var, y)
-    assert nll.item() < gaussian_nll_loss(mean, torch.zeros_like(log_var), y).item()
+    nll = gaussian_nll(Normal(mean, (0.5 * log_var).exp()), y)
+    assert nll.item() < gaussian_nll(Normal(mean, torch.ones_like(mean)), y).item()
 
 
 @pytest.mark.parametrize(
@@ -213,21 +251,96 @@ def test_fit_wrong_model_type():
        seed=st.integers(0, 100))
 def test_ensemble_prediction_is_conserved_by_the_layer(s, nt, n, lam, seed):
     model = FNOEnsemble(s, 2, nt, seed=seed, **TINY)
-    x = torch.randn(1, 2, n)
-    out = model.predict(x, shrinkage=lam)
+    x = torch.randn(1, 2, n, generator=torch.Generator().manual_seed(seed))
     grid = torch.linspace(0, 1, n, dtype=torch.float64)
-    b = torch.rand(1, nt, 1, dtype=torch.float64)
-    post = ProbConserv(conservation_constraint(grid))(out["mean"].double(), cov_factor=out["cov_factor"].double(),
-                                                      cov_diag=out["cov_diag"].double(), b=b)
-    resid = post.mean.double() @ conservation_constraint(grid).G.mT - b
+    c = conservation_constraint(grid)
+    b = torch.rand(1, nt, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
+    post = ProbConserv(c)(model.predict(x, shrinkage=lam), b=b)
+    resid = post.mean @ c.G.mT - b
     # float64 update; the scale is |b| + integral of |mean| = O(1)
     assert float(resid.abs().max()) <= 1e-12
     if lam == 0.0:
-        # the layer's own ensemble route (samples=) gives the same posterior as our factor (both in float64)
-        ens64 = out["samples"].double()
-        ours = FNOEnsemble.gaussian_from_samples(ens64, model.jitter)
-        layer = ProbConserv(conservation_constraint(grid))
-        post1 = layer(ours["mean"], cov_factor=ours["cov_factor"], cov_diag=ours["cov_diag"], b=b)
-        post2 = layer(samples=ens64, cov_diag=ours["cov_diag"], b=b)
+        # the layer's own ensemble route (samples=, the members themselves) gives the same posterior
+        # (statistics of the float64 members: predict() forms them in the members' float32 first)
+        members = model.member_predictions(x).double()
+        prior = FNOEnsemble.gaussian_from_samples(members, model.jitter)
+        torch.testing.assert_close(prior.mean, model.predict(x).mean, rtol=1e-6, atol=1e-6)
+        post1 = ProbConserv(c)(prior, b=b)
+        post2 = ProbConserv(c)(samples=members, cov_diag=prior.cov_diag, b=b)
         torch.testing.assert_close(post1.mean, post2.mean, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(post1.variance, post2.variance, rtol=1e-10, atol=1e-12)
+        # and the members pushed through the update conserve exactly, with the posterior mean as their mean
+        upd = post1.update_samples(members)
+        assert float((upd @ c.G.mT - b).abs().max()) <= 1e-12
+        torch.testing.assert_close(upd.mean(0), post1.mean, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=8)
+@given(nt=st.integers(1, 4), n=st.integers(8, 40), seed=st.integers(0, 100))
+def test_heteroscedastic_prediction_is_conserved_by_the_layer(nt, n, seed):
+    model = HeteroscedasticFNO(2, nt, seed=seed, **TINY)
+    x = torch.randn(2, 2, n, generator=torch.Generator().manual_seed(seed))
+    c = conservation_constraint(torch.linspace(0, 1, n, dtype=torch.float64))
+    b = torch.rand(2, nt, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
+    prior = model.predict(x)
+    post = ProbConserv(c)(prior, b=b)
+    assert float((post.mean @ c.G.mT - b).abs().max()) <= 1e-12
+    # the same update as passing the mean and variance explicitly
+    ref = ProbConserv(c)(prior.mean, variance=prior.variance, b=b)
+    torch.testing.assert_close(post.mean, ref.mean, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(post.variance, ref.variance, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- seeding: local, reproducible
+def _same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    tensors = [k for k in sa if isinstance(sa[k], torch.Tensor)]
+    assert tensors  # the comparison is about the weights
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in tensors)
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**31), other=st.integers(1, 1000), global_seed=st.integers(0, 2**31))
+def test_constructors_leave_global_rng_alone_and_same_seed_same_model(seed, other, global_seed):
+    torch.manual_seed(global_seed)
+    state = torch.get_rng_state()
+    ens_a = FNOEnsemble(2, 2, 1, seed=seed, **TINY)
+    het_a = HeteroscedasticFNO(2, 1, seed=seed, **TINY)
+    assert torch.equal(torch.get_rng_state(), state)
+    # a different global state does not change the models
+    torch.manual_seed(global_seed + 1)
+    ens_b = FNOEnsemble(2, 2, 1, seed=seed, **TINY)
+    het_b = HeteroscedasticFNO(2, 1, seed=seed, **TINY)
+    assert _same_state(ens_a, ens_b) and _same_state(het_a, het_b)
+    assert not _same_state(het_a, HeteroscedasticFNO(2, 1, seed=seed + other, **TINY))
+    assert not _same_state(ens_a, FNOEnsemble(2, 2, 1, seed=seed + other, **TINY))
+
+
+def test_fit_leaves_global_rng_alone_and_is_reproducible():
+    x, y = _toy_data(c=1)
+    fitted = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        ens = FNOEnsemble(2, 2, 1, seed=3, **TINY)
+        het = HeteroscedasticFNO(2, 1, seed=3, **TINY)
+        fit_ensemble(ens, x, y, epochs=3, batch_size=4, seed=7, progress=False)
+        fit_heteroscedastic(het, x, y, epochs=3, batch_size=4, seed=7, warmup=0.3, progress=False)
+        assert torch.equal(torch.get_rng_state(), state)
+        fitted.append((ens, het))
+    assert _same_state(fitted[0][0], fitted[1][0]) and _same_state(fitted[0][1], fitted[1][1])
+    # the data order follows the fit seed
+    het = HeteroscedasticFNO(2, 1, seed=3, **TINY)
+    fit_heteroscedastic(het, x, y, epochs=3, batch_size=4, seed=8, warmup=0.3, progress=False)
+    assert not _same_state(het, fitted[0][1])
+
+
+@pytest.mark.parametrize("seed, exc", [(-1, ValueError), (1.5, TypeError), (True, TypeError), ("0", TypeError)])
+def test_bad_seed(seed, exc):
+    with pytest.raises(exc, match="seed"):
+        FNOEnsemble(2, 2, 1, seed=seed, **TINY)
+    with pytest.raises(exc, match="seed"):
+        HeteroscedasticFNO(2, 1, seed=seed, **TINY)
+    x, y = _toy_data(c=1)
+    with pytest.raises(exc, match="seed"):
+        fit_heteroscedastic(HeteroscedasticFNO(2, 1, **TINY), x, y, epochs=1, seed=seed, progress=False)
