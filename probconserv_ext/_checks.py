@@ -121,13 +121,13 @@ def check_broadcasts_to(shape, target, name, expected, hint="", full_shape=None)
 def check_index(i, name):
     """An integer index (Python int, NumPy integer, integer 0-d tensor); ``bool`` and floats raise ``TypeError``."""
     if isinstance(i, bool) or (isinstance(i, torch.Tensor) and (i.dtype == torch.bool or i.is_floating_point())):
-        raise TypeError(f"{name} must hold integers, got {i!r} ({type(i).__name__})")
+        raise TypeError(f"{name} must be an integer (not bool or float), got {i!r} ({type(i).__name__})")
     if type(i).__name__ == "bool_":  # numpy.bool_
-        raise TypeError(f"{name} must hold integers, got {i!r} (a boolean)")
+        raise TypeError(f"{name} must be an integer (not bool or float), got {i!r} (a boolean)")
     try:
         return operator.index(i)
     except TypeError as err:
-        raise TypeError(f"{name} must hold integers, got {i!r} ({type(i).__name__})") from err
+        raise TypeError(f"{name} must be an integer (not bool or float), got {i!r} ({type(i).__name__})") from err
 
 
 def eps_of(dtype):

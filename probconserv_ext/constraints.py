@@ -142,13 +142,13 @@ def value_constraint(n, index, value=None, dtype=None):
     if isinstance(index, torch.Tensor) and index.ndim > 1:
         raise ValueError(f"index must be an int or a non-empty sequence of ints, got shape {tuple(index.shape)}")
     if isinstance(index, torch.Tensor) and (index.dtype == torch.bool or index.is_floating_point()):
-        raise TypeError(f"index must hold integers (not bool or float), got a tensor of dtype {index.dtype}")
+        raise TypeError(f"index must be an integer (not bool or float), got a tensor of dtype {index.dtype}")
     scalar = not hasattr(index, "__iter__") and not hasattr(index, "__len__")
     try:
         entries = [index] if scalar or (isinstance(index, torch.Tensor) and index.ndim == 0) else list(index)
     except TypeError as err:
         raise TypeError(f"index must be an int or a sequence of ints, got {type(index).__name__}") from err
-    idx = torch.as_tensor([check_index(i, "index") for i in entries], dtype=torch.long)
+    idx = torch.as_tensor([check_index(i, "index") for i in entries], dtype=torch.long).reshape(-1)
     if idx.ndim != 1 or idx.numel() == 0:
         raise ValueError(f"index must be an int or a non-empty sequence of ints, got {index!r}")
     if bool(((idx < -n) | (idx >= n)).any()):

@@ -102,7 +102,8 @@ class StructuredGaussian(Distribution):
         if not isinstance(value, torch.Tensor) or value.shape[-1:] != self.event_shape:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"value must be a tensor of shape (..., {self.n}), got {shape}")
-        if not bool(torch.isfinite(value).all()):
+        # Skipped while compiling (a host synchronisation).
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(value.detach()).all()):
             raise ValueError("value must be finite, but it contains NaN or inf")
         return value
 
@@ -130,6 +131,9 @@ class ConstrainedGaussian(StructuredGaussian):
         Update factors (``None`` for HardC, whose covariance is the prior's).
     method : {"probconserv", "hardc"}
     out_dtype : torch.dtype
+    noise_is_zero : bool, optional
+        Whether ``noise == 0``, when the caller knows it without reading the tensor (the layer knows it from its
+        construction); saves a host synchronisation per call, so that sampling compiles without graph breaks.
 
     Attributes
     ----------
@@ -142,8 +146,9 @@ class ConstrainedGaussian(StructuredGaussian):
     Hansen et al. (2023), Learning physical models that can respect conservation laws, ICML.
     """
 
-    def __init__(self, prior, G, b, noise, loc, factors, method, out_dtype):
+    def __init__(self, prior, G, b, noise, loc, factors, method, out_dtype, noise_is_zero=None):
         self.prior = prior
+        self._noise_is_zero = noise_is_zero
         self.G = G
         self.b = b
         self.noise = noise
@@ -154,7 +159,12 @@ class ConstrainedGaussian(StructuredGaussian):
 
     @property
     def exact(self):
-        return self.method == "probconserv" and not bool(self.noise > 0)
+        return self.method == "probconserv" and self._zero_noise()
+
+    def _zero_noise(self):
+        if self._noise_is_zero is None:
+            self._noise_is_zero = not bool(self.noise > 0)
+        return self._noise_is_zero
 
     def constraint_residual(self):
         """``G mean - b`` of shape ``(..., m)``: zero to round-off for an exact update."""
@@ -165,7 +175,7 @@ class ConstrainedGaussian(StructuredGaussian):
             # HardC keeps the prior covariance: draws are shifted with the mean.
             return u + (self._loc - self.prior._loc)
         r = u @ self.G.mT - self.b
-        if perturb and self.method == "probconserv" and bool(self.noise > 0):
+        if perturb and self.method == "probconserv" and not self._zero_noise():
             e = torch.randn(r.shape, dtype=r.dtype, device=r.device, generator=generator)
             r = r + self.noise.sqrt() * e
         return u - self.factors.correction(r)

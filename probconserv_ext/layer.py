@@ -98,9 +98,9 @@ class ProbConserv(nn.Module):
         self.nonnegative = bool(nonnegative)
         self.compute_dtype = compute_dtype
         self.validate = bool(validate)
-        # Known at construction, so the forward pass needs no host synchronisation to decide whether the update is
-        # exact (and its conservation must be checked to round-off).
-        self._exact_update = (not learn_noise) and float(noise_t) == 0.0
+        # Known at construction, so that a compiled forward pass needs no host synchronisation to decide whether the
+        # update is exact (eager calls re-read the buffer, which load_state_dict may have changed).
+        self._noise_is_zero = (not learn_noise) and float(noise_t) == 0.0
         self.register_buffer("G", constraint.G.to(compute_dtype))
         self.register_buffer("b", None if constraint.b is None else constraint.b.to(compute_dtype))
         if learn_noise:
@@ -112,6 +112,12 @@ class ProbConserv(nn.Module):
     def noise(self):
         """Constraint variance ``s2`` (a tensor; differentiable when learned)."""
         return self.log_noise.exp() if hasattr(self, "log_noise") else self._noise
+
+    def _zero_noise(self):
+        """Whether ``noise == 0`` (an exact update): read from the buffer when eager, from construction when compiling."""
+        if compiling() or hasattr(self, "log_noise"):
+            return self._noise_is_zero
+        return not bool(self._noise > 0)
 
     @property
     def m(self):
@@ -296,10 +302,11 @@ class ProbConserv(nn.Module):
             reference = cov.diagonal() @ (G * G).mT + noise
         factors = solve_update(SG, G, residual, noise, reference, residual_scale)
         loc = mu - factors.correction(residual)
-        if self._exact_update and not compiling():
+        zero_noise = self._zero_noise()
+        if zero_noise and not compiling():
             loc = self._check_conservation(loc, factors, b)
         return ConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
-                                   self.method, prior.out_dtype)
+                                   self.method, prior.out_dtype, noise_is_zero=zero_noise)
 
     def _check_rhs_shape(self, b, batch_shape):
         hint = ""
@@ -321,9 +328,12 @@ class ProbConserv(nn.Module):
         tol = residual_tolerance(self.compute_dtype, self.n)
         for attempt in range(2):
             r = loc @ G.mT - b
+            # |G loc| + |b| = |r + b| + |b| is a lower bound of the scale |G| |loc| + |b|: passing against it
+            # settles the check without a second pass over loc (the common case when b is not ~0).
+            if bool((r.abs() <= tol * ((r + b).abs() + b.abs())).all()):
+                return loc
             scale = loc.abs() @ G.abs().mT + b.abs()
-            rel = r.abs() <= tol * scale
-            if bool(rel.all()):
+            if bool((r.abs() <= tol * scale).all()):
                 return loc
             if attempt == 0:
                 loc = loc - factors.correction(r)

@@ -184,3 +184,29 @@ def test_constraint_errors():
         value_constraint(5, [7])
     with pytest.raises(ValueError, match="total must be finite"):
         conservation_constraint(torch.linspace(0, 1, 4), total=float("inf"))
+
+
+@pytest.mark.parametrize(
+    "index",
+    [[1.7], True, [True], 2.0, torch.tensor([1.0]), torch.tensor(True), torch.tensor([True, False]),
+     np.array([1.0]), np.bool_(True), [np.bool_(False)]],
+)
+def test_value_constraint_index_must_be_integer(index):
+    # bool and float indices used to be read as node 1 (or truncated) silently.
+    with pytest.raises(TypeError, match="index must be an integer"):
+        value_constraint(5, index, 1.0)
+
+
+@pytest.mark.parametrize("index", [2, np.int64(2), torch.tensor(2), [2], (2,), torch.tensor([2]), np.array([2])])
+def test_value_constraint_accepts_integer_indices(index):
+    c = value_constraint(5, index, 1.0)
+    assert torch.nonzero(c.G[0]).flatten().tolist() == [2]
+
+
+def test_value_constraint_node_count_must_be_integer():
+    with pytest.raises(TypeError, match="n must be an integer"):
+        value_constraint(5.0, [1], 1.0)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        value_constraint(True, [0], 1.0)
+    with pytest.raises(ValueError, match="n must be a positive"):
+        value_constraint(0, [0], 1.0)
