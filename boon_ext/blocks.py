@@ -85,23 +85,45 @@ def _act(blocks, h, plan: CorrectionPlan, corrected: bool):
     return torch.where(plan.face_mask(h.shape[2:], h.device), h, y)
 
 
+_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The bits of ``t``'s values (so that NaN payloads and signed zeros count as different)."""
+    t = t.detach()
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    # An integer view of the same width: compared as integers, equal means bit for bit equal.
+    return t.contiguous().view(_INT_OF_SIZE[t.element_size()])
+
+
+def _cache_hit(entry, key, params) -> bool:
+    """Whether a cached entry was built from a layer identical to the current one, values included."""
+    if entry is None or entry[0] != key:
+        return False
+    snapshot = entry[1]
+    return len(snapshot) == len(params) and all(torch.equal(s, _bits(p)) for s, p in zip(snapshot, params))
+
+
 def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool, cache):
     """Spectral plan, skip matrix and factorised face blocks of layer ``index`` on ``x``'s grid.
 
     They depend on the weights only. With ``cache`` (a dict, used when autograd is off) they are kept per layer
-    and rebuilt whenever a weight changes (tracked by the tensors' version counters) or the grid, dtype or
-    device changes.
+    and reused only while everything they are built from is unchanged: the grid, dtype and device of ``x``, the
+    layer's mode counts, and the weights' values, compared byte for byte with a snapshot. Version counters or
+    storage pointers would not do: writes through ``.data``, tensorly-torch's re-initialisation of factorised
+    weights and neuralop's ``n_modes`` setter change the operators without bumping them.
     """
     conv = blocks.convs[index]
     skip = blocks.fno_skips[index] if blocks.fno_skips is not None else None
-    key = None
+    key = params = None
     if cache is not None:
         params = list(conv.parameters()) + (list(skip.parameters()) if skip is not None else [])
-        key = (tuple(x.shape[2:]), x.dtype, x.device, corrected,
-               tuple((id(p), p._version, p.data_ptr()) for p in params))
+        key = (tuple(x.shape[2:]), x.dtype, x.device, corrected, plan, tuple(conv.n_modes), tuple(conv.max_n_modes),
+               tuple((p.dtype, p.device, tuple(p.shape)) for p in params))
         hit = cache.get(index)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        if _cache_hit(hit, key, params):
+            return hit[2]
     spectral = SpectralPlan(conv, x.shape[2:], x.dtype)
     ops = (spectral, skip, None, {})
     if corrected and plan.corrected:
@@ -112,7 +134,7 @@ def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, 
             solvers[axis] = FaceSolver(spectral, w_skip, axis, [0 if s == "left" else n - 1 for s in sides])
         ops = (spectral, skip, w_skip, solvers)
     if cache is not None:
-        cache[index] = (key, ops)
+        cache[index] = (key, [_bits(p).clone() for p in params], ops)
     return ops
 
 
