@@ -280,6 +280,9 @@ class DistributedProbConserv(ProbConserv):
         if self.G.shape[1]:
             rows = self.G.abs().sum(-1).double()
         dist.all_reduce(rows, group=group)
+        n_total = torch.tensor([float(self.G.shape[1])], dtype=torch.float64)
+        dist.all_reduce(n_total, group=group)
+        self._n_total = int(n_total)  # the global n, for the round-off tolerances of the solve
         if bool((rows == 0).any()):
             raise ValueError(
                 f"constraint_slab: row(s) {torch.nonzero(rows == 0).flatten().tolist()} of G are zero on every rank"
@@ -334,14 +337,9 @@ class DistributedProbConserv(ProbConserv):
                 f"mean: the distributed layer needs a diagonal or low-rank-plus-diagonal prior covariance, got "
                 f"{type(prior.covariance).__name__} (chaining distributed layers: stack the constraints instead)"
             )
-        b = self._rhs(b)
-        try:
-            batch = torch.broadcast_shapes(prior.batch_shape, b.shape[:-1])
-        except RuntimeError as err:
-            raise ValueError(
-                f"b of shape {tuple(b.shape)} does not broadcast with the prediction's leading shape "
-                f"{tuple(prior.batch_shape)}"
-            ) from err
+        # b may not enlarge the prediction (the posterior keeps the prediction's shape, as in ProbConserv).
+        b = self._check_rhs_shape(self._rhs(b), prior.batch_shape)
+        batch = prior.batch_shape
         if len(batch) > _MAX_BATCH_DIMS:
             raise ValueError(f"mean may have at most {_MAX_BATCH_DIMS} leading dimensions, got {len(batch)}")
         return prior, b, batch
@@ -417,7 +415,7 @@ class DistributedProbConserv(ProbConserv):
             GSG = GSG + C.mT @ C
             SG = SG + cov.factor @ C
         residual = Gmu - b
-        factors = factor_update(GSG, SG, residual, noise, reference + noise, scale + b.abs())
+        factors = factor_update(GSG, SG, residual, noise, reference + noise, scale + b.abs(), n_nodes=self._n_total)
         loc = mu - factors.correction(residual)
         return SlabConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
                                        self.method, prior.out_dtype, self)

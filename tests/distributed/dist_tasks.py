@@ -80,6 +80,8 @@ def probconserv_bad_input(rank, world, G, mean, variance, bad_rank, kind):
     try:
         if kind == "dense" and rank == bad_rank:
             layer(mu, covariance=torch.diag_embed(var), b=torch.zeros(G.shape[0]))
+        elif kind == "bshape" and rank == bad_rank:  # b that would enlarge the (3, n_p) prediction to (2, 3, n_p)
+            layer(mu, variance=var, b=torch.zeros(2, 3, G.shape[0]))
         else:
             layer(mu, variance=var, b=torch.zeros(G.shape[0]))
     except ValueError as err:

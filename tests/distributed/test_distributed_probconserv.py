@@ -131,7 +131,7 @@ def test_gradient_equals_single_process(gloo_pool, p):
     assert (grad - mu.grad).abs().amax() <= 1e3 * EPS * max(cond, 1.0) * (mu.grad.abs().amax() + w.abs().amax())
 
 
-@pytest.mark.parametrize("kind", ["nan", "negative", "batch", "rows", "dense"])
+@pytest.mark.parametrize("kind", ["nan", "negative", "batch", "rows", "dense", "bshape"])
 @pytest.mark.parametrize("bad_rank", [0, 1])
 def test_bad_input_on_one_rank_raises_on_every_rank(gloo_pool, kind, bad_rank):
     g = torch.Generator().manual_seed(3)
@@ -143,7 +143,8 @@ def test_bad_input_on_one_rank_raises_on_every_rank(gloo_pool, kind, bad_rank):
     own = out[bad_rank]
     expected = {"nan": "mean must be finite", "negative": "variance must be non-negative",
                 "batch": "disagree on the shape", "rows": "must agree on every rank",
-                "dense": "a dense covariance couples every pair of slabs"}[kind]
+                "dense": "a dense covariance couples every pair of slabs",
+                "bshape": "b of shape (2, 3, 2) (leading shape (2, 3)) would broadcast"}[kind]
     assert expected in own
     assert expected in out[1 - bad_rank] or "another rank" in out[1 - bad_rank]
 
