@@ -26,7 +26,7 @@ from typing import Mapping, Optional
 import torch
 
 from .conditions import BoundarySpec, FaceRule
-from .enforcement import _check_field, enforce_boundary, neumann_derivative, resolve_face_values
+from .enforcement import _check_field, _owned_mask, enforce_boundary, neumann_derivative, resolve_face_values
 
 __all__ = ["lift_boundary", "lift_profile", "check_lift_width"]
 
@@ -122,7 +122,7 @@ def lift_boundary(u: torch.Tensor, spec: BoundarySpec, boundary_values: Optional
         raise TypeError(f"spec must be a BoundarySpec, got {type(spec).__name__}")
     _check_field(u, spec)
     _check_width(u, spec, width)
-    for rule in spec.rules:
+    for k, rule in enumerate(spec.rules):
         if rule.kind == "periodic" and rule.side == "right":
             continue  # the left rule of a periodic pair lifts both faces
         dim = 2 + rule.axis
@@ -143,6 +143,12 @@ def lift_boundary(u: torch.Tensor, spec: BoundarySpec, boundary_values: Optional
             d, _ = neumann_derivative(rule, u_sel)
             r = g - d
             delta = r.unsqueeze(dim) * _along(_neumann_profile(rule, width, n, u.dtype, u.device), u, rule.axis)
+        # A face node that a later face owns (a corner) keeps its residual out of this lift: otherwise two faces
+        # with different values at a shared corner would each spread their disagreement inward.
+        owned = _owned_mask(spec, k, u)
+        if idx is not None:
+            owned = owned.index_select(0, idx)
+        delta = delta * owned.unsqueeze(0).unsqueeze(dim).to(delta.dtype)
         if idx is None:
             u = u + delta
         else:

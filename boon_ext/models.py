@@ -19,6 +19,8 @@ from .blocks import CorrectionPlan, boon_block_forward, check_blocks
 from .conditions import BoundarySpec
 from .enforcement import enforce_boundary
 from .serialization import load_checkpoint_file
+from .finetune import warn_untrained_correction
+from .lift import check_lift_width, lift_boundary
 
 __all__ = ["BOONFNO", "BOONTFNO"]
 
@@ -33,7 +35,7 @@ def _constructor_kwargs(model) -> tuple:
     args = tuple(meta.pop("args", ()))
     for k in _META_KEYS:
         meta.pop(k, None)
-    for k in ("boundary", "kernel_correction", "time_dim"):
+    for k in ("boundary", "kernel_correction", "time_dim", "lift_width"):
         meta.pop(k, None)
     # TFNO records only the arguments it was given, not its own factorization defaults: read the instance.
     meta["factorization"] = model.factorization
@@ -57,6 +59,10 @@ class BOONFNO(FNO, name="boon_fno"):
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.
+    lift_width : int, optional
+        How the output is made exact. ``None`` (default): the face nodes are overwritten
+        (:func:`~boon_ext.enforce_boundary`). An int ``w``: the boundary residual is spread over ``w`` nodes next
+        to each face by a smooth lift (:func:`~boon_ext.lift_boundary`); the conditions hold exactly either way.
 
     Notes
     -----
@@ -73,7 +79,8 @@ class BOONFNO(FNO, name="boon_fno"):
            physics-based boundary constraints." ICLR 2023.
     """
 
-    def __init__(self, *args, boundary=None, kernel_correction: bool = True, time_dim: Optional[int] = None, **kwargs):
+    def __init__(self, *args, boundary=None, kernel_correction: bool = True, time_dim: Optional[int] = None,
+                 lift_width: Optional[int] = None, **kwargs):
         kwargs.pop("_config_name", None)  # added by zencfg's to_dict()
         super().__init__(*args, **kwargs)
         spec = BoundarySpec(boundary, self.n_dim, time_dim=time_dim, out_channels=self.out_channels)
@@ -87,12 +94,14 @@ class BOONFNO(FNO, name="boon_fno"):
         self.boundary_spec = spec
         self.kernel_correction = bool(kernel_correction)
         self.time_dim = time_dim
+        self.lift_width = None if lift_width is None else check_lift_width(lift_width)
         self._correction = CorrectionPlan.from_spec(spec)
         self._operator_cache = {}
         # The metadata saved with checkpoints holds the conditions as plain config values.
         self._init_kwargs["boundary"] = spec.to_config() if spec else None
         self._init_kwargs["kernel_correction"] = self.kernel_correction
         self._init_kwargs["time_dim"] = time_dim
+        self._init_kwargs["lift_width"] = self.lift_width
 
     @property
     def boundary(self):
@@ -163,28 +172,62 @@ class BOONFNO(FNO, name="boon_fno"):
         for i in range(self.n_layers):
             x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache)
         x = self.projection(x)
+        if self.lift_width is not None:
+            return lift_boundary(x, self.boundary_spec, boundary_values, self.lift_width)
         return enforce_boundary(x, self.boundary_spec, boundary_values)
 
     # -- construction from existing models -----------------------------------------------------------
     @classmethod
-    def from_fno(cls, fno, boundary=None, *, kernel_correction: bool = True, time_dim: Optional[int] = None):
+    def from_fno(cls, fno, boundary=None, *, kernel_correction: bool = False, time_dim: Optional[int] = None,
+                 lift_width: Optional[int] = None):
         """Wrap a trained ``FNO``/``TFNO`` in memory, loading its weights strictly (no retraining).
+
+        By default the wrapped model runs ``fno``'s own layers and makes the output exact by overwriting the
+        face nodes (``kernel_correction=False``, ``lift_width=None``): its interior predictions are ``fno``'s
+        own, so wrapping never costs accuracy there, and every condition holds exactly. This default was chosen
+        by measurement (``examples/wrap_checkpoint_accuracy.py``, ``docs/boon_design.md``): switching the kernel
+        correction on made trained models 2.5x to 47x less accurate, and the smooth lift helped on some Dirichlet
+        problems but cost accuracy on others.
 
         Parameters
         ----------
         fno : neuralop.models.FNO
-        boundary, kernel_correction, time_dim
+            A plain ``FNO``/``TFNO``, or a BOON model (whose weights then count as trained with the kernel
+            correction if it uses it).
+        boundary, time_dim
             As in the constructor.
+        kernel_correction : bool, default False
+            Switch on the per-layer BOON kernel correction. Weights trained without it lose accuracy when it is
+            switched on as they are (a :class:`~boon_ext.BoundaryAccuracyWarning` says so); fine-tune them with
+            :func:`~boon_ext.finetune_kernel_correction`.
+        lift_width : int or None, default None
+            Output enforcement, as in the constructor: ``None`` overwrites the face nodes; an int spreads the
+            boundary residual over that many nodes next to each face (opt-in: it changes those interior nodes).
 
         Returns
         -------
         BOONFNO
             On the device and in the dtype of ``fno``'s parameters.
+
+        Raises
+        ------
+        TypeError
+            ``fno`` is not a neuralop FNO or TFNO.
+
+        Warns
+        -----
+        BoundaryAccuracyWarning
+            ``kernel_correction=True`` on weights trained without it.
         """
         if not isinstance(fno, FNO):
             raise TypeError(f"fno must be a neuralop FNO or TFNO, got {type(fno).__name__}")
+        kernel_correction = bool(kernel_correction)
+        trained_with_correction = isinstance(fno, BOONFNO) and fno.boundary_spec and fno.kernel_correction
+        if kernel_correction and boundary is not None and not trained_with_correction:
+            warn_untrained_correction(f"a {type(fno).__name__} wrapped by from_fno")
         args, kwargs = _constructor_kwargs(fno)
-        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, **kwargs)
+        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
+                    lift_width=lift_width, **kwargs)
         state = fno.state_dict()
         state.pop("_metadata", None)
         ref = next(p for p in fno.parameters() if p.is_floating_point())
@@ -197,7 +240,7 @@ class BOONFNO(FNO, name="boon_fno"):
     @classmethod
     def from_checkpoint(cls, save_folder, save_name, boundary=_UNSET, *, map_location=None,
                         kernel_correction=_UNSET, time_dim=_UNSET, model_kwargs: Optional[dict] = None,
-                        trust_pickle: bool = False):
+                        lift_width=_UNSET, trust_pickle: bool = False):
         """Load a checkpoint written by neuralop's ``save_checkpoint``, wrapping it with boundary conditions.
 
         Parameters
@@ -209,8 +252,10 @@ class BOONFNO(FNO, name="boon_fno"):
             checkpoint (pass ``None`` explicitly for none).
         map_location : optional
             As in ``torch.load``.
-        kernel_correction, time_dim : optional
-            Override the saved values.
+        kernel_correction, time_dim, lift_width : optional
+            Override the saved values. For a plain checkpoint the defaults are those of :meth:`from_fno`:
+            ``kernel_correction=False`` (output enforcement: the interior predictions are the checkpoint's own,
+            so wrapping costs no accuracy there) and ``lift_width=None`` (the face nodes are overwritten).
         model_kwargs : dict, optional
             Constructor arguments, for checkpoints without a metadata file (saved under DDP).
         trust_pickle : bool, default False
@@ -224,8 +269,18 @@ class BOONFNO(FNO, name="boon_fno"):
 
         Raises
         ------
+        FileNotFoundError
+            No state dict, or no metadata and no ``model_kwargs``.
         UnsafeCheckpointError
             A file references a global outside the allow-list (a ``ValueError``).
+        ValueError
+            A plain checkpoint and no ``boundary``.
+
+        Warns
+        -----
+        BoundaryAccuracyWarning
+            ``kernel_correction=True`` on weights saved without it (a plain checkpoint, or a BOON checkpoint
+            saved with ``kernel_correction=False``); fine-tune with :func:`~boon_ext.finetune_kernel_correction`.
         """
         folder = Path(save_folder)
         meta_path = folder / f"{save_name}_metadata.pkl"
@@ -245,7 +300,7 @@ class BOONFNO(FNO, name="boon_fno"):
         args = tuple(meta.pop("args", ()))
         for k in _META_KEYS:
             meta.pop(k, None)
-        saved = {k: meta.pop(k) for k in ("boundary", "kernel_correction", "time_dim") if k in meta}
+        saved = {k: meta.pop(k) for k in ("boundary", "kernel_correction", "time_dim", "lift_width") if k in meta}
         if name == "tfno":
             meta.setdefault("factorization", "Tucker")
             meta.setdefault("rank", 0.1)
@@ -256,11 +311,19 @@ class BOONFNO(FNO, name="boon_fno"):
                     "(or boundary=None for none)"
                 )
             boundary = saved["boundary"]
+        # Weights count as trained with the kernel correction only if a BOON model saved them with it on.
+        trained_with_correction = bool(saved.get("kernel_correction", False)) and bool(saved.get("boundary"))
         if kernel_correction is _UNSET:
-            kernel_correction = saved.get("kernel_correction", True)
+            kernel_correction = saved.get("kernel_correction", False)
+        kernel_correction = bool(kernel_correction)
+        if kernel_correction and boundary is not None and not trained_with_correction:
+            warn_untrained_correction(f"the checkpoint {state_path.name}")
+        if lift_width is _UNSET:
+            lift_width = saved.get("lift_width")  # None for plain checkpoints and those saved before lift_width
         if time_dim is _UNSET:
             time_dim = saved.get("time_dim")
-        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, **meta)
+        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
+                    lift_width=lift_width, **meta)
         state = load_checkpoint_file(state_path, map_location, trust_pickle=trust_pickle)
         state.pop("_metadata", None)
         if any(v.dtype == torch.float64 for v in state.values() if torch.is_tensor(v)):
@@ -276,6 +339,7 @@ def _signature(base, **overrides):
         inspect.Parameter("boundary", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("kernel_correction", inspect.Parameter.KEYWORD_ONLY, default=True),
         inspect.Parameter("time_dim", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("lift_width", inspect.Parameter.KEYWORD_ONLY, default=None),
     ]
     return inspect.Signature(params + extra)
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from neuralop.models import FNO, TFNO
 
-from boon_ext import BOONFNO, BOONTFNO, BoundarySpec, Dirichlet, Neumann, Periodic, boundary_error
+from boon_ext import BOONFNO, BOONTFNO, BoundaryAccuracyWarning, BoundarySpec, Dirichlet, Neumann, Periodic, boundary_error
 from boon_strategies import TOL, call_values, conditions_1d, fno_kwargs, randomize
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -79,7 +79,8 @@ def test_output_only_ablation_changes_nothing_but_the_faces(kw, res, seed):
 def test_kernel_correction_changes_the_interior():
     torch.manual_seed(0)
     base = FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8)
-    wrapped = BOONFNO.from_fno(base, boundary=Dirichlet(left=0.0, right=0.0))
+    with pytest.warns(BoundaryAccuracyWarning, match="finetune_kernel_correction"):
+        wrapped = BOONFNO.from_fno(base, boundary=Dirichlet(left=0.0, right=0.0), kernel_correction=True)
     x = torch.randn(2, 1, 64)
     assert (wrapped(x)[..., 1:-1] - base(x)[..., 1:-1]).abs().max() > 1e-4
 
