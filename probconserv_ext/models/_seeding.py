@@ -18,12 +18,14 @@ def check_seed(seed, name="seed"):
 
 @contextlib.contextmanager
 def seeded(seed):
-    """Run the block with the CPU generator seeded by ``seed``, then restore the generator's previous state.
+    """Run the block with torch's generators seeded by ``seed``, then restore their previous states.
 
     neuralop's modules draw their initial weights from torch's global generator and take no generator argument,
     so the global generator is seeded inside a fork (``torch.random.fork_rng``) instead of being reseeded for the
-    caller. Models are initialised on the CPU, hence ``devices=[]`` (no CUDA state is touched).
+    caller. ``torch.manual_seed`` also seeds every CUDA device, so every visible CUDA device is forked too (a
+    module built under a CUDA default device draws from it); on a machine without CUDA only the CPU generator is.
     """
-    with torch.random.fork_rng(devices=[]):
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield

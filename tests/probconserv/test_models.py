@@ -304,9 +304,13 @@ def _same_state(a, b):
 def test_constructors_leave_global_rng_alone_and_same_seed_same_model(seed, other, global_seed):
     torch.manual_seed(global_seed)
     state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     ens_a = FNOEnsemble(2, 2, 1, seed=seed, **TINY)
     het_a = HeteroscedasticFNO(2, 1, seed=seed, **TINY)
     assert torch.equal(torch.get_rng_state(), state)
+    # torch.manual_seed inside the constructors also seeds CUDA: those states are restored too
+    cuda_after = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    assert len(cuda_after) == len(cuda_states) and all(map(torch.equal, cuda_after, cuda_states))
     # a different global state does not change the models
     torch.manual_seed(global_seed + 1)
     ens_b = FNOEnsemble(2, 2, 1, seed=seed, **TINY)
