@@ -23,6 +23,7 @@ from .constraints import LinearConstraint
 from .gaussian import StructuredGaussian
 from .layer import ProbConserv
 from .losses import gaussian_nll
+from .models._seeding import seeded
 
 __all__ = ["METHODS", "shock_positions", "gaussian_log_likelihood", "draw_samples", "posteriors", "evaluate",
            "compare_methods"]
@@ -165,7 +166,7 @@ def draw_samples(dist, sample_shape, generator=None):
     """Reproducible draws ``dist.sample(sample_shape)`` from any distribution, with a local generator.
 
     The layer's distributions take the generator directly. Torch's own distributions (``Normal``,
-    ``LowRankMultivariateNormal``) draw from the global generator; they are sampled inside
+    ``LowRankMultivariateNormal``) draw from the global generators (CPU or CUDA); they are sampled inside
     ``torch.random.fork_rng`` seeded from ``generator``, so the caller's global random state is unchanged.
 
     Parameters
@@ -194,8 +195,7 @@ def draw_samples(dist, sample_shape, generator=None):
     if generator is None:
         return dist.sample(sample_shape)
     seed = int(torch.randint(0, 2**62, (), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return dist.sample(sample_shape)
 
 
