@@ -44,12 +44,14 @@ def _check_positive(name, value, kind):
 def finetune_kernel_correction(
     model,
     train_loader: Iterable,
-    epochs: int = 5,
+    epochs: int = 10,
     *,
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     loss: Optional[Callable] = None,
     optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler=None,
+    callback: Optional[Callable] = None,
     progress: bool = True,
 ):
     """Switch a wrapped model to the BOON kernel correction and fine-tune its weights for ``epochs`` epochs.
@@ -63,14 +65,21 @@ def finetune_kernel_correction(
         Batches ``{"x": ..., "y": ..., "boundary_values": {...}}`` (the layout of
         :class:`boon_ext.datasets.BoundaryProblemDataset` and neuralop's Trainer); ``boundary_values`` may be
         left out when every face has a constant value.
-    epochs : int, default 5
-        Passes over ``train_loader``.
+    epochs : int, default 10
+        Passes over ``train_loader`` (measured: about 10 epochs bring a wrapped FNO back to its plain accuracy,
+        see ``docs/boon_design.md``).
     lr, weight_decay : float
         Adam settings, used when ``optimizer`` is None.
     loss : callable, optional
         ``loss(pred, y)``; default neuralop's relative L2 loss ``LpLoss(d=n_dim, p=2)``.
     optimizer : torch.optim.Optimizer, optional
         Over ``model``'s parameters; default Adam with ``lr`` and ``weight_decay``.
+    scheduler : torch.optim.lr_scheduler.LRScheduler, optional
+        Stepped once per epoch; default cosine annealing of the learning rate to 0 over ``epochs`` (a trained
+        model is near a minimum: a constant rate keeps it jumping around the plain model's accuracy).
+    callback : callable, optional
+        ``callback(epoch, model, mean_loss)`` after each epoch (e.g. a validation error); the model is set back to
+        training mode afterwards.
     progress : bool, default True
         Show a tqdm progress bar over the epochs, with the mean training loss.
 
@@ -103,6 +112,8 @@ def finetune_kernel_correction(
         loss = LpLoss(d=model.n_dim, p=2)
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if scheduler is None:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     model.kernel_correction = True
     model._init_kwargs["kernel_correction"] = True
     model._operator_cache.clear()
@@ -115,8 +126,8 @@ def finetune_kernel_correction(
 
         bar = tqdm(epochs_iter, desc="fine-tuning BOON kernel correction", unit="epoch")
         epochs_iter = bar
-    model.train()
-    for _ in epochs_iter:
+    for epoch in epochs_iter:
+        model.train()
         total, count = 0.0, 0
         for batch in train_loader:
             if not isinstance(batch, dict) or "x" not in batch or "y" not in batch:
@@ -131,7 +142,12 @@ def finetune_kernel_correction(
             optimizer.step()
             total += float(value.detach())
             count += 1
-        history.append(total / max(count, 1))
+        if count == 0:
+            raise ValueError("train_loader yielded no batches")
+        scheduler.step()
+        history.append(total / count)
+        if callback is not None:
+            callback(epoch, model, history[-1])
         if bar is not None:
             bar.set_postfix(loss=f"{history[-1]:.4f}")
     model.eval()
