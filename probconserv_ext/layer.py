@@ -16,6 +16,7 @@ from .update import residual_tolerance, solve_update
 __all__ = ["ProbConserv"]
 
 _METHODS = ("probconserv", "hardc")
+_REFINE_STEPS = 3  # iterative refinement steps allowed when an exact update misses round-off
 
 
 class ProbConserv(nn.Module):
@@ -47,10 +48,28 @@ class ProbConserv(nn.Module):
     compute_dtype : torch.dtype
         Dtype of the internal computation (float64 by default); results come back in the input dtype.
     validate : bool
-        Check inputs (finite, non-negative variances, symmetric PSD dense covariance: ``O(n^3)`` for dense input).
+        Check inputs (finite, non-negative and not subnormal variances, symmetric PSD dense covariance: ``O(n^3)``
+        for dense input).
 
     Notes
     -----
+    The posterior always has the prediction's shape. Variances, covariances and ``b`` may broadcast *to* it (e.g.
+    one variance vector for a whole batch), but an argument that would broadcast it to a larger shape raises a
+    ``ValueError`` naming the argument (a neuralop model's ``(batch, 1, n)`` output needs ``b`` of shape
+    ``(batch, 1, m)``).
+
+    Singularity of ``A`` is judged on its symmetric equilibration ``D^-1/2 A D^-1/2`` (``D = diag(A)``), so it does
+    not depend on the scale of a row of ``G`` nor on the spread of the variances
+    (:func:`probconserv_ext.update.factor_update`). After an exact update (``noise = 0``) the residual
+    ``G mu~ - b`` is checked against ``|G| |mu~| + |b|`` to round-off of the compute dtype; if it is not there after
+    a few steps of iterative refinement, a ``ValueError`` is raised rather than a mean that does not conserve.
+
+    ``torch.compile(layer, fullgraph=True)`` works for every input form except ``nonnegative=True`` (its bisection
+    has data-dependent loops). While compiling, the checks that need a host synchronisation are skipped: finite /
+    non-negative / subnormal / PSD input checks, the singularity test (a singular system then gives non-finite
+    values instead of an error) and the round-off check of the result. Shape checks still run. Validate inputs
+    with an eager call first when in doubt.
+
     Fields on 2-D/3-D tensor-product grids are flattened by the user before the call, with
     :func:`probconserv_ext.flatten_field` (row-major, matching :func:`conservation_constraint` on a tuple of axes),
     and restored with :func:`probconserv_ext.unflatten_field`.
@@ -284,6 +303,17 @@ class ProbConserv(nn.Module):
         Returns
         -------
         ConstrainedGaussian
+            Its mean has the prediction's shape.
+
+        Raises
+        ------
+        ValueError
+            Non-finite input, negative or subnormal variances, a non-PSD covariance; a variance, covariance or ``b``
+            that would broadcast the prediction to a larger shape (an ``(n, n)`` matrix given as ``variance`` is
+            pointed to ``covariance=``); a singular constraint system the prior mean violates; an exact update that
+            does not conserve to round-off (a numerically singular system or under/overflowing inputs).
+        TypeError
+            Non-numeric input or an unsupported distribution.
         """
         prior = self._prior(mean, variance, covariance, cov_factor, cov_diag, samples)
         b = self._check_rhs_shape(self._rhs(b), prior.batch_shape)
@@ -318,15 +348,17 @@ class ProbConserv(nn.Module):
         return b
 
     def _check_conservation(self, loc, factors, b):
-        """Check ``G loc = b`` to round-off after an exact update, refining once if needed; raise if it fails.
+        """Check ``G loc = b`` to round-off after an exact update, refining if needed; raise if it fails.
 
-        The residual is judged per row against ``|G| |loc| + |b|`` (:func:`probconserv_ext.update.residual_tolerance`).
-        An ill-conditioned but non-singular system can leave a residual above round-off after the first solve; one
-        step of iterative refinement (the same update applied to the residual) removes it. Skipped while compiling.
+        The residual is judged per row against ``|G| |loc| + |b|`` times
+        :func:`probconserv_ext.update.residual_tolerance`. An ill-conditioned but non-singular system leaves a
+        relative residual of about ``cond eps`` after the first solve; each step of iterative refinement (the same
+        update applied to the residual) multiplies it by about ``cond eps`` again, so up to ``_REFINE_STEPS`` steps
+        reach round-off whenever ``cond eps`` is well below one. Skipped while compiling.
         """
         G = self.G
         tol = residual_tolerance(self.compute_dtype, self.n)
-        for attempt in range(2):
+        for attempt in range(_REFINE_STEPS + 1):
             r = loc @ G.mT - b
             # |G loc| + |b| = |r + b| + |b| is a lower bound of the scale |G| |loc| + |b|: passing against it
             # settles the check without a second pass over loc (the common case when b is not ~0).
@@ -335,7 +367,7 @@ class ProbConserv(nn.Module):
             scale = loc.abs() @ G.abs().mT + b.abs()
             if bool((r.abs() <= tol * scale).all()):
                 return loc
-            if attempt == 0:
+            if attempt < _REFINE_STEPS:
                 loc = loc - factors.correction(r)
         worst = float((r.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)).detach().amax())
         raise ValueError(

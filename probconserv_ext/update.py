@@ -5,9 +5,11 @@
     Sigma~ = Sigma - Sigma G^T A^-1 G Sigma  =  Sigma - W W^T,   W = Sigma G^T M,  M M^T = A^-1
 
 Only ``Sigma G^T`` (``n x m``) and the ``m x m`` matrix ``A`` are formed, so the cost is ``O(n m^2)`` plus one
-product with ``Sigma``. ``M = L^-T`` from a Cholesky factor of ``A``; when ``A`` is singular (a constraint that
-the prior already fixes, e.g. applying an exact update twice) the pseudo-inverse is used, provided the prior mean
-is consistent with the constraint along the singular directions; otherwise the system has no solution.
+product with ``Sigma``. ``M = D^-1/2 L^-T`` from a Cholesky factor ``L`` of the equilibrated ``D^-1/2 A D^-1/2``
+(``D = diag(A)``), whose pivots are tested against a relative tolerance, so that the singularity test does not depend
+on the scale of the rows of ``G`` or on the spread of the variances. When ``A`` is singular (a constraint that the
+prior already fixes, e.g. applying an exact update twice) a generalized inverse is used, provided the prior mean is
+consistent with the constraint along the singular directions to round-off; otherwise the system has no solution.
 
 References
 ----------
@@ -55,8 +57,8 @@ def solve_update(SG, G, residual, noise, reference, residual_scale):
     noise : torch.Tensor (scalar)
         Constraint variance ``s2 >= 0``.
     reference : torch.Tensor, shape ``(..., m)``
-        Scale of each row of ``A`` (``sum_j G_ij^2 Sigma_jj + s2``); eigenvalues below a round-off fraction of
-        it count as zero.
+        Scale of each row of ``A`` before cancellation (``sum_j G_ij^2 Sigma_jj + s2``); a row whose diagonal
+        ``A_ii`` is below a round-off fraction of it counts as a zero row (a constraint the prior already fixes).
     residual_scale : torch.Tensor, shape ``(..., m)``
         Scale of ``G mu`` and ``b`` (``|G| |mu| + |b|``), to judge consistency along singular directions.
 

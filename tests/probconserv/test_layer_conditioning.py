@@ -21,7 +21,13 @@ f64 = torch.float64
 
 
 def whitened_reference(mu, var, G, b):
-    """(posterior mean, posterior variances, lam_min of the equilibrated system) without forming G Sigma G^T."""
+    """Posterior mean and variances, ``lam_min`` of the equilibrated system, and a per-node scale of the mean's
+    round-off, all without forming ``G Sigma G^T``.
+
+    The node scale is ``|mu_j| + Sigma_jj (|G|^T |x|)_j + Sigma_jj^1/2 max|pinv(B) D^-1/2 r|``, with ``x = A^-1 r`` the
+    multipliers: the first two bound what the layer sums at node ``j`` (its error is relative to them), the last the
+    reference's own error (the singular vectors are accurate to ``eps`` absolutely, then multiplied by ``sd_j``).
+    """
     sd = var.sqrt()
     Bw = G * sd  # G Sigma^1/2
     rn = Bw.norm(dim=-1)
@@ -30,9 +36,11 @@ def whitened_reference(mu, var, G, b):
     r = (mu @ G.T - b) / rn
     coef = Vh.T @ ((U.T @ r) / s)  # pinv(B) D^-1/2 r
     mu_post = mu - sd * coef
+    x = (U @ ((U.T @ r) / s**2)) / rn
+    node_scale = mu.abs() + var * (G.abs().T @ x.abs()) + sd * coef.abs().max()
     # Sigma~_ii = var_i (1 - |P e_i|^2), P the projection on the row space of B.
     var_post = var * (1 - (Vh**2).sum(0))
-    return mu_post, var_post, float(s.min()) ** 2
+    return mu_post, var_post, float(s.min()) ** 2, node_scale
 
 
 def relative_residual(mu, G, b):
@@ -71,7 +79,7 @@ def _run(mu, var, G, b):
 def test_rescaled_rows_and_spread_variances_give_the_same_exact_posterior(p):
     mu, var, G, b, row = p
     n, m = G.shape[1], G.shape[0]
-    ref_mu, ref_var, lam = whitened_reference(mu, var, G, b)
+    ref_mu, ref_var, lam, node_scale = whitened_reference(mu, var, G, b)
     plain = _run(mu, var, G, b)
     scaled = _run(mu, var, row[:, None] * G, row * b)
     # Refusal only for a (numerically) singular system: a pivot of the equilibrated system at the round-off level
@@ -85,13 +93,12 @@ def test_rescaled_rows_and_spread_variances_give_the_same_exact_posterior(p):
     # Both conserve to round-off, in their own row scaling.
     assert relative_residual(plain.mean, G, b) <= residual_tolerance(f64, n)
     assert relative_residual(scaled.mean, row[:, None] * G, row * b) <= residual_tolerance(f64, n)
-    # Perturbation bound: relative error of the multipliers ~ (n eps) / lam_min, times the size of the correction.
-    size = mu.abs().max() + (ref_mu - mu).abs().max()
-    tol = 1e2 * n * EPS / lam * size
+    # Perturbation bound: relative error of the multipliers ~ (n eps) / lam_min, times what is summed at each node.
+    tol = 1e2 * n * EPS / lam * node_scale
     for post in (plain, scaled):
-        assert (post.mean - ref_mu).abs().max() <= tol
+        assert ((post.mean - ref_mu).abs() <= tol).all()
         assert ((post.variance - ref_var).abs() / var).max() <= 1e2 * n * EPS / lam
-    assert (plain.mean - scaled.mean).abs().max() <= 2 * tol
+    assert ((plain.mean - scaled.mean).abs() <= 2 * tol).all()
 
 
 def test_value_row_with_tiny_variance_next_to_a_conservation_row():
@@ -173,8 +180,9 @@ def test_truly_singular_systems_are_refused_and_consistent_ones_accepted():
 
 
 def test_exact_update_is_checked_to_round_off(monkeypatch):
-    # A solve that is off by a relative 1e-9 is repaired by the one refinement step; one off by 1e-3 is not,
-    # and the layer says so instead of returning a mean that does not conserve.
+    # A solve that is off by a relative 1e-5 is repaired by iterative refinement (1e-5 per step); one off by
+    # 1e-2 is not within the few steps allowed, and the layer says so instead of returning a mean that does not
+    # conserve.
     import probconserv_ext.layer as layer_mod
     from probconserv_ext.update import solve_update
 
@@ -190,10 +198,10 @@ def test_exact_update_is_checked_to_round_off(monkeypatch):
             return f
         return solve
 
-    monkeypatch.setattr(layer_mod, "solve_update", perturbed(1e-9))
+    monkeypatch.setattr(layer_mod, "solve_update", perturbed(1e-5))
     post = ProbConserv(c)(mu, variance=var)
     assert float(relative_residual(post.mean, c.G, c.b)) <= residual_tolerance(f64, n)
-    monkeypatch.setattr(layer_mod, "solve_update", perturbed(1e-3))
+    monkeypatch.setattr(layer_mod, "solve_update", perturbed(1e-2))
     with pytest.raises(ValueError, match="did not enforce G u = b to round-off"):
         ProbConserv(c)(mu, variance=var)
     # A soft constraint (noise > 0) is not expected to hold exactly: no check, no error.
