@@ -9,17 +9,29 @@ violation of a face is measured on the nodes it owns.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Mapping, Optional
 
 import torch
 
 from .conditions import BoundarySpec, FaceRule, missing_value_message
 
-__all__ = ["enforce_boundary", "boundary_error", "resolve_face_values"]
+__all__ = ["enforce_boundary", "boundary_error", "resolve_face_values", "min_nodes"]
 
 
 def _face_shape(u: torch.Tensor, axis: int):
     return tuple(s for i, s in enumerate(u.shape[2:]) if i != axis)
+
+
+def _representable(v: float, dtype: torch.dtype) -> bool:
+    """Whether the finite Python float ``v`` stays finite when rounded to ``dtype``."""
+    if dtype == torch.float64:
+        return True
+    fi = torch.finfo(dtype)
+    # Rounding to nearest gives inf from half a unit in the last place above the largest finite value on
+    # (ties round to the even neighbour, which is the overflow since the largest value's mantissa is odd).
+    _, e = math.frexp(fi.max)
+    return abs(v) < fi.max + fi.eps * 2.0 ** (e - 1) / 2
 
 
 def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Optional[Mapping]) -> torch.Tensor:
@@ -34,6 +46,12 @@ def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Option
     face_shape = _face_shape(u, rule.axis)
     nf = len(face_shape)
     if rule.constant is not None:
+        if not all(_representable(v, u.dtype) for v in rule.constant):
+            raise ValueError(
+                f"the {rule.kind} value {rule.constant if len(rule.constant) > 1 else rule.constant[0]!r} of the "
+                f"{rule.side} face of spatial axis {rule.axis} is not finite in the output dtype {u.dtype} (largest "
+                f"{torch.finfo(u.dtype).max:.4g}): rescale the problem or use a float64 model"
+            )
         g = torch.tensor(rule.constant, dtype=u.dtype, device=u.device)
         if g.numel() not in (1, n_sel):
             raise ValueError(
@@ -49,8 +67,6 @@ def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Option
         raise TypeError(f"{name} must be a torch.Tensor, got {type(g).__name__}")
     if g.is_complex() or not g.is_floating_point():
         raise TypeError(f"{name} must be a real floating-point tensor, got dtype {g.dtype}")
-    if not bool(torch.isfinite(g).all()):
-        raise ValueError(f"{name} contains NaN or inf")
     if g.ndim == 0 or g.shape[0] != batch:
         raise ValueError(f"{name} must have the batch size {batch} as its first dimension, got shape {tuple(g.shape)}")
     if g.ndim == 1:
@@ -71,7 +87,12 @@ def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Option
             f"{name} must have shape (batch,), (batch, {n_sel}) or (batch, {n_sel}, *{face_shape}); "
             f"got {tuple(g.shape)}"
         )
-    return g.to(device=u.device, dtype=u.dtype)
+    g = g.to(device=u.device, dtype=u.dtype)
+    # Checked after the cast: a finite float64 value can overflow the output dtype. Skipped while compiling, where
+    # reading a tensor's value would cut the graph.
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(g).all()):
+        raise ValueError(f"{name} contains NaN or inf, or values beyond the range of the output dtype {u.dtype}")
+    return g
 
 
 def _replace_face(u: torch.Tensor, dim: int, side: str, face: torch.Tensor) -> torch.Tensor:
@@ -125,36 +146,49 @@ def neumann_derivative(rule: FaceRule, u: torch.Tensor):
     return s * (3.0 * u0 - 4.0 * u1 + u2) / (2.0 * h), (3.0 * u0.abs() + 4.0 * u1.abs() + u2.abs()) / (2.0 * h)
 
 
-def _min_nodes(rule: FaceRule) -> int:
+def min_nodes(rule: FaceRule) -> int:
+    """Fewest nodes along its axis that a face rule needs (two faces, plus the Neumann stencil's nodes)."""
     return {"dirichlet": 2, "periodic": 2, "neumann": rule.order + 2}[rule.kind]
 
 
 def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
     if not torch.is_tensor(u):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    if u.is_complex() or not u.is_floating_point():
+        raise TypeError(f"{name} must be a real floating-point tensor, got dtype {u.dtype}")
     if u.ndim != 2 + spec.n_dim:
         raise ValueError(
             f"{name} must have shape (batch, channels, *spatial) with {spec.n_dim} spatial dims, got {tuple(u.shape)}"
         )
     for r in spec.rules:
         n = u.shape[2 + r.axis]
-        if n < _min_nodes(r):
+        if n < min_nodes(r):
             raise ValueError(
-                f"a {r.kind} condition needs at least {_min_nodes(r)} nodes along spatial axis {r.axis}, "
+                f"a {r.kind} condition needs at least {min_nodes(r)} nodes along spatial axis {r.axis}, "
                 f"{name} has {n}"
             )
         if r.channels is not None and max(r.channels) >= u.shape[1]:
             raise ValueError(f"a {r.kind} condition selects channel {max(r.channels)} but {name} has {u.shape[1]}")
 
 
-def enforce_boundary(u: torch.Tensor, spec: BoundarySpec, boundary_values: Optional[Mapping] = None) -> torch.Tensor:
+def _as_spec(conditions, u, time_dim=None) -> BoundarySpec:
+    if isinstance(conditions, BoundarySpec):
+        return conditions
+    if not torch.is_tensor(u):
+        raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
+    return BoundarySpec(conditions, u.ndim - 2, time_dim)
+
+
+def enforce_boundary(u: torch.Tensor, spec, boundary_values: Optional[Mapping] = None) -> torch.Tensor:
     """Return ``u`` with every condition of ``spec`` holding exactly (out of place, differentiable).
 
     Parameters
     ----------
     u : torch.Tensor
-        Field of shape ``(batch, channels, *spatial)``.
-    spec : BoundarySpec
+        Field of shape ``(batch, channels, *spatial)``, real floating point.
+    spec : BoundarySpec, condition(s) or config values
+        The conditions (a list of conditions is resolved against ``u``'s number of spatial dims, see
+        :func:`~boon_ext.conditions.parse_boundary`).
     boundary_values : mapping str -> torch.Tensor, optional
         Call-time values of the faces without a constant (see :func:`resolve_face_values`).
 
@@ -162,7 +196,15 @@ def enforce_boundary(u: torch.Tensor, spec: BoundarySpec, boundary_values: Optio
     -------
     torch.Tensor
         Same shape and dtype as ``u``.
+
+    Raises
+    ------
+    TypeError
+        ``u`` is not a real floating-point tensor, or a call-time value has the wrong type.
+    ValueError
+        Too few nodes for a condition, or a value missing, misshapen or not finite in ``u``'s dtype.
     """
+    spec = _as_spec(spec, u)
     _check_field(u, spec)
     for rule in spec.rules:
         if rule.kind == "periodic" and rule.side == "right":
@@ -240,7 +282,7 @@ def boundary_error(
     torch.Tensor or dict
         The maximum absolute (or relative) violation over owned face nodes, as a 0-d tensor.
     """
-    spec = conditions if isinstance(conditions, BoundarySpec) else BoundarySpec(conditions, u.ndim - 2, time_dim)
+    spec = _as_spec(conditions, u, time_dim)
     _check_field(u, spec)
     u = u.detach()
     tiny = torch.finfo(u.dtype).tiny

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -17,7 +18,7 @@ from neuralop.models import FNO, TFNO
 
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks
 from .conditions import BoundarySpec
-from .enforcement import enforce_boundary
+from .enforcement import enforce_boundary, min_nodes
 from .serialization import load_checkpoint_file
 from .finetune import warn_untrained_correction
 from .lift import check_lift_width, lift_boundary
@@ -109,11 +110,55 @@ class BOONFNO(FNO, name="boon_fno"):
         return list(self.boundary_spec.conditions)
 
     # -- forward -------------------------------------------------------------------------------------
-    def _check_call(self, x, boundary_values):
+    def _model_dtype(self) -> torch.dtype:
+        """The real dtype of the parameters; refuses parameters that cannot carry an exact correction."""
+        dtype = next(p for p in self.lifting.parameters() if p.is_floating_point()).dtype
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(
+                f"{type(self).__name__} runs in float32 or float64, its parameters are {dtype}: half precision "
+                "cannot carry an exact correction. Keep the model in float32 and use torch.autocast for mixed "
+                "precision (the correction and the enforcement then run in float32)"
+            )
+        for conv in self.fno_blocks.convs:
+            weight = conv.weight
+            for w in (weight.parameters() if isinstance(weight, torch.nn.Module) else [weight]):
+                if not w.is_complex():
+                    raise ValueError(
+                        f"the spectral weights of {type(self).__name__} are real ({w.dtype}) where complex ones are "
+                        "expected: a cast such as model.to(torch.float64) dropped their imaginary parts. Change "
+                        "precision with model.double() / model.float(), which keep complex weights complex"
+                    )
+        return dtype
+
+    def _check_call(self, x, boundary_values) -> torch.dtype:
         if not torch.is_tensor(x):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 2 + self.n_dim:
             raise ValueError(f"x must have shape (batch, {self.in_channels}, *{self.n_dim} spatial dims), got {tuple(x.shape)}")
+        dtype = self._model_dtype()
+        if x.is_complex() or not x.is_floating_point():
+            raise TypeError(f"x must be a real floating-point tensor ({dtype}, as the model), got dtype {x.dtype}")
+        if x.dtype != dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the model's parameters are {dtype}: cast x (x.to({dtype})) or the "
+                f"model (model.{'double' if x.dtype == torch.float64 else 'float'}())"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x has {x.shape[1]} channels but the model takes in_channels={self.in_channels}: expected shape "
+                f"(batch, {self.in_channels}, *spatial), got {tuple(x.shape)}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"x has an empty batch (shape {tuple(x.shape)}): pass at least one sample")
+        for r in self.boundary_spec.rules:
+            n = x.shape[2 + r.axis]
+            if n < min_nodes(r):
+                raise ValueError(
+                    f"a {r.kind} condition needs at least {min_nodes(r)} nodes along spatial axis {r.axis}, x has {n} "
+                    f"(shape {tuple(x.shape)})"
+                )
+        if any(s == 0 for s in x.shape[2:]):
+            raise ValueError(f"x has a spatial axis of length 0 (shape {tuple(x.shape)})")
         if boundary_values is not None:
             if not isinstance(boundary_values, Mapping):
                 raise TypeError(f"boundary_values must be a mapping from face keys to tensors, got {type(boundary_values).__name__}")
@@ -133,6 +178,7 @@ class BOONFNO(FNO, name="boon_fno"):
                             "cancel), so the face blocks of the kernel are not diagonal in Fourier space; use an "
                             "even length there or kernel_correction=False"
                         )
+        return dtype
 
     def forward(self, x, output_shape=None, boundary_values=None, **kwargs):
         """Apply the model.
@@ -155,6 +201,15 @@ class BOONFNO(FNO, name="boon_fno"):
             (batch, out_channels, *spatial), satisfying every condition exactly.
         """
         kwargs.pop("y", None)  # neuralop's Trainer passes the whole sample
+        if isinstance(output_shape, Mapping):
+            # m(x, {"right": g}): face values given positionally land in output_shape, the base class's second
+            # argument. Nothing else that is a mapping could be meant there.
+            if boundary_values is not None:
+                raise TypeError(
+                    "output_shape is a mapping and boundary_values is given too: pass the face values once, as "
+                    "boundary_values=..."
+                )
+            output_shape, boundary_values = None, output_shape
         if not self.boundary_spec:
             if boundary_values:
                 raise ValueError("boundary_values were given but the model has no boundary conditions (boundary=None)")
@@ -163,18 +218,75 @@ class BOONFNO(FNO, name="boon_fno"):
             warnings.warn(f"{type(self).__name__}.forward() ignores the arguments {sorted(kwargs)}", UserWarning, stacklevel=2)
         if output_shape is not None:
             raise ValueError("output_shape is not supported with boundary conditions: the output grid is the input grid")
-        self._check_call(x, boundary_values)
+        dtype = self._check_call(x, boundary_values)
+        # Under autocast the point-wise lifting and projection run in low precision; the Fourier layers with their
+        # correction and the enforcement run in the model's dtype with autocast off, so that the correction's
+        # linear solves are accurate and the conditions hold exactly in the (full-precision) output.
+        device_type = x.device.type
+        full = torch.autocast(device_type, enabled=False) if torch.is_autocast_enabled(device_type) else nullcontext()
         if self.positional_embedding is not None:
             x = self.positional_embedding(x)
         x = self.lifting(x)
-        # Weight-derived operators are reused across calls only when no graph is being built.
-        cache = None if torch.is_grad_enabled() else self._operator_cache
-        for i in range(self.n_layers):
-            x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache)
+        # Weight-derived operators are reused across calls only when no graph is being built (and not while
+        # compiling: the cache's checks compare weights' values, which would cut the graph).
+        cache = None if torch.is_grad_enabled() or torch.compiler.is_compiling() else self._operator_cache
+        with full:
+            x = x.to(dtype)
+            for i in range(self.n_layers):
+                x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache)
         x = self.projection(x)
-        if self.lift_width is not None:
-            return lift_boundary(x, self.boundary_spec, boundary_values, self.lift_width)
-        return enforce_boundary(x, self.boundary_spec, boundary_values)
+        with full:
+            x = x.to(dtype)
+            if self.lift_width is not None:
+                return lift_boundary(x, self.boundary_spec, boundary_values, self.lift_width)
+            return enforce_boundary(x, self.boundary_spec, boundary_values)
+
+    # -- precision -----------------------------------------------------------------------------------
+    def half(self):
+        """Refused: BOON runs in float32 or float64 (use ``torch.autocast`` for mixed precision).
+
+        Raises
+        ------
+        TypeError
+        """
+        raise TypeError(
+            f"{type(self).__name__} does not run in half precision (float16 spectra cannot carry an exact "
+            "correction): keep it in float32 and train under torch.autocast, e.g. Trainer(mixed_precision=True)"
+        )
+
+    def bfloat16(self):
+        """Refused, as :meth:`half`.
+
+        Raises
+        ------
+        TypeError
+        """
+        raise TypeError(
+            f"{type(self).__name__} does not run in bfloat16 (the correction needs float32 or float64): keep it "
+            "in float32 and train under torch.autocast, e.g. Trainer(mixed_precision=True)"
+        )
+
+    def to(self, *args, **kwargs):
+        """``torch.nn.Module.to`` for devices; a dtype is refused (use :meth:`float` / :meth:`double`).
+
+        ``Module.to(dtype)`` casts complex parameters to the real dtype, which would drop the imaginary parts of
+        the spectral weights; ``model.double()`` and ``model.float()`` change only the real parameters.
+
+        Raises
+        ------
+        ValueError
+            A dtype was given.
+        """
+        _, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is not None:
+            if dtype in (torch.float16, torch.bfloat16):
+                self.half() if dtype == torch.float16 else self.bfloat16()
+            raise ValueError(
+                f"{type(self).__name__}.to({dtype}) would cast the complex spectral weights to {dtype}, dropping "
+                "their imaginary parts: use model.double() or model.float() to change precision, and .to(device) "
+                "to move the model"
+            )
+        return super().to(*args, **kwargs)
 
     # -- construction from existing models -----------------------------------------------------------
     @classmethod

@@ -88,21 +88,24 @@ class SpectralPlan:
         # centres non-last axes with fftshift before selecting and applies fftshift again before the inverse
         # transform; for an odd axis length the second shift is not the inverse of the first, and the output
         # index below reproduces that.
-        self.in_idx: List[torch.Tensor] = []
-        self.out_idx: List[torch.Tensor] = []
+        # Built as Python ints (index bookkeeping never reads tensor values, which keeps torch.compile graphs
+        # whole), with a tensor copy of each list for indexing.
+        self.in_list: List[List[int]] = []
+        self.out_list: List[List[int]] = []
         for d in range(order):
             m = self.shape[d]
             if d < order - 1:
                 k = kept[d]
-                t = torch.arange(-(k // 2), k // 2 + k % 2, device=device)
-                self.in_idx.append(t % m)
-                self.out_idx.append((t + 2 * (m // 2)) % m)
+                t = range(-(k // 2), k // 2 + k % 2)
+                self.in_list.append([f % m for f in t])
+                self.out_list.append([(f + 2 * (m // 2)) % m for f in t])
             else:
-                k = min(kept[-1], fft_size[-1])
-                t = torch.arange(k, device=device)
-                self.in_idx.append(t)
-                self.out_idx.append(t)
-        self.kept = [len(i) for i in self.in_idx]
+                t = list(range(min(kept[-1], fft_size[-1])))
+                self.in_list.append(t)
+                self.out_list.append(list(t))
+        self.in_idx: List[torch.Tensor] = [torch.tensor(i, dtype=torch.long, device=device) for i in self.in_list]
+        self.out_idx: List[torch.Tensor] = [torch.tensor(i, dtype=torch.long, device=device) for i in self.out_list]
+        self.kept = [len(i) for i in self.in_list]
         total = math.prod(self.shape)
         norm = conv.fft_norm
         self.fwd_scale = {"forward": 1.0 / total, "backward": 1.0, "ortho": total ** -0.5}[norm]
@@ -151,11 +154,8 @@ class SpectralPlan:
         phase = torch.exp(2j * math.pi * p[:, None] * o[None, :] / m)
         if axis == self.order - 1:
             # Half spectrum along the last axis: interior modes stand for themselves and their conjugate.
-            c = torch.full_like(o, 2.0)
-            c[o == 0] = 1.0
-            if m % 2 == 0:
-                c[o == m // 2] = 1.0
-            phase = phase * c
+            c = [1.0 if f == 0 or (m % 2 == 0 and f == m // 2) else 2.0 for f in self.out_list[axis]]
+            phase = phase * torch.tensor(c, dtype=torch.float64, device=o.device)
         return (phase * self._inv_scale_axis(axis)).to(self.cdtype)
 
     def _face_inverse(self, v: torch.Tensor, axis: int) -> torch.Tensor:
@@ -227,15 +227,22 @@ class SpectralPlan:
             face blocks differ from the skip alone; ``sizes``: the face's spatial shape.
         """
         face_axes = [a for a in range(self.order) if a != axis]
+        idx = [torch.tensor(i, dtype=torch.long, device=self.weight.device) for i in self._face_frequency_lists(axis)]
+        return bool(face_axes) and face_axes[-1] == self.order - 1, idx, [self.shape[a] for a in face_axes]
+
+    def _face_frequency_lists(self, axis: int) -> List[List[int]]:
+        """The ``idx`` of :meth:`face_frequencies`, as sorted Python lists."""
         idx = []
-        for a in face_axes:
-            i = self.out_idx[a]
+        for a in range(self.order):
+            if a == axis:
+                continue
+            i = self.out_list[a]
             if a != self.order - 1:
                 # The inverse real transform keeps the real part, which mirrors every retained frequency to
                 # its negative: the operator acts on the symmetric closure of the retained set.
-                i = torch.unique(torch.cat([i, (-i) % self.shape[a]]))
-            idx.append(i)
-        return bool(face_axes) and face_axes[-1] == self.order - 1, idx, [self.shape[a] for a in face_axes]
+                i = sorted(set(i) | {(-f) % self.shape[a] for f in i})
+            idx.append(list(i))
+        return idx
 
     def face_kernel_spectrum(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
         """:meth:`face_kernel` transformed over the face axes (unnormalised), on :meth:`face_frequencies`.
@@ -344,17 +351,16 @@ class SpectralPlan:
         """Per face axis, where each selected face frequency ``xi`` and its mirror ``-xi`` sit among the retained
         modes (the index one past the end, a zero slot, when the layer does not hold them)."""
         face_axes = [a for a in range(self.order) if a != axis]
-        _, idx, _ = self.face_frequencies(axis)
+        device = self.weight.device
         plus, minus = [], []
-        for a, sel in zip(face_axes, idx):
-            kept = self.out_idx[a].tolist()
+        for a, s in zip(face_axes, self._face_frequency_lists(axis)):
+            kept = self.out_list[a]
             where = {f: k for k, f in enumerate(kept)}
             m = self.shape[a]
-            s = sel.tolist()
-            plus.append(torch.tensor([where.get(f, len(kept)) for f in s], device=sel.device))
+            plus.append(torch.tensor([where.get(f, len(kept)) for f in s], dtype=torch.long, device=device))
             # Along the last axis (half spectrum) only the zero and Nyquist columns are mirrored, onto themselves.
             mirror = s if a == self.order - 1 else [(-f) % m for f in s]
-            minus.append(torch.tensor([where.get(f, len(kept)) for f in mirror], device=sel.device))
+            minus.append(torch.tensor([where.get(f, len(kept)) for f in mirror], dtype=torch.long, device=device))
         return plus, minus
 
     def face_delta(self, d: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
