@@ -46,7 +46,8 @@ def test_a_plain_dict_fails_in_get_model_and_works_in_build_model(tmp_path):
        width=st.integers(4, 12), left=st.floats(-3, 3), seed=st.integers(0, 2**16))
 def test_yaml_and_json_files_build_the_same_exact_model(tmp_path_factory, arch, modes, width, left, seed):
     tmp_path = tmp_path_factory.mktemp("cfg")
-    path = _write(tmp_path, "cfg.yml", arch=arch, modes=modes, width=width, left=left)
+    # PyYAML (YAML 1.1) reads a float only with a dot: "5e-324" would be a string, "4.9...e-324" is a float.
+    path = _write(tmp_path, "cfg.yml", arch=arch, modes=modes, width=width, left=f"{left:.17e}")
     from_yaml = load_config(path)
     json_path = tmp_path / "cfg.json"
     json_path.write_text(json.dumps(yaml.safe_load(path.read_text())))
@@ -56,6 +57,7 @@ def test_yaml_and_json_files_build_the_same_exact_model(tmp_path_factory, arch, 
     model = build_model(from_json)
     assert type(model) is (BOONFNO if arch == "boon_fno" else BOONTFNO)
     assert model.n_modes == [modes] and model.hidden_channels == width
+    assert model.boundary[0] == Dirichlet(left=left)  # the value read back exactly
     g = torch.Generator().manual_seed(seed)
     x, flux = torch.randn(3, 1, 32, generator=g), torch.randn(3, generator=g)
     with torch.no_grad():
@@ -71,6 +73,9 @@ def test_bad_configs_are_refused_with_the_missing_part_named(tmp_path):
         build_model({"model": {"model_arch": "boon_fno"}})
     with pytest.raises(TypeError, match="mapping"):
         build_model(["model"])
+    with pytest.raises(TypeError, match="left must be a number.*got str"):  # YAML's 1e-3 is a string
+        build_model(yaml.safe_load("model: {model_arch: boon_fno, data_channels: 1, n_modes: [4], "
+                                   "out_channels: 1, hidden_channels: 4, boundary: [{type: dirichlet, left: 1e-3}]}"))
     with pytest.raises(TypeError, match=r"config\['model'\] must be a mapping"):
         build_model({"model": "boon_fno"})
     bad = tmp_path / "cfg.toml"
