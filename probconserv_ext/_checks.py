@@ -64,16 +64,20 @@ def check_variance(t, name, dtype=None):
     A subnormal variance (``0 < v < finfo.tiny``) has lost most of its significant digits, and products with it
     underflow: the update would silently lose accuracy. Zero (an exactly known node) is allowed.
     """
-    check_nonnegative(t, name)
+    check_finite(t, name)
     t_ = t.detach()
+    if not t_.numel():
+        return t
     dtype = dtype or t_.dtype
     tiny = torch.finfo(dtype).tiny
-    if t_.numel() and bool(t_.amax() > 0) and bool((t_ < tiny).any()):
-        small = t_ != 0
-        if dtype != t_.dtype:
-            t_ = t_.to(dtype)
-        if bool(((t_ < tiny) & small).any()):
-            v = float(t_.detach().masked_fill(~small, float("inf")).abs().amin())
+    lo = float(t_.amin())  # one reduction settles the common case (all variances normal and positive)
+    if lo < 0:
+        raise ValueError(f"{name} must be non-negative, but its smallest entry is {lo:.3e}")
+    if lo < tiny:
+        tc = t_.to(dtype)
+        small = (t_ != 0) & (tc < tiny)
+        if bool(small.any()):
+            v = float(t_.masked_fill(~small, float("inf")).amin())
             raise ValueError(
                 f"{name} has subnormal entries (smallest positive {v:.3e} < {tiny:.3e}, the smallest normal "
                 f"number of {dtype}); they carry few significant digits and underflow in the update: rescale the "

@@ -61,8 +61,8 @@ class ProbConserv(nn.Module):
     Singularity of ``A`` is judged on its symmetric equilibration ``D^-1/2 A D^-1/2`` (``D = diag(A)``), so it does
     not depend on the scale of a row of ``G`` nor on the spread of the variances
     (:func:`probconserv_ext.update.factor_update`). After an exact update (``noise = 0``) the residual
-    ``G mu~ - b`` is checked against ``|G| |mu~| + |b|`` to round-off of the compute dtype; if it is not there after
-    a few steps of iterative refinement, a ``ValueError`` is raised rather than a mean that does not conserve.
+    ``G mu~ - b`` is checked against ``|G| (|mu| + |mu~|) + |b|`` to round-off of the compute dtype; if it is not there
+    after a few steps of iterative refinement, a ``ValueError`` is raised rather than a mean that does not conserve.
 
     ``torch.compile(layer, fullgraph=True)`` works for every input form except ``nonnegative=True`` (its bisection
     has data-dependent loops). While compiling, the checks that need a host synchronisation are skipped: finite /
@@ -133,10 +133,18 @@ class ProbConserv(nn.Module):
         return self.log_noise.exp() if hasattr(self, "log_noise") else self._noise
 
     def _zero_noise(self):
-        """Whether ``noise == 0`` (an exact update): read from the buffer when eager, from construction when compiling."""
+        """Whether ``noise == 0`` (an exact update): read from the buffer when eager, from construction when compiling.
+
+        The eager answer is cached against the buffer's storage and version counter, which ``load_state_dict`` and
+        in-place edits change, so a stale flag cannot survive a change of the noise.
+        """
         if compiling() or hasattr(self, "log_noise"):
             return self._noise_is_zero
-        return not bool(self._noise > 0)
+        key = (self._noise.data_ptr(), self._noise._version)
+        if getattr(self, "_zero_noise_key", None) != key:
+            self._zero_noise_flag = not bool(self._noise > 0)
+            self._zero_noise_key = key
+        return self._zero_noise_flag
 
     @property
     def m(self):
@@ -334,7 +342,7 @@ class ProbConserv(nn.Module):
         loc = mu - factors.correction(residual)
         zero_noise = self._zero_noise()
         if zero_noise and not compiling():
-            loc = self._check_conservation(loc, factors, b)
+            loc = self._check_conservation(loc, factors, b, residual_scale)
         return ConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
                                    self.method, prior.out_dtype, noise_is_zero=zero_noise)
 
@@ -347,24 +355,28 @@ class ProbConserv(nn.Module):
                             hint, full_shape=b.shape)
         return b
 
-    def _check_conservation(self, loc, factors, b):
+    def _check_conservation(self, loc, factors, b, prior_scale):
         """Check ``G loc = b`` to round-off after an exact update, refining if needed; raise if it fails.
 
-        The residual is judged per row against ``|G| |loc| + |b|`` times
+        The residual is judged per row against the problem's scale ``|G| (|mu| + |loc|) + |b|`` (``mu`` the prior
+        mean: forming ``loc = mu - correction`` rounds relative to both) times
         :func:`probconserv_ext.update.residual_tolerance`. An ill-conditioned but non-singular system leaves a
         relative residual of about ``cond eps`` after the first solve; each step of iterative refinement (the same
         update applied to the residual) multiplies it by about ``cond eps`` again, so up to ``_REFINE_STEPS`` steps
         reach round-off whenever ``cond eps`` is well below one. Skipped while compiling.
+
+        ``prior_scale`` is ``|G| |mu| + |b|``, computed before the update.
         """
         G = self.G
         tol = residual_tolerance(self.compute_dtype, self.n)
         for attempt in range(_REFINE_STEPS + 1):
-            r = loc @ G.mT - b
-            # |G loc| + |b| = |r + b| + |b| is a lower bound of the scale |G| |loc| + |b|: passing against it
-            # settles the check without a second pass over loc (the common case when b is not ~0).
-            if bool((r.abs() <= tol * ((r + b).abs() + b.abs())).all()):
+            Gloc = loc @ G.mT
+            r = Gloc - b
+            # |G loc| <= |G| |loc|: passing against the lower bound settles the check without a second pass over
+            # loc (the common case).
+            if bool((r.abs() <= tol * (prior_scale + Gloc.abs())).all()):
                 return loc
-            scale = loc.abs() @ G.abs().mT + b.abs()
+            scale = prior_scale + loc.abs() @ G.abs().mT
             if bool((r.abs() <= tol * scale).all()):
                 return loc
             if attempt < _REFINE_STEPS:
@@ -372,7 +384,7 @@ class ProbConserv(nn.Module):
         worst = float((r.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)).detach().amax())
         raise ValueError(
             "the exact update did not enforce G u = b to round-off: the largest relative residual "
-            f"|G u - b| / (|G| |u| + |b|) is {worst:.1e}, above the tolerance {tol:.1e} of {self.compute_dtype} "
+            f"|G u - b| / (|G| (|mu| + |u|) + |b|) is {worst:.1e}, above the tolerance {tol:.1e} of {self.compute_dtype} "
             "(the constraint system is numerically singular or the inputs under- or overflow); use noise > 0, "
             "remove (nearly) dependent rows of G, rescale the inputs, or compute in float64"
         )

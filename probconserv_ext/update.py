@@ -130,18 +130,18 @@ def factor_update(GSG, SG, residual, noise, reference, residual_scale, n_nodes=N
     """
     m = GSG.shape[-1]
     n = SG.shape[-2] if n_nodes is None else n_nodes
-    A = 0.5 * (GSG + GSG.mT)
-    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
-    if m > 1:
-        A = A + noise * eye
-    else:
-        A = A + noise
-    d = torch.diagonal(A, dim1=-2, dim2=-1)
     rtol = pivot_tolerance(SG.dtype, n, m)
-    if m == 1 and torch.compiler.is_compiling():
-        s = d.rsqrt()
-        M = s[..., None]
-        return UpdateFactors(_thin_matmul(SG, M), M, d.log().sum(-1))
+    if m == 1:
+        # One row: A is a scalar and C = 1 unless the row is zero (no symmetrisation or factorisation needed).
+        A = GSG + noise
+        d = A[..., 0]
+        if torch.compiler.is_compiling() or bool((d > rtol * reference).all()):
+            M = d.rsqrt()[..., None]
+            return UpdateFactors(_thin_matmul(SG, M), M, d.log().sum(-1))
+    else:
+        A = 0.5 * (GSG + GSG.mT) + noise * torch.eye(m, dtype=SG.dtype, device=SG.device)
+        d = torch.diagonal(A, dim1=-2, dim2=-1)
+    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
     if torch.compiler.is_compiling():
         s = d.rsqrt()
         L = torch.linalg.cholesky_ex(A * s[..., :, None] * s[..., None, :])[0]
@@ -155,10 +155,6 @@ def factor_update(GSG, SG, residual, noise, reference, residual_scale, n_nodes=N
     ref_or_one = torch.where(reference > 0, reference, torch.ones_like(reference))
     s = torch.where(zero, ref_or_one, d).rsqrt()
     if m == 1:
-        # One row: C = 1 unless the row is zero; no factorisation needed.
-        if not bool(zero.any()):
-            M = s[..., None]
-            return UpdateFactors(_thin_matmul(SG, M), M, d.log().sum(-1))
         C = torch.where(zero[..., None], torch.zeros_like(A), torch.ones_like(A))
     else:
         C = A * s[..., :, None] * s[..., None, :]
