@@ -226,6 +226,31 @@ def test_default_wrapping_is_exact_and_leaves_nodes_away_from_faces_alone(data, 
     assert float((w - p)[..., reach:n - reach].abs().max()) <= 1e-5 * float(scale)
 
 
+_CONDITIONS_2D = [
+    [Dirichlet(left=0.0, right=1.0, dim=-2), Periodic(dim=-1)],
+    [Neumann(left=0.5, faces=["left", "right"], dim=-2), Dirichlet(faces=["left"], dim=-1)],
+    [Dirichlet(faces=["left", "right"], dim=-2), Neumann(left=0.0, right=-1.0, dim=-1)],
+    [Periodic(dim=-2), Periodic(dim=-1)],
+]
+
+
+@settings(max_examples=10, deadline=None)
+@given(data=st.data(), conditions=st.sampled_from(_CONDITIONS_2D), tfno=st.booleans(),
+       shape=st.tuples(st.integers(8, 20), st.integers(8, 20)))
+def test_default_wrapping_in_2d_is_exact_and_keeps_the_interior(data, conditions, tfno, shape):
+    """2-D, conditions on both axes (mixed kinds, corners shared): exact, and the interior is the plain model's."""
+    base = (TFNO if tfno else FNO)(n_modes=(4, 4), in_channels=1, out_channels=2, hidden_channels=6, n_layers=2)
+    randomize(base, data.draw(st.integers(0, 10**6)))
+    wrapped = BOONFNO.from_fno(base, conditions)
+    x = torch.randn(2, 1, *shape)
+    values = call_values(data.draw, wrapped.boundary_spec, 2, 2)
+    with torch.no_grad():
+        p, w = base(x), wrapped(x, boundary_values=values)
+    assert float(boundary_error(w, conditions, values, relative=True)) < TOL[torch.float32]
+    scale = float(p.abs().max().clamp_min(1e-30))
+    assert float((w - p)[..., 1:-1, 1:-1].abs().max()) <= 1e-5 * scale
+
+
 @settings(max_examples=20, deadline=None)
 @given(data=st.data(), conditions=conditions_1d(), n=st.integers(12, 40), width=st.integers(1, 5),
        two_d=st.booleans())
@@ -235,10 +260,10 @@ def test_lift_is_exact_local_and_leaves_exact_fields_alone(data, conditions, n, 
                       for c in conditions]
         conditions.append(data.draw(st.sampled_from([Periodic(dim=-1), Dirichlet(left=0.5, dim=-1)])))
     spec = BoundarySpec(conditions, 2 if two_d else 1)
-    shape = (3, 2, n, 10) if two_d else (3, 2, n)
+    shape = (3, 2, n, 11) if two_d else (3, 2, n)
     g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
     u = torch.randn(shape, generator=g, dtype=torch.float64)
-    values = call_values(data.draw, spec, 3, 2, face_shape=(10,) if two_d else (), dtype=torch.float64)
+    values = call_values(data.draw, spec, 3, 2, face_shape=(11,) if two_d else (), dtype=torch.float64)
     lifted = lift_boundary(u, spec, values, width)
     assert float(boundary_error(lifted, spec, values, relative=True)) < TOL[torch.float64]
     if not two_d:  # one axis: nodes farther than `width` from both faces are untouched
