@@ -56,7 +56,8 @@ class BOONFNO(FNO, name="boon_fno"):
         :class:`~boon_ext.Periodic`, or their plain-config dicts). ``None``: the model is the plain FNO.
     kernel_correction : bool, default True
         Apply the BOON kernel correction in every Fourier layer. ``False`` keeps only the exact enforcement on
-        the output (an ablation).
+        the output: an ablation for training from scratch, and the default of
+        :meth:`from_fno` / :meth:`from_checkpoint` for weights trained without the correction.
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.
