@@ -1,4 +1,9 @@
-"""Probabilistic neural operators on neuralop's FNO: a deep ensemble and a heteroscedastic FNO."""
+"""Probabilistic neural operators on neuralop's FNO: a deep ensemble and a heteroscedastic FNO.
+
+``predict(x)`` returns a torch distribution (``LowRankMultivariateNormal`` for the ensemble, ``Normal`` for the
+heteroscedastic FNO) that :class:`~probconserv_ext.ProbConserv` takes as is; constructors and training take a
+``seed`` and leave the global random state unchanged.
+"""
 
 from .ensemble import FNOEnsemble
 from .heteroscedastic import HeteroscedasticFNO, gaussian_nll_loss
