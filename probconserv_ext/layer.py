@@ -384,7 +384,8 @@ class ProbConserv(nn.Module):
         worst = float((r.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)).detach().amax())
         raise ValueError(
             "the exact update did not enforce G u = b to round-off: the largest relative residual "
-            f"|G u - b| / (|G| (|mu| + |u|) + |b|) is {worst:.1e}, above the tolerance {tol:.1e} of {self.compute_dtype} "
+            f"|G u - b| / (|G| (|mu| + |u|) + |b|) is {worst:.1e}, above the tolerance {tol:.1e} of "
+            f"{self.compute_dtype} "
             "(the constraint system is numerically singular or the inputs under- or overflow); use noise > 0, "
             "remove (nearly) dependent rows of G, rescale the inputs, or compute in float64"
         )

@@ -153,7 +153,8 @@ def test_subnormal_variances_are_refused(where):
         ProbConserv(c)(torch.rand(n, dtype=f64), **kwargs)
     # float32 compute dtype: 1e-40 is subnormal there although it is a normal float64
     with pytest.raises(ValueError, match="variance has subnormal entries"):
-        ProbConserv(c, compute_dtype=torch.float32)(torch.rand(n, dtype=f64), variance=torch.full((n,), 1e-40, dtype=f64))
+        ProbConserv(c, compute_dtype=torch.float32)(torch.rand(n, dtype=f64),
+                                                    variance=torch.full((n,), 1e-40, dtype=f64))
 
 
 def test_truly_singular_systems_are_refused_and_consistent_ones_accepted():
