@@ -60,6 +60,7 @@ from .metrics import (  # noqa: E402
     shock_positions,
 )
 from .models import FNOEnsemble, HeteroscedasticFNO, fit_ensemble, fit_heteroscedastic, gaussian_nll_loss  # noqa: E402
+from .models import AttentiveNeuralProcess, fit_neural_process  # noqa: E402
 from .problems import (  # noqa: E402
     PROBLEMS,
     AdvectionProblem,
@@ -87,6 +88,8 @@ __all__ += [
     "gaussian_nll_loss",  # deprecated alias of gaussian_nll (log-variance form)
     "fit_ensemble",
     "fit_heteroscedastic",
+    "AttentiveNeuralProcess",
+    "fit_neural_process",
     "METHODS",
     "shock_positions",
     "gaussian_log_likelihood",

@@ -82,3 +82,50 @@ def test_example_uses_the_package_metrics(repro):
 def test_bad_arguments_exit(repro, argv):
     with pytest.raises(SystemExit):
         repro.parse_args(argv)
+
+
+# ---------------------------------------------------------------- the paper's regime (attentive neural process)
+@pytest.fixture(scope="module")
+def paper_run(repro, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pc_paper")
+    res = repro.main(["--regime", "paper", "--quick", "--problems", "stefan", "diffusion", "--steps", "5",
+                      "--n-train", "8", "--n-test", "3", "--n-samples", "20", "--n-latent", "4", "--threads", "1",
+                      "--no-progress", "--out", str(out)])
+    return res, out
+
+
+def test_paper_regime_outputs(paper_run, repro):
+    res, out = paper_run
+    data = json.loads((out / "results_paper.json").read_text())
+    assert data["rows"] == json.loads(json.dumps(res["rows"]))
+    assert data["meta"]["regime"] == "paper" and data["meta"]["config"]["n_test"] == 3
+    md = (out / "results_paper.md").read_text()
+    assert "### stefan, p* = 0.6, t = 0.05" in md and "paper's rule" in md and "Base model's relative mass error" in md
+    rows = res["rows"]
+    stefan = [r for r in rows if r["problem"] == "stefan"]
+    # two parameters x four methods x three times (0.02, 0.05, 0.08), the middle one the headline
+    assert len(stefan) == 2 * len(repro.METHODS) * 3
+    assert sorted({r["t"] for r in stefan}) == pytest.approx([0.02, 0.05, 0.08])
+    assert [r["t"] for r in stefan if r["headline"]] == pytest.approx([0.05] * 2 * len(repro.METHODS))
+    assert {r["param"] for r in stefan} == {0.6, 0.5}
+    diffusion = [r for r in rows if r["problem"] == "diffusion"]
+    assert {r["param"] for r in diffusion} == {1.0, 5.0}
+    assert {r["method"] for r in diffusion} == set(repro.METHODS) - {"probconserv+nn"}
+    stefan_problem = repro.get_problem("stefan")
+    for r in stefan:
+        assert r["shock_true"] == pytest.approx(stefan_problem.shock_position([r["t"]], r["param"])[0])
+        for rule in ("node", "cross"):
+            assert 0.0 <= r[f"shock_{rule}_mean"] <= 1.0 and r[f"shock_{rule}_std"] >= 0.0
+    for r in rows:
+        assert np.isfinite([r["mse"], r["ce_abs"], r["ll"], r["base_mass_err"]]).all()
+        if r["method"] != "unconstrained":
+            assert r["ce_rel"] <= 1e-12, r
+        if r["method"] == "probconserv+nn":
+            assert r["min_mean"] >= -1e-12
+
+
+def test_paper_regime_rejects_problems_outside_it(repro):
+    with pytest.raises(SystemExit):
+        repro.parse_args(["--regime", "paper", "--problems", "advection"])
+    assert repro.parse_args(["--regime", "paper"]).problems == ["stefan", "diffusion", "pme"]
+    assert "advection" in repro.parse_args([]).problems
