@@ -129,6 +129,9 @@ class AttentiveNeuralProcess(nn.Module):
         for name, t in (("x_context", x_context), ("u_context", u_context), ("x_target", x_target)):
             if not bool(torch.isfinite(t).all()):
                 raise ValueError(f"{name} must be finite (no NaN or inf)")
+        # the layers compute in the weights' dtype (e.g. float64 grids fed to a float32 model)
+        dtype = self.decoder[0].weight.dtype
+        return x_context.to(dtype), u_context.to(dtype), x_target.to(dtype)
 
     # ------------------------------------------------------------------ the two paths and the decoder
     def latent_distribution(self, x_context, u_context):
@@ -211,7 +214,7 @@ class AttentiveNeuralProcess(nn.Module):
         TypeError, ValueError
             For inputs of the wrong type, shape, or with non-finite values.
         """
-        self._check_inputs(x_context, u_context, x_target)
+        x_context, u_context, x_target = self._check_inputs(x_context, u_context, x_target)
         _check_int("n_latent", n_latent, 1)
         _check_generator(generator)
         lead = x_target.shape[1:-1]
@@ -239,9 +242,13 @@ class AttentiveNeuralProcess(nn.Module):
         -------
         torch.Tensor, scalar
         """
-        self._check_inputs(x_context, u_context, x_target)
-        if x_target.ndim != 3 or u_target.shape != x_target.shape[:2]:
-            raise ValueError(f"u_target must have shape {tuple(x_target.shape[:2])}, got {tuple(u_target.shape)}")
+        x_context, u_context, x_target = self._check_inputs(x_context, u_context, x_target)
+        if not isinstance(u_target, torch.Tensor) or x_target.ndim != 3 or u_target.shape != x_target.shape[:2]:
+            raise ValueError(f"u_target must be a tensor of shape {tuple(x_target.shape[:2])}, "
+                             f"got {getattr(u_target, 'shape', u_target)}")
+        if not bool(torch.isfinite(u_target).all()):
+            raise ValueError("u_target must be finite (no NaN or inf)")
+        u_target = u_target.to(x_target.dtype)
         _check_generator(generator)
         q_all = self.latent_distribution(x_target, u_target)
         q_ctx = self.latent_distribution(x_context, u_context)

@@ -184,6 +184,16 @@ def test_bad_inputs_raise_naming_the_argument():
         fit_neural_process(model, torch.zeros(2, 3, 4), torch.zeros(5), torch.zeros(3))
 
 
+def test_float64_inputs_give_the_float32_models_prediction():
+    model = AttentiveNeuralProcess(**TINY, seed=0)
+    xc, uc, xt = _inputs(2, 3, (4,), 0)
+    a = model.predict(xc, uc, xt, n_latent=2, seed=1)
+    b = model.predict(xc.double(), uc.double(), xt.double(), n_latent=2, seed=1)
+    assert torch.equal(a.mean, b.mean) and torch.equal(a.variance, b.variance)
+    with pytest.raises(ValueError, match="u_target"):
+        model.elbo_loss(xc, uc, xt, torch.zeros(2, 5))
+
+
 def test_exported():
     assert probconserv_ext.AttentiveNeuralProcess is AttentiveNeuralProcess
     assert probconserv_ext.fit_neural_process is fit_neural_process
