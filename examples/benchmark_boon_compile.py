@@ -6,6 +6,12 @@
 Prints the number of graphs and graph breaks that ``torch._dynamo.explain`` finds (training and inference
 pass), the time of the first compiled call (compilation with inductor, ``fullgraph=True``), and medians of the
 eager and compiled forward passes, with autograd on (as in training: forward and backward) and off.
+
+Measured with torch 2.13 on 2 CPU cores (defaults): no graph breaks; inductor compiles the no-grad pass in about
+40 s and runs it at 14 ms against 9 ms eager (eager reuses its cached operators, a compiled pass rebuilds them, and
+inductor generates no code for complex operators); the inductor-compiled backward pass crashed the process
+(heap corruption in the generated code), so ``--passes train`` is run with ``--backend aot_eager`` (8 s to compile,
+49 ms against 44 ms eager for forward and backward).
 """
 
 from __future__ import annotations
