@@ -260,10 +260,11 @@ def test_lift_is_exact_local_and_leaves_exact_fields_alone(data, conditions, n, 
                       for c in conditions]
         conditions.append(data.draw(st.sampled_from([Periodic(dim=-1), Dirichlet(left=0.5, dim=-1)])))
     spec = BoundarySpec(conditions, 2 if two_d else 1)
-    shape = (3, 2, n, 11) if two_d else (3, 2, n)
+    m = 2 * width + 1 + data.draw(st.integers(0, 4))  # the second axis must hold two non-overlapping lifts too
+    shape = (3, 2, n, m) if two_d else (3, 2, n)
     g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
     u = torch.randn(shape, generator=g, dtype=torch.float64)
-    values = call_values(data.draw, spec, 3, 2, face_shape=(11,) if two_d else (), dtype=torch.float64)
+    values = call_values(data.draw, spec, 3, 2, face_shape=(m,) if two_d else (), dtype=torch.float64)
     lifted = lift_boundary(u, spec, values, width)
     assert float(boundary_error(lifted, spec, values, relative=True)) < TOL[torch.float64]
     if not two_d:  # one axis: nodes farther than `width` from both faces are untouched
