@@ -5,6 +5,14 @@ state-dict layout of the model it wraps. Per layer it (1) corrects the input on 
 Dirichlet/Neumann axis (T2, :mod:`boon_ext.correction`), (2) applies the spectral convolution and the skip to
 the corrected input, (3) averages the two faces of every periodic axis, and (4) applies the point-wise
 non-linearities on interior nodes only, so the values on constrained faces pass through unchanged.
+
+Optionally (``hidden_values``, the ``hidden_values=True`` option of :class:`~boon_ext.BOONFNO`), (5) every
+Dirichlet face node of the layer's output, in every hidden channel, is overwritten with the prescribed value
+``g`` of that face (per sample, and per time step in space-time models): the prescribed value then enters every
+hidden layer, not only the final output. This is this package's own version of the per-layer T1 step of the
+paper's Dirichlet reference code (which writes the value on its spectral and skip branches separately, so that
+its hidden face nodes hold ``2 g``); here each hidden channel holds ``g`` itself, written after the layer's
+last point-wise step (activation, channel MLP), for every layer including the last.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from .conditions import BoundarySpec
 from .correction import FaceSolver, correct_axis, faces_of_input, skip_matrix
 from .spectral import SpectralPlan, check_spectral_conv
 
-__all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward"]
+__all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward", "write_hidden_values"]
 
 
 @dataclass(frozen=True)
@@ -138,8 +146,37 @@ def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, 
     return ops
 
 
+def write_hidden_values(h: torch.Tensor, hidden_values) -> torch.Tensor:
+    """``h`` with every hidden channel of the given Dirichlet faces set to the prescribed value.
+
+    Parameters
+    ----------
+    h : torch.Tensor
+        Hidden field (batch, width, *spatial).
+    hidden_values : sequence of (axis, side, g)
+        ``axis`` a spatial axis index, ``side`` ``"left"`` or ``"right"``, ``g`` the face value of shape
+        ``(batch or 1, 1, *face_shape)`` with 1 allowed in any face dimension; it is broadcast over the width.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor (``h`` is not modified, so autograd sees a plain concatenation); faces are written in the
+        order given, so at a node shared by two faces the later one's value stays.
+    """
+    for axis, side, g in hidden_values:
+        dim = 2 + axis
+        n = h.shape[dim]
+        face_shape = tuple(s for i, s in enumerate(h.shape[2:]) if i != axis)
+        face = g.to(h.dtype).expand(h.shape[0], h.shape[1], *face_shape).unsqueeze(dim)
+        if side == "left":
+            h = torch.cat([face, h.narrow(dim, 1, n - 1)], dim)
+        else:
+            h = torch.cat([h.narrow(dim, 0, n - 1), face], dim)
+    return h
+
+
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
-                       cache=None) -> torch.Tensor:
+                       cache=None, hidden_values=None) -> torch.Tensor:
     """Layer ``index`` of ``blocks`` with the BOON correction (see the module docstring).
 
     Parameters
@@ -153,6 +190,14 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
         ``False`` runs the plain layer (the output-enforcement-only ablation).
     cache : dict, optional
         Per-model store of the weight-derived operators; pass one only when autograd is off.
+    hidden_values : sequence of (axis, side, g), optional
+        Dirichlet faces whose prescribed values are written into every hidden channel of the layer's output
+        (see :func:`write_hidden_values`); ``None`` writes nothing.
+
+    Returns
+    -------
+    torch.Tensor
+        The layer output (batch, width, *spatial).
     """
     spectral, skip, w_skip, solvers = _layer_operators(blocks, index, x, plan, corrected, cache)
     xm = spectral.transform(x)
@@ -185,4 +230,6 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
         h = out
     if not last:
         h = _act(blocks, h, plan, corrected)
+    if hidden_values:
+        h = write_hidden_values(h, hidden_values)
     return h

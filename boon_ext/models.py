@@ -18,7 +18,7 @@ from neuralop.models import FNO, TFNO
 
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks
 from .conditions import BoundarySpec
-from .enforcement import enforce_boundary, min_nodes
+from .enforcement import enforce_boundary, min_nodes, resolve_face_values
 from .serialization import load_checkpoint_file
 from .finetune import warn_untrained_correction
 from .lift import check_lift_width, lift_boundary
@@ -36,7 +36,7 @@ def _constructor_kwargs(model) -> tuple:
     args = tuple(meta.pop("args", ()))
     for k in _META_KEYS:
         meta.pop(k, None)
-    for k in ("boundary", "kernel_correction", "time_dim", "lift_width"):
+    for k in ("boundary", "kernel_correction", "time_dim", "lift_width", "hidden_values"):
         meta.pop(k, None)
     # TFNO records only the arguments it was given, not its own factorization defaults: read the instance.
     meta["factorization"] = model.factorization
@@ -65,6 +65,13 @@ class BOONFNO(FNO, name="boon_fno"):
         How the output is made exact. ``None`` (default): the face nodes are overwritten
         (:func:`~boon_ext.enforce_boundary`). An int ``w``: the boundary residual is spread over ``w`` nodes next
         to each face by a smooth lift (:func:`~boon_ext.lift_boundary`); the conditions hold exactly either way.
+    hidden_values : bool, default False
+        Also write each Dirichlet face's prescribed value into the face nodes of every hidden channel after every
+        Fourier layer (after its activation and channel MLP), so that the value enters the hidden layers and not
+        only the output: this package's version of the per-layer T1 step of the paper's Dirichlet reference code
+        (which holds ``2 g`` there, one ``g`` per branch; here each hidden channel holds ``g``). Combines with
+        either ``kernel_correction``. Defined only when every condition is Dirichlet and ``out_channels == 1``
+        (a hidden channel has no output channel whose value it could take); refused otherwise.
 
     Notes
     -----
@@ -82,7 +89,7 @@ class BOONFNO(FNO, name="boon_fno"):
     """
 
     def __init__(self, *args, boundary=None, kernel_correction: bool = True, time_dim: Optional[int] = None,
-                 lift_width: Optional[int] = None, **kwargs):
+                 lift_width: Optional[int] = None, hidden_values: bool = False, **kwargs):
         kwargs.pop("_config_name", None)  # added by zencfg's to_dict()
         super().__init__(*args, **kwargs)
         spec = BoundarySpec(boundary, self.n_dim, time_dim=time_dim, out_channels=self.out_channels)
@@ -97,6 +104,22 @@ class BOONFNO(FNO, name="boon_fno"):
         self.kernel_correction = bool(kernel_correction)
         self.time_dim = time_dim
         self.lift_width = None if lift_width is None else check_lift_width(lift_width)
+        if not isinstance(hidden_values, bool):
+            raise TypeError(f"hidden_values must be a bool, got {hidden_values!r}")
+        if hidden_values:
+            kinds = sorted({r.kind for r in spec.rules})
+            if kinds != ["dirichlet"]:
+                raise ValueError(
+                    "hidden_values=True writes prescribed Dirichlet values into the hidden layers' face nodes; it "
+                    f"needs Dirichlet conditions only, got {kinds or 'no boundary conditions'} (a Neumann value is a "
+                    "slope and a periodic pair has no value to write)"
+                )
+            if self.out_channels != 1:
+                raise ValueError(
+                    f"hidden_values=True needs out_channels=1, got {self.out_channels}: a hidden channel has no "
+                    "output channel whose prescribed value it could take"
+                )
+        self.hidden_values = hidden_values
         self._correction = CorrectionPlan.from_spec(spec)
         self._operator_cache = {}
         # The metadata saved with checkpoints holds the conditions as plain config values.
@@ -104,6 +127,7 @@ class BOONFNO(FNO, name="boon_fno"):
         self._init_kwargs["kernel_correction"] = self.kernel_correction
         self._init_kwargs["time_dim"] = time_dim
         self._init_kwargs["lift_width"] = self.lift_width
+        self._init_kwargs["hidden_values"] = self.hidden_values
 
     @property
     def boundary(self):
@@ -231,16 +255,24 @@ class BOONFNO(FNO, name="boon_fno"):
         # Weight-derived operators are reused across calls only when no graph is being built (and not while
         # compiling: the cache's checks compare weights' values, which would cut the graph).
         cache = None if torch.is_grad_enabled() or torch.compiler.is_compiling() else self._operator_cache
+        hidden = self._hidden_face_values(x, boundary_values, dtype) if self.hidden_values else None
         with full:
             x = x.to(dtype)
             for i in range(self.n_layers):
-                x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache)
+                x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache,
+                                       hidden)
         x = self.projection(x)
         with full:
             x = x.to(dtype)
             if self.lift_width is not None:
                 return lift_boundary(x, self.boundary_spec, boundary_values, self.lift_width)
             return enforce_boundary(x, self.boundary_spec, boundary_values)
+
+    def _hidden_face_values(self, x, boundary_values, dtype):
+        """(axis, side, g) of every Dirichlet face, ``g`` shaped (batch or 1, 1, *face) for the hidden layers."""
+        # A zero-stride stand-in for the output: resolve_face_values reads only its shape, dtype and device.
+        out_like = torch.zeros((), dtype=dtype, device=x.device).expand(x.shape[0], self.out_channels, *x.shape[2:])
+        return [(r.axis, r.side, resolve_face_values(r, out_like, boundary_values)) for r in self.boundary_spec.rules]
 
     # -- precision -----------------------------------------------------------------------------------
     def half(self):
@@ -413,7 +445,8 @@ class BOONFNO(FNO, name="boon_fno"):
         args = tuple(meta.pop("args", ()))
         for k in _META_KEYS:
             meta.pop(k, None)
-        saved = {k: meta.pop(k) for k in ("boundary", "kernel_correction", "time_dim", "lift_width") if k in meta}
+        saved = {k: meta.pop(k) for k in ("boundary", "kernel_correction", "time_dim", "lift_width", "hidden_values")
+                 if k in meta}
         if name == "tfno":
             meta.setdefault("factorization", "Tucker")
             meta.setdefault("rank", 0.1)
@@ -436,7 +469,7 @@ class BOONFNO(FNO, name="boon_fno"):
         if time_dim is _UNSET:
             time_dim = saved.get("time_dim")
         model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
-                    lift_width=lift_width, **meta)
+                    lift_width=lift_width, hidden_values=bool(saved.get("hidden_values", False)), **meta)
         state = load_checkpoint_file(state_path, map_location, trust_pickle=trust_pickle)
         state.pop("_metadata", None)
         if any(v.dtype == torch.float64 for v in state.values() if torch.is_tensor(v)):
@@ -453,6 +486,7 @@ def _signature(base, **overrides):
         inspect.Parameter("kernel_correction", inspect.Parameter.KEYWORD_ONLY, default=True),
         inspect.Parameter("time_dim", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("lift_width", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("hidden_values", inspect.Parameter.KEYWORD_ONLY, default=False),
     ]
     return inspect.Signature(params + extra)
 
