@@ -71,9 +71,13 @@ def load_checkpoint_file(path, map_location=None, *, trust_pickle: bool = False)
         with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        # torch's message is long; keep the sentence that names what was refused.
-        found = re.search(r"WeightsUnpickler error: ([^\n]*?\.)(\s|$)", str(e))
-        detail = found.group(1) if found else str(e).strip().splitlines()[0]
+        # torch's message is long and worded differently for allow-listable globals ("Unsupported global:
+        # GLOBAL x") and for blocked modules ("Trying to load unsupported GLOBAL x whose module ... is blocked");
+        # keep the name of what was refused, which is what the user needs.
+        found = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"WeightsUnpickler error: ([^\n]*?)\.?(\s|$)",
+                                                                    str(e))
+        detail = (f"it references GLOBAL {found.group(1)}" if found and found.re.pattern.startswith("GLOBAL")
+                  else found.group(1) if found else str(e).strip().splitlines()[0])
         raise UnsafeCheckpointError(
             f"refusing to load {path}: the weights-only unpickler rejected it ({detail}). Checkpoints may "
             "reference only neuralop's SpectralConv and the activations of torch.nn.functional. If you created "

@@ -7,7 +7,6 @@ none is expected).
 """
 
 import copy
-import warnings
 
 import torch
 from hypothesis import given, settings
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 from boon_ext import BOONFNO, BOONTFNO, Dirichlet, Neumann, Periodic
 from boon_strategies import randomize
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 EDITS = ["sgd_step", "inplace_no_grad", "data_write", "normal_reinit", "n_modes", "load_state_dict", "double",
          "deepcopy", "none"]

@@ -1,6 +1,5 @@
 """Wrapping existing checkpoints, exact round trips, and registration with neuralop's config system."""
 
-import warnings
 from typing import List, Optional
 
 import pytest
@@ -14,7 +13,6 @@ import boon_ext
 from boon_ext import BOONFNO, BOONTFNO, Dirichlet, Neumann, Periodic, boundary_error
 from boon_strategies import conditions_1d, fno_kwargs, randomize
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 
 @settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,6 +1,5 @@
 """Bad input gets a ValueError/TypeError naming the argument and what was expected, not a deep torch error."""
 
-import warnings
 
 import pytest
 import torch
@@ -11,7 +10,6 @@ from boon_ext import BOONFNO, BoundarySpec, Dirichlet, Neumann, Periodic, bounda
 from boon_ext.enforcement import _representable
 from boon_strategies import call_values, conditions_1d
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def _model(bc=Dirichlet(left=0.0, right=1.0), in_channels=1):

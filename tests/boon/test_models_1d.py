@@ -1,6 +1,5 @@
 """Property tests of BOONFNO / BOONTFNO in 1-D: exact boundary conditions, gradients, identity, refusals."""
 
-import warnings
 
 import pytest
 import torch
@@ -11,7 +10,6 @@ from neuralop.models import FNO, TFNO
 from boon_ext import BOONFNO, BOONTFNO, BoundaryAccuracyWarning, BoundarySpec, Dirichlet, Neumann, Periodic, boundary_error
 from boon_strategies import TOL, call_values, conditions_1d, fno_kwargs, randomize
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 
 @settings(max_examples=30)

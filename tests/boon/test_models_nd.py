@@ -1,7 +1,6 @@
 """Property tests of BOON in 2-D, 3-D and space-time: any subset of faces, mixed types, per-channel conditions,
 values varying along faces, corners, and the lid-driven cavity."""
 
-import warnings
 
 import pytest
 import torch
@@ -12,7 +11,6 @@ from neuralop.models import FNO
 from boon_ext import BOONFNO, BoundarySpec, Dirichlet, Neumann, Periodic, boundary_error
 from boon_strategies import TOL, fno_kwargs, randomize
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 
 @st.composite

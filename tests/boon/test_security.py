@@ -1,7 +1,7 @@
 """Checkpoint files are untrusted: every loader refuses a pickle that would run code, before it runs."""
 
+import os
 import pickle
-import warnings
 
 import pytest
 import torch
@@ -10,19 +10,19 @@ from neuralop.models import FNO, TFNO
 from boon_ext import (BOONFNO, BOONTFNO, Dirichlet, Neumann, Periodic, UnsafeCheckpointError, load_checkpoint_file,
                       load_ddp_checkpoint)
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 KW = dict(n_modes=(4,), in_channels=1, out_channels=1, hidden_channels=4)
 
 
 class _WritesMarker:
-    """Unpickling this object creates the file ``path`` (a stand-in for arbitrary code)."""
+    """Unpickling this object creates the folder ``path`` (a stand-in for arbitrary code)."""
 
     def __init__(self, path):
         self.path = str(path)
 
     def __reduce__(self):
-        return (open, (self.path, "w"))
+        # creating a folder leaves no open file handle behind (a bare open() would)
+        return (os.makedirs, (self.path,))
 
 
 def _hostile_checkpoint(folder, variant, marker):
@@ -61,7 +61,7 @@ def test_hostile_checkpoint_is_refused_on_every_loader_without_running(tmp_path,
     assert not marker.exists()
     with pytest.raises(UnsafeCheckpointError, match="trust_pickle=True") as info:
         _load(path, tmp_path)
-    assert "GLOBAL io.open" in str(info.value)  # the refused global is named
+    assert "GLOBAL os.makedirs" in str(info.value)  # the refused global is named
     assert isinstance(info.value, ValueError)
     assert not marker.exists()
 

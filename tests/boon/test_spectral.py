@@ -1,6 +1,5 @@
 """The spectral plan reproduces neuralop's SpectralConv, and its face operators agree with the layer."""
 
-import warnings
 
 import torch
 from hypothesis import given, settings
@@ -11,7 +10,6 @@ from neuralop.layers.spectral_convolution import SpectralConv
 from boon_ext.correction import _faces, correct_axis, skip_matrix
 from boon_ext.spectral import SpectralPlan
 
-warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def _with_faces(z, axis, positions, faces):
