@@ -38,6 +38,9 @@ Usage::
 
     python examples/reproduce_boon.py --quick                          # < 2 min on 2 CPU cores
     nohup python examples/reproduce_boon.py --out outputs/boon_full --resume > boon_full.log 2>&1 &
+
+The cost of the full run at these settings is measured by ``examples/estimate_boon_cost.py`` (see
+``docs/boon_results.md``); ``--device cuda`` trains on a GPU (metrics are still computed on the CPU).
 """
 
 from __future__ import annotations
@@ -289,10 +292,10 @@ def to_float64(model):
     return model
 
 
-def _batch_values(problem, idx, dtype=None):
+def _batch_values(problem, idx, dtype=None, device="cpu"):
     if not problem.boundary_values:
         return {}
-    return {"boundary_values": {k: (v[idx] if dtype is None else v[idx].to(dtype))
+    return {"boundary_values": {k: v[idx].to(device=device, dtype=dtype or v.dtype)
                                 for k, v in problem.boundary_values.items()}}
 
 
@@ -303,13 +306,16 @@ def _call(model, x, kwargs):
 
 @torch.no_grad()
 def predict(model, problem, indices, dtype=torch.float32, batch_size=50):
+    """The model's outputs on the samples ``indices``, in ``dtype``, on the CPU."""
     model = model if dtype == torch.float32 else to_float64(model)
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     outs = []
     for start in range(0, len(indices), batch_size):
         idx = indices[start : start + batch_size]
-        outs.append(_call(model, problem.x[idx].to(dtype), _batch_values(problem, idx, dtype)))
+        x = problem.x[idx].to(device=device, dtype=dtype)
+        outs.append(_call(model, x, _batch_values(problem, idx, dtype, device)).cpu())
     model.train(was_training)
     return torch.cat(outs)
 
@@ -376,6 +382,7 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     """
     from neuralop.losses import LpLoss
 
+    device = next(model.parameters()).device
     n_train, n_val, n_test = _sizes(cfg, prob)
     train_idx = torch.arange(n_train)
     val_idx = list(range(n_train, n_train + n_val))
@@ -386,7 +393,9 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     gen = torch.Generator().manual_seed(seed)
     hist = dict(train_loss=[], val_rel_l2=[], test_rel_l2=[], best_val=[], train_seconds=0.0)
     start_epoch = 0
-    ck = torch.load(ckpt_path, weights_only=True) if ckpt_path is not None and Path(ckpt_path).exists() else None
+    ck = None
+    if ckpt_path is not None and Path(ckpt_path).exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if ck is not None and ck.get("key") != key:
         if log:
             log(f"  {Path(ckpt_path).name} was written with other settings: ignored, training from the start")
@@ -410,9 +419,9 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
         model.train()
         total, count = 0.0, 0
         for idx in train_idx[torch.randperm(n_train, generator=gen)].split(cfg["batch_size"]):
-            x, y = problem.x[idx], problem.y[idx]
+            x, y = problem.x[idx].to(device), problem.y[idx].to(device)
             optimizer.zero_grad(set_to_none=True)
-            out = _call(model, x, _batch_values(problem, idx))
+            out = _call(model, x, _batch_values(problem, idx, device=device))
             loss = loss_fn(out, y)
             loss.backward()
             optimizer.step()
@@ -609,7 +618,7 @@ def plot_solutions(out_dir, prob, problem, test0, runs):
 
 # ------------------------------------------------------------------------------ main
 def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max_epochs=None, schedule="paper",
-        cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True):
+        cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True, device="cpu"):
     """Train every (problem, model, seed) not finished yet and write the report to ``out``.
 
     Parameters
@@ -639,6 +648,9 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         Command line recorded in ``results.md``.
     verbose : bool
         Print progress.
+    device : str or torch.device
+        Where the models train (data move there batch by batch; metrics are computed on the CPU). Runs are
+        resumed whatever the device, but CPU and GPU runs differ in round-off.
 
     Returns
     -------
@@ -695,14 +707,14 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                     data_checks[prob] = dict(target_vs_generator_face_values=diff,
                                              data_seconds=time.perf_counter() - t0)
                 ok, why = defined(m, problem.boundary)
-                record = dict(problem=prob, model=m, seed=seed, key=key)
+                record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device))
                 if not ok:
                     path.write_text(json.dumps(dict(record, not_defined=why)))
                     continue
                 if log:
                     log(f"{name}: training ({schedule}, up to {cfg['max_epochs']} epochs)")
                 st = prob == "stokes_spacetime"
-                model = build_model(m, problem, cfg["fno_st"] if st else cfg["fno_1d"], seed)
+                model = build_model(m, problem, cfg["fno_st"] if st else cfg["fno_1d"], seed).to(device)
                 ckpt = runs_dir / f"{name}.ckpt.pt"
                 if not resume and ckpt.exists():
                     ckpt.unlink()
@@ -773,6 +785,54 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     return result
 
 
+def parse_overrides(items, cfg):
+    """Configuration overrides ``key=value`` or ``key.subkey=value`` (value in JSON), applied to a copy of ``cfg``.
+
+    Parameters
+    ----------
+    items : sequence of str
+    cfg : dict
+        The mode's configuration (unchanged).
+
+    Returns
+    -------
+    dict
+        The overridden top-level entries, ready for ``run(config=...)``.
+
+    Raises
+    ------
+    ValueError
+        An item without ``=``, an unknown key, or a value that is not JSON.
+    """
+    config = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set: expected key=value (value in JSON), got {item!r}")
+        path, text = item.split("=", 1)
+        keys = path.split(".")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--set {path}: the value {text!r} is not JSON ({err.msg})") from None
+        top = keys[0]
+        if top not in cfg:
+            raise ValueError(f"--set: unknown key {top!r}; expected one of {sorted(cfg)}")
+        if len(keys) == 1:
+            config[top] = value
+            continue
+        entry = copy.deepcopy(config.get(top, cfg[top]))
+        node = entry
+        for k in keys[1:-1]:
+            if not isinstance(node, dict) or k not in node:
+                raise ValueError(f"--set: unknown key {path!r}")
+            node = node[k]
+        if not isinstance(node, dict) or keys[-1] not in node:
+            raise ValueError(f"--set: unknown key {path!r}")
+        node[keys[-1]] = tuple(value) if isinstance(node[keys[-1]], tuple) else value
+        config[top] = entry
+    return config
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (< 2 min on 2 CPU cores)")
@@ -789,6 +849,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: 1 with --quick, torch's choice otherwise)")
     parser.add_argument("--cache-dir", default=None, help="data cache folder (default <out>/data)")
+    parser.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="override a configuration entry, e.g. --set n_points.stokes_spacetime=129 "
+                             "(recorded in results.json; runs with other settings are not mixed)")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -797,7 +861,7 @@ def main(argv=None):
         # Small tensors: a second intra-op thread costs more in synchronisation than it gains, and stalls badly
         # when the other core is busy (measured: 281 s with torch's 2 threads next to a busy core, 15 s with 1).
         torch.set_num_threads(1)
-    config = {}
+    config = parse_overrides(args.set, CONFIGS["quick" if args.quick else "full"])
     if args.patience is not None:
         config["patience"] = args.patience
     if args.tol is not None:
@@ -808,6 +872,7 @@ def main(argv=None):
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
         quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,
         cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume, command=command,
+        device=args.device,
     )
     print(markdown_table(result["summary"], [m for m in MODELS if any(r["model"] == m for r in result["runs"])]))
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {args.out or 'outputs/boon_' + result['mode']}")

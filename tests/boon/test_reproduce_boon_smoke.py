@@ -190,3 +190,15 @@ def test_relative_l2_and_masks(repro):
     assert repro.relative_l2(pred, y) == pytest.approx(1 / np.sqrt(11))
     assert repro.relative_l2(pred, y, interior) == 0.0
     assert interior.sum() == 9 and near.sum() == 4 and not near[..., 0] and near[..., 1] and near[..., 9]
+
+
+def test_config_overrides(repro):
+    full = repro.CONFIGS["full"]
+    got = repro.parse_overrides(["n_points.stokes_spacetime=129", "fno_st.n_modes=[12, 11]", "lr=0.002"], full)
+    assert got["n_points"]["stokes_spacetime"] == 129 and got["n_points"]["heat"] == full["n_points"]["heat"]
+    assert got["fno_st"]["n_modes"] == (12, 11) and got["lr"] == 0.002
+    assert full["n_points"]["stokes_spacetime"] == 501  # the mode's configuration is left alone
+    for bad, match in [("lr", "key=value"), ("nope=1", "unknown key"), ("n_points.mars=3", "unknown key"),
+                       ("lr=fast", "not JSON")]:
+        with pytest.raises(ValueError, match=match):
+            repro.parse_overrides([bad], full)
