@@ -780,7 +780,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         "Relative L2 on the test set; 'FNO / model' is FNO's error divided by the model's, per seed.",
         "",
     ]
-    (out / "results.md").write_text("\n".join(header) + markdown_table(summary, all_models) + "\n\n"
+    (out / "results.md").write_text("\n".join(header) + "\n" + markdown_table(summary, all_models) + "\n\n"
                                     + "\n".join(f"![{k}]({v})" for k, v in pngs.items()) + "\n")
     return result
 
