@@ -396,7 +396,8 @@ def fit_neural_process(model, fields, x_grid, t_grid, steps=1000, lr=1e-4, batch
     if not isinstance(model, AttentiveNeuralProcess) or model.x_dim != 2:
         raise TypeError(f"model must be an AttentiveNeuralProcess with x_dim=2, got {type(model).__name__}")
     if not isinstance(fields, torch.Tensor) or fields.ndim != 3 or not fields.is_floating_point():
-        raise ValueError(f"fields must be a floating tensor of shape (n, nt, nx), got {getattr(fields, 'shape', fields)}")
+        raise ValueError(
+            f"fields must be a floating tensor of shape (n, nt, nx), got {getattr(fields, 'shape', fields)}")
     if not bool(torch.isfinite(fields).all()):
         raise ValueError("fields must be finite (no NaN or inf)")
     for name, g, size in (("x_grid", x_grid, fields.shape[2]), ("t_grid", t_grid, fields.shape[1])):
