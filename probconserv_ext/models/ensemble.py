@@ -6,11 +6,12 @@ from torch.distributions import LowRankMultivariateNormal
 from neuralop.models import FNO
 
 from ._seeding import check_seed, seeded
+from ._state import HoldsNeuralopModels
 
 __all__ = ["FNOEnsemble"]
 
 
-class FNOEnsemble(nn.Module):
+class FNOEnsemble(HoldsNeuralopModels):
     """S independently initialised 1-D FNOs over x whose output channels are the time slices.
 
     The members' spread gives the covariance ``U U^T + jitter I`` with ``U`` the centred members scaled

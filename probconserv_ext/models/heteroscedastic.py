@@ -1,17 +1,17 @@
 """FNO with a mean and a log-variance output per node, trained with the Gaussian likelihood."""
 
 import torch
-from torch import nn
 from torch.distributions import Normal
 from neuralop.models import FNO
 
 from ..losses import gaussian_nll_loss
 from ._seeding import check_seed, seeded
+from ._state import HoldsNeuralopModels
 
 __all__ = ["HeteroscedasticFNO", "gaussian_nll_loss"]
 
 
-class HeteroscedasticFNO(nn.Module):
+class HeteroscedasticFNO(HoldsNeuralopModels):
     """1-D FNO over x with ``2 C`` output channels: C means and C log-variances (one per time slice).
 
     Parameters

@@ -348,3 +348,21 @@ def test_bad_seed(seed, exc):
     x, y = _toy_data(c=1)
     with pytest.raises(exc, match="seed"):
         fit_heteroscedastic(HeteroscedasticFNO(2, 1, **TINY), x, y, epochs=1, seed=seed, progress=False)
+
+
+@settings(max_examples=6, deadline=None)
+@given(s=st.integers(2, 3), seed=st.integers(0, 1000), other=st.integers(0, 1000))
+def test_state_dict_round_trips_without_warnings(s, seed, other):
+    """A container of neuralop FNOs saves and loads like any module (neuralop writes a stray ``_metadata``)."""
+    import warnings
+
+    x = torch.randn(2, 2, 16)
+    for make in (lambda seed: FNOEnsemble(s, 2, 3, n_modes=4, hidden_channels=4, n_layers=1, seed=seed),
+                 lambda seed: HeteroscedasticFNO(2, 3, n_modes=4, hidden_channels=4, n_layers=1, seed=seed)):
+        source, target = make(seed), make(other)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            state = source.state_dict()
+        assert "_metadata" not in state
+        target.load_state_dict(state)  # strict: every key is a parameter or buffer of the target
+        torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)
