@@ -52,7 +52,7 @@ class FNOEnsemble(HoldsNeuralopModels):
     --------
     >>> model = FNOEnsemble(4, in_channels=2, out_channels=5, seed=0)
     >>> prior = model.predict(x)                          # LowRankMultivariateNormal, batch (batch, 5), event n
-    >>> post = ProbConserv(conservation_constraint(grid))(prior, b=totals)
+    >>> post = ProbConserv(conservation_constraint(grid))(prior, b=totals)   # totals: (batch, 5, 1), one row each
     >>> members = post.update_samples(model.member_predictions(x).double())   # the members, conserved
 
     References

@@ -40,7 +40,7 @@ class HeteroscedasticFNO(HoldsNeuralopModels):
     Examples
     --------
     >>> model = HeteroscedasticFNO(in_channels=2, out_channels=5, seed=0)
-    >>> post = ProbConserv(conservation_constraint(grid))(model.predict(x), b=totals)
+    >>> post = ProbConserv(conservation_constraint(grid))(model.predict(x), b=totals)  # totals: (batch, 5, 1)
 
     References
     ----------
