@@ -11,13 +11,12 @@ with a snapshot (see ``boon_ext.blocks``). This script times, side by side in on
 on the 1-D setting of the paper (width 64, 16 modes, batch 32, 256 nodes, Dirichlet) and on a 2-D model with
 Dirichlet conditions on all four walls (width 32, 16x16 modes, batch 8, 64x64).
 
-    python examples/benchmark_boon_cache.py [--repeats 20]
+    python examples/benchmark_boon_cache.py [--repeats 20] [--out outputs/benchmark_boon_cache.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import torch
@@ -25,18 +24,11 @@ import torch
 from boon_ext import BOONFNO, Dirichlet
 from boon_ext.blocks import _bits
 
+from _bench import median_ms, write_json
+
 warnings.filterwarnings("ignore", category=UserWarning)
 
 
-def _median_ms(fn, repeats):
-    fn()  # warm-up (fills the cache where there is one)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return 1e3 * times[len(times) // 2]
 
 
 def _case(name, model, x, repeats):
@@ -61,8 +53,8 @@ def _case(name, model, x, repeats):
         for snap, ps in zip(snaps, params):
             all(torch.equal(s, _bits(p)) for s, p in zip(snap, ps))
 
-    row = {"case": name, "cached_ms": _median_ms(cached, repeats), "uncached_ms": _median_ms(uncached, repeats),
-           "check_ms": _median_ms(check, repeats)}
+    row = {"case": name, "cached_ms": median_ms(cached, repeats), "uncached_ms": median_ms(uncached, repeats),
+           "check_ms": median_ms(check, repeats)}
     model._operator_cache = cache
     return row
 
@@ -71,6 +63,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", default="outputs/benchmark_boon_cache.json", help="JSON file for the table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -88,6 +81,7 @@ def main():
     for r in rows:
         print(f"| {r['case']} | {r['cached_ms']:.1f} | {r['uncached_ms']:.1f} | {r['check_ms']:.2f} | "
               f"{1 - r['cached_ms'] / r['uncached_ms']:.0%} |")
+    print(f"wrote {write_json(args.out, rows, repeats=args.repeats)}")
 
 
 if __name__ == "__main__":
