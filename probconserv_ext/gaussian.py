@@ -23,6 +23,7 @@ from torch.distributions import Distribution, constraints
 
 from ._checks import eps_of
 from .covariance import DowndatedCovariance
+from .update import REFINE_STEPS
 
 __all__ = ["StructuredGaussian", "ConstrainedGaussian"]
 
@@ -146,9 +147,13 @@ class ConstrainedGaussian(StructuredGaussian):
     Hansen et al. (2023), Learning physical models that can respect conservation laws, ICML.
     """
 
-    def __init__(self, prior, G, b, noise, loc, factors, method, out_dtype, noise_is_zero=None):
+    def __init__(self, prior, G, b, noise, loc, factors, method, out_dtype, noise_is_zero=None, refine_tol=None):
         self.prior = prior
         self._noise_is_zero = noise_is_zero
+        # Relative round-off tolerance of an exact update (None: no refinement, e.g. while compiling). Draws pushed
+        # through an ill-conditioned update (G Sigma G^T with a large condition number) are refined like the
+        # mean, so that they satisfy G u = b to round-off too.
+        self._refine_tol = refine_tol
         self.G = G
         self.b = b
         self.noise = noise
@@ -178,7 +183,14 @@ class ConstrainedGaussian(StructuredGaussian):
         if perturb and self.method == "probconserv" and not self._zero_noise():
             e = torch.randn(r.shape, dtype=r.dtype, device=r.device, generator=generator)
             r = r + self.noise.sqrt() * e
-        return u - self.factors.correction(r)
+        u = u - self.factors.correction(r)
+        if self._refine_tol is not None and self.exact:
+            for _ in range(REFINE_STEPS):
+                r = u @ self.G.mT - self.b
+                if bool((r.abs() <= self._refine_tol * (u.abs() @ self.G.abs().mT + self.b.abs())).all()):
+                    break
+                u = u - self.factors.correction(r)
+        return u
 
     def update_samples(self, samples, generator=None, perturb=True):
         """Push draws (e.g. ensemble members) of the prior through the update.

@@ -11,12 +11,11 @@ from .constraints import LinearConstraint
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .nonnegative import nonnegative_active_set
-from .update import residual_tolerance, solve_update
+from .update import REFINE_STEPS, residual_tolerance, solve_update
 
 __all__ = ["ProbConserv"]
 
 _METHODS = ("probconserv", "hardc")
-_REFINE_STEPS = 3  # iterative refinement steps allowed when an exact update misses round-off
 
 
 class ProbConserv(nn.Module):
@@ -133,18 +132,24 @@ class ProbConserv(nn.Module):
         return self.log_noise.exp() if hasattr(self, "log_noise") else self._noise
 
     def _zero_noise(self):
-        """Whether ``noise == 0`` (an exact update): read from the buffer when eager, from construction when compiling.
+        """Whether ``noise == 0`` (an exact update).
 
-        The eager answer is cached against the buffer's storage and version counter, which ``load_state_dict`` and
-        in-place edits change, so a stale flag cannot survive a change of the noise.
+        Eager calls read the buffer's value every time (one scalar), so no edit of the noise (``load_state_dict``,
+        an in-place write, a write through ``.data``) can leave a stale answer. A compiled forward pass cannot branch
+        on a tensor's value without a graph break, so it uses the flag set at construction and refreshed by
+        ``load_state_dict``; after writing the noise buffer by hand, call ``torch.compiler.reset()`` or recompile.
         """
-        if compiling() or hasattr(self, "log_noise"):
+        if hasattr(self, "log_noise"):
+            return False
+        if compiling():
             return self._noise_is_zero
-        key = (self._noise.data_ptr(), self._noise._version)
-        if getattr(self, "_zero_noise_key", None) != key:
-            self._zero_noise_flag = not bool(self._noise > 0)
-            self._zero_noise_key = key
-        return self._zero_noise_flag
+        return not bool(self._noise.detach() > 0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # keep the compiled path's flag in step with the loaded noise
+        if not hasattr(self, "log_noise"):
+            self._noise_is_zero = not bool(self._noise.detach() > 0)
 
     @property
     def m(self):
@@ -341,10 +346,12 @@ class ProbConserv(nn.Module):
         factors = solve_update(SG, G, residual, noise, reference, residual_scale)
         loc = mu - factors.correction(residual)
         zero_noise = self._zero_noise()
+        refine_tol = None
         if zero_noise and not compiling():
             loc = self._check_conservation(loc, factors, b, residual_scale)
+            refine_tol = residual_tolerance(self.compute_dtype, self.n)
         return ConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
-                                   self.method, prior.out_dtype, noise_is_zero=zero_noise)
+                                   self.method, prior.out_dtype, noise_is_zero=zero_noise, refine_tol=refine_tol)
 
     def _check_rhs_shape(self, b, batch_shape):
         hint = ""
@@ -362,14 +369,14 @@ class ProbConserv(nn.Module):
         mean: forming ``loc = mu - correction`` rounds relative to both) times
         :func:`probconserv_ext.update.residual_tolerance`. An ill-conditioned but non-singular system leaves a
         relative residual of about ``cond eps`` after the first solve; each step of iterative refinement (the same
-        update applied to the residual) multiplies it by about ``cond eps`` again, so up to ``_REFINE_STEPS`` steps
+        update applied to the residual) multiplies it by about ``cond eps`` again, so up to ``REFINE_STEPS`` steps
         reach round-off whenever ``cond eps`` is well below one. Skipped while compiling.
 
         ``prior_scale`` is ``|G| |mu| + |b|``, computed before the update.
         """
         G = self.G
         tol = residual_tolerance(self.compute_dtype, self.n)
-        for attempt in range(_REFINE_STEPS + 1):
+        for attempt in range(REFINE_STEPS + 1):
             Gloc = loc @ G.mT
             r = Gloc - b
             # |G loc| <= |G| |loc|: passing against the lower bound settles the check without a second pass over
@@ -379,7 +386,7 @@ class ProbConserv(nn.Module):
             scale = prior_scale + loc.abs() @ G.abs().mT
             if bool((r.abs() <= tol * scale).all()):
                 return loc
-            if attempt < _REFINE_STEPS:
+            if attempt < REFINE_STEPS:
                 loc = loc - factors.correction(r)
         worst = float((r.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)).detach().amax())
         raise ValueError(

@@ -25,7 +25,10 @@ import torch
 
 from ._checks import eps_of
 
-__all__ = ["UpdateFactors", "solve_update", "factor_update", "pivot_tolerance", "residual_tolerance"]
+__all__ = ["UpdateFactors", "solve_update", "factor_update", "pivot_tolerance", "residual_tolerance", "REFINE_STEPS"]
+
+# Steps of iterative refinement allowed when an exact update (of the mean or of draws) misses round-off.
+REFINE_STEPS = 3
 
 
 @dataclass
