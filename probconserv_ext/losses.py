@@ -59,6 +59,14 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     mean = dist.mean
     if target.shape[-1] != mean.shape[-1]:
         raise ValueError(f"target must have {mean.shape[-1]} nodes in its last dimension, got {tuple(target.shape)}")
+    try:
+        broadcast = torch.broadcast_shapes(target.shape, mean.shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != mean.shape:
+        # a larger target would average the likelihood over cross pairs of fields instead of erroring
+        raise ValueError(f"target must have the prediction's shape {tuple(mean.shape)} (or broadcast to it), "
+                         f"got {tuple(target.shape)}")
     if not bool(torch.isfinite(target).all()):
         raise ValueError("target must be finite, but it contains NaN or inf")
     n = mean.shape[-1]
