@@ -323,8 +323,8 @@ class BOONFNO(FNO, name="boon_fno"):
 
     # -- construction from existing models -----------------------------------------------------------
     @classmethod
-    def from_fno(cls, fno, boundary=None, *, kernel_correction: bool = False, time_dim: Optional[int] = None,
-                 lift_width: Optional[int] = None):
+    def from_fno(cls, fno, boundary=None, *, kernel_correction: Optional[bool] = None, time_dim: Optional[int] = None,
+                 lift_width: Optional[int] = None, hidden_values: Optional[bool] = None):
         """Wrap a trained ``FNO``/``TFNO`` in memory, loading its weights strictly (no retraining).
 
         By default the wrapped model runs ``fno``'s own layers and makes the output exact by overwriting the
@@ -341,10 +341,13 @@ class BOONFNO(FNO, name="boon_fno"):
             correction if it uses it).
         boundary, time_dim
             As in the constructor.
-        kernel_correction : bool, default False
+        kernel_correction : bool, optional
             Switch on the per-layer BOON kernel correction. Weights trained without it lose accuracy when it is
             switched on as they are (a :class:`~boon_ext.BoundaryAccuracyWarning` says so); fine-tune them with
-            :func:`~boon_ext.finetune_kernel_correction`.
+            :func:`~boon_ext.finetune_kernel_correction`. Default: ``fno``'s own setting when it is a BOON model
+            (so re-wrapping keeps its predictions), else False.
+        hidden_values : bool, optional
+            As in the constructor. Default: ``fno``'s own setting when it is a BOON model, else False.
         lift_width : int or None, default None
             Output enforcement, as in the constructor: ``None`` overwrites the face nodes; an int spreads the
             boundary residual over that many nodes next to each face (opt-in: it changes those interior nodes).
@@ -366,13 +369,18 @@ class BOONFNO(FNO, name="boon_fno"):
         """
         if not isinstance(fno, FNO):
             raise TypeError(f"fno must be a neuralop FNO or TFNO, got {type(fno).__name__}")
+        source_is_boon = isinstance(fno, BOONFNO)
+        if kernel_correction is None:
+            kernel_correction = bool(source_is_boon and fno.boundary_spec and fno.kernel_correction)
+        if hidden_values is None:
+            hidden_values = bool(source_is_boon and fno.hidden_values)
         kernel_correction = bool(kernel_correction)
-        trained_with_correction = isinstance(fno, BOONFNO) and fno.boundary_spec and fno.kernel_correction
+        trained_with_correction = source_is_boon and fno.boundary_spec and fno.kernel_correction
         if kernel_correction and boundary is not None and not trained_with_correction:
             warn_untrained_correction(f"a {type(fno).__name__} wrapped by from_fno")
         args, kwargs = _constructor_kwargs(fno)
         model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
-                    lift_width=lift_width, **kwargs)
+                    lift_width=lift_width, hidden_values=hidden_values, **kwargs)
         state = fno.state_dict()
         state.pop("_metadata", None)
         ref = next(p for p in fno.parameters() if p.is_floating_point())

@@ -132,5 +132,10 @@ def test_checkpoint_keeps_hidden_values(tmp_path):
     x, g = torch.randn(2, 1, 16), torch.randn(2)
     with torch.no_grad():
         assert torch.equal(model(x, boundary_values={"left": g}), again(x, boundary_values={"left": g}))
-    # Wrapping for inference defaults to output enforcement only, hidden values included.
-    assert BOONFNO.from_fno(model, [Dirichlet(faces=["left", "right"], right=0.0)]).hidden_values is False
+    # Re-wrapping a BOON model keeps its settings (and so its predictions) unless told otherwise.
+    rewrapped = BOONFNO.from_fno(model, [Dirichlet(faces=["left", "right"], right=0.0)])
+    assert rewrapped.hidden_values is True and rewrapped.kernel_correction == model.kernel_correction
+    with torch.no_grad():
+        assert torch.equal(model(x, boundary_values={"left": g}), rewrapped(x, boundary_values={"left": g}))
+    assert BOONFNO.from_fno(model, [Dirichlet(faces=["left", "right"], right=0.0)],
+                            hidden_values=False).hidden_values is False
