@@ -197,6 +197,10 @@ def test_finetuning_switches_on_the_correction_and_lowers_the_error():
         model = BOONFNO.from_fno(copy.deepcopy(plain), problem.boundary, kernel_correction=True)
     model.kernel_correction = False  # finetune must switch it on
     x, y, bv = _test_batch(problem)
+    with torch.no_grad():
+        model.kernel_correction = True
+        before = _rel_l2(model(x, boundary_values=bv), y, interior=True)  # T2 switched on, not yet fine-tuned
+        model.kernel_correction = False
     train_ds, _ = problem.split(N_TRAIN, N_TEST)
     loader = torch.utils.data.DataLoader(train_ds, batch_size=16, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))
@@ -205,6 +209,7 @@ def test_finetuning_switches_on_the_correction_and_lowers_the_error():
     with torch.no_grad():
         w = model(x, boundary_values=bv)
     assert float(boundary_error(w, problem.boundary, bv, relative=True)) < TOL[torch.float32]
+    assert _rel_l2(w, y, interior=True) < before  # fine-tuning recovers accuracy lost to the switch
     with pytest.raises(ValueError, match="epochs"):
         finetune_kernel_correction(model, loader, epochs=0)
     with pytest.raises(TypeError, match="model must be"):
