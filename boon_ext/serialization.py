@@ -74,7 +74,7 @@ def load_checkpoint_file(path, map_location=None, *, trust_pickle: bool = False)
         # torch's message is long and worded differently for allow-listable globals ("Unsupported global:
         # GLOBAL x") and for blocked modules ("Trying to load unsupported GLOBAL x whose module ... is blocked");
         # keep the name of what was refused, which is what the user needs.
-        found = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"WeightsUnpickler error: ([^\n]*?)\.?(\s|$)",
+        found = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"WeightsUnpickler error:\s*([^\n]+?)\.?\s*(\n|$)",
                                                                     str(e))
         detail = (f"it references GLOBAL {found.group(1)}" if found and found.re.pattern.startswith("GLOBAL")
                   else found.group(1) if found else str(e).strip().splitlines()[0])
