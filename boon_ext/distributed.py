@@ -90,7 +90,7 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
         :func:`~boon_ext.load_checkpoint_file`). ``True`` uses full pickle, **which executes any code the files
         contain**: only for files you created yourself.
     **kwargs
-        ``kernel_correction``, ``time_dim``: passed to ``from_checkpoint``.
+        ``kernel_correction``, ``time_dim``, ``lift_width``: passed to ``from_checkpoint``.
 
     Returns
     -------
