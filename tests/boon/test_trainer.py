@@ -37,9 +37,10 @@ def _data(n=48, s=32, seed=0):
     return x, y, values
 
 
-def test_trainer_runs_and_conditions_hold_in_physical_units():
+def _boon_training_setup(s):
+    """A seeded BOON model (Dirichlet left, Neumann right) with its processor, loader and optimizer."""
     torch.manual_seed(0)
-    x, y, values = _data()
+    x, y, values = _data(s=s)
     bc = [Dirichlet(faces=["left"]), Neumann(faces=["right"], domain=(0.0, 2.0))]
     model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=bc)
     inn, outn = UnitGaussianNormalizer(dim=[0, 2]), UnitGaussianNormalizer(dim=[0, 2])
@@ -47,7 +48,10 @@ def test_trainer_runs_and_conditions_hold_in_physical_units():
     outn.fit(y)
     processor = BoundaryDataProcessor(inn, outn, boundary=model.boundary_spec)
     loader = torch.utils.data.DataLoader(_Samples(x, y, values), batch_size=8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    return bc, values, model, processor, loader, torch.optim.Adam(model.parameters(), lr=1e-2)
+
+def test_trainer_runs_and_conditions_hold_in_physical_units():
+    bc, values, model, processor, loader, opt = _boon_training_setup(s=32)
     trainer = Trainer(model=model, n_epochs=16, data_processor=processor, verbose=False, device="cpu",
                       eval_interval=16)
     loss = TargetLoss(LpLoss(d=1))
@@ -65,16 +69,7 @@ def test_trainer_runs_and_conditions_hold_in_physical_units():
 
 def _three_epochs(loss):
     """A 3-epoch Trainer run of a BOON model with the plugin's processor; returns the warnings it raised."""
-    torch.manual_seed(0)
-    x, y, values = _data(s=16)
-    bc = [Dirichlet(faces=["left"]), Neumann(faces=["right"], domain=(0.0, 2.0))]
-    model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=bc)
-    inn, outn = UnitGaussianNormalizer(dim=[0, 2]), UnitGaussianNormalizer(dim=[0, 2])
-    inn.fit(x)
-    outn.fit(y)
-    processor = BoundaryDataProcessor(inn, outn, boundary=model.boundary_spec)
-    loader = torch.utils.data.DataLoader(_Samples(x, y, values), batch_size=8)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    _, _, model, processor, loader, opt = _boon_training_setup(s=16)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # every occurrence, whatever filters other tests or plugins set
         trainer = Trainer(model=model, n_epochs=3, data_processor=processor, verbose=False, device="cpu",
