@@ -482,12 +482,10 @@ def _run_paper(args, argv):
         curves[name] = [float(np.mean(losses[i:i + 50])) for i in range(0, len(losses), 50)]
         log(paper_tables(rows))
     wall = time.perf_counter() - t_start
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs visible"
-    meta = {"regime": "paper", "mode": mode, "config": cfg, "seed": args.seed, "threads": args.threads,
-            "problems": names, "wall_s": wall, "train_s": timings, "machine": machine, "torch": torch.__version__,
-            "command": "python examples/reproduce_probconserv.py " + " ".join(argv if argv is not None
-                                                                              else sys.argv[1:]),
-            "ll_variance_floor": PAPER_VAR_FLOOR, "loss_per_50_steps": curves}
+    meta = _run_record(argv, regime="paper", mode=mode, config=cfg, seed=args.seed, threads=args.threads,
+                       problems=names, wall_s=wall, train_s=timings, ll_variance_floor=PAPER_VAR_FLOOR,
+                       loss_per_50_steps=curves)
+    machine = meta["machine"]
     with open(out / "results_paper.json", "w") as f:
         json.dump({"meta": meta, "rows": all_rows}, f, indent=1)
     md = [f"# ProbConserv, the paper's regime ({mode} mode)", "",
@@ -503,6 +501,13 @@ def _run_paper(args, argv):
     (out / "results_paper.md").write_text("\n".join(md))
     log(f"wrote {out / 'results_paper.md'} and {out / 'results_paper.json'} in {wall:.1f} s")
     return {"meta": meta, "rows": all_rows}
+
+
+def _run_record(argv, **fields):
+    """The run's settings, with the machine, torch version and the exact command line (for the results files)."""
+    machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs visible"
+    command = "python examples/reproduce_probconserv.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    return {**fields, "machine": machine, "torch": torch.__version__, "command": command}
 
 
 def main(argv=None):
@@ -535,12 +540,9 @@ def _run(args, argv):
             w = trapezoid_weights(plots[0]["grid"])
             files += make_plots(name, problem, plots, w, out)
     wall = time.perf_counter() - t_start
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs visible"
-    meta = {"mode": mode, "config": cfg, "seed": args.seed, "threads": args.threads, "problems": args.problems,
-            "wall_s": wall, "train_s": timings, "machine": machine, "torch": torch.__version__,
-            "command": "python examples/reproduce_probconserv.py " + " ".join(argv if argv is not None
-                                                                              else sys.argv[1:]),
-            "ll_variance_floor": VAR_FLOOR, "plots": files}
+    meta = _run_record(argv, mode=mode, config=cfg, seed=args.seed, threads=args.threads, problems=args.problems,
+                       wall_s=wall, train_s=timings, ll_variance_floor=VAR_FLOOR, plots=files)
+    machine = meta["machine"]
     with open(out / "results.json", "w") as f:
         json.dump({"meta": meta, "rows": all_rows}, f, indent=1)
     md = [f"# ProbConserv reproduction ({mode} mode)", "",
