@@ -1,20 +1,13 @@
 """The README's main job runs end to end (tiny size) and shows both methods holding their constraints."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def quickstart():
-    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def quickstart(load_example):
+    return load_example("quickstart")
 
 
 def test_quickstart_quick_mode(quickstart, tmp_path, capsys):

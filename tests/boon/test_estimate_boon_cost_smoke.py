@@ -1,19 +1,12 @@
 """Smoke test of examples/estimate_boon_cost.py on a tiny configuration: its extrapolation arithmetic."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "estimate_boon_cost.py"
-
 
 @pytest.fixture(scope="module")
-def cost():
-    spec = importlib.util.spec_from_file_location("estimate_boon_cost", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def cost(load_example):
+    return load_example("estimate_boon_cost")
 
 
 def test_estimate_extrapolates_the_timed_steps(cost, tmp_path, monkeypatch):

@@ -1,8 +1,6 @@
 """Smoke test of examples/reproduce_boon.py at a tiny size, and checks of its metric helpers."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "reproduce_boon.py"
-
 
 @pytest.fixture(scope="module")
-def repro():
-    spec = importlib.util.spec_from_file_location("reproduce_boon", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def repro(load_example):
+    return load_example("reproduce_boon")
 
 
 TINY = dict(

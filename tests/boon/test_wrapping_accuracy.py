@@ -296,16 +296,11 @@ def test_lift_refuses_bad_widths():
                 lift_width="4")
 
 
-def test_measurement_script_runs_and_reports_every_mechanism(tmp_path):
+def test_measurement_script_runs_and_reports_every_mechanism(tmp_path, load_example):
     """examples/wrap_checkpoint_accuracy.py at smoke size: the JSON holds every mechanism, with exact conditions."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "wrap_checkpoint_accuracy.py"
-    spec = importlib.util.spec_from_file_location("wrap_checkpoint_accuracy", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("wrap_checkpoint_accuracy")
     module.main(["--quick", "heat", "--seeds", "0", "--mechanisms", "kernel", "overwrite", "lift2",
                  "--finetune", "heat", "--finetune-epochs", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "wrap_accuracy.json").read_text())

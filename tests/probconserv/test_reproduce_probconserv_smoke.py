@@ -1,21 +1,14 @@
 """Fast smoke test of examples/reproduce_probconserv.py."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "reproduce_probconserv.py"
-
 
 @pytest.fixture(scope="module")
-def repro():
-    spec = importlib.util.spec_from_file_location("reproduce_probconserv", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def repro(load_example):
+    return load_example("reproduce_probconserv")
 
 
 @pytest.fixture(scope="module")
