@@ -9,6 +9,8 @@ import warnings
 import torch
 from torch.distributions import Distribution
 
+from ._checks import check_broadcasts_to
+
 __all__ = ["gaussian_nll", "gaussian_nll_loss"]
 
 
@@ -59,14 +61,8 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     mean = dist.mean
     if target.shape[-1] != mean.shape[-1]:
         raise ValueError(f"target must have {mean.shape[-1]} nodes in its last dimension, got {tuple(target.shape)}")
-    try:
-        broadcast = torch.broadcast_shapes(target.shape, mean.shape)
-    except RuntimeError:
-        broadcast = None
-    if broadcast != mean.shape:
-        # a larger target would average the likelihood over cross pairs of fields instead of erroring
-        raise ValueError(f"target must have the prediction's shape {tuple(mean.shape)} (or broadcast to it), "
-                         f"got {tuple(target.shape)}")
+    # a larger target would average the likelihood over cross pairs of fields instead of erroring
+    check_broadcasts_to(target.shape, mean.shape, "target", f"the prediction's shape {tuple(mean.shape)}")
     if not bool(torch.isfinite(target).all()):
         raise ValueError("target must be finite, but it contains NaN or inf")
     n = mean.shape[-1]

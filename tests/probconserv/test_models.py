@@ -372,7 +372,7 @@ def test_gaussian_nll_refuses_a_target_that_would_broadcast_the_prediction():
     from torch.distributions import Normal
 
     dist = Normal(torch.zeros(4, 8), torch.ones(4, 8))
-    with pytest.raises(ValueError, match=r"target must have the prediction's shape \(4, 8\)"):
+    with pytest.raises(ValueError, match=r"target of shape \(4, 1, 8\) would broadcast the prediction's shape \(4, 8\) to \(4, 4, 8\)"):
         gaussian_nll(dist, torch.zeros(4, 1, 8), reduction="none")
     assert gaussian_nll(dist, torch.zeros(1, 8), reduction="none").shape == gaussian_nll(
         dist, torch.zeros(4, 8), reduction="none").shape  # a target that broadcasts *to* the prediction is fine
