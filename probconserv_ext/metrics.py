@@ -150,16 +150,14 @@ def gaussian_log_likelihood(dist, target, var_floor=0.0):
         raise TypeError(f"dist must be a torch Distribution, got {type(dist).__name__}")
     if isinstance(var_floor, bool) or not (isinstance(var_floor, (int, float)) and 0 <= var_floor < math.inf):
         raise ValueError(f"var_floor must be a finite float >= 0, got {var_floor!r}")
-    mean, var = dist.mean, dist.variance
+    mean = dist.mean
     t = as_tensor(target, "target", dtype=mean.dtype, device=mean.device)
     if t.shape != mean.shape:
         raise ValueError(f"target must have the prediction's shape {tuple(mean.shape)}, got {tuple(t.shape)}")
-    if var_floor == 0 and not bool((var > 0).all()):
+    if var_floor == 0 and not bool((dist.variance > 0).all()):  # said here in terms of this function's argument
         raise ValueError("the prediction has a zero variance at some node; pass var_floor > 0")
-    var = var.clamp_min(var_floor)
-    # validate_args=False: the floor is applied here, and gaussian_nll checks the variances itself
-    floored = Normal(mean, var.sqrt(), validate_args=False)
-    return -gaussian_nll(floored, t, reduction="none", eps=var_floor) / mean.shape[-1]
+    # gaussian_nll's marginal form floors the variances at eps itself
+    return -gaussian_nll(dist, t, reduction="none", eps=var_floor) / mean.shape[-1]
 
 
 def draw_samples(dist, sample_shape, generator=None):
