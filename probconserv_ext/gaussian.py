@@ -23,7 +23,7 @@ from torch.distributions import Distribution, constraints
 
 from ._checks import eps_of
 from .covariance import DowndatedCovariance
-from .update import REFINE_STEPS
+from .update import refine_to_roundoff
 
 __all__ = ["StructuredGaussian", "ConstrainedGaussian"]
 
@@ -185,11 +185,8 @@ class ConstrainedGaussian(StructuredGaussian):
             r = r + self.noise.sqrt() * e
         u = u - self.factors.correction(r)
         if self._refine_tol is not None and self.exact:
-            for _ in range(REFINE_STEPS):
-                r = u @ self.G.mT - self.b
-                if bool((r.abs() <= self._refine_tol * (u.abs() @ self.G.abs().mT + self.b.abs())).all()):
-                    break
-                u = u - self.factors.correction(r)
+            # like the mean; a draw that still misses round-off is returned as it is (the mean passed the check)
+            u, _ = refine_to_roundoff(u, self.G, self.b, self.factors.correction, self._refine_tol, self.b.abs())
         return u
 
     def update_samples(self, samples, generator=None, perturb=True):

@@ -11,7 +11,7 @@ from .constraints import LinearConstraint
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .nonnegative import nonnegative_active_set
-from .update import REFINE_STEPS, residual_tolerance, solve_update
+from .update import refine_to_roundoff, residual_tolerance, solve_update
 
 __all__ = ["ProbConserv"]
 
@@ -374,20 +374,11 @@ class ProbConserv(nn.Module):
 
         ``prior_scale`` is ``|G| |mu| + |b|``, computed before the update.
         """
-        G = self.G
         tol = residual_tolerance(self.compute_dtype, self.n)
-        for attempt in range(REFINE_STEPS + 1):
-            Gloc = loc @ G.mT
-            r = Gloc - b
-            # |G loc| <= |G| |loc|: passing against the lower bound settles the check without a second pass over
-            # loc (the common case).
-            if bool((r.abs() <= tol * (prior_scale + Gloc.abs())).all()):
-                return loc
-            scale = prior_scale + loc.abs() @ G.abs().mT
-            if bool((r.abs() <= tol * scale).all()):
-                return loc
-            if attempt < REFINE_STEPS:
-                loc = loc - factors.correction(r)
+        loc, failed = refine_to_roundoff(loc, self.G, b, factors.correction, tol, prior_scale)
+        if failed is None:
+            return loc
+        r, scale = failed
         worst = float((r.abs() / scale.clamp_min(torch.finfo(scale.dtype).tiny)).detach().amax())
         raise ValueError(
             "the exact update did not enforce G u = b to round-off: the largest relative residual "

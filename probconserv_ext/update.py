@@ -25,7 +25,8 @@ import torch
 
 from ._checks import eps_of
 
-__all__ = ["UpdateFactors", "solve_update", "factor_update", "pivot_tolerance", "residual_tolerance", "REFINE_STEPS"]
+__all__ = ["UpdateFactors", "solve_update", "factor_update", "pivot_tolerance", "residual_tolerance",
+           "refine_to_roundoff", "REFINE_STEPS"]
 
 # Steps of iterative refinement allowed when an exact update (of the mean or of draws) misses round-off.
 REFINE_STEPS = 3
@@ -196,3 +197,41 @@ def _thin_matmul(X, M):
     if M.shape[-1] == 1:
         return X * M[..., 0, :][..., None, :]
     return (X[..., :, :, None] * M[..., None, :, :]).sum(-2)
+
+
+def refine_to_roundoff(u, G, b, correction, tol, base_scale):
+    """Iterative refinement of an exact update's result until ``G u = b`` holds to round-off.
+
+    The residual is judged per row against ``base_scale + |G| |u|`` times ``tol``; passing against the lower bound
+    ``base_scale + |G u|`` first settles the common case without a second pass over ``u``. Each failed check applies
+    the update once more to the residual (``u - correction(G u - b)``), which multiplies an ill-conditioned
+    system's relative residual by about ``cond eps``; at most ``REFINE_STEPS`` steps.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape ``(..., n)``
+    G : torch.Tensor, shape ``(m, n)``
+    b : torch.Tensor, shape ``(..., m)``
+    correction : callable
+        Maps a residual ``(..., m)`` to the update's correction ``(..., n)``.
+    tol : float
+        Relative tolerance (:func:`residual_tolerance`).
+    base_scale : torch.Tensor, broadcastable to ``(..., m)``
+        The rest of the problem's scale, e.g. ``|G| |mu| + |b|``.
+
+    Returns
+    -------
+    (torch.Tensor, None) or (torch.Tensor, (torch.Tensor, torch.Tensor))
+        ``u`` refined, and ``None`` when it reached round-off, else the last residual and its scale.
+    """
+    for attempt in range(REFINE_STEPS + 1):
+        Gu = u @ G.mT
+        r = Gu - b
+        if bool((r.abs() <= tol * (base_scale + Gu.abs())).all()):
+            return u, None
+        scale = base_scale + u.abs() @ G.abs().mT
+        if bool((r.abs() <= tol * scale).all()):
+            return u, None
+        if attempt < REFINE_STEPS:
+            u = u - correction(r)
+    return u, (r, scale)
