@@ -24,6 +24,7 @@ import torch
 
 from .conditions import BoundarySpec
 from .correction import FaceSolver, correct_axis, faces_of_input, skip_matrix
+from .enforcement import _replace_face
 from .spectral import SpectralPlan, check_spectral_conv
 
 __all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward", "write_hidden_values"]
@@ -164,14 +165,8 @@ def write_hidden_values(h: torch.Tensor, hidden_values) -> torch.Tensor:
         order given, so at a node shared by two faces the later one's value stays.
     """
     for axis, side, g in hidden_values:
-        dim = 2 + axis
-        n = h.shape[dim]
         face_shape = tuple(s for i, s in enumerate(h.shape[2:]) if i != axis)
-        face = g.to(h.dtype).expand(h.shape[0], h.shape[1], *face_shape).unsqueeze(dim)
-        if side == "left":
-            h = torch.cat([face, h.narrow(dim, 1, n - 1)], dim)
-        else:
-            h = torch.cat([h.narrow(dim, 0, n - 1), face], dim)
+        h = _replace_face(h, 2 + axis, side, g.to(h.dtype).expand(h.shape[0], h.shape[1], *face_shape))
     return h
 
 
