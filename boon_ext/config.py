@@ -101,8 +101,6 @@ def build_model(config):
     missing = [k for k in ("model_arch", "data_channels") if k not in model]
     if missing:
         raise ValueError(f"config['model'] is missing {missing} (neuralop's get_model reads them)")
-    from neuralop.models import get_model
-
-    from . import models  # noqa: F401  (registers boon_fno / boon_tfno)
+    from neuralop.models import get_model  # boon_fno / boon_tfno are registered: importing boon_ext did it
 
     return get_model(Bunch(config))
