@@ -370,12 +370,10 @@ class BOONFNO(FNO, name="boon_fno"):
         if not isinstance(fno, FNO):
             raise TypeError(f"fno must be a neuralop FNO or TFNO, got {type(fno).__name__}")
         source_is_boon = isinstance(fno, BOONFNO)
-        if kernel_correction is None:
-            kernel_correction = bool(source_is_boon and fno.boundary_spec and fno.kernel_correction)
+        trained_with_correction = bool(source_is_boon and fno.boundary_spec and fno.kernel_correction)
+        kernel_correction = trained_with_correction if kernel_correction is None else bool(kernel_correction)
         if hidden_values is None:
             hidden_values = bool(source_is_boon and fno.hidden_values)
-        kernel_correction = bool(kernel_correction)
-        trained_with_correction = source_is_boon and fno.boundary_spec and fno.kernel_correction
         if kernel_correction and boundary is not None and not trained_with_correction:
             warn_untrained_correction(f"a {type(fno).__name__} wrapped by from_fno")
         args, kwargs = _constructor_kwargs(fno)
