@@ -7,8 +7,8 @@ constrained, T2 changes the input on the faces only, ``z = x + d``, so that
 
     (K z)_0 = (K00 - K0N KNN^-1 KN0) x_0,        (K z)_N = KNN x_N,
 
-i.e. the boundary outputs no longer depend on interior inputs (Saad et al. 2023, Sec. 3; the formulas of
-``shared/NOTES.md`` with matrices for scalars). With one face constrained, ``(K z)_p = Kpp x_p``. The change
+i.e. the boundary outputs no longer depend on interior inputs (Saad et al. 2023, Sec. 3: the paper's
+formulas, with matrices for its scalars). With one face constrained, ``(K z)_p = Kpp x_p``. The change
 ``d`` solves one ``(P C) x (P C)`` linear system per face frequency, with the batch as right-hand sides.
 
 References
