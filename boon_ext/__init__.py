@@ -8,6 +8,8 @@ References
        physics-based boundary constraints." ICLR 2023.
 """
 
+from _physics_constrained import distribution_version
+
 from .conditions import BoundaryCondition, BoundarySpec, Dirichlet, Neumann, Periodic, parse_boundary
 from .data_processor import BoundaryDataProcessor
 from .distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp
@@ -19,18 +21,7 @@ from .serialization import CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_check
 from .config import build_model, load_config
 from .losses import TargetLoss
 
-
-def _version() -> str:
-    # The installed distribution's version; a source tree that was never installed has no metadata.
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("physics-constrained-operators")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-__version__ = _version()
+__version__ = distribution_version()
 
 __all__ = [
     "BOONFNO",

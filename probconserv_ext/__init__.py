@@ -6,6 +6,8 @@ Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that c
 ICML 2023.
 """
 
+from _physics_constrained import distribution_version
+
 from .constraints import LinearConstraint, conservation_constraint, conserved_total, stack_constraints, value_constraint
 from .covariance import Covariance, DenseCovariance, DiagonalCovariance, DowndatedCovariance, LowRankCovariance
 from .distributed import DistributedProbConserv
@@ -14,18 +16,7 @@ from .layer import ProbConserv
 from .losses import gaussian_nll
 from .quadrature import flatten_field, quadrature_weights, unflatten_field
 
-
-def _version() -> str:
-    # The installed distribution's version; a source tree that was never installed has no metadata.
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("physics-constrained-operators")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-__version__ = _version()
+__version__ = distribution_version()
 
 __all__ = [
     "__version__",

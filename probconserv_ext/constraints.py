@@ -9,7 +9,7 @@ import functools
 
 import torch
 
-from ._checks import as_tensor, check_finite, check_index
+from _physics_constrained.validation import as_tensor, check_finite, check_index
 from .quadrature import quadrature_weights
 
 __all__ = ["LinearConstraint", "conservation_constraint", "value_constraint", "stack_constraints", "conserved_total"]

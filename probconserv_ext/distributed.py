@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.distributions import MultivariateNormal
 
-from ._checks import as_tensor, check_finite
+from _physics_constrained.validation import as_tensor, check_finite
 from .constraints import LinearConstraint
 from .quadrature import quadrature_weights
 from .covariance import DiagonalCovariance, LowRankCovariance

@@ -21,7 +21,7 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
-from ._checks import eps_of
+from _physics_constrained.validation import eps_of
 from .covariance import DowndatedCovariance
 from .update import refine_to_roundoff
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
 
-from ._checks import as_tensor, check_broadcasts_to, check_finite, check_nonnegative, check_variance, compiling, eps_of
+from _physics_constrained.validation import as_tensor, check_broadcasts_to, check_finite, check_nonnegative, check_variance, compiling, eps_of
 from .constraints import LinearConstraint
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian

@@ -9,7 +9,7 @@ import warnings
 import torch
 from torch.distributions import Distribution
 
-from ._checks import check_broadcasts_to
+from _physics_constrained.validation import check_broadcasts_to
 
 __all__ = ["gaussian_nll", "gaussian_nll_loss"]
 

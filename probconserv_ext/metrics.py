@@ -18,7 +18,7 @@ import math
 import torch
 from torch.distributions import Distribution, Normal
 
-from ._checks import as_tensor, check_finite
+from _physics_constrained.validation import as_tensor, check_finite
 from .constraints import LinearConstraint
 from .gaussian import StructuredGaussian
 from .layer import ProbConserv

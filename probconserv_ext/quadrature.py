@@ -6,7 +6,7 @@ conservation constraint ``G u = b``.
 
 import torch
 
-from ._checks import as_tensor, check_finite
+from _physics_constrained.validation import as_tensor, check_finite
 
 __all__ = ["quadrature_weights", "flatten_field", "unflatten_field"]
 

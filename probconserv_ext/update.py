@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from ._checks import eps_of
+from _physics_constrained.validation import eps_of
 
 __all__ = ["UpdateFactors", "solve_update", "factor_update", "pivot_tolerance", "residual_tolerance",
            "refine_to_roundoff", "REFINE_STEPS"]

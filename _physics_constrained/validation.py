@@ -1,15 +1,92 @@
-"""Argument checks shared by the ProbConserv modules.
+"""The argument checks of both packages (``boon_ext`` and ``probconserv_ext``): one vocabulary, one message style.
 
-Every check raises ``ValueError`` or ``TypeError`` with a message that names the offending argument and
-states what was expected, so that a scientist sees at once which input is wrong.
+Every check takes the value first and the argument's name second, returns the checked (possibly converted) value,
+and raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong value) with a message of the
+form ``"<name> must be <what was expected>, got <what was given>"``, so that a scientist sees at once which input
+is wrong and what to pass instead.
+
+Scalar settings (:func:`check_int`, :func:`check_real`, :func:`check_range`, :func:`check_interval`,
+:func:`check_choice`, :func:`check_generator`) serve constructors and data generators; the tensor checks
+(:func:`as_tensor`, :func:`check_finite`, :func:`check_nonnegative`, :func:`check_variance`,
+:func:`check_broadcasts_to`, :func:`check_index`) serve the layers.
 """
 
+import math
+import numbers
 import operator
+from typing import Any, Optional, Sequence, Tuple
 
 import torch
 
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
+           "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
            "compiling", "eps_of"]
+
+
+# ------------------------------------------------------------------ scalar settings
+def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
+    """A Python or NumPy integer (not ``bool``), at least ``minimum`` if given; returned as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(value: Any, name: str, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (not ``bool``), optionally positive or non-negative; returned as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be non-negative, got {value}")
+    return value
+
+
+def check_range(value: Any, name: str, positive: bool = False) -> Tuple[float, float]:
+    """A fixed value ``v`` (returned as ``(v, v)``) or a sampling interval ``(low, high)`` with ``low <= high``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = check_real(value, name, positive=positive)
+        return (v, v)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a number or a (low, high) pair, got {value!r}")
+    lo = check_real(value[0], f"{name}[0]", positive=positive)
+    hi = check_real(value[1], f"{name}[1]", positive=positive)
+    if lo > hi:
+        raise ValueError(f"{name} must have low <= high, got ({lo}, {hi})")
+    return (lo, hi)
+
+
+def check_interval(value: Any, name: str) -> Tuple[float, float]:
+    """A pair ``(a, b)`` of finite numbers with ``a < b`` (a domain)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (a, b), got {value!r}")
+    a = check_real(value[0], f"{name}[0]")
+    b = check_real(value[1], f"{name}[1]")
+    if not b > a:
+        raise ValueError(f"{name} must have a < b, got ({a}, {b})")
+    return (a, b)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """One of ``choices``."""
+    if value not in tuple(choices):
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_generator(value: Any, name: str = "generator") -> Optional[torch.Generator]:
+    """A ``torch.Generator`` or ``None``."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
+    return value
+
+
+# ------------------------------------------------------------------ tensors
 
 
 def as_tensor(x, name, dtype=None, device=None):
