@@ -20,7 +20,7 @@ import torch
 
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
            "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
-           "compiling", "eps_of"]
+           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype"]
 
 
 # ------------------------------------------------------------------ scalar settings
@@ -214,3 +214,58 @@ def check_index(i, name):
 def eps_of(dtype):
     """Machine epsilon of a floating dtype."""
     return torch.finfo(dtype).eps
+
+
+# ------------------------------------------------------------------ appended: fractions and tensor arguments
+def check_fraction(value: Any, name: str, include_one: bool = True) -> float:
+    """A real number in ``[0, 1]`` (``[0, 1)`` with ``include_one=False``): a weight or a share; returned as float.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If it is not finite or lies outside the interval.
+    """
+    value = check_real(value, name)
+    if not (0.0 <= value <= 1.0) or (value == 1.0 and not include_one):
+        raise ValueError(f"{name} must be in [0, {'1]' if include_one else '1)'}, got {value}")
+    return value
+
+
+def check_tensor(value: Any, name: str, ndim: Optional[int] = None, layout: str = "",
+                 floating: bool = False) -> torch.Tensor:
+    """A ``torch.Tensor`` (floating if asked) with ``ndim`` dimensions if given; returned unchanged.
+
+    Parameters
+    ----------
+    value : Any
+    name : str
+    ndim : int, optional
+        The required number of dimensions.
+    layout : str
+        The expected shape in words, for the message (e.g. ``"(batch, channels, n)"``).
+    floating : bool
+        Require a floating dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a tensor (or not floating when required).
+    ValueError
+        If it has the wrong number of dimensions.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor of shape {layout or '(...)'}, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {value.dtype}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must be a tensor of shape {layout or ndim * '(.)'}, got shape {tuple(value.shape)}")
+    return value
+
+
+def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
+    """A floating ``torch.dtype`` (the dtype a distribution or a computation is asked for)."""
+    if not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise ValueError(f"{name} must be a floating torch.dtype, got {value!r}")
+    return value

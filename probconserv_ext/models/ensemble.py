@@ -1,17 +1,19 @@
 """Deep ensemble of FNOs: a Gaussian prediction with a low-rank-plus-diagonal covariance."""
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal
-from neuralop.models import FNO
 
-from ._seeding import check_seed, seeded
-from ._state import HoldsNeuralopModels
+from _physics_constrained.validation import (check_finite, check_float_dtype, check_fraction, check_int, check_real,
+                                              check_tensor)
+from ._fno import FNOModel
 
 __all__ = ["FNOEnsemble"]
 
 
-class FNOEnsemble(HoldsNeuralopModels):
+class FNOEnsemble(FNOModel):
     """S independently initialised 1-D FNOs over x whose output channels are the time slices.
 
     The members' spread gives the covariance ``U U^T + jitter I`` with ``U`` the centred members scaled
@@ -42,11 +44,11 @@ class FNOEnsemble(HoldsNeuralopModels):
 
     Raises
     ------
-    ValueError
-        If a size is not a positive integer (``n_members < 2``), ``jitter`` is not positive and finite, or
-        ``seed`` is negative.
     TypeError
-        If ``seed`` is not an integer.
+        If a size or ``seed`` is not an integer, or ``jitter`` not a real number.
+    ValueError
+        If a size is smaller than 1 (``n_members`` smaller than 2), ``jitter`` is not positive and finite, or
+        ``seed`` is negative.
 
     Examples
     --------
@@ -64,33 +66,21 @@ class FNOEnsemble(HoldsNeuralopModels):
     .. [3] Li, Z. et al. "Fourier neural operator for parametric partial differential equations", ICLR 2021.
     """
 
-    def __init__(self, n_members, in_channels, out_channels, n_modes=12, hidden_channels=24, n_layers=3,
-                 jitter=1e-6, seed=0, **fno_kwargs):
-        super().__init__()
-        for name, v, lo in (("n_members", n_members, 2), ("in_channels", in_channels, 1),
-                            ("out_channels", out_channels, 1), ("n_modes", n_modes, 1),
-                            ("hidden_channels", hidden_channels, 1), ("n_layers", n_layers, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if not (isinstance(jitter, (int, float)) and jitter > 0 and jitter < float("inf")):
-            raise ValueError(f"jitter must be a positive finite float, got {jitter!r}")
-        check_seed(seed)
-        self.jitter = float(jitter)
-        self.seed = seed
-        fno_kwargs.setdefault("positional_embedding", None)
-        members = []
-        for i in range(n_members):
-            with seeded(seed + i):
-                members.append(FNO(n_modes=(n_modes,), in_channels=in_channels, out_channels=out_channels,
-                                   hidden_channels=hidden_channels, n_layers=n_layers, **fno_kwargs))
-        self.members = nn.ModuleList(members)
+    def __init__(self, n_members: int, in_channels: int, out_channels: int, n_modes: int = 12,
+                 hidden_channels: int = 24, n_layers: int = 3, jitter: float = 1e-6, seed: int = 0,
+                 **fno_kwargs: Any) -> None:
+        check_int(n_members, "n_members", minimum=2)
+        super().__init__(in_channels, out_channels, n_modes, hidden_channels, n_layers, seed, fno_kwargs)
+        self.jitter = check_real(jitter, "jitter", positive=True)
+        self.members = nn.ModuleList(self._seeded_fno(self.out_channels, self.seed + i) for i in range(n_members))
 
     @property
-    def n_members(self):
+    def n_members(self) -> int:
+        """The ensemble size S."""
         return len(self.members)
 
-    def forward(self, x):
-        """Stack of member predictions (differentiable; the same as :meth:`member_predictions`).
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Stack of the members' predictions (differentiable, e.g. for training).
 
         Parameters
         ----------
@@ -102,30 +92,27 @@ class FNOEnsemble(HoldsNeuralopModels):
 
         Raises
         ------
-        ValueError
+        TypeError, ValueError
             If ``x`` is not a 3-D tensor.
         """
-        if not isinstance(x, torch.Tensor) or x.ndim != 3:
-            raise ValueError(f"x must be a tensor of shape (batch, channels, n), got {getattr(x, 'shape', x)}")
+        x = self._check_x(x)
         return torch.stack([m(x) for m in self.members])
 
     @torch.no_grad()
-    def member_predictions(self, x):
-        """The members' predictions, e.g. for ``ConstrainedGaussian.update_samples``.
-
-        Parameters
-        ----------
-        x : torch.Tensor, shape (batch, in_channels, n)
+    def member_predictions(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' predictions for ``x`` of shape ``(batch, in_channels, n)``, e.g. for
+        ``ConstrainedGaussian.update_samples``: :meth:`forward` without gradient (the same errors).
 
         Returns
         -------
         torch.Tensor, shape (S, batch, out_channels, n)
-            In the model's dtype, without gradient.
+            In the model's dtype.
         """
         return self(x)
 
     @torch.no_grad()
-    def predict(self, x, shrinkage=0.0, dtype=torch.float64):
+    def predict(self, x: torch.Tensor, shrinkage: float = 0.0,
+                dtype: torch.dtype = torch.float64) -> LowRankMultivariateNormal:
         """Gaussian prediction of the ensemble, ready for :class:`~probconserv_ext.ProbConserv`.
 
         Parameters
@@ -153,13 +140,14 @@ class FNOEnsemble(HoldsNeuralopModels):
 
         Raises
         ------
-        ValueError
+        TypeError, ValueError
             For a bad ``x``, ``shrinkage`` or ``dtype``.
         """
         return self.gaussian_from_samples(self(x), self.jitter, shrinkage, dtype)
 
     @staticmethod
-    def gaussian_from_samples(ens, jitter, shrinkage=0.0, dtype=torch.float64):
+    def gaussian_from_samples(ens: torch.Tensor, jitter: float, shrinkage: float = 0.0,
+                              dtype: torch.dtype = torch.float64) -> LowRankMultivariateNormal:
         """Mean and low-rank-plus-diagonal covariance of ensemble members ``ens`` of shape ``(S, ..., n)``.
 
         See :meth:`predict` for ``shrinkage`` and ``dtype``.
@@ -179,21 +167,20 @@ class FNOEnsemble(HoldsNeuralopModels):
 
         Raises
         ------
+        TypeError
+            If ``ens`` is not a tensor or ``jitter``/``shrinkage`` not a real number.
         ValueError
-            If ``ens`` is not a finite tensor with ``S >= 2`` members, ``jitter`` is not positive and finite,
+            If ``ens`` is not finite or has fewer than 2 members, ``jitter`` is not positive and finite,
             ``shrinkage`` is outside [0, 1], ``dtype`` is not a floating dtype, or the jitter is too small for the
             members' spread to factor the capacitance matrix in ``dtype``.
         """
-        if not isinstance(ens, torch.Tensor) or ens.ndim < 2 or ens.shape[0] < 2:
-            raise ValueError(f"ens must be a tensor of shape (S, ...) with S >= 2, got {getattr(ens, 'shape', ens)}")
-        if not bool(torch.isfinite(ens).all()):
-            raise ValueError("ens must be finite (no NaN or inf)")
-        if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) and 0 < jitter < float("inf")):
-            raise ValueError(f"jitter must be a positive finite float, got {jitter!r}")
-        if isinstance(shrinkage, bool) or not (isinstance(shrinkage, (int, float)) and 0 <= shrinkage <= 1):
-            raise ValueError(f"shrinkage must be a float in [0, 1], got {shrinkage!r}")
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        check_tensor(ens, "ens", layout="(S, ...) with S >= 2")
+        if ens.ndim < 2 or ens.shape[0] < 2:
+            raise ValueError(f"ens must be a tensor of shape (S, ...) with S >= 2, got shape {tuple(ens.shape)}")
+        check_finite(ens, "ens")
+        jitter = check_real(jitter, "jitter", positive=True)
+        shrinkage = check_fraction(shrinkage, "shrinkage")
+        check_float_dtype(dtype)
         s = ens.shape[0]
         # statistics in the members' dtype (as the models produce them), then cast
         mean = ens.mean(0)

@@ -1,17 +1,18 @@
 """FNO with a mean and a log-variance output per node, trained with the Gaussian likelihood."""
 
+from typing import Any, Tuple
+
 import torch
 from torch.distributions import Normal
-from neuralop.models import FNO
 
+from _physics_constrained.validation import check_float_dtype, check_real
 from ..losses import gaussian_nll_loss
-from ._seeding import check_seed, seeded
-from ._state import HoldsNeuralopModels
+from ._fno import FNOModel
 
 __all__ = ["HeteroscedasticFNO", "gaussian_nll_loss"]
 
 
-class HeteroscedasticFNO(HoldsNeuralopModels):
+class HeteroscedasticFNO(FNOModel):
     """1-D FNO over x with ``2 C`` output channels: C means and C log-variances (one per time slice).
 
     Parameters
@@ -32,10 +33,10 @@ class HeteroscedasticFNO(HoldsNeuralopModels):
 
     Raises
     ------
-    ValueError
-        If a size is not a positive integer, ``min_variance`` is negative or not finite, or ``seed`` is negative.
     TypeError
-        If ``seed`` is not an integer.
+        If a size or ``seed`` is not an integer, or ``min_variance`` not a real number.
+    ValueError
+        If a size is smaller than 1, ``min_variance`` is negative or not finite, or ``seed`` is negative.
 
     Examples
     --------
@@ -48,26 +49,14 @@ class HeteroscedasticFNO(HoldsNeuralopModels):
        distribution", ICNN 1994.
     """
 
-    def __init__(self, in_channels, out_channels, n_modes=12, hidden_channels=24, n_layers=3,
-                 min_variance=1e-6, seed=0, **fno_kwargs):
-        super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("n_modes", n_modes),
-                        ("hidden_channels", hidden_channels), ("n_layers", n_layers)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (isinstance(min_variance, (int, float)) and 0 <= min_variance < float("inf")):
-            raise ValueError(f"min_variance must be a finite float >= 0, got {min_variance!r}")
-        check_seed(seed)
-        self.out_channels = out_channels
-        self.min_variance = float(min_variance)
-        self.seed = seed
-        fno_kwargs.setdefault("positional_embedding", None)
-        with seeded(seed):
-            self.fno = FNO(n_modes=(n_modes,), in_channels=in_channels, out_channels=2 * out_channels,
-                           hidden_channels=hidden_channels, n_layers=n_layers, **fno_kwargs)
+    def __init__(self, in_channels: int, out_channels: int, n_modes: int = 12, hidden_channels: int = 24,
+                 n_layers: int = 3, min_variance: float = 1e-6, seed: int = 0, **fno_kwargs: Any) -> None:
+        super().__init__(in_channels, out_channels, n_modes, hidden_channels, n_layers, seed, fno_kwargs)
+        self.min_variance = check_real(min_variance, "min_variance", nonnegative=True)
+        self.fno = self._seeded_fno(2 * self.out_channels, self.seed)
 
-    def forward(self, x):
-        """Mean and log-variance.
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of every field at every node (differentiable, e.g. for training).
 
         Parameters
         ----------
@@ -80,16 +69,14 @@ class HeteroscedasticFNO(HoldsNeuralopModels):
 
         Raises
         ------
-        ValueError
+        TypeError, ValueError
             If ``x`` is not a 3-D tensor.
         """
-        if not isinstance(x, torch.Tensor) or x.ndim != 3:
-            raise ValueError(f"x must be a tensor of shape (batch, channels, n), got {getattr(x, 'shape', x)}")
-        out = self.fno(x)
+        out = self.fno(self._check_x(x))
         return out[:, : self.out_channels], out[:, self.out_channels:]
 
     @torch.no_grad()
-    def predict(self, x, dtype=torch.float64):
+    def predict(self, x: torch.Tensor, dtype: torch.dtype = torch.float64) -> Normal:
         """Gaussian prediction with independent nodes, ready for :class:`~probconserv_ext.ProbConserv`.
 
         Parameters
@@ -106,12 +93,11 @@ class HeteroscedasticFNO(HoldsNeuralopModels):
 
         Raises
         ------
-        ValueError
-            For a bad ``x`` or ``dtype``, or if a predicted variance is zero (``min_variance = 0`` and
-            ``exp(log_var)`` underflows).
+        TypeError, ValueError
+            For a bad ``x`` or ``dtype``, or (``ValueError``) if a predicted variance is zero
+            (``min_variance = 0`` and ``exp(log_var)`` underflows).
         """
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        check_float_dtype(dtype)
         mean, log_var = self(x)
         var = torch.exp(log_var) + self.min_variance
         if not bool((var > 0).all()):

@@ -21,36 +21,27 @@ References
    respect conservation laws", ICML 2023.
 """
 
-import math
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 from torch.nn import functional as F
 
-from ._seeding import check_seed, seeded
+from _physics_constrained.validation import (check_finite, check_float_dtype, check_generator, check_int, check_real,
+                                              check_tensor)
+from ._seeding import seeded
 
 __all__ = ["AttentiveNeuralProcess", "fit_neural_process", "sample_observations"]
 
 
-def _mlp(sizes):
+def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-def _check_int(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return v
-
-
-def _check_generator(generator):
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 class AttentiveNeuralProcess(nn.Module):
@@ -76,11 +67,11 @@ class AttentiveNeuralProcess(nn.Module):
 
     Raises
     ------
-    ValueError
-        If a size is not a positive integer, ``hidden`` is not a multiple of ``n_heads``, ``min_std`` is not positive
-        and finite, or ``seed`` is negative.
     TypeError
-        If ``seed`` is not an integer.
+        If a size or ``seed`` is not an integer, or ``min_std`` not a real number.
+    ValueError
+        If a size is not positive (``n_layers`` smaller than 2), ``hidden`` is not a multiple of ``n_heads``,
+        ``min_std`` is not positive and finite, or ``seed`` is negative.
 
     Examples
     --------
@@ -89,19 +80,19 @@ class AttentiveNeuralProcess(nn.Module):
     >>> post = ProbConserv(conservation_constraint(grid))(prior, b=totals)
     """
 
-    def __init__(self, x_dim=2, hidden=128, latent=128, n_heads=4, n_layers=3, min_std=1e-3, seed=0):
+    def __init__(self, x_dim: int = 2, hidden: int = 128, latent: int = 128, n_heads: int = 4, n_layers: int = 3,
+                 min_std: float = 1e-3, seed: int = 0) -> None:
         super().__init__()
-        _check_int("x_dim", x_dim, 1)
-        _check_int("hidden", hidden, 1)
-        _check_int("latent", latent, 1)
-        _check_int("n_heads", n_heads, 1)
-        _check_int("n_layers", n_layers, 2)
+        x_dim = check_int(x_dim, "x_dim", minimum=1)
+        hidden = check_int(hidden, "hidden", minimum=1)
+        latent = check_int(latent, "latent", minimum=1)
+        n_heads = check_int(n_heads, "n_heads", minimum=1)
+        n_layers = check_int(n_layers, "n_layers", minimum=2)
         if hidden % n_heads:
-            raise ValueError(f"hidden ({hidden}) must be a multiple of n_heads ({n_heads})")
-        if isinstance(min_std, bool) or not (isinstance(min_std, (int, float)) and 0 < min_std < math.inf):
-            raise ValueError(f"min_std must be a positive finite float, got {min_std!r}")
-        check_seed(seed)
-        self.x_dim, self.hidden, self.latent, self.min_std, self.seed = x_dim, hidden, latent, float(min_std), seed
+            raise ValueError(f"hidden must be a multiple of n_heads = {n_heads}, got {hidden}")
+        self.min_std = check_real(min_std, "min_std", positive=True)
+        self.seed = check_int(seed, "seed", minimum=0)
+        self.x_dim, self.hidden, self.latent = x_dim, hidden, latent
         with seeded(seed):
             self.det_encoder = _mlp([x_dim + 1] + [hidden] * n_layers)
             self.key_encoder = _mlp([x_dim, hidden, hidden])
@@ -111,12 +102,11 @@ class AttentiveNeuralProcess(nn.Module):
             self.decoder = _mlp([x_dim + hidden + latent] + [hidden] * (n_layers - 1) + [2])
 
     # ------------------------------------------------------------------ input checks
-    def _check_inputs(self, x_context, u_context, x_target):
+    def _check_inputs(self, x_context: torch.Tensor, u_context: torch.Tensor,
+                      x_target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The checked inputs in the weights' dtype."""
         for name, t in (("x_context", x_context), ("u_context", u_context), ("x_target", x_target)):
-            if not isinstance(t, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-            if not t.is_floating_point():
-                raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
+            check_tensor(t, name, floating=True)
         if x_context.ndim != 3 or x_context.shape[-1] != self.x_dim or x_context.shape[1] < 1:
             raise ValueError(f"x_context must have shape (batch, n_context >= 1, {self.x_dim}), "
                              f"got {tuple(x_context.shape)}")
@@ -127,14 +117,13 @@ class AttentiveNeuralProcess(nn.Module):
             raise ValueError(f"x_target must have shape (batch, ..., {self.x_dim}) with batch = "
                              f"{x_context.shape[0]}, got {tuple(x_target.shape)}")
         for name, t in (("x_context", x_context), ("u_context", u_context), ("x_target", x_target)):
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name} must be finite (no NaN or inf)")
+            check_finite(t, name)
         # the layers compute in the weights' dtype (e.g. float64 grids fed to a float32 model)
         dtype = self.decoder[0].weight.dtype
         return x_context.to(dtype), u_context.to(dtype), x_target.to(dtype)
 
     # ------------------------------------------------------------------ the two paths and the decoder
-    def latent_distribution(self, x_context, u_context):
+    def latent_distribution(self, x_context: torch.Tensor, u_context: torch.Tensor) -> Normal:
         """Gaussian over ``z`` from the mean-pooled context, batch shape ``(batch,)``, event ``(latent,)`` as Normal.
 
         Parameters
@@ -152,7 +141,8 @@ class AttentiveNeuralProcess(nn.Module):
         mu, raw = self.lat_head(s).chunk(2, -1)
         return Normal(mu, 0.1 + 0.9 * torch.sigmoid(raw))
 
-    def deterministic_summary(self, x_context, u_context, x_target):
+    def deterministic_summary(self, x_context: torch.Tensor, u_context: torch.Tensor,
+                              x_target: torch.Tensor) -> torch.Tensor:
         """Cross-attention of each target coordinate over the embedded context points.
 
         Parameters
@@ -170,7 +160,8 @@ class AttentiveNeuralProcess(nn.Module):
                                 need_weights=False)
         return out
 
-    def decode(self, x_target, summary, z):
+    def decode(self, x_target: torch.Tensor, summary: torch.Tensor,
+               z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation per target for latent draws ``z``.
 
         Parameters
@@ -190,7 +181,8 @@ class AttentiveNeuralProcess(nn.Module):
         mean, raw = self.decoder(torch.cat([feats, zz], -1)).unbind(-1)
         return mean, F.softplus(raw) + self.min_std
 
-    def forward(self, x_context, u_context, x_target, n_latent=1, generator=None):
+    def forward(self, x_context: torch.Tensor, u_context: torch.Tensor, x_target: torch.Tensor, n_latent: int = 1,
+                generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Decoded means and standard deviations for ``n_latent`` draws of ``z`` from the context's latent.
 
         Differentiable (the draws are reparametrised).
@@ -215,8 +207,12 @@ class AttentiveNeuralProcess(nn.Module):
             For inputs of the wrong type, shape, or with non-finite values.
         """
         x_context, u_context, x_target = self._check_inputs(x_context, u_context, x_target)
-        _check_int("n_latent", n_latent, 1)
-        _check_generator(generator)
+        return self._draws(x_context, u_context, x_target, check_int(n_latent, "n_latent", minimum=1),
+                           check_generator(generator))
+
+    def _draws(self, x_context: torch.Tensor, u_context: torch.Tensor, x_target: torch.Tensor, n_latent: int,
+               generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` on checked inputs (in the weights' dtype)."""
         lead = x_target.shape[1:-1]
         xt = x_target.reshape(x_target.shape[0], -1, self.x_dim)
         q = self.latent_distribution(x_context, u_context)
@@ -225,7 +221,8 @@ class AttentiveNeuralProcess(nn.Module):
         mean, std = self.decode(xt, self.deterministic_summary(x_context, u_context, xt), z)
         return mean.reshape(n_latent, -1, *lead), std.reshape(n_latent, -1, *lead)
 
-    def elbo_loss(self, x_context, u_context, x_target, u_target, generator=None):
+    def elbo_loss(self, x_context: torch.Tensor, u_context: torch.Tensor, x_target: torch.Tensor,
+                  u_target: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Negative evidence lower bound per target point (the training loss).
 
         ``-E_q(z | all)[log p(u_target | z, context)] / n_target + KL(q(z | all) || q(z | context)) / n_target``,
@@ -241,15 +238,19 @@ class AttentiveNeuralProcess(nn.Module):
         Returns
         -------
         torch.Tensor, scalar
+
+        Raises
+        ------
+        TypeError, ValueError
+            For inputs of the wrong type, shape, or with non-finite values, or a bad ``generator``.
         """
         x_context, u_context, x_target = self._check_inputs(x_context, u_context, x_target)
-        if not isinstance(u_target, torch.Tensor) or x_target.ndim != 3 or u_target.shape != x_target.shape[:2]:
+        check_tensor(u_target, "u_target", layout="(batch, n_target)")
+        if x_target.ndim != 3 or u_target.shape != x_target.shape[:2]:
             raise ValueError(f"u_target must be a tensor of shape {tuple(x_target.shape[:2])}, "
-                             f"got {getattr(u_target, 'shape', u_target)}")
-        if not bool(torch.isfinite(u_target).all()):
-            raise ValueError("u_target must be finite (no NaN or inf)")
-        u_target = u_target.to(x_target.dtype)
-        _check_generator(generator)
+                             f"got shape {tuple(u_target.shape)}")
+        u_target = check_finite(u_target, "u_target").to(x_target.dtype)
+        check_generator(generator)
         q_all = self.latent_distribution(x_target, u_target)
         q_ctx = self.latent_distribution(x_context, u_context)
         eps = torch.randn(q_all.loc.shape, generator=generator, dtype=q_all.loc.dtype, device=q_all.loc.device)
@@ -260,8 +261,9 @@ class AttentiveNeuralProcess(nn.Module):
         return nll + kl
 
     @torch.no_grad()
-    def predict(self, x_context, u_context, x_target, n_latent=100, seed=None, generator=None, dtype=torch.float64,
-                chunk=8):
+    def predict(self, x_context: torch.Tensor, u_context: torch.Tensor, x_target: torch.Tensor, n_latent: int = 100,
+                seed: Optional[int] = None, generator: Optional[torch.Generator] = None,
+                dtype: torch.dtype = torch.float64, chunk: int = 8) -> Normal:
         """Per-point Gaussian prediction, ready for :class:`~probconserv_ext.ProbConserv`.
 
         The mean is the average of the decoded means over ``n_latent`` latent draws; the variance the average of the
@@ -296,27 +298,27 @@ class AttentiveNeuralProcess(nn.Module):
         TypeError, ValueError
             For bad inputs, both ``seed`` and ``generator``, or a bad ``dtype``.
         """
-        self._check_inputs(x_context, u_context, x_target)
-        _check_int("n_latent", n_latent, 1)
-        _check_int("chunk", chunk, 1)
-        _check_generator(generator)
+        x_context, u_context, x_target = self._check_inputs(x_context, u_context, x_target)
+        n_latent = check_int(n_latent, "n_latent", minimum=1)
+        chunk = check_int(chunk, "chunk", minimum=1)
+        check_generator(generator)
         if seed is not None and generator is not None:
-            raise ValueError("pass seed or generator, not both")
+            raise ValueError("seed or generator must be given, not both: got both")
         if seed is not None:
-            generator = torch.Generator(device=x_context.device).manual_seed(check_seed(seed))
-        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+            generator = torch.Generator(device=x_context.device).manual_seed(check_int(seed, "seed", minimum=0))
+        check_float_dtype(dtype)
         means, variances = [], []
         for i in range(0, x_context.shape[0], chunk):
             sl = slice(i, i + chunk)
-            m, s = self(x_context[sl], u_context[sl], x_target[sl], n_latent, generator)
+            m, s = self._draws(x_context[sl], u_context[sl], x_target[sl], n_latent, generator)
             m, s = m.to(torch.float64), s.to(torch.float64)
             means.append(m.mean(0))
             variances.append((s**2).mean(0) + m.var(0, unbiased=False))
         return Normal(torch.cat(means).to(dtype), torch.cat(variances).sqrt().to(dtype))
 
 
-def sample_observations(fields, n_times, n_points, generator):
+def sample_observations(fields: torch.Tensor, n_times: int, n_points: int,
+                        generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Indices of ``n_times x n_points`` observations per field: random time slices times random nodes.
 
     Parameters
@@ -331,21 +333,26 @@ def sample_observations(fields, n_times, n_points, generator):
     (torch.Tensor, torch.Tensor)
         Time and node indices, each ``(batch, n_times * n_points)`` (the tensor product of the chosen slices and
         nodes, drawn without replacement).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``fields`` is not a 3-D tensor, or ``n_times`` or ``n_points`` is not an integer between 1 and ``nt``
+        or ``nx``.
     """
-    if not isinstance(fields, torch.Tensor) or fields.ndim != 3:
-        raise ValueError(f"fields must be a tensor of shape (batch, nt, nx), got {getattr(fields, 'shape', fields)}")
-    b, nt, nx = fields.shape
-    _check_int("n_times", n_times, 1)
-    _check_int("n_points", n_points, 1)
+    b, nt, nx = check_tensor(fields, "fields", ndim=3, layout="(batch, nt, nx)").shape
+    check_int(n_times, "n_times", minimum=1)
+    check_int(n_points, "n_points", minimum=1)
     if n_times > nt or n_points > nx:
-        raise ValueError(f"n_times <= nt = {nt} and n_points <= nx = {nx} are needed, got {n_times}, {n_points}")
+        raise ValueError(f"n_times and n_points must be at most nt = {nt} and nx = {nx}, got {n_times}, {n_points}")
     ti = torch.rand(b, nt, generator=generator).argsort(-1)[:, :n_times]
     xi = torch.rand(b, nx, generator=generator).argsort(-1)[:, :n_points]
     return (ti[:, :, None].expand(-1, -1, n_points).reshape(b, -1),
             xi[:, None, :].expand(-1, n_times, -1).reshape(b, -1))
 
 
-def _gather(fields, coords, ti, xi):
+def _gather(fields: torch.Tensor, coords: Tuple[torch.Tensor, torch.Tensor], ti: torch.Tensor,
+            xi: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Values and ``(x, t)`` coordinates at time indices ``ti`` and node indices ``xi``."""
     rows = torch.arange(fields.shape[0])[:, None]
     u = fields[rows, ti, xi]
@@ -353,8 +360,10 @@ def _gather(fields, coords, ti, xi):
     return x, u
 
 
-def fit_neural_process(model, fields, x_grid, t_grid, steps=1000, lr=1e-4, batch_size=16, n_times=10, n_points=10,
-                       n_target=256, seed=0, progress=False):
+def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_grid: torch.Tensor,
+                       t_grid: torch.Tensor, steps: int = 1000, lr: float = 1e-4, batch_size: int = 16,
+                       n_times: int = 10, n_points: int = 10, n_target: int = 256, seed: int = 0,
+                       progress: bool = False) -> List[float]:
     """Train an :class:`AttentiveNeuralProcess` on fields sampled on a space-time grid.
 
     Each step takes ``batch_size`` fields, a context of ``n_times x n_points`` observations (random time slices times
@@ -387,7 +396,8 @@ def fit_neural_process(model, fields, x_grid, t_grid, steps=1000, lr=1e-4, batch
     Raises
     ------
     TypeError
-        If ``model`` is not an :class:`AttentiveNeuralProcess` with ``x_dim = 2``.
+        If ``model`` is not an :class:`AttentiveNeuralProcess` with ``x_dim = 2``, or an argument is of the wrong
+        kind.
     ValueError
         For bad sizes or data.
     """
@@ -395,19 +405,14 @@ def fit_neural_process(model, fields, x_grid, t_grid, steps=1000, lr=1e-4, batch
 
     if not isinstance(model, AttentiveNeuralProcess) or model.x_dim != 2:
         raise TypeError(f"model must be an AttentiveNeuralProcess with x_dim=2, got {type(model).__name__}")
-    if not isinstance(fields, torch.Tensor) or fields.ndim != 3 or not fields.is_floating_point():
-        raise ValueError(
-            f"fields must be a floating tensor of shape (n, nt, nx), got {getattr(fields, 'shape', fields)}")
-    if not bool(torch.isfinite(fields).all()):
-        raise ValueError("fields must be finite (no NaN or inf)")
+    check_finite(check_tensor(fields, "fields", ndim=3, layout="(n, nt, nx)", floating=True), "fields")
     for name, g, size in (("x_grid", x_grid, fields.shape[2]), ("t_grid", t_grid, fields.shape[1])):
-        if not isinstance(g, torch.Tensor) or g.shape != (size,):
-            raise ValueError(f"{name} must be a tensor of shape ({size},), got {getattr(g, 'shape', g)}")
+        if check_tensor(g, name, layout=f"({size},)").shape != (size,):
+            raise ValueError(f"{name} must be a tensor of shape ({size},), got shape {tuple(g.shape)}")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("n_target", n_target)):
-        _check_int(name, v, 1)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a positive finite float, got {lr!r}")
-    check_seed(seed)
+        check_int(v, name, minimum=1)
+    lr = check_real(lr, "lr", positive=True)
+    seed = check_int(seed, "seed", minimum=0)
     dtype = next(model.parameters()).dtype
     fields = fields.to(dtype)
     coords = (x_grid.to(dtype), t_grid.to(dtype))

@@ -70,12 +70,21 @@ def test_ensemble_gaussian_is_sample_covariance(s, batch, c, n, seed, lam, jitte
         (torch.zeros(3, 4), -1.0, 0.0, "jitter"),
         (torch.zeros(3, 4), 0.0, 0.0, "jitter"),
         (torch.zeros(3, 4), 1e-6, 1.5, "shrinkage"),
-        (np.zeros((3, 4)), 0.0, 0.0, "tensor"),
     ],
 )
 def test_ensemble_gaussian_bad_input(ens, jitter, lam, match):
     with pytest.raises(ValueError, match=match):
         FNOEnsemble.gaussian_from_samples(ens, jitter, lam)
+
+
+def test_ensemble_gaussian_wrong_kind_of_argument():
+    # the shared vocabulary: a wrong kind of object is a TypeError that names the argument
+    with pytest.raises(TypeError, match="ens must be a tensor"):
+        FNOEnsemble.gaussian_from_samples(np.zeros((3, 4)), 1e-6)
+    with pytest.raises(TypeError, match="jitter must be a real number"):
+        FNOEnsemble.gaussian_from_samples(torch.zeros(3, 4), "1e-6")
+    with pytest.raises(TypeError, match="shrinkage must be a real number"):
+        FNOEnsemble.gaussian_from_samples(torch.zeros(3, 4), 1e-6, None)
 
 
 def test_ensemble_gaussian_bad_dtype_and_unfactorable_float32():
@@ -116,7 +125,6 @@ def test_fno_ensemble_is_seeded():
     [
         (dict(n_members=1), "n_members"),
         (dict(out_channels=0), "out_channels"),
-        (dict(n_modes=2.5), "n_modes"),
         (dict(jitter=0.0), "jitter"),
     ],
 )
@@ -124,6 +132,16 @@ def test_fno_ensemble_bad_arguments(kwargs, match):
     args = dict(n_members=2, in_channels=2, out_channels=1, **TINY)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
+        FNOEnsemble(**args)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(n_modes=2.5), "n_modes must be an integer"),
+                                           (dict(in_channels=True), "in_channels must be an integer"),
+                                           (dict(jitter="small"), "jitter must be a real number")])
+def test_fno_ensemble_wrong_kind_of_argument(kwargs, match):
+    args = dict(n_members=2, in_channels=2, out_channels=1, **TINY)
+    args.update(kwargs)
+    with pytest.raises(TypeError, match=match):
         FNOEnsemble(**args)
 
 
