@@ -1,52 +1,232 @@
-"""Structured covariance operators: diagonal, low rank plus diagonal, dense, and a rank-m downdate.
+"""Structured covariance operators: identity, diagonal, low rank plus diagonal, dense, and a rank-m downdate.
 
 Each operator represents a batch of ``n x n`` covariance matrices without forming them (except
 :class:`DenseCovariance`, which holds what the user passed). The ProbConserv update only needs products
 ``Sigma @ X`` with thin ``X`` (``n x m``) and the diagonal, so a diagonal prior costs ``O(n m^2)`` time and
 ``O(n m)`` memory, and its posterior stays "diagonal minus rank m" (:class:`DowndatedCovariance`), in the
-spirit of ``linear_operator``/GPyTorch.
+spirit of ``linear_operator``/GPyTorch: the structure is kept until :meth:`Covariance.to_dense` is asked for.
+
+Every operator implements the protocol of :class:`Covariance`; callers never branch on the concrete class, they ask
+the operator (:attr:`Covariance.is_diagonal`, :meth:`Covariance.low_rank_split`).
 """
+
+import abc
+from typing import Callable, Optional, Tuple
 
 import torch
 
-__all__ = ["Covariance", "DiagonalCovariance", "LowRankCovariance", "DenseCovariance", "DowndatedCovariance"]
+__all__ = ["Covariance", "IdentityCovariance", "DiagonalCovariance", "LowRankCovariance", "DenseCovariance",
+           "DowndatedCovariance"]
+
+# Maps standard-normal draws that several nodes share to the draws to use (a domain-decomposed caller broadcasts
+# them from one rank, so that every slab of the nodes sees the same ones).
+Shared = Optional[Callable[[torch.Tensor], torch.Tensor]]
 
 
-class Covariance:
-    """Base class of a batch of ``n x n`` covariance matrices with batch shape ``batch_shape``."""
+class Covariance(abc.ABC):
+    """A batch of symmetric positive semi-definite ``n x n`` matrices, shape ``(*batch_shape, n, n)``.
 
-    n: int
-    batch_shape: torch.Size
+    Subclasses implement the abstract methods; :meth:`to_dense`, :meth:`diagonal_dot`, :meth:`low_rank_split` and
+    :attr:`is_diagonal` have defaults in terms of them.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes.
+    batch_shape : torch.Size
+        Leading (batch) shape.
+    """
+
+    def __init__(self, n: int, batch_shape: torch.Size):
+        self.n = int(n)
+        self.batch_shape = torch.Size(batch_shape)
 
     @property
-    def dtype(self):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def dtype(self) -> torch.dtype:
+        """Dtype of the operator's tensors."""
 
-    def matmul(self, X):
-        """``Sigma @ X`` for ``X`` of shape ``(..., n, k)``."""
-        raise NotImplementedError
+    @property
+    @abc.abstractmethod
+    def device(self) -> torch.device:
+        """Device of the operator's tensors."""
 
-    def diagonal(self):
-        """Variances, shape ``(*batch_shape, n)``."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def matmul(self, X: torch.Tensor) -> torch.Tensor:
+        """``Sigma @ X``.
 
-    def to_dense(self):
-        """The dense matrices, shape ``(*batch_shape, n, n)``: ``O(n^2)`` memory, for inspection and tests."""
-        return self.matmul(torch.eye(self.n, dtype=self.dtype, device=self.device))
+        Parameters
+        ----------
+        X : torch.Tensor, shape ``(..., n, k)``
 
-    def sample_noise(self, shape, generator=None):
-        """Draws of ``N(0, Sigma)`` with shape ``(*shape, *batch_shape, n)``."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be sampled directly")
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(..., n, k)`` broadcast with ``batch_shape``.
+        """
+
+    @abc.abstractmethod
+    def diagonal(self) -> torch.Tensor:
+        """The variances ``diag(Sigma)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*batch_shape, n)`` (may be a broadcast view).
+        """
+
+    @abc.abstractmethod
+    def sample_noise(self, shape: Tuple[int, ...], generator: Optional[torch.Generator] = None,
+                     shared: Shared = None) -> torch.Tensor:
+        """Draws of ``N(0, Sigma)``.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Sample shape.
+        generator : torch.Generator, optional
+        shared : callable, optional
+            Applied to the standard-normal draws that more than one node uses (the latent draws of a low-rank
+            factor, those of a dense square root); a domain-decomposed caller passes a broadcast from one rank.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*shape, *batch_shape, n)``.
+
+        Raises
+        ------
+        ValueError
+            If the operator cannot be sampled on its own (see :class:`DowndatedCovariance`).
+        """
+
+    @abc.abstractmethod
+    def inv_quad_logdet(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(x^T Sigma^-1 x, log det Sigma)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape ``(..., n)``
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            The quadratic form (shape ``(...)`` broadcast with ``batch_shape``) and the log-determinant (shape
+            ``batch_shape``, or broadcast with it).
+
+        Raises
+        ------
+        ValueError
+            If ``Sigma`` is singular (no density in ``R^n``).
+        """
+
+    @abc.abstractmethod
+    def to(self, dtype: Optional[torch.dtype] = None, device=None) -> "Covariance":
+        """The same operator with its tensors cast to ``dtype`` and/or moved to ``device``.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+        device : torch.device or str, optional
+
+        Returns
+        -------
+        Covariance
+            Of the same class.
+        """
+
+    # ------------------------------------------------------------------ defaults
+    def to_dense(self) -> torch.Tensor:
+        """The dense matrices (``O(n^2)`` memory, for inspection and tests).
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*batch_shape, n, n)``.
+        """
+        eye = torch.eye(self.n, dtype=self.dtype, device=self.device)
+        return self.matmul(eye).expand(*self.batch_shape, self.n, self.n)
+
+    @property
+    def is_diagonal(self) -> bool:
+        """Whether ``Sigma`` is diagonal by construction (then :meth:`diagonal` describes it completely)."""
+        return False
+
+    def diagonal_dot(self, W: torch.Tensor) -> torch.Tensor:
+        """``diag(Sigma) @ W^T``: the rows of ``W`` (shape ``(m, n)``) summed with the variances as weights.
+
+        Parameters
+        ----------
+        W : torch.Tensor, shape ``(m, n)``
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*batch_shape, m)``.
+        """
+        return self.diagonal() @ W.mT
+
+    def low_rank_split(self) -> Tuple["Covariance", Optional[torch.Tensor]]:
+        """``(rest, U)`` with ``Sigma = rest + U U^T``, ``U`` of shape ``(..., n, r)`` or ``None``.
+
+        The product with ``U U^T`` goes through the thin ``U^T X`` (``r x k``), a sum over the node axis: a
+        domain-decomposed caller sums it over the ranks, so that only ``rest`` needs to act slab by slab.
+
+        Returns
+        -------
+        (Covariance, torch.Tensor or None)
+        """
+        return self, None
+
+    def _standard_normal(self, shape: Tuple[int, ...], extra: Tuple[int, ...],
+                         generator: Optional[torch.Generator]) -> torch.Tensor:
+        return torch.randn(*shape, *extra, dtype=self.dtype, device=self.device, generator=generator)
+
+
+def _share(shared: Shared, z: torch.Tensor) -> torch.Tensor:
+    return z if shared is None else shared(z)
+
+
+class IdentityCovariance(Covariance):
+    """``Sigma = I`` (the metric of the HardC baseline's least-squares projection).
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes.
+    dtype : torch.dtype
+    device : torch.device or str, optional
+    """
+
+    def __init__(self, n: int, dtype: torch.dtype = torch.float64, device=None):
+        super().__init__(n, torch.Size())
+        self._dtype = dtype
+        self._device = torch.device("cpu") if device is None else torch.device(device)
+
+    dtype = property(lambda self: self._dtype)
+    device = property(lambda self: self._device)
+
+    @property
+    def is_diagonal(self) -> bool:
+        return True
+
+    def matmul(self, X: torch.Tensor) -> torch.Tensor:
+        return X
+
+    def diagonal(self) -> torch.Tensor:
+        return torch.ones(self.n, dtype=self.dtype, device=self.device)
+
+    def diagonal_dot(self, W: torch.Tensor) -> torch.Tensor:
+        return W.sum(-1)  # no vector of ones
+
+    def sample_noise(self, shape, generator=None, shared=None):
+        return self._standard_normal(shape, (self.n,), generator)
 
     def inv_quad_logdet(self, x):
-        """``(x^T Sigma^-1 x, log det Sigma)`` for ``x`` of shape ``(..., n)``."""
-        raise NotImplementedError(f"{type(self).__name__} has no inverse")
+        return (x * x).sum(-1), torch.zeros((), dtype=x.dtype, device=x.device)
 
-    def to(self, dtype):
-        raise NotImplementedError
-
-    def _randn(self, shape, extra, generator):
-        return torch.randn(*shape, *extra, dtype=self.dtype, device=self.device, generator=generator)
+    def to(self, dtype=None, device=None):
+        return IdentityCovariance(self.n, dtype or self.dtype, device or self.device)
 
 
 class DiagonalCovariance(Covariance):
@@ -58,13 +238,16 @@ class DiagonalCovariance(Covariance):
         Non-negative variances.
     """
 
-    def __init__(self, diag):
+    def __init__(self, diag: torch.Tensor):
+        super().__init__(diag.shape[-1], diag.shape[:-1])
         self.diag = diag
-        self.n = diag.shape[-1]
-        self.batch_shape = diag.shape[:-1]
 
     dtype = property(lambda self: self.diag.dtype)
     device = property(lambda self: self.diag.device)
+
+    @property
+    def is_diagonal(self) -> bool:
+        return True
 
     def matmul(self, X):
         return self.diag[..., :, None] * X
@@ -72,19 +255,16 @@ class DiagonalCovariance(Covariance):
     def diagonal(self):
         return self.diag
 
-    def to_dense(self):
-        return torch.diag_embed(self.diag)
-
-    def sample_noise(self, shape, generator=None):
-        return self.diag.sqrt() * self._randn(shape, self.diag.shape, generator)
+    def sample_noise(self, shape, generator=None, shared=None):
+        return self.diag.sqrt() * self._standard_normal(shape, self.diag.shape, generator)
 
     def inv_quad_logdet(self, x):
         if bool((self.diag <= 0).any()):
-            raise ValueError("log_prob needs a positive definite covariance, but some variances are zero")
+            raise ValueError("covariance must be positive definite for a density, but some variances are zero")
         return (x * x / self.diag).sum(-1), self.diag.log().sum(-1)
 
-    def to(self, dtype):
-        return DiagonalCovariance(self.diag.to(dtype))
+    def to(self, dtype=None, device=None):
+        return DiagonalCovariance(self.diag.to(dtype=dtype, device=device))
 
 
 class LowRankCovariance(Covariance):
@@ -97,11 +277,10 @@ class LowRankCovariance(Covariance):
         Non-negative; may be zero (an ensemble covariance of rank ``r``).
     """
 
-    def __init__(self, factor, diag):
+    def __init__(self, factor: torch.Tensor, diag: torch.Tensor):
+        super().__init__(factor.shape[-2], torch.broadcast_shapes(factor.shape[:-2], diag.shape[:-1]))
         self.factor = factor
         self.diag = diag
-        self.n = factor.shape[-2]
-        self.batch_shape = torch.broadcast_shapes(factor.shape[:-2], diag.shape[:-1])
 
     dtype = property(lambda self: self.factor.dtype)
     device = property(lambda self: self.factor.device)
@@ -113,21 +292,21 @@ class LowRankCovariance(Covariance):
     def diagonal(self):
         return (self.diag + (self.factor**2).sum(-1)).expand(*self.batch_shape, self.n)
 
-    def to_dense(self):
-        U = self.factor
-        return U @ U.mT + torch.diag_embed(self.diag)
+    def low_rank_split(self):
+        return DiagonalCovariance(self.diag), self.factor
 
-    def sample_noise(self, shape, generator=None):
+    def sample_noise(self, shape, generator=None, shared=None):
         U = self.factor
-        z = self._randn(shape, (*self.batch_shape, U.shape[-1], 1), generator)
-        return (U @ z).squeeze(-1) + self.diag.sqrt() * self._randn(shape, (*self.batch_shape, self.n), generator)
+        z = _share(shared, self._standard_normal(shape, (*self.batch_shape, U.shape[-1], 1), generator))
+        return (U @ z).squeeze(-1) + self.diag.sqrt() * self._standard_normal(shape, (*self.batch_shape, self.n),
+                                                                              generator)
 
     def inv_quad_logdet(self, x):
         # Woodbury and the matrix determinant lemma with the r x r capacitance C = I + U^T D^-1 U.
         d = self.diag
         if bool((d <= 0).any()):
             raise ValueError(
-                "log_prob of a low-rank covariance needs a positive diagonal (cov_diag); an ensemble covariance "
+                "cov_diag must be positive for a density (log_prob) of a low-rank covariance; an ensemble covariance "
                 "without one is singular"
             )
         U = self.factor
@@ -139,17 +318,22 @@ class LowRankCovariance(Covariance):
         logdet = d.log().sum(-1) + 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1)
         return quad, logdet
 
-    def to(self, dtype):
-        return LowRankCovariance(self.factor.to(dtype), self.diag.to(dtype))
+    def to(self, dtype=None, device=None):
+        return LowRankCovariance(self.factor.to(dtype=dtype, device=device), self.diag.to(dtype=dtype, device=device))
 
 
 class DenseCovariance(Covariance):
-    """A dense covariance ``Sigma`` of shape ``(..., n, n)`` (symmetric positive semi-definite)."""
+    """A dense covariance.
 
-    def __init__(self, matrix):
+    Parameters
+    ----------
+    matrix : torch.Tensor, shape ``(..., n, n)``
+        Symmetric positive semi-definite.
+    """
+
+    def __init__(self, matrix: torch.Tensor):
+        super().__init__(matrix.shape[-1], matrix.shape[:-2])
         self.matrix = matrix
-        self.n = matrix.shape[-1]
-        self.batch_shape = matrix.shape[:-2]
         self._root = None
 
     dtype = property(lambda self: self.matrix.dtype)
@@ -162,7 +346,7 @@ class DenseCovariance(Covariance):
         return torch.diagonal(self.matrix, dim1=-2, dim2=-1)
 
     def to_dense(self):
-        return self.matrix
+        return self.matrix  # already dense: no product with the identity
 
     def _square_root(self):
         # Cholesky factor when positive definite (stable gradients); otherwise a symmetric square root from the
@@ -176,38 +360,51 @@ class DenseCovariance(Covariance):
                 self._root = Q * evals.clamp_min(0).sqrt()[..., None, :]
         return self._root
 
-    def sample_noise(self, shape, generator=None):
+    def sample_noise(self, shape, generator=None, shared=None):
         R = self._square_root()
-        z = self._randn(shape, (*self.batch_shape, self.n, 1), generator)
+        z = _share(shared, self._standard_normal(shape, (*self.batch_shape, self.n, 1), generator))
         return (R @ z).squeeze(-1)
 
     def inv_quad_logdet(self, x):
         L, info = torch.linalg.cholesky_ex(self.matrix)
         if bool((info != 0).any()):
-            raise ValueError("log_prob needs a positive definite covariance, but the dense covariance is singular")
+            raise ValueError("covariance must be positive definite for a density, but the dense covariance is singular")
         y = torch.linalg.solve_triangular(L, x[..., :, None], upper=False).squeeze(-1)
         return (y * y).sum(-1), 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1)
 
-    def to(self, dtype):
-        return DenseCovariance(self.matrix.to(dtype))
+    def to(self, dtype=None, device=None):
+        return DenseCovariance(self.matrix.to(dtype=dtype, device=device))
 
 
 class DowndatedCovariance(Covariance):
-    """``Sigma = base - W W^T`` with a thin ``W`` of shape ``(..., n, m)``: the ProbConserv posterior covariance.
+    """``Sigma = base - W W^T`` with a thin ``W``: the ProbConserv posterior covariance.
+
+    ``W = base G^T M`` with ``M M^T = A^+`` for ``A = s2 I + G base G^T`` (:func:`probconserv_ext.update.factor_update`).
+    The products and the diagonal need only ``base`` and ``W``. Sampling and the density also need the update that
+    made ``W`` (``G``, ``M``, ``s2``): a draw is ``x - W M^T (G x + e)`` with ``x ~ N(0, base)`` and
+    ``e ~ N(0, s2 I)`` (no factor of the possibly singular ``Sigma``), and for ``s2 > 0`` the precision is
+    ``base^-1 + G^T G / s2`` with ``log det Sigma = log det base + m log s2 - log det A``. For ``s2 = 0``, ``Sigma``
+    has rank ``n - m`` and no density in ``R^n``.
 
     Parameters
     ----------
     base : Covariance
         The prior covariance.
     W : torch.Tensor, shape ``(..., n, m)``
-        ``W = Sigma_prior G^T M`` with ``M M^T = (s2 I + G Sigma_prior G^T)^-1``.
+    G : torch.Tensor, shape ``(m, n)``, optional
+        The constraint rows that defined ``W``; without them (and ``M``, ``noise``) :meth:`sample_noise` and
+        :meth:`inv_quad_logdet` raise ``ValueError``.
+    M : torch.Tensor, shape ``(..., m, m)``, optional
+    noise : torch.Tensor, optional
+        The constraint variance ``s2 >= 0`` (scalar).
     """
 
-    def __init__(self, base, W):
+    def __init__(self, base: Covariance, W: torch.Tensor, G: Optional[torch.Tensor] = None,
+                 M: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None):
+        super().__init__(base.n, torch.broadcast_shapes(base.batch_shape, W.shape[:-2]))
         self.base = base
         self.W = W
-        self.n = base.n
-        self.batch_shape = torch.broadcast_shapes(base.batch_shape, W.shape[:-2])
+        self.G, self.M, self.noise = G, M, noise
 
     dtype = property(lambda self: self.W.dtype)
     device = property(lambda self: self.W.device)
@@ -218,8 +415,41 @@ class DowndatedCovariance(Covariance):
     def diagonal(self):
         return self.base.diagonal() - (self.W**2).sum(-1)
 
-    def to_dense(self):
-        return self.base.to_dense() - self.W @ self.W.mT
+    def _update(self, what):
+        if self.G is None or self.M is None or self.noise is None:
+            raise ValueError(
+                f"covariance: {what} of a downdated covariance needs the update that defined it (G, M and noise); "
+                "use the ConstrainedGaussian (rsample, log_prob), which draws from the prior and applies the update"
+            )
+        return self.G, self.M, self.noise
 
-    def to(self, dtype):
-        return DowndatedCovariance(self.base.to(dtype), self.W.to(dtype))
+    def sample_noise(self, shape, generator=None, shared=None):
+        G, M, noise = self._update("sampling")
+        x = self.base.sample_noise(shape, generator, shared)
+        r = x @ G.mT
+        if bool(noise > 0):
+            r = r + noise.sqrt() * _share(shared, torch.randn(r.shape, dtype=r.dtype, device=r.device,
+                                                              generator=generator))
+        v = (M * r[..., :, None]).sum(-2)  # M^T r over the short m axis
+        return x - (self.W * v[..., None, :]).sum(-1)
+
+    def inv_quad_logdet(self, x):
+        G, M, noise = self._update("the density")
+        if not bool(noise > 0):
+            raise ValueError(
+                "covariance must be positive definite for a density, but an exact update (noise = 0) leaves rank "
+                f"n - m = {self.n - G.shape[0]}: its density lives on the constraint's affine subspace"
+            )
+        # M M^T = A^-1, so log det A = -2 log |det M|; a generalized inverse (singular A) has det M = 0.
+        logdet_A = -2 * torch.linalg.slogdet(M)[1]
+        if not bool(torch.isfinite(logdet_A).all()):
+            raise ValueError("covariance must come from a non-singular A = noise I + G Sigma G^T for a density")
+        q0, l0 = self.base.inv_quad_logdet(x)
+        Gx = x @ G.mT
+        return q0 + (Gx * Gx).sum(-1) / noise, l0 - logdet_A + G.shape[0] * noise.log()
+
+    def to(self, dtype=None, device=None):
+        def cast(t):
+            return None if t is None else t.to(dtype=dtype, device=device)
+        return DowndatedCovariance(self.base.to(dtype, device), cast(self.W), cast(self.G), cast(self.M),
+                                   cast(self.noise))
