@@ -33,10 +33,9 @@ class HeteroscedasticFNO(FNOModel):
 
     Raises
     ------
-    TypeError
-        If a size or ``seed`` is not an integer, or ``min_variance`` not a real number.
-    ValueError
-        If a size is smaller than 1, ``min_variance`` is negative or not finite, or ``seed`` is negative.
+    TypeError, ValueError
+        As :class:`~probconserv_ext.FNOEnsemble` for the sizes and the seed; for ``min_variance`` if it is not a real number
+        (``TypeError``) or is negative or not finite (``ValueError``).
 
     Examples
     --------

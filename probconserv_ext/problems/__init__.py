@@ -1,5 +1,7 @@
 """Conservation-law test problems with exact solutions, conserved totals and shock positions."""
 
+from _physics_constrained.validation import check_choice
+
 from .advection import AdvectionProblem
 from .base import ConservationProblem, ProblemData, trapezoid_weights
 from .diffusion import DiffusionProblem
@@ -14,22 +16,25 @@ PROBLEMS = {
 }
 
 
-def get_problem(name):
-    """Instantiate a problem by name (one of ``PROBLEMS``)."""
-    if name not in PROBLEMS:
-        raise ValueError(f"name must be one of {sorted(PROBLEMS)}, got {name!r}")
-    return PROBLEMS[name]()
+def get_problem(name: str) -> ConservationProblem:
+    """Instantiate a problem by name.
+
+    Parameters
+    ----------
+    name : str
+        One of ``PROBLEMS``: ``"diffusion"``, ``"pme"``, ``"stefan"``, ``"advection"``.
+
+    Returns
+    -------
+    ConservationProblem
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    return PROBLEMS[check_choice(name, "name", sorted(PROBLEMS))]()
 
 
-__all__ = [
-    "ConservationProblem",
-    "ProblemData",
-    "trapezoid_weights",
-    "DiffusionProblem",
-    "PorousMediumProblem",
-    "StefanProblem",
-    "AdvectionProblem",
-    "stefan_constants",
-    "PROBLEMS",
-    "get_problem",
-]
+__all__ = ["ConservationProblem", "ProblemData", "trapezoid_weights", "DiffusionProblem", "PorousMediumProblem",
+           "StefanProblem", "AdvectionProblem", "stefan_constants", "PROBLEMS", "get_problem"]

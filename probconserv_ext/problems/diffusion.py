@@ -1,5 +1,7 @@
 """Constant-coefficient diffusion (heat) equation, the "easy" member of the GPME family."""
 
+from typing import Tuple
+
 import numpy as np
 
 from .base import ConservationProblem
@@ -20,24 +22,15 @@ class DiffusionProblem(ConservationProblem):
     """
 
     name = "diffusion"
-    param_name = "k"
+    param_name, param_meaning = "k", "diffusivity"
     domain = (0.0, 2.0 * np.pi)
-    train_range = (1.0, 5.0)
-    test_params = (1.0,)
-    t_final = 0.5
-    has_shock = False
+    train_range, test_params = (1.0, 5.0), (1.0,)
 
-    def _check_param(self, param):
-        if param <= 0:
-            raise ValueError(f"param (diffusivity k) must be positive, got {param}")
-
-    def _solution(self, x, t, param):
+    def _solution(self, x: np.ndarray, t: np.ndarray, param: float) -> np.ndarray:
         return np.exp(-param * t) * np.sin(x)
 
-    def _total(self, t, param):
+    def _total(self, t: np.ndarray, param: float) -> np.ndarray:
         return np.zeros_like(t)
 
-    def boundary_values(self, t, param):
-        t = self._check_times(t)
-        self.check_param(param)
+    def _boundary_values(self, t: np.ndarray, param: float) -> Tuple[np.ndarray, np.ndarray]:
         return np.zeros_like(t), np.zeros_like(t)
