@@ -12,12 +12,13 @@ from _physics_constrained import distribution_version
 
 from .conditions import BoundaryCondition, BoundarySpec, Dirichlet, Neumann, Periodic, parse_boundary
 from .data_processor import BoundaryDataProcessor
-from .distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp
+from .checkpoint import (CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_checkpoint_file, load_ddp_checkpoint,
+                         save_ddp_checkpoint, unwrap_ddp)
 from .enforcement import boundary_error, enforce_boundary
 from .finetune import BoundaryAccuracyWarning, finetune_kernel_correction
 from .lift import lift_boundary
 from .models import BOONFNO, BOONTFNO
-from .serialization import CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_checkpoint_file
+from .stencil import neumann_stencil, one_sided_derivative
 from .config import build_model, load_config
 from .losses import TargetLoss
 
@@ -45,6 +46,8 @@ __all__ = [
     "load_checkpoint_file",
     "load_config",
     "load_ddp_checkpoint",
+    "neumann_stencil",
+    "one_sided_derivative",
     "parse_boundary",
     "save_ddp_checkpoint",
     "unwrap_ddp",

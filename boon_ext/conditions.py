@@ -11,10 +11,12 @@ conditions can live in a YAML or zencfg config and in a weights-only checkpoint.
 
 from __future__ import annotations
 
-import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple, Union
+
+from _physics_constrained.validation import check_choice, check_index, check_interval, check_real
 
 __all__ = [
     "BoundaryCondition",
@@ -36,24 +38,19 @@ Value = Union[None, float, Sequence[float]]
 
 
 def _check_value(name: str, value: Value) -> Optional[Tuple[float, ...]]:
+    """A face's constant: None (value given at each call), a finite number, or finite per-channel numbers."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number or a list of per-channel numbers, got a bool")
-    if isinstance(value, (int, float)):
-        values = (float(value),)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        values = tuple(float(v) for v in value)
-        if not values:
-            raise ValueError(f"{name} must not be an empty list")
-    else:
-        raise TypeError(
-            f"{name} must be a number, a list of per-channel numbers, or None (value given at each call); "
-            f"got {type(value).__name__}"
-        )
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return values
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return (check_real(value, name),)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not value:
+            raise ValueError(f"{name} must be a non-empty list of per-channel numbers, got {value!r}")
+        return tuple(check_real(v, f"{name}[{i}]") for i, v in enumerate(value))
+    raise TypeError(
+        f"{name} must be a number, a list of per-channel numbers, or None (value given at each call), "
+        f"got {type(value).__name__} {value!r}"
+    )
 
 
 class BoundaryCondition:
@@ -110,7 +107,7 @@ class BoundaryCondition:
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"dim must be an int (an axis of the (batch, channels, *spatial) tensor), got {dim!r}")
         if channels is not None:
-            channels = [int(c) for c in channels]
+            channels = [check_index(c, "channels") for c in channels]
             if not channels or any(c < 0 for c in channels) or len(set(channels)) != len(channels):
                 raise ValueError(f"channels must be distinct non-negative channel indices, got {channels!r}")
         if keys is not None and not isinstance(keys, Mapping):
@@ -195,15 +192,8 @@ class Neumann(BoundaryCondition):
 
     def __init__(self, left: Value = None, right: Value = None, *, domain=(0.0, 1.0), order: int = 2, **kwargs):
         super().__init__(left, right, **kwargs)
-        try:
-            a, b = (float(v) for v in domain)
-        except (TypeError, ValueError):
-            raise TypeError(f"domain must be a pair (a, b) of numbers, got {domain!r}") from None
-        if not (math.isfinite(a) and math.isfinite(b) and b > a):
-            raise ValueError(f"domain must be finite with b > a, got {domain!r}")
-        if order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2, got {order!r}")
-        self.domain = (a, b)
+        self.domain = check_interval(domain, "domain")
+        check_choice(order, "order", (1, 2))
         self.order = int(order)
 
     def _extra_config(self) -> dict:
@@ -425,12 +415,15 @@ class BoundarySpec:
         """Keys that ``boundary_values`` must hold at each call."""
         return tuple(r.key for r in self.rules if r.needs_value)
 
-    def check_values(self, boundary_values: Optional[Mapping]) -> None:
+    def check_values(self, boundary_values: Optional[Mapping], allow_missing: bool = False) -> None:
         """Check that ``boundary_values`` holds exactly the keys :attr:`required_keys` names.
 
         Parameters
         ----------
         boundary_values : mapping str -> value, or None
+        allow_missing : bool, default False
+            Check only for keys that no face reads (a model's forward leaves a missing key to the face that
+            needs it, whose message names the face).
 
         Raises
         ------
@@ -446,14 +439,14 @@ class BoundarySpec:
             )
         given = set(boundary_values or {})
         needed = set(self.required_keys)
-        if given != needed:
-            missing, unknown = sorted(needed - given), sorted(given - needed, key=str)
-            what = []
-            if missing:
-                what.append(f"missing {missing}")
-            if unknown:
-                what.append(f"no face reads {unknown}")
-            raise ValueError(f"boundary_values: {'; '.join(what)} ({_given_needed(boundary_values, self.required_keys)})")
+        missing = [] if allow_missing else sorted(needed - given)
+        unknown = sorted(given - needed, key=str)
+        if missing or unknown:
+            what = ([f"missing {missing}"] if missing else []) + ([f"no face reads {unknown}"] if unknown else [])
+            raise ValueError(
+                "boundary_values must hold exactly the keys of the faces without a constant value, got "
+                f"{'; '.join(what)} ({_given_needed(boundary_values, self.required_keys)})"
+            )
 
     def axes(self, kinds=("dirichlet", "neumann", "periodic")) -> Tuple[int, ...]:
         return tuple(sorted({r.axis for r in self.rules if r.kind in kinds}))

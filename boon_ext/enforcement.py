@@ -14,9 +14,10 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
+from . import stencil
 from .conditions import BoundarySpec, FaceRule, missing_value_message
 
-__all__ = ["enforce_boundary", "boundary_error", "resolve_face_values", "min_nodes"]
+__all__ = ["enforce_boundary", "boundary_error", "resolve_face_values", "min_nodes", "check_nodes"]
 
 
 def _face_shape(u: torch.Tensor, axis: int):
@@ -111,23 +112,16 @@ def _spacing(rule: FaceRule, n: int) -> float:
 def _neumann_face(rule: FaceRule, u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Face value that makes the one-sided stencil equal ``g`` exactly."""
     dim = 2 + rule.axis
-    n = u.shape[dim]
-    h = _spacing(rule, n)
-    s = 1.0 if rule.side == "right" else -1.0
-    i1, i2 = (1, 2) if rule.side == "left" else (n - 2, n - 3)
-    u1, u2 = u.select(dim, i1), u.select(dim, i2)
-    if rule.order == 1:
-        return u1 + s * h * g
-    return (4.0 * u1 - u2 + s * 2.0 * h * g) / 3.0
+    return stencil.face_value(u, dim, rule.side, _spacing(rule, u.shape[dim]), rule.order, g)
 
 
 def stencil_nodes(rule: FaceRule, n: int):
     """Node indices along the axis that the Neumann stencil of ``rule`` reads, face node first."""
-    return [0, 1, 2][: rule.order + 1] if rule.side == "left" else [n - 1, n - 2, n - 3][: rule.order + 1]
+    return [i % n for i in stencil.stencil_nodes(rule.side, rule.order)]
 
 
 def neumann_derivative(rule: FaceRule, u: torch.Tensor):
-    """One-sided outward-axis derivative of ``u`` at the face of ``rule``, and the size of the stencil's terms.
+    """One-sided derivative along the axis of ``u`` at the face of ``rule``, and the size of the stencil's terms.
 
     Returns
     -------
@@ -135,20 +129,23 @@ def neumann_derivative(rule: FaceRule, u: torch.Tensor):
         Derivative and sum of absolute stencil terms, each (batch, channels, *face_shape).
     """
     dim = 2 + rule.axis
-    n = u.shape[dim]
-    h = _spacing(rule, n)
-    s = 1.0 if rule.side == "right" else -1.0
-    nodes = [u.select(dim, i) for i in stencil_nodes(rule, n)]
-    if rule.order == 1:
-        u0, u1 = nodes
-        return s * (u0 - u1) / h, (u0.abs() + u1.abs()) / h
-    u0, u1, u2 = nodes
-    return s * (3.0 * u0 - 4.0 * u1 + u2) / (2.0 * h), (3.0 * u0.abs() + 4.0 * u1.abs() + u2.abs()) / (2.0 * h)
+    return stencil.derivative_and_terms(u, dim, rule.side, _spacing(rule, u.shape[dim]), rule.order)
 
 
 def min_nodes(rule: FaceRule) -> int:
     """Fewest nodes along its axis that a face rule needs (two faces, plus the Neumann stencil's nodes)."""
     return {"dirichlet": 2, "periodic": 2, "neumann": rule.order + 2}[rule.kind]
+
+
+def check_nodes(u: torch.Tensor, spec: BoundarySpec, name: str) -> None:
+    """Raise ``ValueError`` unless ``u`` has enough nodes along every constrained axis (see :func:`min_nodes`)."""
+    for r in spec.rules:
+        n = u.shape[2 + r.axis]
+        if n < min_nodes(r):
+            raise ValueError(
+                f"a {r.kind} condition needs at least {min_nodes(r)} nodes along spatial axis {r.axis}, "
+                f"{name} has {n} (shape {tuple(u.shape)})"
+            )
 
 
 def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
@@ -160,13 +157,8 @@ def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
         raise ValueError(
             f"{name} must have shape (batch, channels, *spatial) with {spec.n_dim} spatial dims, got {tuple(u.shape)}"
         )
+    check_nodes(u, spec, name)
     for r in spec.rules:
-        n = u.shape[2 + r.axis]
-        if n < min_nodes(r):
-            raise ValueError(
-                f"a {r.kind} condition needs at least {min_nodes(r)} nodes along spatial axis {r.axis}, "
-                f"{name} has {n}"
-            )
         if r.channels is not None and max(r.channels) >= u.shape[1]:
             raise ValueError(f"a {r.kind} condition selects channel {max(r.channels)} but {name} has {u.shape[1]}")
 

@@ -13,6 +13,8 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
+from _physics_constrained.validation import check_int, check_real
+
 __all__ = ["BoundaryAccuracyWarning", "finetune_kernel_correction", "warn_untrained_correction"]
 
 
@@ -32,13 +34,6 @@ def warn_untrained_correction(source: str, stacklevel: int = 3) -> None:
         BoundaryAccuracyWarning,
         stacklevel=stacklevel,
     )
-
-
-def _check_positive(name, value, kind):
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise (TypeError if not isinstance(value, kind) or isinstance(value, bool) else ValueError)(
-            f"{name} must be a positive {kind.__name__}, got {value!r}"
-        )
 
 
 def finetune_kernel_correction(
@@ -101,11 +96,8 @@ def finetune_kernel_correction(
         raise TypeError(f"model must be a BOONFNO or BOONTFNO, got {type(model).__name__}")
     if not model.boundary_spec:
         raise ValueError("model has no boundary conditions (boundary=None): there is no kernel correction to train")
-    _check_positive("epochs", epochs, int)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise TypeError(f"lr must be a positive float, got {lr!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be a positive float, got {lr!r}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    lr = check_real(lr, "lr", positive=True)
     if loss is None:
         from neuralop.losses import LpLoss
 

@@ -25,19 +25,24 @@ from typing import Mapping, Optional
 
 import torch
 
+from _physics_constrained.validation import check_int
+
 from .conditions import BoundarySpec, FaceRule
 from .enforcement import _check_field, _owned_mask, enforce_boundary, neumann_derivative, resolve_face_values
+from .stencil import derivative_and_terms
 
 __all__ = ["lift_boundary", "lift_profile", "check_lift_width"]
 
 
 def check_lift_width(width) -> int:
-    """Validate a lift width (a positive number of nodes) and return it as an int."""
-    if isinstance(width, bool) or not isinstance(width, int):
-        raise TypeError(f"lift_width must be a positive int (nodes over which the lift decays), got {width!r}")
-    if width < 1:
-        raise ValueError(f"lift_width must be >= 1 (nodes over which the lift decays), got {width}")
-    return width
+    """Validate a lift width (a positive number of nodes over which the lift decays) and return it as an int.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``width`` is not an integer, or is below 1.
+    """
+    return check_int(width, "lift_width", minimum=1)
 
 
 def lift_profile(width: int, n: int, dtype=torch.float64, device=None) -> torch.Tensor:
@@ -68,9 +73,8 @@ def _neumann_profile(rule: FaceRule, width: int, n: int, dtype, device) -> torch
     q = -torch.flip(torch.cumsum(torch.flip(phi, [0]), 0), [0])
     if rule.side == "right":
         q = torch.flip(q, [0])
-    probe = FaceRule(kind="neumann", axis=0, side=rule.side, channels=None, constant=None, key="_",
-                     domain=rule.domain, order=rule.order)
-    d, _ = neumann_derivative(probe, q.reshape(1, 1, n))
+    a, b = rule.domain
+    d, _ = derivative_and_terms(q, 0, rule.side, (b - a) / (n - 1), rule.order)
     return (q / d.reshape(())).to(dtype)
 
 

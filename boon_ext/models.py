@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import warnings
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Mapping, Optional
 
 import torch
@@ -18,16 +17,20 @@ from neuralop.models import FNO, TFNO
 
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks
 from .conditions import BoundarySpec
-from .enforcement import enforce_boundary, min_nodes, resolve_face_values
-from .serialization import load_checkpoint_file
+from .enforcement import check_nodes, enforce_boundary, resolve_face_values
 from .finetune import warn_untrained_correction
 from .lift import check_lift_width, lift_boundary
 
 __all__ = ["BOONFNO", "BOONTFNO"]
 
+# "Not given" for arguments whose default is read from a checkpoint (None is a value there).
 _UNSET = object()
 # Keys BaseModel puts into its metadata that are not constructor arguments.
 _META_KEYS = ("_version", "_name", "args", "_config_name")
+# The wrappers' own constructor arguments, recorded in their metadata next to FNO's.
+_BOON_KEYS = ("boundary", "kernel_correction", "time_dim", "lift_width", "hidden_values")
+# neuralop's TFNO sets these in its __init__ (which BOONTFNO runs); its metadata records only given arguments.
+_TFNO_DEFAULTS = {"factorization": "Tucker", "rank": 0.1}
 
 
 def _constructor_kwargs(model) -> tuple:
@@ -36,7 +39,7 @@ def _constructor_kwargs(model) -> tuple:
     args = tuple(meta.pop("args", ()))
     for k in _META_KEYS:
         meta.pop(k, None)
-    for k in ("boundary", "kernel_correction", "time_dim", "lift_width", "hidden_values"):
+    for k in _BOON_KEYS:
         meta.pop(k, None)
     # TFNO records only the arguments it was given, not its own factorization defaults: read the instance.
     meta["factorization"] = model.factorization
@@ -175,24 +178,11 @@ class BOONFNO(FNO, name="boon_fno"):
             )
         if x.shape[0] == 0:
             raise ValueError(f"x has an empty batch (shape {tuple(x.shape)}): pass at least one sample")
-        for r in self.boundary_spec.rules:
-            n = x.shape[2 + r.axis]
-            if n < min_nodes(r):
-                raise ValueError(
-                    f"a {r.kind} condition needs at least {min_nodes(r)} nodes along spatial axis {r.axis}, x has {n} "
-                    f"(shape {tuple(x.shape)})"
-                )
+        check_nodes(x, self.boundary_spec, "x")
         if any(s == 0 for s in x.shape[2:]):
             raise ValueError(f"x has a spatial axis of length 0 (shape {tuple(x.shape)})")
-        if boundary_values is not None:
-            if not isinstance(boundary_values, Mapping):
-                raise TypeError(f"boundary_values must be a mapping from face keys to tensors, got {type(boundary_values).__name__}")
-            unknown = set(boundary_values) - set(self.boundary_spec.required_keys)
-            if unknown:
-                raise ValueError(
-                    f"boundary_values has keys {sorted(unknown)} that no condition reads; expected "
-                    f"{sorted(self.boundary_spec.required_keys)} (faces with a constant value take none)"
-                )
+        # Missing keys are reported by the face that needs them, when its value is resolved.
+        self.boundary_spec.check_values(boundary_values, allow_missing=True)
         if self.kernel_correction:
             for axis, _ in self._correction.corrected:
                 for d in range(self.n_dim - 1):
@@ -422,6 +412,8 @@ class BOONFNO(FNO, name="boon_fno"):
         ------
         FileNotFoundError
             No state dict, or no metadata and no ``model_kwargs``.
+        TypeError
+            ``model_kwargs`` is not a mapping.
         UnsafeCheckpointError
             A file references a global outside the allow-list (a ``ValueError``).
         ValueError
@@ -433,55 +425,11 @@ class BOONFNO(FNO, name="boon_fno"):
             ``kernel_correction=True`` on weights saved without it (a plain checkpoint, or a BOON checkpoint
             saved with ``kernel_correction=False``); fine-tune with :func:`~boon_ext.finetune_kernel_correction`.
         """
-        folder = Path(save_folder)
-        meta_path = folder / f"{save_name}_metadata.pkl"
-        state_path = folder / f"{save_name}_state_dict.pt"
-        if not state_path.exists():
-            raise FileNotFoundError(f"no state dict at {state_path}")
-        if model_kwargs is not None:
-            meta = dict(model_kwargs)
-        elif meta_path.exists():
-            meta = dict(load_checkpoint_file(meta_path, map_location, trust_pickle=trust_pickle))
-        else:
-            raise FileNotFoundError(
-                f"no metadata at {meta_path} (checkpoints saved under DDP have none): pass the constructor "
-                "arguments as model_kwargs"
-            )
-        name = str(meta.get("_name", "")).lower()
-        args = tuple(meta.pop("args", ()))
-        for k in _META_KEYS:
-            meta.pop(k, None)
-        saved = {k: meta.pop(k) for k in ("boundary", "kernel_correction", "time_dim", "lift_width", "hidden_values")
-                 if k in meta}
-        if name == "tfno":
-            meta.setdefault("factorization", "Tucker")
-            meta.setdefault("rank", 0.1)
-        if boundary is _UNSET:
-            if "boundary" not in saved:
-                raise ValueError(
-                    f"{state_path.name} is a plain {name.upper() or 'FNO'} checkpoint: pass boundary=... "
-                    "(or boundary=None for none)"
-                )
-            boundary = saved["boundary"]
-        # Weights count as trained with the kernel correction only if a BOON model saved them with it on.
-        trained_with_correction = bool(saved.get("kernel_correction", False)) and bool(saved.get("boundary"))
-        if kernel_correction is _UNSET:
-            kernel_correction = saved.get("kernel_correction", False)
-        kernel_correction = bool(kernel_correction)
-        if kernel_correction and boundary is not None and not trained_with_correction:
-            warn_untrained_correction(f"the checkpoint {state_path.name}")
-        if lift_width is _UNSET:
-            lift_width = saved.get("lift_width")  # None for plain checkpoints and those saved before lift_width
-        if time_dim is _UNSET:
-            time_dim = saved.get("time_dim")
-        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
-                    lift_width=lift_width, hidden_values=bool(saved.get("hidden_values", False)), **meta)
-        state = load_checkpoint_file(state_path, map_location, trust_pickle=trust_pickle)
-        state.pop("_metadata", None)
-        if any(v.dtype == torch.float64 for v in state.values() if torch.is_tensor(v)):
-            model.double()
-        model.load_state_dict(state, strict=True)
-        return model
+        from .checkpoint import load_checkpoint  # deferred: the checkpoint module builds these classes
+
+        return load_checkpoint(save_folder, save_name, boundary, cls=cls, map_location=map_location,
+                               kernel_correction=kernel_correction, time_dim=time_dim, model_kwargs=model_kwargs,
+                               lift_width=lift_width, trust_pickle=trust_pickle)
 
 
 def _signature(base, **overrides):
@@ -498,13 +446,13 @@ def _signature(base, **overrides):
 
 
 class BOONTFNO(BOONFNO, TFNO, name="boon_tfno"):
-    """Tucker-factorised :class:`BOONFNO` (neuralop's ``TFNO`` defaults: ``factorization="Tucker"``, ``rank=0.1``)."""
+    """Tucker-factorised :class:`BOONFNO` (neuralop's ``TFNO`` defaults: ``factorization="Tucker"``, ``rank=0.1``).
 
-    def __init__(self, *args, factorization="Tucker", rank=0.1, **kwargs):
-        super().__init__(*args, factorization=factorization, rank=rank, **kwargs)
+    ``TFNO.__init__``, next in the method order after :class:`BOONFNO`, sets those defaults.
+    """
 
 
 # neuralop records a model's constructor arguments (for checkpoints) from its signature: give the wrappers
 # FNO's full signature plus their own arguments, with TFNO's factorization defaults for BOONTFNO.
 BOONFNO.__signature__ = _signature(FNO)
-BOONTFNO.__signature__ = _signature(FNO, factorization="Tucker", rank=0.1)
+BOONTFNO.__signature__ = _signature(FNO, **_TFNO_DEFAULTS)

@@ -25,6 +25,20 @@ import torch
 __all__ = ["SpectralPlan", "check_spectral_conv"]
 
 
+def _fft_scale(norm: str, n: int, inverse: bool = False, undo: bool = False) -> float:
+    """The factor that torch.fft's transform over ``n`` points applies under ``norm`` (or its reciprocal).
+
+    ``inverse`` selects the inverse transform; ``undo`` returns ``1 / factor``. ``"forward"`` divides the forward
+    transform by ``n``, ``"backward"`` the inverse, ``"ortho"`` both by ``sqrt(n)``. Each value is computed as
+    one rounding from ``n`` (never a reciprocal of a rounded value), so it is the same wherever it is used.
+    """
+    if norm == "ortho":
+        return n ** 0.5 if undo else n ** -0.5
+    if norm != ("backward" if inverse else "forward"):
+        return 1.0
+    return float(n) if undo else 1.0 / n
+
+
 def check_spectral_conv(conv) -> None:
     """Raise if ``conv`` has a setting the plan cannot reproduce exactly."""
     from neuralop.layers.spectral_convolution import SpectralConv
@@ -108,7 +122,7 @@ class SpectralPlan:
         self.kept = [len(i) for i in self.in_list]
         total = math.prod(self.shape)
         norm = conv.fft_norm
-        self.fwd_scale = {"forward": 1.0 / total, "backward": 1.0, "ortho": total ** -0.5}[norm]
+        self.fwd_scale = _fft_scale(norm, total)
         self.norm = norm
         bias = conv.bias
         self.bias = None if bias is None else bias.to(dtype)
@@ -142,10 +156,6 @@ class SpectralPlan:
         return self.inverse(self.contract(self.transform(x)))
 
     # -- faces ---------------------------------------------------------------------------------------
-    def _inv_scale_axis(self, axis: int) -> float:
-        m = self.shape[axis]
-        return {"forward": 1.0, "backward": 1.0 / m, "ortho": m ** -0.5}[self.norm]
-
     def _eval_phase(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
         """(P, kept_axis) complex: inverse-transform weights that evaluate the output at ``positions``."""
         m = self.shape[axis]
@@ -156,7 +166,7 @@ class SpectralPlan:
             # Half spectrum along the last axis: interior modes stand for themselves and their conjugate.
             c = [1.0 if f == 0 or (m % 2 == 0 and f == m // 2) else 2.0 for f in self.out_list[axis]]
             phase = phase * torch.tensor(c, dtype=torch.float64, device=o.device)
-        return (phase * self._inv_scale_axis(axis)).to(self.cdtype)
+        return (phase * _fft_scale(self.norm, m, inverse=True)).to(self.cdtype)
 
     def _face_inverse(self, v: torch.Tensor, axis: int) -> torch.Tensor:
         """Inverse transform over the face axes of (..., P, *kept_face) -> real (..., P, *face)."""
@@ -173,12 +183,16 @@ class SpectralPlan:
             return torch.fft.ifftn(out, s=[self.shape[d] for d in face_axes], dim=dims, norm=self.norm).real
         return torch.fft.irfftn(out, s=[self.shape[d] for d in face_axes], dim=dims, norm=self.norm)
 
-    def _impulse_phase(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
-        """(Q, kept_axis) complex: retained modes, along ``axis``, of unit impulses at ``positions``."""
+    def _impulse_phase(self, axis: int, positions: Sequence[int], scale: Optional[float] = None) -> torch.Tensor:
+        """(Q, kept_axis) complex: retained modes, along ``axis``, of unit impulses at ``positions``.
+
+        ``scale`` is the forward transform's factor: by default that of the whole grid (:attr:`fwd_scale`).
+        """
         m = self.shape[axis]
         i_idx = self.in_idx[axis].to(torch.float64)
         q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
-        return (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * self.fwd_scale).to(self.cdtype)
+        scale = self.fwd_scale if scale is None else scale
+        return (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * scale).to(self.cdtype)
 
     def face_values(self, ym: torch.Tensor, axis: int, positions: Sequence[int], bias: bool = True) -> torch.Tensor:
         """Output on the faces ``positions`` of ``axis``: (batch, out, P, *face_shape), real.
@@ -345,7 +359,7 @@ class SpectralPlan:
             cols = (idx[-1] == 0) | ((idx[-1] == m // 2) if m % 2 == 0 else torch.zeros_like(idx[-1], dtype=torch.bool))
             sym = torch.where(cols, sym, plus)
         total = math.prod(sizes)
-        return sym * {"forward": float(total), "backward": 1.0, "ortho": total ** 0.5}[self.norm]
+        return sym * _fft_scale(self.norm, total, undo=True)
 
     def _face_maps(self, axis: int):
         """Per face axis, where each selected face frequency ``xi`` and its mirror ``-xi`` sit among the retained
@@ -381,10 +395,8 @@ class SpectralPlan:
                 fh = fh.index_select(lead + j, self.in_idx[a])
         else:
             fh = d.to(self.cdtype)
-        i_idx = self.in_idx[axis].to(torch.float64)
-        q = torch.tensor([float(x % m) for x in positions], dtype=torch.float64, device=i_idx.device)
-        scale_axis = {"forward": 1.0 / m, "backward": 1.0, "ortho": m ** -0.5}[self.norm]
-        phase = (torch.exp(-2j * math.pi * q[:, None] * i_idx[None, :] / m) * scale_axis).to(self.cdtype)
+        # The transform over the face axes above is normalised already; along ``axis`` only its own factor.
+        phase = self._impulse_phase(axis, positions, _fft_scale(self.norm, m))
         # sum over faces p: fh[b, c, p, *kf] * phase[p, k] -> (b, c, *kf, k), then put k at the axis position
         out = torch.tensordot(fh.movedim(2, -1), phase, dims=([-1], [0]))
         return out.movedim(-1, 2 + axis)

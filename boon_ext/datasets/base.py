@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["BoundaryProblem", "BoundaryProblemDataset", "cached_problem"]
+from _physics_constrained.validation import check_int, check_interval, check_real
+
+__all__ = ["BoundaryProblem", "BoundaryProblemDataset", "cached_problem", "common_settings"]
 
 _CACHE_FORMAT = 1
 
@@ -44,7 +44,7 @@ class BoundaryProblemDataset(Dataset):
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         n = problem.n_samples
         if idx.ndim != 1 or (idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n)):
-            raise ValueError(f"indices: expected a 1-D sequence of sample indices in [0, {n}), got {list(indices)[:8]}...")
+            raise ValueError(f"indices must be a 1-D sequence of sample indices in [0, {n}), got {list(indices)[:8]}...")
         self.problem = problem
         self.indices = idx
 
@@ -105,14 +105,16 @@ class BoundaryProblem:
 
     def __post_init__(self):
         if self.x.shape != self.y.shape:
-            raise ValueError(f"y: expected the shape of x {tuple(self.x.shape)}, got {tuple(self.y.shape)}")
+            raise ValueError(f"y must have the shape of x {tuple(self.x.shape)}, got {tuple(self.y.shape)}")
         if self.x.ndim not in (3, 4) or self.x.shape[1] != 1:
-            raise ValueError(f"x: expected shape (S, 1, N) or (S, 1, N, T), got {tuple(self.x.shape)}")
+            raise ValueError(f"x must have shape (S, 1, N) or (S, 1, N, T), got {tuple(self.x.shape)}")
         if self.grid.shape != (self.x.shape[2],):
-            raise ValueError(f"grid: expected shape ({self.x.shape[2]},), got {tuple(self.grid.shape)}")
+            raise ValueError(f"grid must have shape ({self.x.shape[2]},), got {tuple(self.grid.shape)}")
         for face, v in self.boundary_values.items():
             if v.shape[0] != self.x.shape[0]:
-                raise ValueError(f"boundary_values[{face!r}]: expected {self.x.shape[0]} samples, got shape {tuple(v.shape)}")
+                raise ValueError(
+                    f"boundary_values[{face!r}] must have {self.x.shape[0]} samples, got shape {tuple(v.shape)}"
+                )
 
     @property
     def n_samples(self) -> int:
@@ -141,14 +143,14 @@ class BoundaryProblem:
 
     def split(self, n_train: int, n_test: Optional[int] = None) -> Tuple[BoundaryProblemDataset, BoundaryProblemDataset]:
         """The first ``n_train`` samples for training, the next ``n_test`` (default: the rest) for testing."""
-        n_train = _check_int("n_train", n_train, minimum=1)
+        n_train = check_int(n_train, "n_train", minimum=1)
         rest = self.n_samples - n_train
         if n_test is None:
             n_test = rest
-        n_test = _check_int("n_test", n_test, minimum=1)
+        n_test = check_int(n_test, "n_test", minimum=1)
         if n_train + n_test > self.n_samples:
             raise ValueError(
-                f"n_train + n_test: expected at most n_samples={self.n_samples}, got {n_train} + {n_test}"
+                f"n_train + n_test must be at most n_samples={self.n_samples}, got {n_train} + {n_test}"
             )
         return self.dataset(range(n_train)), self.dataset(range(n_train, n_train + n_test))
 
@@ -183,7 +185,8 @@ class BoundaryProblem:
         with np.load(Path(path)) as z:
             meta = json.loads(bytes(z["meta"]).decode())
             if meta.get("format") != _CACHE_FORMAT:
-                raise ValueError(f"path: {path} has cache format {meta.get('format')}, expected {_CACHE_FORMAT}")
+                raise ValueError(f"path must be a cache file of format {_CACHE_FORMAT}, got format "
+                                 f"{meta.get('format')} in {path}")
             bv = {k[4:]: torch.from_numpy(z[k]) for k in z.files if k.startswith("bv__")}
             params = {k[7:]: z[k] for k in z.files if k.startswith("param__")}
             return cls(
@@ -224,7 +227,7 @@ def cached_problem(name: str, settings: dict, build: Callable[[], BoundaryProble
     if cache_dir is None:
         return build()
     if not isinstance(cache_dir, (str, os.PathLike)):
-        raise TypeError(f"cache_dir: expected a path (str or os.PathLike) or None, got {type(cache_dir).__name__}")
+        raise TypeError(f"cache_dir must be a path (str or os.PathLike) or None, got {type(cache_dir).__name__}")
     key = hashlib.sha1(json.dumps({"name": name, **settings}, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{name}-{key}.npz"
     if path.exists():
@@ -235,49 +238,53 @@ def cached_problem(name: str, settings: dict, build: Callable[[], BoundaryProble
 
 
 # ------------------------------------------------------------------ argument checks
-def _check_int(name: str, value, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
-    return int(value)
+# How the initial-condition field arguments are checked (the covariance of gaussian_random_field).
+_IC_CHECKS = {"ic_alpha": dict(positive=True), "ic_tau": dict(nonnegative=True), "ic_sigma": dict(nonnegative=True)}
 
 
-def _check_float(name: str, value, positive: bool = False, nonnegative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{name}: expected a positive number, got {value}")
-    if nonnegative and value < 0:
-        raise ValueError(f"{name}: expected a non-negative number, got {value}")
-    return value
+def common_settings(n_samples, n_points, t_final, domain, seed, *, starts_at_zero: Optional[str] = None,
+                    **ic) -> dict:
+    """Check the arguments the generators share and return them as entries of their ``settings``.
 
+    Parameters
+    ----------
+    n_samples : int
+        At least 1.
+    n_points : int
+        At least 4 (both end points and the nodes of the one-sided stencils).
+    t_final : float
+        Positive.
+    domain : (float, float)
+        ``(a, b)`` with ``a < b``; returned as a list (JSON).
+    seed : int
+        Non-negative.
+    starts_at_zero : str, optional
+        If given, ``domain`` must start at 0; the string says why, for the message.
+    **ic : float
+        Any of ``ic_alpha`` (positive), ``ic_tau`` and ``ic_sigma`` (non-negative).
 
-def _check_range(name: str, value, positive: bool = False) -> Tuple[float, float]:
-    """A fixed value ``v`` or a sampling interval ``(low, high)`` with ``low <= high``."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        v = _check_float(name, value, positive=positive)
-        return (v, v)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name}: expected a number or a (low, high) pair, got {value!r}")
-    lo = _check_float(f"{name}[0]", value[0], positive=positive)
-    hi = _check_float(f"{name}[1]", value[1], positive=positive)
-    if lo > hi:
-        raise ValueError(f"{name}: expected low <= high, got ({lo}, {hi})")
-    return (lo, hi)
+    Returns
+    -------
+    dict
+        The checked values, as ``int``/``float``/list.
 
-
-def _check_domain(domain) -> Tuple[float, float]:
-    if not isinstance(domain, (tuple, list)) or len(domain) != 2:
-        raise TypeError(f"domain: expected a pair (a, b), got {domain!r}")
-    a = _check_float("domain[0]", domain[0])
-    b = _check_float("domain[1]", domain[1])
-    if not b > a:
-        raise ValueError(f"domain: expected a < b, got ({a}, {b})")
-    return (a, b)
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong type or value, named in the message.
+    """
+    settings = dict(
+        n_samples=check_int(n_samples, "n_samples", minimum=1),
+        n_points=check_int(n_points, "n_points", minimum=4),
+        t_final=check_real(t_final, "t_final", positive=True),
+        domain=list(check_interval(domain, "domain")),
+        seed=check_int(seed, "seed", minimum=0),
+    )
+    if starts_at_zero is not None and settings["domain"][0] != 0.0:
+        raise ValueError(f"domain must start at 0 ({starts_at_zero}), got {tuple(settings['domain'])}")
+    for name, value in ic.items():
+        settings[name] = check_real(value, name, **_IC_CHECKS[name])
+    return settings
 
 
 def _uniform(rng: np.random.Generator, bounds: Tuple[float, float], n: int) -> np.ndarray:

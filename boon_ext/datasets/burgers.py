@@ -19,14 +19,9 @@ import scipy.sparse.linalg as spla
 import torch
 from scipy.special import ive
 
-from .base import (
-    BoundaryProblem,
-    _check_domain,
-    _check_float,
-    _check_int,
-    _to_tensor,
-    cached_problem,
-)
+from _physics_constrained.validation import check_int, check_real
+
+from .base import BoundaryProblem, _to_tensor, cached_problem, common_settings
 from .grf import gaussian_random_field
 
 __all__ = [
@@ -276,22 +271,15 @@ def burgers_periodic(
     ----------
     Li, Z. et al. (2021). Fourier Neural Operator for Parametric Partial Differential Equations. ICLR.
     """
-    n_samples = _check_int("n_samples", n_samples, minimum=1)
-    n_points = _check_int("n_points", n_points, minimum=4)
-    t_final = _check_float("t_final", t_final, positive=True)
-    viscosity = _check_float("viscosity", viscosity, positive=True)
-    dt = _check_float("dt", dt, positive=True)
+    settings = common_settings(n_samples, n_points, t_final, domain, seed, ic_alpha=ic_alpha, ic_tau=ic_tau,
+                               ic_sigma=ic_sigma)
+    n_samples, n_points, t_final, seed = (settings[k] for k in ("n_samples", "n_points", "t_final", "seed"))
+    domain = tuple(settings["domain"])
+    viscosity = settings["viscosity"] = check_real(viscosity, "viscosity", positive=True)
+    dt = settings["dt"] = check_real(dt, "dt", positive=True)
     if solver_points is not None:
-        solver_points = _check_int("solver_points", solver_points, minimum=n_points - 1)
-    domain = _check_domain(domain)
-    seed = _check_int("seed", seed)
-    settings = dict(
-        n_samples=n_samples, n_points=n_points, t_final=t_final, viscosity=viscosity, dt=dt,
-        solver_points=solver_points, domain=list(domain),
-        ic_alpha=_check_float("ic_alpha", ic_alpha, positive=True),
-        ic_tau=_check_float("ic_tau", ic_tau, nonnegative=True),
-        ic_sigma=_check_float("ic_sigma", ic_sigma, nonnegative=True), seed=seed,
-    )
+        solver_points = check_int(solver_points, "solver_points", minimum=n_points - 1)
+    settings["solver_points"] = solver_points
 
     def build():
         rng = np.random.default_rng([seed, 3])
@@ -368,25 +356,17 @@ def burgers_dirichlet(
         ``(S, 1, N)`` inputs/targets; ``boundary = [{"type": "dirichlet", "left": left, "right": right}]``,
         no per-sample boundary values.
     """
-    n_samples = _check_int("n_samples", n_samples, minimum=1)
-    n_points = _check_int("n_points", n_points, minimum=4)
-    t_final = _check_float("t_final", t_final, positive=True)
-    viscosity = _check_float("viscosity", viscosity, positive=True)
-    left = _check_float("left", left)
-    right = _check_float("right", right)
-    domain = _check_domain(domain)
+    settings = common_settings(n_samples, n_points, t_final, domain, seed, ic_alpha=ic_alpha, ic_tau=ic_tau,
+                               ic_sigma=ic_sigma)
+    n_samples, n_points, t_final, seed = (settings[k] for k in ("n_samples", "n_points", "t_final", "seed"))
+    domain = tuple(settings["domain"])
+    viscosity = settings["viscosity"] = check_real(viscosity, "viscosity", positive=True)
+    left = settings["left"] = check_real(left, "left")
+    right = settings["right"] = check_real(right, "right")
     h = (domain[1] - domain[0]) / (n_points - 1)
     if n_steps is None:
         n_steps = int(np.ceil(t_final / min(h, 2e-3)))
-    n_steps = _check_int("n_steps", n_steps, minimum=1)
-    seed = _check_int("seed", seed)
-    settings = dict(
-        n_samples=n_samples, n_points=n_points, t_final=t_final, viscosity=viscosity, left=left,
-        right=right, n_steps=n_steps, domain=list(domain),
-        ic_alpha=_check_float("ic_alpha", ic_alpha, positive=True),
-        ic_tau=_check_float("ic_tau", ic_tau, nonnegative=True),
-        ic_sigma=_check_float("ic_sigma", ic_sigma, nonnegative=True), seed=seed,
-    )
+    n_steps = settings["n_steps"] = check_int(n_steps, "n_steps", minimum=1)
 
     def build():
         rng = np.random.default_rng([seed, 4])

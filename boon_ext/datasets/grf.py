@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import _check_float, _check_int
+from _physics_constrained.validation import check_choice, check_int, check_real
 
 __all__ = ["gaussian_random_field"]
 
@@ -44,18 +44,17 @@ def gaussian_random_field(n_samples, grid, kind="periodic", alpha=2.0, tau=5.0, 
     ----------
     Li, Z. et al. (2021). Fourier Neural Operator for Parametric Partial Differential Equations. ICLR.
     """
-    n_samples = _check_int("n_samples", n_samples, minimum=1)
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid.size < 3 or not np.all(np.isfinite(grid)):
-        raise ValueError(f"grid: expected a finite 1-D array of at least 3 nodes, got shape {grid.shape}")
+        raise ValueError(f"grid must be a finite 1-D array of at least 3 nodes, got shape {grid.shape}")
     if not np.all(np.diff(grid) > 0):
-        raise ValueError("grid: expected strictly increasing nodes")
-    if kind not in _KINDS:
-        raise ValueError(f"kind: expected one of {_KINDS}, got {kind!r}")
-    alpha = _check_float("alpha", alpha, positive=True)
-    tau = _check_float("tau", tau, nonnegative=True)
-    sigma = _check_float("sigma", sigma, nonnegative=True)
-    n_modes = grid.size // 2 if n_modes is None else _check_int("n_modes", n_modes, minimum=1)
+        raise ValueError(f"grid must be strictly increasing, got {grid[:8]}...")
+    check_choice(kind, "kind", _KINDS)
+    alpha = check_real(alpha, "alpha", positive=True)
+    tau = check_real(tau, "tau", nonnegative=True)
+    sigma = check_real(sigma, "sigma", nonnegative=True)
+    n_modes = grid.size // 2 if n_modes is None else check_int(n_modes, "n_modes", minimum=1)
     rng = np.random.default_rng(0) if rng is None else rng
 
     length = grid[-1] - grid[0]

@@ -15,16 +15,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from .base import (
-    BoundaryProblem,
-    _check_domain,
-    _check_float,
-    _check_int,
-    _check_range,
-    _to_tensor,
-    _uniform,
-    cached_problem,
-)
+from _physics_constrained.validation import check_int, check_range, check_real
+
+from ..stencil import neumann_stencil
+from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings
 from .grf import gaussian_random_field
 
 __all__ = ["heat_neumann", "solve_heat_neumann"]
@@ -73,10 +67,10 @@ def solve_heat_neumann(u0, grid, t_final, diffusivity, flux_amplitude, n_steps, 
         lhs = (sp.identity(n, format="lil") - theta * rr * lap).tolil()
         rhs_op = (sp.identity(n, format="lil") + (1 - theta) * rr * lap).tolil()
         # Boundary rows: the one-sided stencils are algebraic constraints at the new time level.
-        lhs[0, :] = 0
-        lhs[0, 0], lhs[0, 1], lhs[0, 2] = -3 / (2 * h), 4 / (2 * h), -1 / (2 * h)
-        lhs[n - 1, :] = 0
-        lhs[n - 1, n - 1], lhs[n - 1, n - 2], lhs[n - 1, n - 3] = 3 / (2 * h), -4 / (2 * h), 1 / (2 * h)
+        for row, side in ((0, "left"), (n - 1, "right")):
+            lhs[row, :] = 0
+            for node, weight in zip(*neumann_stencil(side, h)):
+                lhs[row, node % n] = weight
         rhs_op[0, :] = 0
         rhs_op[n - 1, :] = 0
         return spla.splu(lhs.tocsc()), rhs_op.tocsr()
@@ -154,23 +148,16 @@ def heat_neumann(
     Saad, N. et al. (2023). Guiding continuous operator learning through physics-based boundary
     constraints. ICLR.
     """
-    n_samples = _check_int("n_samples", n_samples, minimum=1)
-    n_points = _check_int("n_points", n_points, minimum=4)
-    t_final = _check_float("t_final", t_final, positive=True)
-    diffusivity = _check_float("diffusivity", diffusivity, positive=True)
-    amp_bounds = _check_range("flux_amplitude", flux_amplitude)
-    n_steps = int(np.ceil(1000 * t_final)) if n_steps is None else _check_int("n_steps", n_steps, minimum=1)
-    domain = _check_domain(domain)
-    if domain[0] != 0.0:
-        raise ValueError(f"domain: expected it to start at 0 (the flux is U sin(pi t) at x = L), got {domain}")
-    seed = _check_int("seed", seed)
-    settings = dict(
-        n_samples=n_samples, n_points=n_points, t_final=t_final, diffusivity=diffusivity,
-        flux_amplitude=list(amp_bounds), n_steps=n_steps, domain=list(domain),
-        ic_alpha=_check_float("ic_alpha", ic_alpha, positive=True),
-        ic_tau=_check_float("ic_tau", ic_tau, nonnegative=True),
-        ic_sigma=_check_float("ic_sigma", ic_sigma, nonnegative=True), seed=seed,
-    )
+    settings = common_settings(n_samples, n_points, t_final, domain, seed,
+                               starts_at_zero="the flux is U sin(pi t) at x = L", ic_alpha=ic_alpha, ic_tau=ic_tau,
+                               ic_sigma=ic_sigma)
+    n_samples, n_points, t_final, seed = (settings[k] for k in ("n_samples", "n_points", "t_final", "seed"))
+    domain = tuple(settings["domain"])
+    diffusivity = settings["diffusivity"] = check_real(diffusivity, "diffusivity", positive=True)
+    amp_bounds = check_range(flux_amplitude, "flux_amplitude")
+    settings["flux_amplitude"] = list(amp_bounds)
+    n_steps = int(np.ceil(1000 * t_final)) if n_steps is None else check_int(n_steps, "n_steps", minimum=1)
+    settings["n_steps"] = n_steps
 
     def build():
         rng = np.random.default_rng([seed, 1])

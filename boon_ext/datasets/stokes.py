@@ -17,16 +17,9 @@ import numpy as np
 import scipy.fft as sfft
 import torch
 
-from .base import (
-    BoundaryProblem,
-    _check_domain,
-    _check_float,
-    _check_int,
-    _check_range,
-    _to_tensor,
-    _uniform,
-    cached_problem,
-)
+from _physics_constrained.validation import check_int, check_range
+
+from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings
 
 __all__ = ["stokes_second_problem", "solve_stokes_dirichlet", "stokes_layer"]
 
@@ -159,23 +152,15 @@ def stokes_second_problem(
     Saad, N. et al. (2023). Guiding continuous operator learning through physics-based boundary
     constraints. ICLR.
     """
-    n_samples = _check_int("n_samples", n_samples, minimum=1)
-    n_points = _check_int("n_points", n_points, minimum=4)
-    t_final = _check_float("t_final", t_final, positive=True)
+    settings = common_settings(n_samples, n_points, t_final, domain, seed, starts_at_zero="the oscillating wall")
+    n_samples, n_points, t_final, seed = (settings[k] for k in ("n_samples", "n_points", "t_final", "seed"))
+    domain = tuple(settings["domain"])
     if n_times is not None:
-        n_times = _check_int("n_times", n_times, minimum=1)
-    w_bounds = _check_range("frequency", frequency, positive=True)
-    nu_bounds = _check_range("viscosity", viscosity, positive=True)
-    u_bounds = _check_range("amplitude", amplitude)
-    domain = _check_domain(domain)
-    if domain[0] != 0.0:
-        raise ValueError(f"domain: expected it to start at 0 (the oscillating wall), got {domain}")
-    seed = _check_int("seed", seed)
-    settings = dict(
-        n_samples=n_samples, n_points=n_points, t_final=t_final, n_times=n_times,
-        frequency=list(w_bounds), viscosity=list(nu_bounds), amplitude=list(u_bounds),
-        domain=list(domain), seed=seed,
-    )
+        n_times = check_int(n_times, "n_times", minimum=1)
+    w_bounds = check_range(frequency, "frequency", positive=True)
+    nu_bounds = check_range(viscosity, "viscosity", positive=True)
+    u_bounds = check_range(amplitude, "amplitude")
+    settings.update(n_times=n_times, frequency=list(w_bounds), viscosity=list(nu_bounds), amplitude=list(u_bounds))
 
     def build():
         rng = np.random.default_rng([seed, 2])

@@ -115,7 +115,7 @@ def _model(boundary, out_channels=2):
     ({"right": torch.zeros(3, 2, 4)}, "shape"),
     ({"right": [0.0, 1.0, 2.0]}, "torch.Tensor"),
     ({"right": torch.zeros(3, dtype=torch.long)}, "floating-point"),
-    ({"right": torch.zeros(3), "rigth": torch.zeros(3)}, "no condition reads"),
+    ({"right": torch.zeros(3), "rigth": torch.zeros(3)}, "no face reads"),
 ])
 def test_bad_boundary_values_raise_naming_the_argument(values, match):
     model = _model([Dirichlet(left=0.0), Neumann(faces=["right"])])

@@ -131,7 +131,7 @@ def ddp_boon_trainer_checkpoint(rank, world, config, x, values, y, folder):
     from neuralop.training.training_state import save_training_state
 
     from boon_ext import BoundaryDataProcessor, boundary_error
-    from boon_ext.distributed import load_ddp_checkpoint, unwrap_ddp
+    from boon_ext import load_ddp_checkpoint, unwrap_ddp
 
     def inner_spec(m):
         return unwrap_ddp(m).boundary_spec

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boon_ext import BOONFNO, Dirichlet, Neumann, Periodic, boundary_error
-from boon_ext.distributed import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp
+from boon_ext import load_ddp_checkpoint, save_ddp_checkpoint, unwrap_ddp
 
 # float64 models: the DDP gradient is the mean of two shard gradients, the single-process one a mean over the
 # whole batch; they differ by the order of float64 summation (a few ulps of the largest gradient entry, times
