@@ -9,12 +9,13 @@ import warnings
 import torch
 from torch.distributions import Distribution
 
-from _physics_constrained.validation import check_broadcasts_to
+from _physics_constrained.validation import check_broadcasts_to, check_choice, check_finite, check_real, check_tensor
 
 __all__ = ["gaussian_nll", "gaussian_nll_loss"]
 
 
-def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
+def gaussian_nll(dist: Distribution, target: torch.Tensor, joint: bool = False, reduction: str = "mean",
+                 eps: float = 0.0) -> torch.Tensor:
     """Negative Gaussian log-likelihood of ``target`` under a (constrained) Gaussian prediction.
 
     Parameters
@@ -30,7 +31,7 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
         ``"mean"`` averages over leading dimensions and divides by ``n`` (NLL per node), ``"sum"`` sums, ``"none"``
         returns shape ``(...)`` (per field, summed over nodes).
     eps : float
-        Lower bound applied to the variances (marginal form only). The default 0 raises on a zero variance
+        Lower bound (>= 0) applied to the variances (marginal form only). The default 0 raises on a zero variance
         instead of clipping silently.
 
     Returns
@@ -43,8 +44,8 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     TypeError
         If ``dist`` is not a torch Distribution or ``target`` not a tensor.
     ValueError
-        For a bad ``reduction``, a ``target`` with the wrong number of nodes or non-finite values, or a zero
-        variance with ``eps = 0``.
+        For a bad ``reduction``, a negative ``eps``, a ``target`` with the wrong number of nodes or non-finite
+        values, or a zero variance with ``eps = 0``.
 
     Examples
     --------
@@ -54,17 +55,15 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     """
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a torch Distribution (e.g. a ConstrainedGaussian), got {type(dist).__name__}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a tensor, got {type(target).__name__}")
+    check_choice(reduction, "reduction", ("mean", "sum", "none"))
+    check_tensor(target, "target", layout="(..., n)")
+    eps = check_real(eps, "eps", nonnegative=True)
     mean = dist.mean
     if target.shape[-1] != mean.shape[-1]:
         raise ValueError(f"target must have {mean.shape[-1]} nodes in its last dimension, got {tuple(target.shape)}")
     # a larger target would average the likelihood over cross pairs of fields instead of erroring
     check_broadcasts_to(target.shape, mean.shape, "target", f"the prediction's shape {tuple(mean.shape)}")
-    if not bool(torch.isfinite(target).all()):
-        raise ValueError("target must be finite, but it contains NaN or inf")
+    check_finite(target, "target")
     n = mean.shape[-1]
     if joint:
         per_field = -dist.log_prob(target)
@@ -73,7 +72,8 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
         if eps > 0:
             var = var.clamp_min(eps)
         elif bool((var <= 0).any()):
-            raise ValueError("the prediction has zero variance at some node; pass eps > 0 or use joint=True")
+            raise ValueError("eps must be positive where the prediction has a zero variance, got 0 (pass eps > 0 "
+                             "or use joint=True)")
         t = target.to(mean.dtype)
         per_field = 0.5 * (math.log(2 * math.pi) + var.log() + (t - mean) ** 2 / var).sum(-1)
     if reduction == "none":
@@ -83,13 +83,12 @@ def gaussian_nll(dist, target, joint=False, reduction="mean", eps=0.0):
     return per_field.mean() / n
 
 
-def _nll_log_var(mean, log_var, target):
+def _nll_log_var(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-node mean of ``0.5 (log 2 pi + log_var + (target - mean)^2 exp(-log_var))``: the marginal form of
     :func:`gaussian_nll` parametrised by the log-variance (the training loss of a heteroscedastic model: no
     ``log(exp(.))`` round trip, no underflow of ``exp(log_var)`` to a zero variance)."""
     for name, t in (("mean", mean), ("log_var", log_var), ("target", target)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+        check_tensor(t, name)
     if not (mean.shape == log_var.shape == target.shape):
         raise ValueError(
             f"mean, log_var and target must have the same shape, got {tuple(mean.shape)}, "
@@ -98,7 +97,7 @@ def _nll_log_var(mean, log_var, target):
     return 0.5 * (math.log(2 * math.pi) + log_var + (target - mean) ** 2 * torch.exp(-log_var)).mean()
 
 
-def gaussian_nll_loss(mean, log_var, target):
+def gaussian_nll_loss(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Deprecated alias: use :func:`gaussian_nll` with ``Normal(mean, (0.5 * log_var).exp())``.
 
     Mean negative Gaussian log-likelihood per node, unchanged from earlier versions.

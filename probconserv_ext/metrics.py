@@ -14,11 +14,14 @@ ICML 2023.
 """
 
 import math
+from typing import Dict, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch.distributions import Distribution, Normal
 
-from _physics_constrained.validation import as_tensor, check_finite
+from _physics_constrained.validation import (as_tensor, check_broadcasts_to, check_choice, check_finite,
+                                              check_generator, check_real)
 from .constraints import LinearConstraint
 from .gaussian import StructuredGaussian
 from .layer import ProbConserv
@@ -33,7 +36,11 @@ _RULES = ("node", "crossing")
 _NO_CROSSING = ("last", "nan")
 
 
-def shock_positions(samples, grid, threshold=0.0, rule="node", no_crossing="last"):
+ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
+
+
+def shock_positions(samples: ArrayLike, grid: ArrayLike, threshold: float = 0.0, rule: str = "node",
+                    no_crossing: str = "last") -> torch.Tensor:
     """Shock (front) position of each sample: where ``u`` first drops to ``threshold`` along x.
 
     Two rules:
@@ -80,16 +87,11 @@ def shock_positions(samples, grid, threshold=0.0, rule="node", no_crossing="last
     >>> shock_positions(torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0]), grid, 0.5, "crossing")
     tensor(0.3750, dtype=torch.float64)
     """
-    if rule not in _RULES:
-        raise ValueError(f"rule must be one of {_RULES}, got {rule!r}")
-    if no_crossing not in _NO_CROSSING:
-        raise ValueError(f"no_crossing must be one of {_NO_CROSSING}, got {no_crossing!r}")
+    check_choice(rule, "rule", _RULES)
+    check_choice(no_crossing, "no_crossing", _NO_CROSSING)
     u = as_tensor(samples, "samples", dtype=torch.float64)
     x = as_tensor(grid, "grid", dtype=torch.float64, device=u.device)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(f"threshold must be a real number, got {type(threshold).__name__}")
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be finite, got {threshold!r}")
+    threshold = check_real(threshold, "threshold")
     if x.ndim != 1 or x.numel() < 1:
         raise ValueError(f"grid must be a 1-D tensor of node positions, got shape {tuple(x.shape)}")
     if u.ndim < 1 or u.shape[-1] != x.numel():
@@ -98,7 +100,8 @@ def shock_positions(samples, grid, threshold=0.0, rule="node", no_crossing="last
     check_finite(x, "grid")
     check_finite(u, "samples")
     if x.numel() > 1 and not bool((x[1:] > x[:-1]).all()):
-        raise ValueError("grid must be strictly increasing")
+        raise ValueError(f"grid must be strictly increasing, got {x.tolist() if x.numel() <= 8 else 'a grid'} "
+                         "with a step <= 0")
     below = u <= threshold
     found = below.any(-1)
     first = below.to(torch.int8).argmax(-1)  # index of the first True (argmax returns the first maximum)
@@ -115,7 +118,21 @@ def shock_positions(samples, grid, threshold=0.0, rule="node", no_crossing="last
     return torch.where(found, pos, missing)
 
 
-def gaussian_log_likelihood(dist, target, var_floor=0.0):
+def _check_distribution(dist: Distribution, name: str = "dist") -> Distribution:
+    if not isinstance(dist, Distribution):
+        raise TypeError(f"{name} must be a torch Distribution (e.g. model.predict(x)), got {type(dist).__name__}")
+    return dist
+
+
+def _check_target(target: ArrayLike, mean: torch.Tensor) -> torch.Tensor:
+    """``target`` as a tensor of the prediction's dtype, device and shape."""
+    t = as_tensor(target, "target", dtype=mean.dtype, device=mean.device)
+    if t.shape != mean.shape:
+        raise ValueError(f"target must have the prediction's shape {tuple(mean.shape)}, got {tuple(t.shape)}")
+    return t
+
+
+def gaussian_log_likelihood(dist: Distribution, target: ArrayLike, var_floor: float = 0.0) -> torch.Tensor:
     """Per-node Gaussian log-likelihood of ``target``, averaged over the nodes of each field.
 
     ``mean_i log N(target_i; mu_i, max(var_i, var_floor))`` with the prediction's marginal means ``mu`` and
@@ -146,21 +163,19 @@ def gaussian_log_likelihood(dist, target, var_floor=0.0):
         If ``target`` does not have the prediction's shape, ``var_floor`` is negative or not finite, or a variance
         is zero with ``var_floor = 0``.
     """
-    if not isinstance(dist, Distribution):
-        raise TypeError(f"dist must be a torch Distribution, got {type(dist).__name__}")
-    if isinstance(var_floor, bool) or not (isinstance(var_floor, (int, float)) and 0 <= var_floor < math.inf):
-        raise ValueError(f"var_floor must be a finite float >= 0, got {var_floor!r}")
+    _check_distribution(dist)
+    var_floor = check_real(var_floor, "var_floor", nonnegative=True)
     mean = dist.mean
-    t = as_tensor(target, "target", dtype=mean.dtype, device=mean.device)
-    if t.shape != mean.shape:
-        raise ValueError(f"target must have the prediction's shape {tuple(mean.shape)}, got {tuple(t.shape)}")
+    t = _check_target(target, mean)
     if var_floor == 0 and not bool((dist.variance > 0).all()):  # said here in terms of this function's argument
-        raise ValueError("the prediction has a zero variance at some node; pass var_floor > 0")
+        raise ValueError("var_floor must be positive where the prediction has a zero variance, got 0 "
+                         "(pass var_floor > 0)")
     # gaussian_nll's marginal form floors the variances at eps itself
     return -gaussian_nll(dist, t, reduction="none", eps=var_floor) / mean.shape[-1]
 
 
-def draw_samples(dist, sample_shape, generator=None):
+def draw_samples(dist: Distribution, sample_shape: Sequence[int],
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Reproducible draws ``dist.sample(sample_shape)`` from any distribution, with a local generator.
 
     The layer's distributions take the generator directly. Torch's own distributions (``Normal``,
@@ -183,10 +198,8 @@ def draw_samples(dist, sample_shape, generator=None):
     TypeError
         If ``dist`` is not a distribution or ``generator`` not a ``torch.Generator``.
     """
-    if not isinstance(dist, Distribution):
-        raise TypeError(f"dist must be a torch Distribution, got {type(dist).__name__}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    _check_distribution(dist)
+    check_generator(generator)
     sample_shape = torch.Size(sample_shape)
     if isinstance(dist, StructuredGaussian):
         return dist.sample(sample_shape, generator=generator)
@@ -197,7 +210,7 @@ def draw_samples(dist, sample_shape, generator=None):
         return dist.sample(sample_shape)
 
 
-def _check_methods(methods):
+def _check_methods(methods: Sequence[str]) -> Tuple[str, ...]:
     methods = tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods or len(set(methods)) != len(methods):
@@ -205,7 +218,8 @@ def _check_methods(methods):
     return methods
 
 
-def posteriors(prediction, constraint, b=None, methods=METHODS):
+def posteriors(prediction: Distribution, constraint: LinearConstraint, b: Optional[ArrayLike] = None,
+               methods: Sequence[str] = METHODS) -> Dict[str, Distribution]:
     """The unconstrained prediction and its HardC, ProbConserv and non-negative ProbConserv updates.
 
     Parameters
@@ -234,11 +248,8 @@ def posteriors(prediction, constraint, b=None, methods=METHODS):
     ValueError
         For unknown or repeated methods, and whatever the layer rejects.
     """
-    if not isinstance(prediction, Distribution):
-        raise TypeError(f"prediction must be a torch Distribution (e.g. model.predict(x)), "
-                        f"got {type(prediction).__name__}")
-    if not isinstance(constraint, LinearConstraint):
-        raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
+    _check_distribution(prediction, "prediction")
+    _check_constraint(constraint)
     out = {}
     for method in _check_methods(methods):
         if method == "unconstrained":
@@ -252,7 +263,14 @@ def posteriors(prediction, constraint, b=None, methods=METHODS):
     return out
 
 
-def evaluate(dist, target, constraint, b=None, var_floor=0.0):
+def _check_constraint(constraint: LinearConstraint) -> LinearConstraint:
+    if not isinstance(constraint, LinearConstraint):
+        raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
+    return constraint
+
+
+def evaluate(dist: Distribution, target: ArrayLike, constraint: LinearConstraint, b: Optional[ArrayLike] = None,
+             var_floor: float = 0.0) -> Dict[str, torch.Tensor]:
     """MSE, conservation error and log-likelihood of a prediction, per field.
 
     Parameters
@@ -284,36 +302,24 @@ def evaluate(dist, target, constraint, b=None, var_floor=0.0):
         If ``target`` does not have the prediction's shape, ``b`` is missing or does not broadcast to the fields'
         leading shape, or for a bad ``var_floor``.
     """
-    if not isinstance(dist, Distribution):
-        raise TypeError(f"dist must be a torch Distribution, got {type(dist).__name__}")
-    if not isinstance(constraint, LinearConstraint):
-        raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
+    _check_distribution(dist)
+    _check_constraint(constraint)
     mean = dist.mean
-    t = as_tensor(target, "target", dtype=mean.dtype, device=mean.device)
-    if t.shape != mean.shape:
-        raise ValueError(f"target must have the prediction's shape {tuple(mean.shape)}, got {tuple(t.shape)}")
+    t = _check_target(target, mean)
     if mean.shape[-1] != constraint.n:
-        raise ValueError(f"the prediction must have n = {constraint.n} nodes (the constraint's columns), "
-                         f"got shape {tuple(mean.shape)}")
+        raise ValueError(f"dist must have n = {constraint.n} nodes (the constraint's columns) in its last "
+                         f"dimension, got a prediction of shape {tuple(mean.shape)}")
     check_finite(t, "target")
-    if b is None:
-        if constraint.b is None:
-            raise ValueError("b is required: the constraint has no right-hand side, so pass b= of shape (..., m)")
-        b = constraint.b
-    b = as_tensor(b, "b", dtype=mean.dtype, device=mean.device)
-    if b.ndim == 0:
-        b = b.reshape(1)
-    check_finite(b, "b")
+    # the constraint in the prediction's dtype; its b (or the b given here) checked by the constraint itself
+    c = constraint.to(dtype=mean.dtype, device=mean.device)
+    if b is not None:
+        c = c.with_b(b)
+    elif c.b is None:
+        raise ValueError("b is required: the constraint has no right-hand side, so pass b= of shape (..., m)")
     lead = mean.shape[:-1]
-    try:
-        ok = b.shape[-1] == constraint.m and torch.broadcast_shapes(b.shape[:-1], lead) == lead
-    except RuntimeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"b must have shape (..., {constraint.m}) broadcastable to the fields' leading shape "
-                         f"{tuple(lead)}, got {tuple(b.shape)}")
-    G = constraint.G.to(device=mean.device, dtype=mean.dtype)
-    ce = (mean @ G.mT - b).abs()
+    check_broadcasts_to(c.b.shape[:-1], lead, "b", f"the fields' leading shape {tuple(lead)}", full_shape=c.b.shape)
+    ce = c.residual(mean).abs()
+    b, G = c.b, c.G
     scale = torch.maximum(b.abs(), t.abs() @ G.abs().mT)
     zero = torch.where(ce == 0, torch.zeros_like(ce), torch.full_like(ce, math.inf))
     ce_rel = torch.where(scale > 0, ce / torch.where(scale > 0, scale, torch.ones_like(scale)), zero)
@@ -325,7 +331,9 @@ def evaluate(dist, target, constraint, b=None, var_floor=0.0):
     }
 
 
-def compare_methods(prediction, target, constraint, b=None, methods=METHODS, var_floor=0.0):
+def compare_methods(prediction: Distribution, target: ArrayLike, constraint: LinearConstraint,
+                    b: Optional[ArrayLike] = None, methods: Sequence[str] = METHODS,
+                    var_floor: float = 0.0) -> Dict[str, Dict[str, Union[Distribution, torch.Tensor]]]:
     """Apply the methods of :func:`posteriors` to a prediction and :func:`evaluate` each against the target.
 
     Parameters

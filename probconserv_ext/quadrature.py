@@ -4,16 +4,22 @@ The weights ``w`` make ``w @ u`` the integral of ``u`` over the domain; they are
 conservation constraint ``G u = b``.
 """
 
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
 import torch
 
-from _physics_constrained.validation import as_tensor, check_finite
+from _physics_constrained.validation import as_tensor, check_choice, check_finite, check_int, check_real
 
 __all__ = ["quadrature_weights", "flatten_field", "unflatten_field"]
 
 _RULES = ("trapezoid", "rectangle")
 
+Axis = Union[torch.Tensor, np.ndarray, Sequence[float]]
+Period = Optional[float]
 
-def _axis_weights(x, rule, period, name):
+
+def _axis_weights(x: Axis, rule: str, period: Period, name: str) -> torch.Tensor:
     x = as_tensor(x, name)
     if x.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of node positions, got shape {tuple(x.shape)}")
@@ -28,7 +34,7 @@ def _axis_weights(x, rule, period, name):
             f"<= {name}[{i}] = {float(x[i])!r}"
         )
     if period is not None:
-        period = float(period)
+        period = check_real(period, "period")
         wrap = x[0] + period - x[-1]
         if not period > 0 or not float(wrap) > 0:
             raise ValueError(
@@ -50,7 +56,8 @@ def _axis_weights(x, rule, period, name):
     return w
 
 
-def quadrature_weights(grid, rule="trapezoid", period=None):
+def quadrature_weights(grid: Union[Axis, Sequence[Axis]], rule: str = "trapezoid",
+                       period: Union[Period, Sequence[Period]] = None) -> torch.Tensor:
     """Quadrature weights of a 1-D grid, or of a tensor-product grid given as a tuple of axes.
 
     Parameters
@@ -72,9 +79,16 @@ def quadrature_weights(grid, rule="trapezoid", period=None):
     -------
     torch.Tensor
         Weights of shape ``(n,)``, ``n`` the total number of nodes, in the grid's floating dtype.
+
+    Raises
+    ------
+    TypeError
+        If an axis is not numeric or ``period`` not a real number.
+    ValueError
+        If an axis is not 1-D, has fewer than 2 nodes, is not finite or not strictly increasing; for an unknown
+        ``rule``; or if a period does not exceed its axis' extent or the periods do not match the axes.
     """
-    if rule not in _RULES:
-        raise ValueError(f"rule must be one of {_RULES}, got {rule!r}")
+    check_choice(rule, "rule", _RULES)
     if isinstance(grid, (tuple, list)):
         axes = list(grid)
         if not 1 <= len(axes) <= 3:
@@ -88,11 +102,11 @@ def quadrature_weights(grid, rule="trapezoid", period=None):
             w = wk if w is None else (w[:, None] * wk[None, :].to(w.dtype)).reshape(-1)
         return w
     if isinstance(period, (tuple, list)):
-        raise ValueError("period must be a single number (or None) for a 1-D grid")
+        raise ValueError(f"period must be a single number (or None) for a 1-D grid, got {period!r}")
     return _axis_weights(grid, rule, period, "grid")
 
 
-def flatten_field(field, spatial_dims):
+def flatten_field(field: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     """Flatten the last ``spatial_dims`` dimensions of a field to one node dimension of size ``n``.
 
     Parameters
@@ -106,18 +120,40 @@ def flatten_field(field, spatial_dims):
     -------
     torch.Tensor
         Shape ``(*lead, n1*n2*...)``, row-major, consistent with :func:`quadrature_weights` on a tuple grid.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``spatial_dims`` is not an integer between 1 and ``field.ndim``.
     """
-    if not 1 <= spatial_dims <= field.ndim:
+    if check_int(spatial_dims, "spatial_dims", minimum=1) > field.ndim:
         raise ValueError(f"spatial_dims must be between 1 and field.ndim = {field.ndim}, got {spatial_dims}")
     return field.reshape(*field.shape[: field.ndim - spatial_dims], -1)
 
 
-def unflatten_field(flat, spatial_shape):
-    """Inverse of :func:`flatten_field`: reshape ``(*lead, n)`` to ``(*lead, *spatial_shape)``."""
-    spatial_shape = tuple(int(s) for s in spatial_shape)
+def unflatten_field(flat: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`flatten_field`: reshape ``(*lead, n)`` to ``(*lead, *spatial_shape)``.
+
+    Parameters
+    ----------
+    flat : torch.Tensor, shape ``(*lead, n)``
+    spatial_shape : sequence of int
+        Sizes ``(n1[, n2[, n3]])`` with product ``n``.
+
+    Returns
+    -------
+    torch.Tensor, shape ``(*lead, *spatial_shape)``
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a size is not a positive integer or the sizes do not hold ``n`` nodes.
+    """
+    spatial_shape = tuple(check_int(s, f"spatial_shape[{i}]", minimum=1) for i, s in enumerate(spatial_shape))
     n = 1
     for s in spatial_shape:
         n *= s
     if flat.shape[-1] != n:
-        raise ValueError(f"flat has {flat.shape[-1]} nodes but spatial_shape {spatial_shape} holds {n}")
+        raise ValueError(f"spatial_shape must hold the {flat.shape[-1]} nodes of flat's last dimension, "
+                         f"got {spatial_shape} ({n} nodes)")
     return flat.reshape(*flat.shape[:-1], *spatial_shape)

@@ -19,6 +19,7 @@ from probconserv_ext import (
     evaluate,
     gaussian_log_likelihood,
     posteriors,
+    quadrature_weights,
     shock_positions,
 )
 
@@ -264,7 +265,7 @@ def test_evaluate_rejects_bad_input():
     c = conservation_constraint(torch.linspace(0, 1, 6))
     with pytest.raises(ValueError, match="b is required"):
         evaluate(pred, torch.zeros(1, 2, 6), c)
-    with pytest.raises(ValueError, match="b must have shape"):
+    with pytest.raises(ValueError, match=r"b of shape \(3, 2, 1\) .*would broadcast"):
         evaluate(pred, torch.zeros(1, 2, 6), c, b=torch.ones(3, 2, 1))  # would broadcast into a bigger result
     with pytest.raises(ValueError, match="b must have shape"):
         evaluate(pred, torch.zeros(1, 2, 6), c, b=torch.ones(1, 2, 2))
@@ -282,3 +283,35 @@ def test_relative_conservation_error_with_zero_scale():
     mean = torch.stack([torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)])
     out = evaluate(Normal(mean, torch.ones_like(mean)), torch.zeros(2, 5), c, b=torch.zeros(2, 1))
     assert out["ce_rel"].tolist() == [0.0, math.inf]
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 20), nt=st.integers(1, 4), seed=st.integers(0, 10_000), constraint_b=st.booleans())
+def test_evaluate_computes_in_the_predictions_dtype(n, nt, seed, constraint_b):
+    # a float32 constraint and a float64 prediction: G is cast up, b is taken in float64 (not rounded to float32)
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.sort(torch.rand(n, generator=g)).values + torch.arange(n) * 1e-3  # strictly increasing, float32
+    G = quadrature_weights(grid)[None]
+    mean = torch.randn(nt, n, generator=g, dtype=torch.float64)
+    b = 1 / 3 + torch.randn(nt, 1, generator=g, dtype=torch.float64)  # not representable in float32
+    c = LinearConstraint(G, b) if constraint_b else LinearConstraint(G)
+    out = evaluate(Normal(mean, torch.ones_like(mean)), mean, c, b=None if constraint_b else b)
+    ce = (mean @ G.double().mT - (c.b.double() if constraint_b else b)).abs().squeeze(-1)
+    torch.testing.assert_close(out["ce_abs"], ce, rtol=0, atol=0)
+    assert out["mse"].dtype == torch.float64 and bool((out["mse"] == 0).all())
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda d, t: gaussian_log_likelihood(d, t, var_floor="0"), TypeError, "var_floor must be a real number"),
+        (lambda d, t: gaussian_log_likelihood(d, t, var_floor=float("nan")), ValueError, "var_floor must be finite"),
+        (lambda d, t: shock_positions(t, torch.linspace(0, 1, 4), threshold=True), TypeError, "threshold"),
+        (lambda d, t: draw_samples(d, (2,), generator=torch.zeros(1)), TypeError, "generator must be"),
+        (lambda d, t: evaluate(d, t, "G", b=torch.ones(1)), TypeError, "constraint must be a LinearConstraint"),
+    ],
+)
+def test_metrics_name_the_bad_argument(call, exc, match):
+    dist = Normal(torch.zeros(2, 4), torch.ones(2, 4))
+    with pytest.raises(exc, match=match):
+        call(dist, torch.zeros(2, 4))
