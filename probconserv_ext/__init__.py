@@ -40,7 +40,7 @@ __all__ = [
     "DowndatedCovariance",
 ]
 
-# --- problems and models (issue 6) ---
+# --- test problems, probabilistic base models and the paper's metrics ---
 from .metrics import (  # noqa: E402
     METHODS,
     compare_methods,
