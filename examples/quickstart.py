@@ -40,7 +40,7 @@ from neuralop.losses import LpLoss  # noqa: E402
 from neuralop.models import FNO  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from boon_ext import BOONFNO, boundary_error  # noqa: E402
+from boon_ext import BOONFNO, boundary_error, neumann_stencil, one_sided_derivative  # noqa: E402
 from boon_ext.datasets import heat_neumann  # noqa: E402
 from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint  # noqa: E402
 
@@ -99,8 +99,9 @@ def relative_l2(pred, y):
 def flux_rows(n, h):
     """Second-order one-sided du/dx at both ends, as constraint rows (the Neumann conditions)."""
     G = torch.zeros(2, n, dtype=torch.float64)
-    G[0, :3] = torch.tensor([-3.0, 4.0, -1.0]) / (2 * h)
-    G[1, -3:] = torch.tensor([1.0, -4.0, 3.0]) / (2 * h)
+    for row, side in enumerate(("left", "right")):
+        nodes, weights = neumann_stencil(side, h)
+        G[row, list(nodes)] = torch.tensor(weights, dtype=torch.float64)
     return G
 
 
@@ -224,8 +225,7 @@ def main(argv=None):
         a.legend(fontsize=7, loc="best", framealpha=0.85)
     for j, (side, label) in enumerate([("left", "du/dx at x = 0"), ("right", "du/dx at x = 1")]):
         a = ax[1, j]
-        stencil = (lambda u: (-3 * u[:, 0, 0] + 4 * u[:, 0, 1] - u[:, 0, 2]) / (2 * h)) if side == "left" else (
-            lambda u: (3 * u[:, 0, -1] - 4 * u[:, 0, -2] + u[:, 0, -3]) / (2 * h))
+        stencil = (lambda u, side=side: one_sided_derivative(u[:, 0], side, h))
         target = torch.zeros(n_test) if side == "left" else values["right"]
         order = torch.argsort(target)
         a.plot(target[order], "k-", lw=2, label="prescribed")

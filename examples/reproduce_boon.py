@@ -70,6 +70,7 @@ from boon_ext.datasets import (  # noqa: E402
     stokes_second_problem,
 )
 from boon_ext.datasets.base import BoundaryProblem  # noqa: E402
+from boon_ext import one_sided_derivative  # noqa: E402
 
 PROBLEMS = ("heat", "stokes", "stokes_spacetime", "burgers_periodic", "burgers_dirichlet", "stokes_nu001")
 MODELS = ("fno", "boon", "boon_hidden", "boon_output", "boon_lift")
@@ -252,10 +253,7 @@ def boundary_residual(u, boundary, boundary_values, domain):
             if kind == "dirichlet":
                 res = face - g
             else:
-                i = [0, 1, 2] if side == "left" else [n - 1, n - 2, n - 3]
-                u0, u1, u2 = (u.select(dim, j) for j in i)
-                sgn = -1.0 if side == "left" else 1.0
-                res = sgn * (3 * u0 - 4 * u1 + u2) / (2 * h) - g
+                res = one_sided_derivative(u, side, h, dim=dim) - g
             worst = max(worst, float(res.abs().max()))
     return worst
 

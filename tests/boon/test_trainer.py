@@ -10,7 +10,7 @@ from neuralop.losses import LpLoss
 from neuralop.training import Trainer
 
 import boon_ext
-from boon_ext import BOONFNO, BoundaryDataProcessor, Dirichlet, Neumann, TargetLoss, boundary_error
+from boon_ext import BOONFNO, BoundaryDataProcessor, Dirichlet, Neumann, TargetLoss, boundary_error, one_sided_derivative
 
 PLUGIN_DIR = str(Path(boon_ext.__file__).resolve().parent)
 
@@ -33,7 +33,7 @@ def _data(n=48, s=32, seed=0):
     x = (a * torch.sin(2 * grid) + b)[:, None, :]
     y = (a * torch.cos(2 * grid) + 3.0 * b + 1.0)[:, None, :]
     h = 2.0 / (n - 1)
-    values = {"left": y[:, 0, 0].clone(), "right": (3 * y[:, 0, -1] - 4 * y[:, 0, -2] + y[:, 0, -3]) / (2 * h)}
+    values = {"left": y[:, 0, 0].clone(), "right": one_sided_derivative(y[:, 0], "right", h)}
     return x, y, values
 
 
