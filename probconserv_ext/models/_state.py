@@ -1,6 +1,7 @@
 """State dicts of modules that hold neuralop models."""
 
 import warnings
+from typing import Any, Dict, Optional
 
 from torch import nn
 
@@ -20,7 +21,22 @@ class HoldsNeuralopModels(nn.Module):
     (an entry that was there before this container added its parameters, e.g. a parent's, is left alone).
     """
 
-    def state_dict(self, *, destination=None, prefix="", keep_vars=False):
+    def state_dict(self, *, destination: Optional[Dict[str, Any]] = None, prefix: str = "",
+                   keep_vars: bool = False) -> Dict[str, Any]:
+        """:meth:`torch.nn.Module.state_dict` without neuralop's stray top-level ``_metadata`` entry.
+
+        Parameters
+        ----------
+        destination : dict, optional
+        prefix : str
+        keep_vars : bool
+            As for :meth:`torch.nn.Module.state_dict`.
+
+        Returns
+        -------
+        dict
+            Parameters and buffers, loadable with ``load_state_dict`` (strict).
+        """
         had_metadata = destination is not None and "_metadata" in destination
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_NEURALOP_METADATA_WARNING, category=UserWarning)

@@ -273,9 +273,17 @@ class ConservationProblem:
         return np.linspace(self.domain[0], self.domain[1], check_int(nx, "nx", minimum=3))
 
     def times(self, nt: int) -> np.ndarray:
-        """``nt`` equally spaced times in ``(0, t_final]`` (the last one is ``t_final``).
+        """``nt`` equally spaced times in ``(0, t_final]``.
 
-        Raises ``TypeError``/``ValueError`` if ``nt`` is not an integer >= 1.
+        Parameters
+        ----------
+        nt : int
+            Number of time slices (at least 1; ``TypeError`` or ``ValueError`` otherwise).
+
+        Returns
+        -------
+        numpy.ndarray, shape (nt,)
+            ``t_final * (1, 2, ..., nt) / nt``: the last one is ``t_final``.
         """
         nt = check_int(nt, "nt", minimum=1)
         return self.t_final * np.arange(1, nt + 1) / nt
