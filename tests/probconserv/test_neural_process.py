@@ -197,3 +197,24 @@ def test_float64_inputs_give_the_float32_models_prediction():
 def test_exported():
     assert probconserv_ext.AttentiveNeuralProcess is AttentiveNeuralProcess
     assert probconserv_ext.fit_neural_process is fit_neural_process
+
+
+@settings(max_examples=5, deadline=None)
+@given(batch=st.integers(1, 5), chunk=st.integers(1, 3), seed=st.integers(0, 100))
+def test_predict_checks_its_inputs_once(batch, chunk, seed):
+    # the inputs are checked (and cast) once per call, not again for every chunk of functions
+    model = AttentiveNeuralProcess(**TINY, seed=0)
+    calls = []
+    original = AttentiveNeuralProcess._check_inputs
+
+    def counting(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    AttentiveNeuralProcess._check_inputs = counting
+    try:
+        xc, uc, xt = _inputs(batch, 3, (4,), seed)
+        pred = model.predict(xc, uc, xt, n_latent=2, seed=seed, chunk=chunk)
+    finally:
+        AttentiveNeuralProcess._check_inputs = original
+    assert len(calls) == 1 and pred.batch_shape == (batch, 4)
