@@ -10,6 +10,7 @@ from _physics_constrained import distribution_version
 
 from .constraints import LinearConstraint, conservation_constraint, conserved_total, stack_constraints, value_constraint
 from .covariance import Covariance, DenseCovariance, DiagonalCovariance, DowndatedCovariance, LowRankCovariance
+from .covariance import IdentityCovariance
 from .distributed import DistributedProbConserv
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .layer import ProbConserv
@@ -38,6 +39,7 @@ __all__ = [
     "LowRankCovariance",
     "DenseCovariance",
     "DowndatedCovariance",
+    "IdentityCovariance",
 ]
 
 # --- test problems, probabilistic base models and the paper's metrics ---

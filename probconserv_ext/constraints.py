@@ -6,13 +6,49 @@ row of a linear constraint whose right-hand side ``b(t)`` is the conserved total
 """
 
 import functools
+from typing import Optional
 
 import torch
 
 from _physics_constrained.validation import as_tensor, check_finite, check_index
 from .quadrature import quadrature_weights
 
-__all__ = ["LinearConstraint", "conservation_constraint", "value_constraint", "stack_constraints", "conserved_total"]
+__all__ = ["LinearConstraint", "check_rhs", "conservation_constraint", "value_constraint", "stack_constraints", "conserved_total"]
+
+
+def check_rhs(b, m: int, name: str = "b", dtype: Optional[torch.dtype] = None, device=None,
+              finite: bool = True) -> torch.Tensor:
+    """A right-hand side of ``m`` constraint rows: a tensor of shape ``(..., m)`` (a scalar counts as ``(1,)``).
+
+    Parameters
+    ----------
+    b : tensor, array or float
+    m : int
+        Number of constraint rows.
+    name : str
+        The argument's name, for messages.
+    dtype : torch.dtype, optional
+    device : torch.device, optional
+    finite : bool
+        Check that ``b`` is finite (a host synchronisation; callers skip it while compiling).
+
+    Returns
+    -------
+    torch.Tensor
+
+    Raises
+    ------
+    TypeError
+        If ``b`` is not numeric.
+    ValueError
+        If its last dimension is not ``m``, or (with ``finite``) it holds NaN or inf.
+    """
+    b = as_tensor(b, name, dtype=dtype, device=device)
+    if b.ndim == 0:
+        b = b.reshape(1)
+    if b.shape[-1] != m:
+        raise ValueError(f"{name} must have shape (..., m) with m = {m} constraint rows, got {tuple(b.shape)}")
+    return check_finite(b, name) if finite else b
 
 
 class LinearConstraint:
@@ -25,6 +61,16 @@ class LinearConstraint:
     b : tensor, array or float, shape ``(..., m)``, optional
         Right-hand side, broadcast over the leading dimensions (batch, time slices, channels) of the
         prediction. May be left out here and given when the layer is called.
+    allow_zero_rows : bool
+        Accept zero rows (and no columns): for one rank's slab of a domain-decomposed constraint, where a row may
+        vanish on the slab while it is non-zero on the whole field (:func:`probconserv_ext.slabs.constraint_slab`).
+
+    Raises
+    ------
+    TypeError
+        If ``G`` or ``b`` is not numeric.
+    ValueError
+        If ``G`` is not ``(m, n)``, not finite or has a zero row, or ``b`` does not end in ``m``.
 
     Attributes
     ----------
@@ -33,34 +79,51 @@ class LinearConstraint:
         Number of rows and of nodes.
     """
 
-    def __init__(self, G, b=None):
+    def __init__(self, G, b=None, *, allow_zero_rows: bool = False):
         G = as_tensor(G, "G")
         if G.ndim == 1:
             G = G[None, :]
-        if G.ndim != 2 or G.shape[0] == 0 or G.shape[1] == 0:
+        if G.ndim != 2 or G.shape[0] == 0 or (G.shape[1] == 0 and not allow_zero_rows):
             raise ValueError(f"G must have shape (m, n) with m, n >= 1, got {tuple(G.shape)}")
         check_finite(G, "G")
-        zero = (G == 0).all(dim=1)
-        if bool(zero.any()):
-            raise ValueError(f"G must have no zero row, but row(s) {torch.nonzero(zero).flatten().tolist()} are zero")
+        if not allow_zero_rows:
+            zero = (G == 0).all(dim=1)
+            if bool(zero.any()):
+                raise ValueError(f"G must have no zero row, but row(s) {torch.nonzero(zero).flatten().tolist()} are zero")
         self.G = G
-        self.b = None if b is None else self._check_b(b, "b")
+        self.b = None if b is None else self.check_rhs(b, "b")
 
     @property
-    def m(self):
+    def m(self) -> int:
+        """Number of constraint rows."""
         return self.G.shape[0]
 
     @property
-    def n(self):
+    def n(self) -> int:
+        """Number of nodes."""
         return self.G.shape[1]
 
-    def _check_b(self, b, name):
-        b = as_tensor(b, name, dtype=self.G.dtype, device=self.G.device)
-        if b.ndim == 0:
-            b = b.reshape(1)
-        if b.shape[-1] != self.m:
-            raise ValueError(f"{name} must have shape (..., m) with m = {self.m} constraint rows, got {tuple(b.shape)}")
-        return check_finite(b, name)
+    def check_rhs(self, b, name: str = "b") -> torch.Tensor:
+        """A right-hand side for this constraint, as a finite tensor of shape ``(..., m)`` in ``G``'s dtype.
+
+        Parameters
+        ----------
+        b : tensor, array or float
+        name : str
+            The argument's name, for messages.
+
+        Returns
+        -------
+        torch.Tensor
+
+        Raises
+        ------
+        TypeError
+            If ``b`` is not numeric.
+        ValueError
+            If its last dimension is not ``m`` or it is not finite.
+        """
+        return check_rhs(b, self.m, name, dtype=self.G.dtype, device=self.G.device)
 
     def with_b(self, b):
         """The same ``G`` with a new right-hand side."""
@@ -68,7 +131,7 @@ class LinearConstraint:
 
     def residual(self, u, b=None):
         """``G u - b`` for ``u`` of shape ``(..., n)``; returns shape ``(..., m)``."""
-        b = self.b if b is None else self._check_b(b, "b")
+        b = self.b if b is None else self.check_rhs(b, "b")
         if u.shape[-1] != self.n:
             raise ValueError(f"u must have n = {self.n} nodes in its last dimension, got shape {tuple(u.shape)}")
         r = u @ self.G.to(u.dtype).mT

@@ -17,13 +17,15 @@ the input prediction.
 """
 
 import math
+from typing import Optional, Tuple
 
 import torch
 from torch.distributions import Distribution, constraints
 
 from _physics_constrained.validation import eps_of
-from .covariance import DowndatedCovariance
-from .update import refine_to_roundoff
+from .collectives import LOCAL, LocalCollectives
+from .covariance import Covariance, DowndatedCovariance, Shared
+from .update import UpdateFactors, refine_to_roundoff
 
 __all__ = ["StructuredGaussian", "ConstrainedGaussian"]
 
@@ -45,7 +47,7 @@ class StructuredGaussian(Distribution):
     support = constraints.real_vector
     has_rsample = True
 
-    def __init__(self, loc, covariance, out_dtype=None):
+    def __init__(self, loc: torch.Tensor, covariance: Covariance, out_dtype: Optional[torch.dtype] = None):
         self._loc = loc
         self.covariance = covariance
         self.out_dtype = out_dtype or loc.dtype
@@ -53,22 +55,31 @@ class StructuredGaussian(Distribution):
         super().__init__(batch_shape, torch.Size([loc.shape[-1]]), validate_args=False)
 
     @property
-    def n(self):
+    def n(self) -> int:
+        """Number of nodes."""
         return self.event_shape[0]
+
+    @property
+    def loc(self) -> torch.Tensor:
+        """The mean as held internally: compute dtype, not expanded to ``batch_shape``."""
+        return self._loc
 
     def _out(self, t):
         return t.to(self.out_dtype)
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
+        """The mean, shape ``(*batch_shape, n)``, in the output dtype."""
         return self._out(self._loc.expand(*self.batch_shape, self.n))
 
     @property
-    def mode(self):
+    def mode(self) -> torch.Tensor:
+        """The mode (the mean)."""
         return self.mean
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
+        """The variances, shape ``(*batch_shape, n)``, in the output dtype."""
         return self._out(self.covariance.diagonal().expand(*self.batch_shape, self.n))
 
     @property
@@ -76,14 +87,36 @@ class StructuredGaussian(Distribution):
         """The dense covariance, shape ``(..., n, n)``: formed on request only (``O(n^2)`` memory)."""
         return self._out(self.covariance.to_dense().expand(*self.batch_shape, self.n, self.n))
 
-    def _rsample_compute(self, sample_shape, generator=None):
-        return self._loc + self.covariance.sample_noise(tuple(sample_shape), generator)
+    def _rsample_compute(self, sample_shape, generator=None, shared: Shared = None):
+        return self._loc + self.covariance.sample_noise(tuple(sample_shape), generator, shared)
 
-    def rsample(self, sample_shape=torch.Size(), generator=None):
-        """Reparameterized draws of shape ``(*sample_shape, *batch_shape, n)``."""
+    def rsample(self, sample_shape=torch.Size(), generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Reparameterized draws.
+
+        Parameters
+        ----------
+        sample_shape : torch.Size or tuple of int
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*sample_shape, *batch_shape, n)``, in the output dtype.
+        """
         return self._out(self._rsample_compute(sample_shape, generator).expand(*sample_shape, *self.batch_shape, self.n))
 
-    def sample(self, sample_shape=torch.Size(), generator=None):
+    def sample(self, sample_shape=torch.Size(), generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Draws without gradients; see :meth:`rsample`.
+
+        Parameters
+        ----------
+        sample_shape : torch.Size or tuple of int
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        torch.Tensor
+        """
         with torch.no_grad():
             return self.rsample(sample_shape, generator)
 
@@ -94,8 +127,23 @@ class StructuredGaussian(Distribution):
         quad, logdet = self._inv_quad_logdet(value - self._loc)
         return -0.5 * (self.n * math.log(2 * math.pi) + logdet + quad)
 
-    def log_prob(self, value):
-        """Log density at ``value`` of shape ``(..., n)``."""
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log density.
+
+        Parameters
+        ----------
+        value : torch.Tensor, shape ``(..., n)``
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(...)`` broadcast with ``batch_shape``, in the output dtype.
+
+        Raises
+        ------
+        ValueError
+            If ``value`` has the wrong shape or is not finite, or the covariance is singular.
+        """
         value = self._check_value_shape(value)
         return self._out(self._log_prob_compute(value.to(self._loc.dtype), value.dtype))
 
@@ -135,6 +183,11 @@ class ConstrainedGaussian(StructuredGaussian):
     noise_is_zero : bool, optional
         Whether ``noise == 0``, when the caller knows it without reading the tensor (the layer knows it from its
         construction); saves a host synchronisation per call, so that sampling compiles without graph breaks.
+    refine_tol : float, optional
+        Relative round-off tolerance of an exact update; draws pushed through it are refined like the mean
+        (``None``: no refinement, e.g. while compiling or on a split field).
+    collectives : LocalCollectives, optional
+        Sums over the node axis and shared draws (:mod:`probconserv_ext.collectives`); default: one process.
 
     Attributes
     ----------
@@ -147,8 +200,12 @@ class ConstrainedGaussian(StructuredGaussian):
     Hansen et al. (2023), Learning physical models that can respect conservation laws, ICML.
     """
 
-    def __init__(self, prior, G, b, noise, loc, factors, method, out_dtype, noise_is_zero=None, refine_tol=None):
+    def __init__(self, prior: StructuredGaussian, G: torch.Tensor, b: torch.Tensor, noise: torch.Tensor,
+                 loc: torch.Tensor, factors: Optional[UpdateFactors], method: str, out_dtype: torch.dtype,
+                 noise_is_zero: Optional[bool] = None, refine_tol: Optional[float] = None,
+                 collectives: Optional[LocalCollectives] = None):
         self.prior = prior
+        self._collectives = LOCAL if collectives is None else collectives
         self._noise_is_zero = noise_is_zero
         # Relative round-off tolerance of an exact update (None: no refinement, e.g. while compiling). Draws pushed
         # through an ill-conditioned update (G Sigma G^T with a large condition number) are refined like the
@@ -159,37 +216,51 @@ class ConstrainedGaussian(StructuredGaussian):
         self.noise = noise
         self.method = method
         self.factors = factors
-        cov = prior.covariance if factors is None else DowndatedCovariance(prior.covariance, factors.W)
+        if factors is None:
+            cov = prior.covariance
+        elif self._collectives.local:
+            cov = DowndatedCovariance(prior.covariance, factors.W, G, factors.M, noise)
+        else:  # a slab's G gives no global G x: the slab's covariance cannot be sampled on its own
+            cov = DowndatedCovariance(prior.covariance, factors.W)
         super().__init__(loc, cov, out_dtype)
 
     @property
-    def exact(self):
-        return self.method == "probconserv" and self._zero_noise()
+    def exact(self) -> bool:
+        """Whether the covariance was updated by an exact constraint (``noise == 0``): then ``G u = b`` always."""
+        return self.factors is not None and self._zero_noise()
 
     def _zero_noise(self):
         if self._noise_is_zero is None:
             self._noise_is_zero = not bool(self.noise > 0)
         return self._noise_is_zero
 
-    def constraint_residual(self):
-        """``G mean - b`` of shape ``(..., m)``: zero to round-off for an exact update."""
-        return self._out(self._loc @ self.G.mT - self.b)
+    def constraint_residual(self) -> torch.Tensor:
+        """``G mean - b`` (over the whole field, on every part of a split one).
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(..., m)``: zero to round-off for an exact update.
+        """
+        return self._out(self._collectives.sum(self._loc @ self.G.mT) - self.b)
 
     def _apply(self, u, generator=None, perturb=True):
         if self.factors is None:
             # HardC keeps the prior covariance: draws are shifted with the mean.
-            return u + (self._loc - self.prior._loc)
-        r = u @ self.G.mT - self.b
-        if perturb and self.method == "probconserv" and not self._zero_noise():
+            return u + (self._loc - self.prior.loc)
+        r = self._collectives.sum(u @ self.G.mT) - self.b
+        if perturb and not self._zero_noise():
+            # One noise draw per row for the whole field (on a split field, the same on every part).
             e = torch.randn(r.shape, dtype=r.dtype, device=r.device, generator=generator)
-            r = r + self.noise.sqrt() * e
+            r = r + self.noise.sqrt() * self._collectives.share(e)
         u = u - self.factors.correction(r)
         if self._refine_tol is not None and self.exact:
             # like the mean; a draw that still misses round-off is returned as it is (the mean passed the check)
             u, _ = refine_to_roundoff(u, self.G, self.b, self.factors.correction, self._refine_tol, self.b.abs())
         return u
 
-    def update_samples(self, samples, generator=None, perturb=True):
+    def update_samples(self, samples: torch.Tensor, generator: Optional[torch.Generator] = None,
+                       perturb: bool = True) -> torch.Tensor:
         """Push draws (e.g. ensemble members) of the prior through the update.
 
         ``u~ = u - Sigma G^T A^-1 (G u + e - b)`` with ``e ~ N(0, s2 I)``: if ``u ~ N(mu, Sigma)`` then
@@ -213,24 +284,18 @@ class ConstrainedGaussian(StructuredGaussian):
         samples = self._check_value_shape(samples)
         return self._out(self._apply(samples.to(self._loc.dtype), generator, perturb))
 
-    def _rsample_compute(self, sample_shape, generator=None):
-        return self._apply(self.prior._rsample_compute(sample_shape, generator), generator)
+    def _rsample_compute(self, sample_shape, generator=None, shared: Shared = None):
+        # Prior draws pushed through the update; draws that several nodes use are shared over a split field.
+        return self._apply(self.prior._rsample_compute(sample_shape, generator, self._collectives.share), generator)
 
     def _inv_quad_logdet(self, x):
-        if self.factors is None:
-            return self.prior._inv_quad_logdet(x)
         if self.exact:
             raise NotImplementedError(
                 "an exactly constrained Gaussian has no density on R^n; its log_prob is the density on {G u = b}, "
                 "which is defined for one exact update of a prior with a density"
             )
-        # Posterior precision = prior precision + G^T G / s2 (s2 > 0); log det by the determinant lemma.
-        if self.factors.logdet_A is None:
-            raise NotImplementedError("log_prob is not defined when A was singular")
-        q0, l0 = self.prior._inv_quad_logdet(x)
-        Gx = x @ self.G.mT
-        m = self.G.shape[0]
-        return q0 + (Gx * Gx).sum(-1) / self.noise, l0 - self.factors.logdet_A + m * self.noise.log()
+        # HardC: the prior's covariance; ProbConserv with s2 > 0: precision = prior precision + G^T G / s2.
+        return self.covariance.inv_quad_logdet(x)
 
     def _log_prob_compute(self, value, in_dtype=None):
         if not self.exact:
@@ -250,18 +315,33 @@ class ConstrainedGaussian(StructuredGaussian):
                 "log_prob of an exact update is implemented for a prior with a density and a non-singular A"
             )
         m = self.G.shape[0]
-        r0 = self.prior._loc @ self.G.mT - self.b
+        r0 = self.prior.loc @ self.G.mT - self.b
         w = (self.factors.M.mT @ r0[..., :, None]).squeeze(-1)
         log_evidence = -0.5 * (m * math.log(2 * math.pi) + self.factors.logdet_A + (w * w).sum(-1))
         logdet_GGt = torch.linalg.slogdet(self.G @ self.G.mT)[1]
         return self.prior._log_prob_compute(value) - log_evidence - 0.5 * logdet_GGt
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Log density at ``value``: in R^n for a soft constraint, on ``{G u = b}`` for an exact one.
 
-        For an exact update, ``value`` must satisfy ``G value = b`` (checked to round-off relative to the
-        dtype of ``value``), otherwise a ``ValueError`` is raised. :func:`probconserv_ext.gaussian_nll` with
-        ``joint=False`` gives a per-node likelihood defined everywhere.
+        :func:`probconserv_ext.gaussian_nll` with ``joint=False`` gives a per-node likelihood defined everywhere.
+
+        Parameters
+        ----------
+        value : torch.Tensor, shape ``(..., n)``
+
+        Returns
+        -------
+        torch.Tensor
+            In the output dtype.
+
+        Raises
+        ------
+        ValueError
+            For an exact update, if ``value`` does not satisfy ``G value = b`` (checked to round-off relative to
+            the dtype of ``value``); a wrong shape or non-finite ``value``.
+        NotImplementedError
+            For an exact update of a prior without a density or with a singular ``A``.
         """
         value = self._check_value_shape(value)
         return self._out(self._log_prob_compute(value.to(self._loc.dtype), value.dtype))

@@ -1,21 +1,30 @@
 """The ProbConserv layer: a post-hoc Bayesian update that makes a Gaussian prediction satisfy ``G u = b``."""
 
 import math
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
 
-from _physics_constrained.validation import as_tensor, check_broadcasts_to, check_finite, check_nonnegative, check_variance, compiling, eps_of
-from .constraints import LinearConstraint
+from _physics_constrained.validation import (
+    as_tensor,
+    check_broadcasts_to,
+    check_finite,
+    check_nonnegative,
+    check_variance,
+    compiling,
+    eps_of,
+)
+from .collectives import LOCAL
+from .constraints import LinearConstraint, check_rhs
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
+from .methods import resolve_method
 from .nonnegative import nonnegative_active_set
-from .update import refine_to_roundoff, residual_tolerance, solve_update
+from .update import factor_update, refine_to_roundoff, residual_tolerance
 
 __all__ = ["ProbConserv"]
-
-_METHODS = ("probconserv", "hardc")
 
 
 class ProbConserv(nn.Module):
@@ -90,13 +99,16 @@ class ProbConserv(nn.Module):
     >>> post.constraint_residual().abs().max()          # ~1e-16
     """
 
-    def __init__(self, constraint, noise=0.0, method="probconserv", nonnegative=False, learn_noise=False,
-                 compute_dtype=torch.float64, validate=True):
+    #: The posterior class :meth:`forward` returns.
+    posterior_class = ConstrainedGaussian
+
+    def __init__(self, constraint: LinearConstraint, noise: float = 0.0, method: str = "probconserv",
+                 nonnegative: bool = False, learn_noise: bool = False, compute_dtype: torch.dtype = torch.float64,
+                 validate: bool = True):
         super().__init__()
         if not isinstance(constraint, LinearConstraint):
             raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
-        if method not in _METHODS:
-            raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+        method_obj = resolve_method(method)
         if not (isinstance(compute_dtype, torch.dtype) and compute_dtype.is_floating_point):
             raise TypeError(f"compute_dtype must be a floating torch.dtype, got {compute_dtype!r}")
         noise_t = as_tensor(noise, "noise", dtype=compute_dtype)
@@ -112,7 +124,10 @@ class ProbConserv(nn.Module):
                     "nonnegative=True supports one constraint row plus rows that fix single nodes (value_constraint), "
                     f"got {int((~point_rows).sum())} general rows"
                 )
-        self.method = method
+        self._method = method_obj
+        # Sums over the node axis and shared draws: identity here, all-reduce/broadcast in DistributedProbConserv.
+        self.collectives = LOCAL
+        self._n_total = constraint.n  # nodes of the whole field (for the round-off tolerances)
         self.nonnegative = bool(nonnegative)
         self.compute_dtype = compute_dtype
         self.validate = bool(validate)
@@ -127,7 +142,12 @@ class ProbConserv(nn.Module):
             self.register_buffer("_noise", noise_t)
 
     @property
-    def noise(self):
+    def method(self) -> str:
+        """The update method's name, ``"probconserv"`` or ``"hardc"``."""
+        return self._method.name
+
+    @property
+    def noise(self) -> torch.Tensor:
         """Constraint variance ``s2`` (a tensor; differentiable when learned)."""
         return self.log_noise.exp() if hasattr(self, "log_noise") else self._noise
 
@@ -152,14 +172,16 @@ class ProbConserv(nn.Module):
             self._noise_is_zero = not bool(self._noise.detach() > 0)
 
     @property
-    def m(self):
+    def m(self) -> int:
+        """Number of constraint rows."""
         return self.G.shape[0]
 
     @property
-    def n(self):
+    def n(self) -> int:
+        """Number of nodes (of this layer's part of the field)."""
         return self.G.shape[1]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"m={self.m}, n={self.n}, method={self.method!r}, nonnegative={self.nonnegative}"
 
     # ------------------------------------------------------------------ input parsing
@@ -184,10 +206,10 @@ class ProbConserv(nn.Module):
         if isinstance(mean, StructuredGaussian):
             if any(given.values()) or cov_diag is not None:
                 raise ValueError("pass either a distribution or mean with a covariance, not both")
-            self._check_nodes(mean._loc, "mean")
-            if mean._loc.dtype != cd:
+            self._check_nodes(mean.loc, "mean")
+            if mean.loc.dtype != cd:
                 raise ValueError(
-                    f"mean is a {type(mean).__name__} held in {mean._loc.dtype}, but this layer computes in {cd}; "
+                    f"mean is a {type(mean).__name__} held in {mean.loc.dtype}, but this layer computes in {cd}; "
                     "chain layers with the same compute_dtype"
                 )
             return mean
@@ -284,12 +306,13 @@ class ProbConserv(nn.Module):
             if self.b is None:
                 raise ValueError("b is required: the constraint has no right-hand side, so pass b= of shape (..., m)")
             return self.b
-        b = self._tensor(b, "b")
-        if b.ndim == 0:
-            b = b.reshape(1)
-        if b.shape[-1] != self.m:
-            raise ValueError(f"b must have shape (..., m) with m = {self.m} constraint rows, got {tuple(b.shape)}")
+        b = check_rhs(b, self.m, "b", device=self.G.device, finite=self.validate and not compiling())
         return b.to(self.compute_dtype)
+
+    def _parse(self, mean, variance, covariance, cov_factor, cov_diag, samples, b):
+        """The prior (a StructuredGaussian in the compute dtype) and the right-hand side, both checked."""
+        prior = self._prior(mean, variance, covariance, cov_factor, cov_diag, samples)
+        return prior, self._check_rhs_shape(self._rhs(b), prior.batch_shape)
 
     # ------------------------------------------------------------------ the update
     def forward(self, mean=None, variance=None, *, covariance=None, cov_factor=None, cov_diag=None, samples=None,
@@ -328,30 +351,47 @@ class ProbConserv(nn.Module):
         TypeError
             Non-numeric input or an unsupported distribution.
         """
-        prior = self._prior(mean, variance, covariance, cov_factor, cov_diag, samples)
-        b = self._check_rhs_shape(self._rhs(b), prior.batch_shape)
+        prior, b = self._parse(mean, variance, covariance, cov_factor, cov_diag, samples, b)
+        return self._update(prior, b)
+
+    def _update(self, prior: StructuredGaussian, b: torch.Tensor) -> ConstrainedGaussian:
+        """The update, in three steps: local pieces, ONE sum over the node axis (the seam), shared arithmetic.
+
+        The pieces are ``G mu``, ``|G| |mu|``, ``G S G^T`` and ``diag(S) (G*G)^T`` (``S`` the method's metric), plus
+        ``U^T G^T`` for a low-rank part ``U U^T`` of ``S``; ``S G^T`` itself stays per node. ``self.collectives``
+        sums the pieces (nothing to do on one process; one all-reduce over the ranks of a split field), then the
+        factorisation, the correction and the round-off check are the same for both.
+        """
         G, noise = self.G, self.noise
-        metric = None  # HardC's projection metric: identity, or identity on the free nodes when pinned
+        pinned = None
         if self.nonnegative:
-            prior, metric = self._pin_nonnegative(prior, b, noise)
-        mu, cov = prior._loc, prior.covariance
-        residual = mu @ G.mT - b
-        residual_scale = mu.abs() @ G.abs().mT + b.abs()
-        if self.method == "hardc":
-            SG = G.mT if metric is None else metric[..., :, None] * G.mT
-            reference = (G * G).sum(-1) + noise if metric is None else metric @ (G * G).mT + noise
-        else:
-            SG = cov.matmul(G.mT)
-            reference = cov.diagonal() @ (G * G).mT + noise
-        factors = solve_update(SG, G, residual, noise, reference, residual_scale)
+            prior, pinned = self._pin_nonnegative(prior, b, noise)
+        metric = self._method.metric(prior.covariance, pinned)
+        mu = prior.loc
+        rest, U = metric.low_rank_split()
+        SG = rest.matmul(G.mT)
+        pieces = [mu @ G.mT, mu.abs() @ G.abs().mT, (SG.mT @ G.mT).mT, metric.diagonal_dot(G * G)]
+        if U is not None:
+            pieces.append(U.mT @ G.mT)  # (..., r, m): summed over the nodes, then C^T C joins G S G^T
+        sums = self.collectives.sum_pieces(pieces, (1, 1, 2, 1, 2), prior.batch_shape)
+        Gmu, scale, GSG, reference = sums[:4]
+        if U is not None:
+            C = sums[4]
+            GSG = GSG + C.mT @ C
+            SG = SG + U @ C
+        residual = Gmu - b
+        factors = factor_update(GSG, SG, residual, noise, reference + noise, scale + b.abs(), n_nodes=self._n_total)
         loc = mu - factors.correction(residual)
         zero_noise = self._zero_noise()
         refine_tol = None
-        if zero_noise and not compiling():
-            loc = self._check_conservation(loc, factors, b, residual_scale)
+        # The round-off check reads G loc, a sum over the nodes: on a split field it would cost another collective
+        # per call, so only a whole field is checked and refined.
+        if zero_noise and not compiling() and self.collectives.local:
+            loc = self._check_conservation(loc, factors, b, scale + b.abs())
             refine_tol = residual_tolerance(self.compute_dtype, self.n)
-        return ConstrainedGaussian(prior, G, b, noise, loc, None if self.method == "hardc" else factors,
-                                   self.method, prior.out_dtype, noise_is_zero=zero_noise, refine_tol=refine_tol)
+        return self.posterior_class(prior, G, b, noise, loc, factors if self._method.updates_covariance else None,
+                                    self.method, prior.out_dtype, noise_is_zero=zero_noise, refine_tol=refine_tol,
+                                    collectives=self.collectives)
 
     def _check_rhs_shape(self, b, batch_shape):
         hint = ""
@@ -388,17 +428,10 @@ class ProbConserv(nn.Module):
             "remove (nearly) dependent rows of G, rescale the inputs, or compute in float64"
         )
 
-    def _pin_nonnegative(self, prior, b, noise):
-        if self.method == "hardc":
-            d = torch.ones_like(prior._loc)
-        elif isinstance(prior.covariance, DiagonalCovariance):
-            d = prior.covariance.diag
-        else:
-            raise ValueError(
-                "nonnegative=True needs a diagonal covariance (variance= or Normal), got "
-                f"{type(prior.covariance).__name__}"
-            )
-        mu, G = prior._loc, self.G
+    def _pin_nonnegative(self, prior: StructuredGaussian, b: torch.Tensor,
+                         noise: torch.Tensor) -> Tuple[StructuredGaussian, Optional[torch.Tensor]]:
+        d = self._method.variances(prior.covariance, prior.loc)
+        mu, G = prior.loc, self.G
         point = (G != 0).sum(-1) == 1
         general = torch.nonzero(~point).flatten()
         if general.numel() == 0:
@@ -417,9 +450,8 @@ class ProbConserv(nn.Module):
             d[..., idx] = 0.0
         k = int(general[0])
         mu_p, d_p = nonnegative_active_set(mu, d, G[k], b[..., k], noise)
-        if self.method == "hardc":
-            return StructuredGaussian(mu_p, prior.covariance, prior.out_dtype), d_p
-        return StructuredGaussian(mu_p, DiagonalCovariance(d_p), prior.out_dtype), None
+        pinned = StructuredGaussian(mu_p, self._method.pinned_covariance(prior.covariance, d_p), prior.out_dtype)
+        return pinned, d_p
 
     def constrain_samples(self, samples, b=None, cov_diag=None, generator=None):
         """Push ensemble members through the update defined by the ensemble itself.

@@ -9,6 +9,7 @@ from torch.distributions import LowRankMultivariateNormal, Normal
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from probconserv_ext import LinearConstraint
+from probconserv_ext.collectives import CountingCollectives
 from probconserv_ext.distributed import DistributedProbConserv, constraint_slab, gather_slab
 
 
@@ -29,6 +30,7 @@ def probconserv_update(rank, world, G, b, mean, prior, noise, method, cut, draws
     n = G.shape[1]
     start, stop = _bounds(rank, cut, n)
     layer = DistributedProbConserv(constraint_slab(LinearConstraint(G, b), start, stop), noise=noise, method=method)
+    layer.collectives = counter = CountingCollectives(layer.group)
     mu = None if mean is None else mean[..., start:stop].clone().requires_grad_(grad_weights is not None)
     slab = _slab_prior(prior, start, stop)
     if as_distribution and "variance" in slab:
@@ -37,13 +39,14 @@ def probconserv_update(rank, world, G, b, mean, prior, noise, method, cut, draws
         post = layer(LowRankMultivariateNormal(mu, slab["cov_factor"], slab["cov_diag"]))
     else:
         post = layer(mu, **slab)
+    comm_bytes = counter.bytes  # the update alone
     out = dict(
         mean=post.mean.detach(),
         variance=post.variance.detach(),
         W=None if post.factors is None else post.factors.W,
         residual=post.constraint_residual().detach(),
         gathered_mean=gather_slab(post.mean.detach()),
-        comm_bytes=layer.last_comm_bytes,
+        comm_bytes=comm_bytes,
     )
     if "samples" in prior and noise == 0:
         out["constrained_members"] = layer.constrain_samples(prior["samples"][..., start:stop],

@@ -12,14 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.distributions import MultivariateNormal
 
-from probconserv_ext.covariance import (
-    Covariance,
-    DenseCovariance,
-    DiagonalCovariance,
-    DowndatedCovariance,
-    IdentityCovariance,
-    LowRankCovariance,
-)
+from probconserv_ext import Covariance, DenseCovariance, DiagonalCovariance, DowndatedCovariance, LowRankCovariance
+from probconserv_ext.covariance import IdentityCovariance
 from probconserv_ext.update import solve_update
 
 EPS = torch.finfo(torch.float64).eps

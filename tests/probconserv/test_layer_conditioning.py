@@ -189,24 +189,24 @@ def test_exact_update_is_checked_to_round_off(monkeypatch):
     # 1e-2 is not within the few steps allowed, and the layer says so instead of returning a mean that does not
     # conserve.
     import probconserv_ext.layer as layer_mod
-    from probconserv_ext.update import solve_update
+    from probconserv_ext.update import factor_update
 
     n = 12
     c = conservation_constraint(torch.linspace(0, 1, n, dtype=f64), total=torch.tensor([0.5, -2.0], dtype=f64))
     mu, var = torch.randn(2, n, dtype=f64), torch.rand(2, n, dtype=f64) + 0.1
 
     def perturbed(delta):
-        def solve(*args):
-            f = solve_update(*args)
+        def solve(*args, **kwargs):
+            f = factor_update(*args, **kwargs)
             f.M = f.M * (1 + delta)
             f.W = f.W * (1 + delta)
             return f
         return solve
 
-    monkeypatch.setattr(layer_mod, "solve_update", perturbed(1e-5))
+    monkeypatch.setattr(layer_mod, "factor_update", perturbed(1e-5))
     post = ProbConserv(c)(mu, variance=var)
     assert float(relative_residual(post.mean, c.G, c.b)) <= residual_tolerance(f64, n)
-    monkeypatch.setattr(layer_mod, "solve_update", perturbed(1e-2))
+    monkeypatch.setattr(layer_mod, "factor_update", perturbed(1e-2))
     with pytest.raises(ValueError, match="did not enforce G u = b to round-off"):
         ProbConserv(c)(mu, variance=var)
     # A soft constraint (noise > 0) is not expected to hold exactly: no check, no error.
