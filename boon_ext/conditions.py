@@ -96,9 +96,8 @@ class BoundaryCondition:
         elif isinstance(faces, str):
             faces = [faces]
         faces = list(faces)
-        for f in faces:
-            if f not in SIDES:
-                raise ValueError(f"faces must contain only 'left' and 'right', got {f!r}")
+        for i, f in enumerate(faces):
+            check_choice(f, f"faces[{i}]", SIDES)
         if len(set(faces)) != len(faces):
             raise ValueError(f"faces must not repeat a face, got {faces!r}")
         for s in SIDES:
@@ -210,12 +209,13 @@ class Periodic(BoundaryCondition):
 
     def __init__(self, *, dim: int = -1, channels: Optional[Sequence[int]] = None, faces=None, **kwargs):
         if faces is not None and set(faces if not isinstance(faces, str) else [faces]) != set(SIDES):
-            raise ValueError(f"a periodic condition holds on both faces; faces={faces!r} is not allowed")
+            raise ValueError(f"faces must be both faces (a periodic condition holds on both), got {faces!r}")
         for s in SIDES:
             if kwargs.get(s) is not None:
-                raise ValueError(f"a periodic condition takes no face values; got {s}={kwargs[s]!r}")
-        if kwargs.pop("keys", None):
-            raise ValueError("a periodic condition reads no call-time values, so it takes no keys=")
+                raise ValueError(f"{s} must be None (a periodic condition takes no face values), got {kwargs[s]!r}")
+        keys = kwargs.pop("keys", None)
+        if keys:
+            raise ValueError(f"keys must be None (a periodic condition reads no call-time values), got {keys!r}")
         kwargs.pop("left", None), kwargs.pop("right", None)
         if kwargs:
             raise TypeError(f"Periodic got unexpected arguments {sorted(kwargs)}")
@@ -349,7 +349,10 @@ class BoundarySpec:
                     "boundary conditions hold on spatial axes only"
                 )
             if out_channels is not None and c.channels is not None and max(c.channels) >= out_channels:
-                raise ValueError(f"{c!r} selects channel {max(c.channels)} but the model has {out_channels} outputs")
+                raise ValueError(
+                    f"channels must be output channels of the model (out_channels={out_channels}), got channel "
+                    f"{max(c.channels)} in {c!r}"
+                )
             for side in c.faces:
                 key = c.keys.get(side) or (side if single_axis else f"{side}{axis}")
                 rules.append(
@@ -387,8 +390,8 @@ class BoundarySpec:
         axis = dim + nd if dim < 0 else dim - 2
         if not 0 <= axis < nd:
             raise ValueError(
-                f"{name}={dim} is not a spatial axis of a {nd}-D model: expected one of "
-                f"{list(range(-nd, 0))} or {list(range(2, 2 + nd))}"
+                f"{name} must be a spatial axis of a {nd}-D model, one of {list(range(-nd, 0))} or "
+                f"{list(range(2, 2 + nd))}, got {dim}"
             )
         return axis
 

@@ -41,8 +41,8 @@ def _stats(normalizer, like: torch.Tensor):
         return torch.broadcast_to(mean, shape), torch.broadcast_to(std, shape)
     except RuntimeError:
         raise ValueError(
-            f"out_normalizer statistics of shapes {tuple(mean.shape)}, {tuple(std.shape)} do not broadcast to the "
-            f"targets' shape {tuple(like.shape)}"
+            f"out_normalizer statistics must broadcast to the targets' shape {tuple(like.shape)}, got shapes "
+            f"{tuple(mean.shape)}, {tuple(std.shape)}"
         ) from None
 
 
@@ -71,9 +71,9 @@ class BoundaryDataProcessor(DefaultDataProcessor):
         """Boundary values in the units of the normalised outputs; ``like`` is a target-shaped tensor."""
         out = {}
         rules = {r.key: r for r in self.spec.rules if r.needs_value}
+        # A missing key is reported by the model, naming the face that needs it.
+        self.spec.check_values(boundary_values, allow_missing=True)
         for key, value in boundary_values.items():
-            if key not in rules:
-                raise ValueError(f"boundary_values has key {key!r} that no condition reads; expected {sorted(rules)}")
             value = value.to(device=like.device, dtype=like.dtype) if torch.is_tensor(value) else value
             out[key] = value
         if self.out_normalizer is None:

@@ -80,8 +80,8 @@ def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Option
         ok = g.shape[1] in (1, n_sel) and all(a in (1, b) for a, b in zip(g.shape[2:], face_shape))
         if not ok:
             raise ValueError(
-                f"{name} of shape {tuple(g.shape)} does not broadcast to (batch, channels, *face) = "
-                f"{(batch, n_sel, *face_shape)}"
+                f"{name} must broadcast to (batch, channels, *face) = {(batch, n_sel, *face_shape)}, got shape "
+                f"{tuple(g.shape)}"
             )
     else:
         raise ValueError(
@@ -92,7 +92,10 @@ def resolve_face_values(rule: FaceRule, u: torch.Tensor, boundary_values: Option
     # Checked after the cast: a finite float64 value can overflow the output dtype. Skipped while compiling, where
     # reading a tensor's value would cut the graph.
     if not torch.compiler.is_compiling() and not bool(torch.isfinite(g).all()):
-        raise ValueError(f"{name} contains NaN or inf, or values beyond the range of the output dtype {u.dtype}")
+        raise ValueError(
+            f"{name} must be finite in the output dtype, got NaN or inf, or values beyond the range of the output "
+            f"dtype {u.dtype}"
+        )
     return g
 
 
@@ -143,8 +146,8 @@ def check_nodes(u: torch.Tensor, spec: BoundarySpec, name: str) -> None:
         n = u.shape[2 + r.axis]
         if n < min_nodes(r):
             raise ValueError(
-                f"a {r.kind} condition needs at least {min_nodes(r)} nodes along spatial axis {r.axis}, "
-                f"{name} has {n} (shape {tuple(u.shape)})"
+                f"{name} must have at least {min_nodes(r)} nodes along spatial axis {r.axis} (a {r.kind} condition "
+                f"holds there), got {n} (shape {tuple(u.shape)})"
             )
 
 
@@ -160,7 +163,10 @@ def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
     check_nodes(u, spec, name)
     for r in spec.rules:
         if r.channels is not None and max(r.channels) >= u.shape[1]:
-            raise ValueError(f"a {r.kind} condition selects channel {max(r.channels)} but {name} has {u.shape[1]}")
+            raise ValueError(
+                f"{name} must have the channel {max(r.channels)} that a {r.kind} condition selects, got "
+                f"{u.shape[1]} channels"
+            )
 
 
 def _as_spec(conditions, u, time_dim=None) -> BoundarySpec:

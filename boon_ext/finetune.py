@@ -95,7 +95,7 @@ def finetune_kernel_correction(
     if not isinstance(model, BOONFNO):
         raise TypeError(f"model must be a BOONFNO or BOONTFNO, got {type(model).__name__}")
     if not model.boundary_spec:
-        raise ValueError("model has no boundary conditions (boundary=None): there is no kernel correction to train")
+        raise ValueError("model must have boundary conditions (a kernel correction to train), got boundary=None")
     epochs = check_int(epochs, "epochs", minimum=1)
     lr = check_real(lr, "lr", positive=True)
     if loss is None:
@@ -135,7 +135,7 @@ def finetune_kernel_correction(
             total += float(value.detach())
             count += 1
         if count == 0:
-            raise ValueError("train_loader yielded no batches")
+            raise ValueError("train_loader must yield at least one batch, got none")
         scheduler.step()
         history.append(total / count)
         if callback is not None:

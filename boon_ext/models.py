@@ -168,19 +168,19 @@ class BOONFNO(FNO, name="boon_fno"):
             raise TypeError(f"x must be a real floating-point tensor ({dtype}, as the model), got dtype {x.dtype}")
         if x.dtype != dtype:
             raise TypeError(
-                f"x has dtype {x.dtype} but the model's parameters are {dtype}: cast x (x.to({dtype})) or the "
-                f"model (model.{'double' if x.dtype == torch.float64 else 'float'}())"
+                f"x must have the dtype of the model's parameters {dtype}, got {x.dtype}: cast x (x.to({dtype})) "
+                f"or the model (model.{'double' if x.dtype == torch.float64 else 'float'}())"
             )
         if x.shape[1] != self.in_channels:
             raise ValueError(
-                f"x has {x.shape[1]} channels but the model takes in_channels={self.in_channels}: expected shape "
-                f"(batch, {self.in_channels}, *spatial), got {tuple(x.shape)}"
+                f"x must have in_channels={self.in_channels} channels, shape (batch, {self.in_channels}, *spatial), "
+                f"got shape {tuple(x.shape)}"
             )
         if x.shape[0] == 0:
-            raise ValueError(f"x has an empty batch (shape {tuple(x.shape)}): pass at least one sample")
+            raise ValueError(f"x must have at least one sample, got an empty batch (shape {tuple(x.shape)})")
         check_nodes(x, self.boundary_spec, "x")
         if any(s == 0 for s in x.shape[2:]):
-            raise ValueError(f"x has a spatial axis of length 0 (shape {tuple(x.shape)})")
+            raise ValueError(f"x must have no spatial axis of length 0, got shape {tuple(x.shape)}")
         # Missing keys are reported by the face that needs them, when its value is resolved.
         self.boundary_spec.check_values(boundary_values, allow_missing=True)
         if self.kernel_correction:
@@ -188,7 +188,8 @@ class BOONFNO(FNO, name="boon_fno"):
                 for d in range(self.n_dim - 1):
                     if d != axis and x.shape[2 + d] % 2:
                         raise ValueError(
-                            f"x has odd length {x.shape[2 + d]} along spatial axis {d}: neuralop's SpectralConv is "
+                            f"x must have an even length along spatial axis {d} with kernel_correction=True, got "
+                            f"odd length {x.shape[2 + d]}: neuralop's SpectralConv is "
                             "not shift-equivariant along a non-last axis of odd length (its two fftshifts do not "
                             "cancel), so the face blocks of the kernel are not diagonal in Fourier space; use an "
                             "even length there or kernel_correction=False"
