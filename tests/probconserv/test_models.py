@@ -394,3 +394,12 @@ def test_gaussian_nll_refuses_a_target_that_would_broadcast_the_prediction():
         gaussian_nll(dist, torch.zeros(4, 1, 8), reduction="none")
     assert gaussian_nll(dist, torch.zeros(1, 8), reduction="none").shape == gaussian_nll(
         dist, torch.zeros(4, 8), reduction="none").shape  # a target that broadcasts *to* the prediction is fine
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**31), n_members=st.integers(2, 3))
+def test_numpy_integers_are_integers(seed, n_members):
+    # the shared check_int accepts NumPy integers (e.g. from a config array) and gives the same model
+    a = FNOEnsemble(np.int64(n_members), np.int32(2), np.int64(1), seed=np.int64(seed), **TINY)
+    b = FNOEnsemble(n_members, 2, 1, seed=seed, **TINY)
+    assert a.seed == seed and type(a.seed) is int and _same_state(a, b)

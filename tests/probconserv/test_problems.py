@@ -1,5 +1,7 @@
 """Exact solutions of the ProbConserv test problems: totals, boundary values, PDE residuals, shocks."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -332,3 +334,17 @@ def test_trapezoid_weights_are_the_quadrature_weights(grid):
     w = trapezoid_weights(g)
     assert isinstance(w, np.ndarray) and w.dtype == np.float64
     np.testing.assert_array_equal(w, quadrature_weights(torch.as_tensor(g)).numpy())
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(param=st.one_of(st.floats(-10, 10), st.integers(-10, 10)))
+def test_check_param_admits_exactly_the_open_parameter_interval(name, param):
+    problem = get_problem(name)
+    lo, hi = problem.param_bounds
+    if lo < param < hi:
+        out = problem.check_param(param)
+        assert isinstance(out, float) and out == param
+    else:
+        label = re.escape(f"param ({problem.param_meaning} {problem.param_name}) must be")
+        with pytest.raises(ValueError, match="^" + label):
+            problem.check_param(param)
