@@ -4,7 +4,7 @@ The weights ``w`` make ``w @ u`` the integral of ``u`` over the domain; they are
 conservation constraint ``G u = b``.
 """
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch

@@ -34,8 +34,8 @@ class HeteroscedasticFNO(FNOModel):
     Raises
     ------
     TypeError, ValueError
-        As :class:`~probconserv_ext.FNOEnsemble` for the sizes and the seed; for ``min_variance`` if it is not a real number
-        (``TypeError``) or is negative or not finite (``ValueError``).
+        As :class:`~probconserv_ext.FNOEnsemble` for the sizes and the seed; for ``min_variance`` if it is not a
+        real number (``TypeError``) or is negative or not finite (``ValueError``).
 
     Examples
     --------
