@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from _physics_constrained.validation import check_int, check_interval, check_real
 
-__all__ = ["BoundaryProblem", "BoundaryProblemDataset", "cached_problem", "common_settings"]
+__all__ = ["BoundaryProblem", "BoundaryProblemDataset", "cached_problem", "common_settings", "shared_docs"]
 
 _CACHE_FORMAT = 1
 
@@ -237,7 +237,47 @@ def cached_problem(name: str, settings: dict, build: Callable[[], BoundaryProble
     return problem
 
 
-# ------------------------------------------------------------------ argument checks
+# ------------------------------------------------------------------ shared arguments
+# The parameters every generator (or solver) takes, described once: a line ``{name, ...}`` in a generator's
+# docstring stands for their entries (see shared_docs).
+_SHARED_PARAMETERS = {
+    "n_samples": ("n_samples : int", "Number of samples ``S``."),
+    "u0": ("u0 : numpy.ndarray", "``(S, N)`` initial values on ``grid``."),
+    "grid": ("grid : numpy.ndarray", "``(N,)`` uniform nodes including both end points."),
+    "t_final": ("t_final : float", "Final time."),
+    "seed": ("seed : int", "Seed of the random draws; equal arguments give identical data."),
+    "cache_dir": ("cache_dir : str or os.PathLike, optional",
+                  "Folder to cache the generated data in (see :func:`cached_problem`)."),
+}
+
+
+def shared_docs(func: Callable) -> Callable:
+    """Decorator: replace each ``{name, ...}`` line of ``func``'s docstring by the shared parameter entries.
+
+    Parameters
+    ----------
+    func : callable
+        A generator whose docstring lists shared parameters as ``{n_samples}`` or ``{seed, cache_dir}`` lines.
+
+    Returns
+    -------
+    callable
+        ``func``, its docstring completed.
+    """
+    lines = []
+    for line in func.__doc__.splitlines():
+        key = line.strip()
+        if key.startswith("{") and key.endswith("}"):
+            indent = line[: len(line) - len(line.lstrip())]
+            for name in key[1:-1].split(","):
+                header, text = _SHARED_PARAMETERS[name.strip()]
+                lines += [indent + header, indent + "    " + text]
+        else:
+            lines.append(line)
+    func.__doc__ = "\n".join(lines)
+    return func
+
+
 # How the initial-condition field arguments are checked (the covariance of gaussian_random_field).
 _IC_CHECKS = {"ic_alpha": dict(positive=True), "ic_tau": dict(nonnegative=True), "ic_sigma": dict(nonnegative=True)}
 

@@ -21,7 +21,7 @@ from scipy.special import ive
 
 from _physics_constrained.validation import check_int, check_real
 
-from .base import BoundaryProblem, _to_tensor, cached_problem, common_settings
+from .base import BoundaryProblem, _to_tensor, cached_problem, common_settings, shared_docs
 from .grf import gaussian_random_field
 
 __all__ = [
@@ -160,17 +160,13 @@ def _resample_hat(vh, m_from, m_to):
     return out
 
 
+@shared_docs
 def solve_burgers_dirichlet(u0, grid, t_final, viscosity, n_steps, left=0.0, right=0.0):
     """IMEX (Crank-Nicolson / Adams-Bashforth 2) finite-difference solution of Dirichlet Burgers.
 
     Parameters
     ----------
-    u0 : numpy.ndarray
-        ``(S, N)`` initial values on ``grid``.
-    grid : numpy.ndarray
-        ``(N,)`` uniform nodes including both end points.
-    t_final : float
-        Final time.
+    {u0, grid, t_final}
     viscosity : float
         ``nu > 0``.
     n_steps : int
@@ -221,26 +217,14 @@ def solve_burgers_dirichlet(u0, grid, t_final, viscosity, n_steps, left=0.0, rig
     return u.T
 
 
-def burgers_periodic(
-    n_samples,
-    n_points=129,
-    t_final=1.0,
-    viscosity=0.1,
-    dt=1e-3,
-    solver_points=None,
-    domain=(0.0, 1.0),
-    ic_alpha=2.0,
-    ic_tau=5.0,
-    ic_sigma=25.0,
-    seed=0,
-    cache_dir=None,
-):
+@shared_docs
+def burgers_periodic(n_samples, n_points=129, t_final=1.0, viscosity=0.1, dt=1e-3, solver_points=None,
+                     domain=(0.0, 1.0), ic_alpha=2.0, ic_tau=5.0, ic_sigma=25.0, seed=0, cache_dir=None):
     """Periodic viscous Burgers, ``u(., 0) -> u(., T)``, initial conditions from a Gaussian random field.
 
     Parameters
     ----------
-    n_samples : int
-        Number of samples ``S``.
+    {n_samples}
     n_points : int
         Nodes ``N`` including both end points (``N - 1`` periodic nodes; the paper uses 128 + 1).
     t_final : float
@@ -256,10 +240,7 @@ def burgers_periodic(
     ic_alpha, ic_tau, ic_sigma : float
         Covariance ``sigma^2 (-Delta + tau^2)^-alpha`` of the initial condition (FNO paper:
         2, 5, 25).
-    seed : int
-        Seed of the random draws.
-    cache_dir : str or os.PathLike, optional
-        Folder to cache the generated data in.
+    {seed, cache_dir}
 
     Returns
     -------
@@ -305,21 +286,9 @@ def burgers_periodic(
     return cached_problem("burgers_periodic", settings, build, cache_dir)
 
 
-def burgers_dirichlet(
-    n_samples,
-    n_points=501,
-    t_final=1.0,
-    viscosity=0.1,
-    left=0.0,
-    right=0.0,
-    n_steps=None,
-    domain=(0.0, 1.0),
-    ic_alpha=2.0,
-    ic_tau=5.0,
-    ic_sigma=25.0,
-    seed=0,
-    cache_dir=None,
-):
+@shared_docs
+def burgers_dirichlet(n_samples, n_points=501, t_final=1.0, viscosity=0.1, left=0.0, right=0.0, n_steps=None,
+                      domain=(0.0, 1.0), ic_alpha=2.0, ic_tau=5.0, ic_sigma=25.0, seed=0, cache_dir=None):
     """Viscous Burgers with fixed wall values, ``u(., 0) -> u(., T)``.
 
     The initial condition is a sine-series Gaussian random field plus the straight line between
@@ -327,8 +296,7 @@ def burgers_dirichlet(
 
     Parameters
     ----------
-    n_samples : int
-        Number of samples ``S``.
+    {n_samples}
     n_points : int
         Nodes ``N`` including both end points.
     t_final : float
@@ -345,10 +313,7 @@ def burgers_dirichlet(
         ``(a, b)``.
     ic_alpha, ic_tau, ic_sigma : float
         Covariance of the random part of the initial condition.
-    seed : int
-        Seed of the random draws.
-    cache_dir : str or os.PathLike, optional
-        Folder to cache the generated data in.
+    {seed, cache_dir}
 
     Returns
     -------

@@ -18,23 +18,19 @@ import torch
 from _physics_constrained.validation import check_int, check_range, check_real
 
 from ..stencil import neumann_stencil
-from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings
+from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings, shared_docs
 from .grf import gaussian_random_field
 
 __all__ = ["heat_neumann", "solve_heat_neumann"]
 
 
+@shared_docs
 def solve_heat_neumann(u0, grid, t_final, diffusivity, flux_amplitude, n_steps, t_start=0.0):
     """Integrate the heat equation with flux conditions from ``t_start`` to ``t_final``.
 
     Parameters
     ----------
-    u0 : numpy.ndarray
-        ``(S, N)`` initial values on ``grid``.
-    grid : numpy.ndarray
-        ``(N,)`` uniform nodes including both end points.
-    t_final : float
-        Final time.
+    {u0, grid, t_final}
     diffusivity : float
         ``k > 0``.
     flux_amplitude : numpy.ndarray or float
@@ -96,26 +92,14 @@ def solve_heat_neumann(u0, grid, t_final, diffusivity, flux_amplitude, n_steps, 
     return v.T
 
 
-def heat_neumann(
-    n_samples,
-    n_points=501,
-    t_final=0.5,
-    diffusivity=0.1,
-    flux_amplitude=1.0,
-    n_steps=None,
-    domain=(0.0, 1.0),
-    ic_alpha=2.0,
-    ic_tau=3.0,
-    ic_sigma=10.0,
-    seed=0,
-    cache_dir=None,
-):
+@shared_docs
+def heat_neumann(n_samples, n_points=501, t_final=0.5, diffusivity=0.1, flux_amplitude=1.0, n_steps=None,
+                 domain=(0.0, 1.0), ic_alpha=2.0, ic_tau=3.0, ic_sigma=10.0, seed=0, cache_dir=None):
     """Heat equation, insulated left end and flux ``U sin(pi t)`` at the right: ``u(., 0) -> u(., T)``.
 
     Parameters
     ----------
-    n_samples : int
-        Number of samples ``S``.
+    {n_samples}
     n_points : int
         Spatial nodes ``N`` including both end points (the paper uses 500).
     t_final : float
@@ -130,10 +114,7 @@ def heat_neumann(
         Spatial interval ``(0, L)``; must start at 0 for the insulated end to sit at ``x = 0``.
     ic_alpha, ic_tau, ic_sigma : float
         Gaussian random field of the initial condition (cosine basis: zero slope at both ends).
-    seed : int
-        Seed of the random draws; equal arguments give identical data.
-    cache_dir : str or os.PathLike, optional
-        Folder to cache the generated data in.
+    {seed, cache_dir}
 
     Returns
     -------

@@ -19,7 +19,7 @@ import torch
 
 from _physics_constrained.validation import check_int, check_range
 
-from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings
+from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings, shared_docs
 
 __all__ = ["stokes_second_problem", "solve_stokes_dirichlet", "stokes_layer"]
 
@@ -94,18 +94,9 @@ def solve_stokes_dirichlet(u0, grid, times, amplitude, frequency, viscosity):
     return out
 
 
-def stokes_second_problem(
-    n_samples,
-    n_points=501,
-    t_final=1.0,
-    n_times=None,
-    frequency=(2.0, 8.0),
-    viscosity=(0.002, 0.02),
-    amplitude=1.0,
-    domain=(0.0, 1.0),
-    seed=0,
-    cache_dir=None,
-):
+@shared_docs
+def stokes_second_problem(n_samples, n_points=501, t_final=1.0, n_times=None, frequency=(2.0, 8.0),
+                          viscosity=(0.002, 0.02), amplitude=1.0, domain=(0.0, 1.0), seed=0, cache_dir=None):
     """Stokes' second problem with random wall frequency and viscosity.
 
     Single-step (``n_times=None``): ``u(., 0) -> u(., T)``, layout ``(S, 1, N)``, wall value
@@ -115,8 +106,7 @@ def stokes_second_problem(
 
     Parameters
     ----------
-    n_samples : int
-        Number of samples ``S``.
+    {n_samples}
     n_points : int
         Spatial nodes ``N`` including both end points.
     t_final : float
@@ -127,10 +117,7 @@ def stokes_second_problem(
         ``w``, ``nu``, ``U``: fixed, or an interval drawn from uniformly per sample.
     domain : (float, float)
         ``(0, L)``; the oscillating wall is at 0, the fixed wall at ``L``.
-    seed : int
-        Seed of the random draws.
-    cache_dir : str or os.PathLike, optional
-        Folder to cache the generated data in.
+    {seed, cache_dir}
 
     Returns
     -------

@@ -306,3 +306,15 @@ def test_dataset_items_and_split():
 def test_bad_input_raises_clear_errors(call, exc, name):
     with pytest.raises(exc, match=name):
         call()
+
+
+@pytest.mark.parametrize("func", [heat_neumann, stokes_second_problem, burgers_periodic, burgers_dirichlet,
+                                  solve_heat_neumann, solve_burgers_dirichlet])
+def test_docstrings_document_every_parameter_once_the_shared_entries_filled_in(func):
+    import inspect
+    import re
+
+    doc = func.__doc__
+    assert not re.search(r"^\s*\{[\w, ]+\}\s*$", doc, re.M)  # every shared-entry line was filled in
+    documented = [n.strip() for line in re.findall(r"^    ([\w, ]+) :", doc, re.M) for n in line.split(",")]
+    assert sorted(documented) == sorted(inspect.signature(func).parameters)
