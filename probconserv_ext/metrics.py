@@ -100,8 +100,9 @@ def shock_positions(samples: ArrayLike, grid: ArrayLike, threshold: float = 0.0,
     check_finite(x, "grid")
     check_finite(u, "samples")
     if x.numel() > 1 and not bool((x[1:] > x[:-1]).all()):
-        raise ValueError(f"grid must be strictly increasing, got {x.tolist() if x.numel() <= 8 else 'a grid'} "
-                         "with a step <= 0")
+        i = int(torch.nonzero(x[1:] <= x[:-1])[0])
+        raise ValueError(f"grid must be strictly increasing, got grid[{i + 1}] = {float(x[i + 1])!r} <= "
+                         f"grid[{i}] = {float(x[i])!r}")
     below = u <= threshold
     found = below.any(-1)
     first = below.to(torch.int8).argmax(-1)  # index of the first True (argmax returns the first maximum)
