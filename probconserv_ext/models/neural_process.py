@@ -93,7 +93,7 @@ class AttentiveNeuralProcess(nn.Module):
         self.min_std = check_real(min_std, "min_std", positive=True)
         self.seed = check_int(seed, "seed", minimum=0)
         self.x_dim, self.hidden, self.latent = x_dim, hidden, latent
-        with seeded(seed):
+        with seeded(self.seed):
             self.det_encoder = _mlp([x_dim + 1] + [hidden] * n_layers)
             self.key_encoder = _mlp([x_dim, hidden, hidden])
             self.attention = nn.MultiheadAttention(hidden, n_heads, batch_first=True)
