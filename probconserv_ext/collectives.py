@@ -54,10 +54,12 @@ class LocalCollectives:
         Parameters
         ----------
         t : torch.Tensor
+            This part's contribution (e.g. ``G_p u_p``).
 
         Returns
         -------
         torch.Tensor
+            The total over all parts, the same on each.
         """
         return t
 
@@ -87,10 +89,12 @@ class LocalCollectives:
         Parameters
         ----------
         t : torch.Tensor
+            Standard-normal draws made by this process.
 
         Returns
         -------
         torch.Tensor
+            The draws all parts use (those of the group's first rank).
         """
         return t
 
@@ -162,11 +166,14 @@ class GroupCollectives(LocalCollectives):
         Parameters
         ----------
         t : torch.Tensor
+            Left unchanged.
         op : torch.distributed.ReduceOp
+            The reduction (a sum by default).
 
         Returns
         -------
         torch.Tensor
+            The reduction over the ranks, identical on every rank.
         """
         if op == dist.ReduceOp.SUM and torch.is_grad_enabled() and t.requires_grad:
             return _AllReduceSum.apply(t, self.group)
@@ -180,10 +187,12 @@ class GroupCollectives(LocalCollectives):
         Parameters
         ----------
         t : torch.Tensor
+            Overwritten on every rank but the first.
 
         Returns
         -------
         torch.Tensor
+            ``t`` itself.
         """
         src = dist.get_global_rank(self.group, 0) if self.group is not None else 0
         dist.broadcast(t, src=src, group=self.group)
@@ -195,10 +204,12 @@ class GroupCollectives(LocalCollectives):
         Parameters
         ----------
         t : torch.Tensor
+            This rank's tensor.
 
         Returns
         -------
         list of torch.Tensor
+            One tensor per rank.
         """
         parts = [torch.empty_like(t) for _ in range(self.world_size)]
         dist.all_gather(parts, t.contiguous(), group=self.group)

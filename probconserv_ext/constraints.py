@@ -51,7 +51,23 @@ def check_rhs(b, m: int, name: str = "b", dtype: Optional[torch.dtype] = None, d
     return check_finite(b, name) if finite else b
 
 
-class LinearConstraint:
+class ConstraintShape:
+    """``m`` and ``n`` of an object that holds a constraint matrix ``G`` of shape ``(m, n)`` (a constraint, a layer)."""
+
+    G: torch.Tensor
+
+    @property
+    def m(self) -> int:
+        """Number of constraint rows."""
+        return self.G.shape[0]
+
+    @property
+    def n(self) -> int:
+        """Number of nodes (columns of ``G``)."""
+        return self.G.shape[1]
+
+
+class LinearConstraint(ConstraintShape):
     """A linear constraint ``G u = b`` on fields with ``n`` nodes.
 
     Parameters
@@ -93,35 +109,25 @@ class LinearConstraint:
         self.G = G
         self.b = None if b is None else self.check_rhs(b, "b")
 
-    @property
-    def m(self) -> int:
-        """Number of constraint rows."""
-        return self.G.shape[0]
-
-    @property
-    def n(self) -> int:
-        """Number of nodes."""
-        return self.G.shape[1]
-
     def check_rhs(self, b, name: str = "b") -> torch.Tensor:
-        """A right-hand side for this constraint, as a finite tensor of shape ``(..., m)`` in ``G``'s dtype.
+        """:func:`check_rhs` for this constraint's ``m``, in ``G``'s dtype and on its device.
 
         Parameters
         ----------
         b : tensor, array or float
+            Candidate right-hand side, shape ``(..., m)``.
         name : str
-            The argument's name, for messages.
+            How messages call it.
 
         Returns
         -------
         torch.Tensor
+            Finite, of shape ``(..., m)``.
 
         Raises
         ------
-        TypeError
-            If ``b`` is not numeric.
-        ValueError
-            If its last dimension is not ``m`` or it is not finite.
+        TypeError, ValueError
+            As :func:`check_rhs`.
         """
         return check_rhs(b, self.m, name, dtype=self.G.dtype, device=self.G.device)
 

@@ -60,11 +60,12 @@ class SlabConstrainedGaussian(ConstrainedGaussian):
         Parameters
         ----------
         value : torch.Tensor
+            A slab of a field.
 
         Returns
         -------
         torch.Tensor
-            Never.
+            Never: see Raises.
 
         Raises
         ------

@@ -96,7 +96,9 @@ class StructuredGaussian(Distribution):
         Parameters
         ----------
         sample_shape : torch.Size or tuple of int
+            Leading shape of the draws.
         generator : torch.Generator, optional
+            Source of the random numbers (reproducible draws).
 
         Returns
         -------
@@ -106,12 +108,7 @@ class StructuredGaussian(Distribution):
         return self._out(self._rsample_compute(sample_shape, generator).expand(*sample_shape, *self.batch_shape, self.n))
 
     def sample(self, sample_shape=torch.Size(), generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Draws without gradients; see :meth:`rsample`.
-
-        Parameters
-        ----------
-        sample_shape : torch.Size or tuple of int
-        generator : torch.Generator, optional
+        """:meth:`rsample` without gradients (same arguments, same shape and dtype).
 
         Returns
         -------
@@ -128,7 +125,11 @@ class StructuredGaussian(Distribution):
         return -0.5 * (self.n * math.log(2 * math.pi) + logdet + quad)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Log density.
+        """Log density at ``value``.
+
+        In ``R^n``; for an exactly constrained :class:`ConstrainedGaussian`, the density on ``{G u = b}`` with
+        respect to its surface measure. :func:`probconserv_ext.gaussian_nll` with ``joint=False`` gives a per-node
+        likelihood defined everywhere.
 
         Parameters
         ----------
@@ -142,7 +143,10 @@ class StructuredGaussian(Distribution):
         Raises
         ------
         ValueError
-            If ``value`` has the wrong shape or is not finite, or the covariance is singular.
+            If ``value`` has the wrong shape or is not finite, or the covariance is singular; for an exact update,
+            if ``value`` does not satisfy ``G value = b`` (to round-off relative to the dtype of ``value``).
+        NotImplementedError
+            For an exact update of a prior without a density or with a singular ``A``.
         """
         value = self._check_value_shape(value)
         return self._out(self._log_prob_compute(value.to(self._loc.dtype), value.dtype))
@@ -320,28 +324,3 @@ class ConstrainedGaussian(StructuredGaussian):
         log_evidence = -0.5 * (m * math.log(2 * math.pi) + self.factors.logdet_A + (w * w).sum(-1))
         logdet_GGt = torch.linalg.slogdet(self.G @ self.G.mT)[1]
         return self.prior._log_prob_compute(value) - log_evidence - 0.5 * logdet_GGt
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Log density at ``value``: in R^n for a soft constraint, on ``{G u = b}`` for an exact one.
-
-        :func:`probconserv_ext.gaussian_nll` with ``joint=False`` gives a per-node likelihood defined everywhere.
-
-        Parameters
-        ----------
-        value : torch.Tensor, shape ``(..., n)``
-
-        Returns
-        -------
-        torch.Tensor
-            In the output dtype.
-
-        Raises
-        ------
-        ValueError
-            For an exact update, if ``value`` does not satisfy ``G value = b`` (checked to round-off relative to
-            the dtype of ``value``); a wrong shape or non-finite ``value``.
-        NotImplementedError
-            For an exact update of a prior without a density or with a singular ``A``.
-        """
-        value = self._check_value_shape(value)
-        return self._out(self._log_prob_compute(value.to(self._loc.dtype), value.dtype))

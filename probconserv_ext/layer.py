@@ -17,7 +17,7 @@ from _physics_constrained.validation import (
     eps_of,
 )
 from .collectives import LOCAL
-from .constraints import LinearConstraint, check_rhs
+from .constraints import ConstraintShape, LinearConstraint, check_rhs
 from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .methods import resolve_method
@@ -27,7 +27,7 @@ from .update import factor_update, refine_to_roundoff, residual_tolerance
 __all__ = ["ProbConserv"]
 
 
-class ProbConserv(nn.Module):
+class ProbConserv(nn.Module, ConstraintShape):
     """Enforce a linear constraint ``G u = b`` on a Gaussian prediction by a Bayesian update.
 
     With the prediction ``N(mu, Sigma)`` on ``n`` nodes and ``A = s2 I + G Sigma G^T``::
@@ -170,16 +170,6 @@ class ProbConserv(nn.Module):
         # keep the compiled path's flag in step with the loaded noise
         if not hasattr(self, "log_noise"):
             self._noise_is_zero = not bool(self._noise.detach() > 0)
-
-    @property
-    def m(self) -> int:
-        """Number of constraint rows."""
-        return self.G.shape[0]
-
-    @property
-    def n(self) -> int:
-        """Number of nodes (of this layer's part of the field)."""
-        return self.G.shape[1]
 
     def extra_repr(self) -> str:
         return f"m={self.m}, n={self.n}, method={self.method!r}, nonnegative={self.nonnegative}"

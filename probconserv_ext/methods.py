@@ -57,11 +57,14 @@ class UpdateMethod(abc.ABC):
         Parameters
         ----------
         covariance : Covariance
+            The prediction's covariance.
         loc : torch.Tensor, shape ``(..., n)``
+            The prediction's mean (for the shape of unit weights).
 
         Returns
         -------
         torch.Tensor
+            Shape ``(..., n)``.
 
         Raises
         ------
@@ -76,11 +79,14 @@ class UpdateMethod(abc.ABC):
         Parameters
         ----------
         covariance : Covariance
+            Before pinning.
         pinned : torch.Tensor, shape ``(..., n)``
+            The variances with the active nodes at zero.
 
         Returns
         -------
         Covariance
+            What the posterior is built on.
         """
 
     def __repr__(self) -> str:
