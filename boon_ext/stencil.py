@@ -26,26 +26,25 @@ __all__ = ["neumann_stencil", "one_sided_derivative"]
 # du/dx = sum_i c_i u_i / (d h); at the left face the same sum with the opposite sign.
 _STENCILS = {1: ((1.0, -1.0), 1.0), 2: ((3.0, -4.0, 1.0), 2.0)}
 _SIDES = ("left", "right")
+_SIGN = {"left": -1.0, "right": 1.0}
+# Tables built once: the stencil runs in every forward pass, where Python overhead is not negligible.
+_NODES = {(side, order): tuple(range(order + 1)) if side == "left" else tuple(-1 - i for i in range(order + 1))
+          for side in _SIDES for order in _STENCILS}
+_ABS = {order: tuple(abs(c) for c in coeffs) for order, (coeffs, _) in _STENCILS.items()}
+_SOLVE = {order: tuple(-c for c in coeffs[1:]) for order, (coeffs, _) in _STENCILS.items()}
 
 
 def stencil_nodes(side: str, order: int) -> Tuple[int, ...]:
     """Node indices the stencil reads along its axis, face node first (negative from the right end)."""
-    return tuple(range(order + 1)) if side == "left" else tuple(-1 - i for i in range(order + 1))
-
-
-def _sign(side: str) -> float:
-    return 1.0 if side == "right" else -1.0
+    return _NODES[side, order]
 
 
 def _combine(coeffs, values):
-    """``sum c_i v_i`` with multiplications by 1 skipped and negative coefficients subtracted."""
+    """``sum c_i v_i`` with multiplications by 1 skipped and negative coefficients subtracted (first ``c`` > 0)."""
     acc = None
     for c, v in zip(coeffs, values):
-        term = v if abs(c) == 1.0 else abs(c) * v
-        if acc is None:
-            acc = term if c > 0 else -term
-        else:
-            acc = acc + term if c > 0 else acc - term
+        term = v if c == 1.0 or c == -1.0 else (c if c > 0 else -c) * v
+        acc = term if acc is None else acc + term if c > 0 else acc - term
     return acc
 
 
@@ -56,18 +55,18 @@ def derivative_and_terms(u: torch.Tensor, dim: int, side: str, spacing: float, o
     callers inside the package pass validated rules.
     """
     coeffs, d = _STENCILS[order]
-    nodes = [u.select(dim, i) for i in stencil_nodes(side, order)]
+    nodes = [u.select(dim, i) for i in _NODES[side, order]]
     denom = d * spacing
-    deriv = _sign(side) * _combine(coeffs, nodes) / denom
-    terms = _combine([abs(c) for c in coeffs], [v.abs() for v in nodes]) / denom
+    deriv = _SIGN[side] * _combine(coeffs, nodes) / denom
+    terms = _combine(_ABS[order], [v.abs() for v in nodes]) / denom
     return deriv, terms
 
 
 def face_value(u: torch.Tensor, dim: int, side: str, spacing: float, order: int, g) -> torch.Tensor:
     """The face node value that makes the one-sided ``du/dx`` of ``u`` equal ``g`` exactly (other nodes kept)."""
     coeffs, d = _STENCILS[order]
-    inner = [u.select(dim, i) for i in stencil_nodes(side, order)[1:]]
-    rhs = _combine([-c for c in coeffs[1:]], inner) + _sign(side) * d * spacing * g
+    inner = [u.select(dim, i) for i in _NODES[side, order][1:]]
+    rhs = _combine(_SOLVE[order], inner) + _SIGN[side] * d * spacing * g
     return rhs if coeffs[0] == 1.0 else rhs / coeffs[0]
 
 
@@ -103,7 +102,7 @@ def neumann_stencil(side: str, spacing: float, order: int = 2) -> Tuple[Tuple[in
     check_choice(order, "order", tuple(_STENCILS))
     spacing = check_real(spacing, "spacing", positive=True)
     coeffs, d = _STENCILS[order]
-    return stencil_nodes(side, order), tuple(_sign(side) * c / (d * spacing) for c in coeffs)
+    return _NODES[side, order], tuple(_SIGN[side] * c / (d * spacing) for c in coeffs)
 
 
 def one_sided_derivative(u: torch.Tensor, side: str, spacing: float, dim: int = -1, order: int = 2) -> torch.Tensor:
