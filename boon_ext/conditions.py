@@ -440,11 +440,12 @@ class BoundarySpec:
             raise TypeError(
                 f"boundary_values must be a mapping from face keys to tensors, got {type(boundary_values).__name__}"
             )
-        given = set(boundary_values or {})
+        given = set(boundary_values or ())
         needed = set(self.required_keys)
-        missing = [] if allow_missing else sorted(needed - given)
-        unknown = sorted(given - needed, key=str)
-        if missing or unknown:
+        missing = () if allow_missing else needed - given
+        unknown = given - needed
+        if missing or unknown:  # (sorted only here: the check runs in every forward pass)
+            missing, unknown = sorted(missing), sorted(unknown, key=str)
             what = ([f"missing {missing}"] if missing else []) + ([f"no face reads {unknown}"] if unknown else [])
             raise ValueError(
                 "boundary_values must hold exactly the keys of the faces without a constant value, got "

@@ -88,3 +88,23 @@ def test_common_settings_refuse_bad_values_by_name(which, bad):
         return
     with pytest.raises((TypeError, ValueError), match=rf"^{which} must be"):
         common_settings(**args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(faces=st.sets(st.sampled_from(["left0", "right0", "left1", "right1"]), min_size=1),
+       given_keys=st.sets(st.sampled_from(["left0", "right0", "left1", "right1", "other", "x"])),
+       allow_missing=st.booleans())
+def test_check_values_refuses_exactly_unread_keys_and_missing_ones_unless_allowed(faces, given_keys, allow_missing):
+    conditions = [Dirichlet(faces=[k[:-1]], dim=-2 if k.endswith("0") else -1, keys={k[:-1]: k})
+                  for k in sorted(faces)]
+    spec = BoundarySpec(conditions, 2)
+    assert set(spec.required_keys) == faces
+    values = {k: 0.0 for k in given_keys}
+    bad = bool(given_keys - faces) or (not allow_missing and bool(faces - given_keys))
+    if not bad:
+        spec.check_values(values, allow_missing=allow_missing)
+        return
+    with pytest.raises(ValueError, match=r"^boundary_values must hold exactly the keys .*got .*needed: ") as info:
+        spec.check_values(values, allow_missing=allow_missing)
+    for k in given_keys - faces:
+        assert repr(k) in str(info.value)
