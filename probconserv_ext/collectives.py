@@ -9,15 +9,18 @@ one process and on a domain-decomposed field; all ``torch.distributed`` calls of
 """
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 
+# The type of a process group (None: the whole world); torch exposes it only where distributed is built.
+ProcessGroup = Any
+
 __all__ = ["LocalCollectives", "GroupCollectives", "CountingCollectives", "group_info", "LOCAL"]
 
 
-def group_info(group=None) -> Tuple[int, int]:
+def group_info(group: Optional[ProcessGroup] = None) -> Tuple[int, int]:
     """``(rank, world_size)`` of this process in ``group``.
 
     Parameters
@@ -155,12 +158,12 @@ class GroupCollectives(LocalCollectives):
 
     local = False
 
-    def __init__(self, group=None):
+    def __init__(self, group: Optional[ProcessGroup] = None):
         self.group = group
         self.rank, self.world_size = group_info(group)
 
     # ------------------------------------------------------------------ primitives (one place to instrument)
-    def all_reduce(self, t: torch.Tensor, op=dist.ReduceOp.SUM) -> torch.Tensor:
+    def all_reduce(self, t: torch.Tensor, op: dist.ReduceOp = dist.ReduceOp.SUM) -> torch.Tensor:
         """All-reduce a copy of ``t`` (differentiable for sums when autograd needs it).
 
         Parameters
@@ -216,10 +219,11 @@ class GroupCollectives(LocalCollectives):
         return parts
 
     # ------------------------------------------------------------------ the seam
-    def sum(self, t):
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
         return self.all_reduce(t)
 
-    def sum_pieces(self, pieces, event_dims, batch_shape):
+    def sum_pieces(self, pieces: Sequence[torch.Tensor], event_dims: Sequence[int],
+                   batch_shape: torch.Size) -> List[torch.Tensor]:
         # One all-reduce for all pieces: each expanded to the batch shape, flattened behind it and concatenated.
         events = [p.shape[p.ndim - k:] for p, k in zip(pieces, event_dims)]
         flat = torch.cat([p.expand(*batch_shape, *e).reshape(*batch_shape, -1) for p, e in zip(pieces, events)],
@@ -232,10 +236,10 @@ class GroupCollectives(LocalCollectives):
             offset += k
         return out
 
-    def share(self, t):
+    def share(self, t: torch.Tensor) -> torch.Tensor:
         return self.broadcast(t)
 
-    def agree(self, error, spec):
+    def agree(self, error: Optional[Exception], spec: Sequence[float]) -> None:
         spec = torch.as_tensor(spec, dtype=torch.float64)
         flag = torch.tensor([0.0 if error is None else 1.0], dtype=torch.float64)
         v = self.all_reduce(torch.cat([flag, spec, -spec]), op=dist.ReduceOp.MAX)
@@ -277,10 +281,10 @@ class CountingCollectives(GroupCollectives):
     group : ProcessGroup, optional
     """
 
-    def __init__(self, group=None):
+    def __init__(self, group: Optional[ProcessGroup] = None):
         super().__init__(group)
         self.bytes = 0
 
-    def all_reduce(self, t, op=dist.ReduceOp.SUM):
+    def all_reduce(self, t: torch.Tensor, op: dist.ReduceOp = dist.ReduceOp.SUM) -> torch.Tensor:
         self.bytes += t.numel() * t.element_size()
         return super().all_reduce(t, op)

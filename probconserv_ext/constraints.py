@@ -6,17 +6,18 @@ row of a linear constraint whose right-hand side ``b(t)`` is the conserved total
 """
 
 import functools
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
 from _physics_constrained.validation import as_tensor, check_finite, check_index
 from .quadrature import quadrature_weights
 
-__all__ = ["LinearConstraint", "check_rhs", "conservation_constraint", "value_constraint", "stack_constraints", "conserved_total"]
+__all__ = ["LinearConstraint", "ConstraintShape", "check_rhs", "conservation_constraint", "value_constraint",
+           "stack_constraints", "conserved_total"]
 
 
-def check_rhs(b, m: int, name: str = "b", dtype: Optional[torch.dtype] = None, device=None,
+def check_rhs(b: Any, m: int, name: str = "b", dtype: Optional[torch.dtype] = None, device: Any = None,
               finite: bool = True) -> torch.Tensor:
     """A right-hand side of ``m`` constraint rows: a tensor of shape ``(..., m)`` (a scalar counts as ``(1,)``).
 
@@ -95,7 +96,7 @@ class LinearConstraint(ConstraintShape):
         Number of rows and of nodes.
     """
 
-    def __init__(self, G, b=None, *, allow_zero_rows: bool = False):
+    def __init__(self, G: Any, b: Any = None, *, allow_zero_rows: bool = False):
         G = as_tensor(G, "G")
         if G.ndim == 1:
             G = G[None, :]
@@ -105,11 +106,12 @@ class LinearConstraint(ConstraintShape):
         if not allow_zero_rows:
             zero = (G == 0).all(dim=1)
             if bool(zero.any()):
-                raise ValueError(f"G must have no zero row, but row(s) {torch.nonzero(zero).flatten().tolist()} are zero")
+                rows = torch.nonzero(zero).flatten().tolist()
+                raise ValueError(f"G must have no zero row, but row(s) {rows} are zero")
         self.G = G
         self.b = None if b is None else self.check_rhs(b, "b")
 
-    def check_rhs(self, b, name: str = "b") -> torch.Tensor:
+    def check_rhs(self, b: Any, name: str = "b") -> torch.Tensor:
         """:func:`check_rhs` for this constraint's ``m``, in ``G``'s dtype and on its device.
 
         Parameters
@@ -131,31 +133,73 @@ class LinearConstraint(ConstraintShape):
         """
         return check_rhs(b, self.m, name, dtype=self.G.dtype, device=self.G.device)
 
-    def with_b(self, b):
-        """The same ``G`` with a new right-hand side."""
+    def with_b(self, b: Any) -> "LinearConstraint":
+        """The same ``G`` with a new right-hand side.
+
+        Parameters
+        ----------
+        b : tensor, array or float, shape ``(..., m)``
+
+        Returns
+        -------
+        LinearConstraint
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`check_rhs`.
+        """
         return LinearConstraint(self.G, b)
 
-    def residual(self, u, b=None):
-        """``G u - b`` for ``u`` of shape ``(..., n)``; returns shape ``(..., m)``."""
+    def residual(self, u: torch.Tensor, b: Any = None) -> torch.Tensor:
+        """``G u - b`` (``G u`` when there is no ``b``), in the dtype of ``u``.
+
+        Parameters
+        ----------
+        u : torch.Tensor, shape ``(..., n)``
+        b : tensor, array or float, shape ``(..., m)``, optional
+            Overrides the constraint's own ``b``.
+
+        Returns
+        -------
+        torch.Tensor, shape ``(..., m)``
+
+        Raises
+        ------
+        ValueError
+            If ``u`` does not end in ``n`` or ``b`` is invalid (:func:`check_rhs`).
+        """
         b = self.b if b is None else self.check_rhs(b, "b")
         if u.shape[-1] != self.n:
             raise ValueError(f"u must have n = {self.n} nodes in its last dimension, got shape {tuple(u.shape)}")
         r = u @ self.G.to(u.dtype).mT
         return r if b is None else r - b.to(u.dtype)
 
-    def to(self, *args, **kwargs):
-        """Move/cast ``G`` and ``b`` like :meth:`torch.Tensor.to`."""
+    def to(self, *args: Any, **kwargs: Any) -> "LinearConstraint":
+        """Move/cast ``G`` and ``b`` like :meth:`torch.Tensor.to`.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            As for :meth:`torch.Tensor.to` (a dtype, a device, or both).
+
+        Returns
+        -------
+        LinearConstraint
+            A new constraint (the rows are not checked again).
+        """
         out = LinearConstraint.__new__(LinearConstraint)
         out.G = self.G.to(*args, **kwargs)
         out.b = None if self.b is None else self.b.to(*args, **kwargs)
         return out
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         bshape = None if self.b is None else tuple(self.b.shape)
         return f"LinearConstraint(m={self.m}, n={self.n}, b shape={bshape})"
 
 
-def conservation_constraint(grid, total=None, rule="trapezoid", period=None):
+def conservation_constraint(grid: Any, total: Any = None, rule: str = "trapezoid",
+                            period: Any = None) -> LinearConstraint:
     """The conservation constraint ``integral of u over the domain = total``.
 
     Parameters
@@ -176,6 +220,12 @@ def conservation_constraint(grid, total=None, rule="trapezoid", period=None):
     -------
     LinearConstraint
         One row (``m = 1``) holding the quadrature weights.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an invalid grid, rule or period (:func:`probconserv_ext.quadrature.quadrature_weights`), or a
+        non-numeric or non-finite ``total``.
     """
     w = quadrature_weights(grid, rule=rule, period=period)
     b = None
@@ -186,7 +236,7 @@ def conservation_constraint(grid, total=None, rule="trapezoid", period=None):
     return LinearConstraint(w[None, :], b)
 
 
-def value_constraint(n, index, value=None, dtype=None):
+def value_constraint(n: int, index: Any, value: Any = None, dtype: Optional[torch.dtype] = None) -> LinearConstraint:
     """Rows ``u[index[k]] = value[..., k]``: known values (e.g. Dirichlet boundary values) as constraints.
 
     Parameters
@@ -204,6 +254,13 @@ def value_constraint(n, index, value=None, dtype=None):
     Returns
     -------
     LinearConstraint
+
+    Raises
+    ------
+    TypeError
+        For a non-integer ``n`` or index entry (``bool``, float).
+    ValueError
+        For ``n < 1``, an index out of range, repeated or empty, or a non-finite ``value``.
     """
     n = check_index(n, "n")
     if n < 1:
@@ -226,7 +283,8 @@ def value_constraint(n, index, value=None, dtype=None):
     if idx.unique().numel() != idx.numel():
         raise ValueError(f"index must not repeat a node, got {idx.tolist()}")
     if dtype is None:
-        dtype = value.dtype if isinstance(value, torch.Tensor) and value.is_floating_point() else torch.get_default_dtype()
+        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+        dtype = value.dtype if floating else torch.get_default_dtype()
     G = torch.zeros(idx.numel(), n, dtype=dtype)
     G[torch.arange(idx.numel()), idx] = 1.0
     b = None
@@ -237,7 +295,7 @@ def value_constraint(n, index, value=None, dtype=None):
     return LinearConstraint(G, b)
 
 
-def stack_constraints(*constraints):
+def stack_constraints(*constraints: LinearConstraint) -> LinearConstraint:
     """Stack several constraints on the same nodes into one (several conserved quantities, known values).
 
     Parameters
@@ -249,6 +307,13 @@ def stack_constraints(*constraints):
     -------
     LinearConstraint
         Rows in the order given; ``b`` concatenated along its last axis after broadcasting the leading axes.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a LinearConstraint.
+    ValueError
+        If none is given, the numbers of nodes differ, or only some have ``b``.
     """
     if len(constraints) == 1 and isinstance(constraints[0], (list, tuple)):
         constraints = tuple(constraints[0])
@@ -273,7 +338,8 @@ def stack_constraints(*constraints):
     return LinearConstraint(G, b)
 
 
-def conserved_total(times, initial_total, net_inflow=None, *, flux_left=None, flux_right=None):
+def conserved_total(times: Any, initial_total: Any, net_inflow: Any = None, *, flux_left: Any = None,
+                    flux_right: Any = None) -> torch.Tensor:
     """Conserved total ``b(t) = b(t0) + integral_{t0}^{t} (net boundary inflow) dt``.
 
     The integral form of ``u_t + div F = 0`` gives ``d/dt integral(u) = -(boundary integral of F . normal)``.
@@ -295,6 +361,14 @@ def conserved_total(times, initial_total, net_inflow=None, *, flux_left=None, fl
     -------
     torch.Tensor
         ``b`` of shape ``(..., T)``; pass ``b[..., None]`` (one row) as the right-hand side per time slice.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        For times that are not strictly increasing, fluxes of the wrong shape, non-finite values, or both
+        ``net_inflow`` and ``flux_left``/``flux_right`` (or neither).
     """
     t = as_tensor(times, "times")
     if t.ndim != 1 or t.numel() < 1:

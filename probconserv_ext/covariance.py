@@ -11,7 +11,7 @@ the operator (:attr:`Covariance.is_diagonal`, :meth:`Covariance.low_rank_split`)
 """
 
 import abc
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 
@@ -21,6 +21,7 @@ __all__ = ["Covariance", "IdentityCovariance", "DiagonalCovariance", "LowRankCov
 # Maps standard-normal draws that several nodes share to the draws to use (a domain-decomposed caller broadcasts
 # them from one rank, so that every slab of the nodes sees the same ones).
 Shared = Optional[Callable[[torch.Tensor], torch.Tensor]]
+Device = Optional[Union[str, torch.device]]
 
 
 class Covariance(abc.ABC):
@@ -121,7 +122,7 @@ class Covariance(abc.ABC):
         """
 
     @abc.abstractmethod
-    def to(self, dtype: Optional[torch.dtype] = None, device=None) -> "Covariance":
+    def to(self, dtype: Optional[torch.dtype] = None, device: Device = None) -> "Covariance":
         """The same operator with its tensors cast to ``dtype`` and/or moved to ``device``.
 
         Parameters
@@ -198,7 +199,7 @@ class IdentityCovariance(Covariance):
     device : torch.device or str, optional
     """
 
-    def __init__(self, n: int, dtype: torch.dtype = torch.float64, device=None):
+    def __init__(self, n: int, dtype: torch.dtype = torch.float64, device: Device = None):
         super().__init__(n, torch.Size())
         self._dtype = dtype
         self._device = torch.device("cpu") if device is None else torch.device(device)
@@ -219,13 +220,14 @@ class IdentityCovariance(Covariance):
     def diagonal_dot(self, W: torch.Tensor) -> torch.Tensor:
         return W.sum(-1)  # no vector of ones
 
-    def sample_noise(self, shape, generator=None, shared=None):
+    def sample_noise(self, shape: Tuple[int, ...], generator: Optional[torch.Generator] = None,
+                     shared: Shared = None) -> torch.Tensor:
         return self._standard_normal(shape, (self.n,), generator)
 
-    def inv_quad_logdet(self, x):
+    def inv_quad_logdet(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         return (x * x).sum(-1), torch.zeros((), dtype=x.dtype, device=x.device)
 
-    def to(self, dtype=None, device=None):
+    def to(self, dtype: Optional[torch.dtype] = None, device: Device = None) -> "Covariance":
         return IdentityCovariance(self.n, dtype or self.dtype, device or self.device)
 
 
@@ -249,21 +251,22 @@ class DiagonalCovariance(Covariance):
     def is_diagonal(self) -> bool:
         return True
 
-    def matmul(self, X):
+    def matmul(self, X: torch.Tensor) -> torch.Tensor:
         return self.diag[..., :, None] * X
 
-    def diagonal(self):
+    def diagonal(self) -> torch.Tensor:
         return self.diag
 
-    def sample_noise(self, shape, generator=None, shared=None):
+    def sample_noise(self, shape: Tuple[int, ...], generator: Optional[torch.Generator] = None,
+                     shared: Shared = None) -> torch.Tensor:
         return self.diag.sqrt() * self._standard_normal(shape, self.diag.shape, generator)
 
-    def inv_quad_logdet(self, x):
+    def inv_quad_logdet(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if bool((self.diag <= 0).any()):
             raise ValueError("covariance must be positive definite for a density, but some variances are zero")
         return (x * x / self.diag).sum(-1), self.diag.log().sum(-1)
 
-    def to(self, dtype=None, device=None):
+    def to(self, dtype: Optional[torch.dtype] = None, device: Device = None) -> "Covariance":
         return DiagonalCovariance(self.diag.to(dtype=dtype, device=device))
 
 
@@ -285,23 +288,24 @@ class LowRankCovariance(Covariance):
     dtype = property(lambda self: self.factor.dtype)
     device = property(lambda self: self.factor.device)
 
-    def matmul(self, X):
+    def matmul(self, X: torch.Tensor) -> torch.Tensor:
         U = self.factor
         return self.diag[..., :, None] * X + U @ (U.mT @ X)
 
-    def diagonal(self):
+    def diagonal(self) -> torch.Tensor:
         return (self.diag + (self.factor**2).sum(-1)).expand(*self.batch_shape, self.n)
 
-    def low_rank_split(self):
+    def low_rank_split(self) -> Tuple[Covariance, Optional[torch.Tensor]]:
         return DiagonalCovariance(self.diag), self.factor
 
-    def sample_noise(self, shape, generator=None, shared=None):
+    def sample_noise(self, shape: Tuple[int, ...], generator: Optional[torch.Generator] = None,
+                     shared: Shared = None) -> torch.Tensor:
         U = self.factor
         z = _share(shared, self._standard_normal(shape, (*self.batch_shape, U.shape[-1], 1), generator))
         return (U @ z).squeeze(-1) + self.diag.sqrt() * self._standard_normal(shape, (*self.batch_shape, self.n),
                                                                               generator)
 
-    def inv_quad_logdet(self, x):
+    def inv_quad_logdet(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         # Woodbury and the matrix determinant lemma with the r x r capacitance C = I + U^T D^-1 U.
         d = self.diag
         if bool((d <= 0).any()):
@@ -318,7 +322,7 @@ class LowRankCovariance(Covariance):
         logdet = d.log().sum(-1) + 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1)
         return quad, logdet
 
-    def to(self, dtype=None, device=None):
+    def to(self, dtype: Optional[torch.dtype] = None, device: Device = None) -> "Covariance":
         return LowRankCovariance(self.factor.to(dtype=dtype, device=device), self.diag.to(dtype=dtype, device=device))
 
 
@@ -339,13 +343,13 @@ class DenseCovariance(Covariance):
     dtype = property(lambda self: self.matrix.dtype)
     device = property(lambda self: self.matrix.device)
 
-    def matmul(self, X):
+    def matmul(self, X: torch.Tensor) -> torch.Tensor:
         return self.matrix @ X
 
-    def diagonal(self):
+    def diagonal(self) -> torch.Tensor:
         return torch.diagonal(self.matrix, dim1=-2, dim2=-1)
 
-    def to_dense(self):
+    def to_dense(self) -> torch.Tensor:
         return self.matrix  # already dense: no product with the identity
 
     def _square_root(self):
@@ -360,26 +364,28 @@ class DenseCovariance(Covariance):
                 self._root = Q * evals.clamp_min(0).sqrt()[..., None, :]
         return self._root
 
-    def sample_noise(self, shape, generator=None, shared=None):
+    def sample_noise(self, shape: Tuple[int, ...], generator: Optional[torch.Generator] = None,
+                     shared: Shared = None) -> torch.Tensor:
         R = self._square_root()
         z = _share(shared, self._standard_normal(shape, (*self.batch_shape, self.n, 1), generator))
         return (R @ z).squeeze(-1)
 
-    def inv_quad_logdet(self, x):
+    def inv_quad_logdet(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         L, info = torch.linalg.cholesky_ex(self.matrix)
         if bool((info != 0).any()):
             raise ValueError("covariance must be positive definite for a density, but the dense covariance is singular")
         y = torch.linalg.solve_triangular(L, x[..., :, None], upper=False).squeeze(-1)
         return (y * y).sum(-1), 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1)
 
-    def to(self, dtype=None, device=None):
+    def to(self, dtype: Optional[torch.dtype] = None, device: Device = None) -> "Covariance":
         return DenseCovariance(self.matrix.to(dtype=dtype, device=device))
 
 
 class DowndatedCovariance(Covariance):
     """``Sigma = base - W W^T`` with a thin ``W``: the ProbConserv posterior covariance.
 
-    ``W = base G^T M`` with ``M M^T = A^+`` for ``A = s2 I + G base G^T`` (:func:`probconserv_ext.update.factor_update`).
+    ``W = base G^T M`` with ``M M^T = A^+`` for ``A = s2 I + G base G^T``
+    (:func:`probconserv_ext.update.factor_update`).
     The products and the diagonal need only ``base`` and ``W``. Sampling and the density also need the update that
     made ``W`` (``G``, ``M``, ``s2``): a draw is ``x - W M^T (G x + e)`` with ``x ~ N(0, base)`` and
     ``e ~ N(0, s2 I)`` (no factor of the possibly singular ``Sigma``), and for ``s2 > 0`` the precision is
@@ -409,10 +415,10 @@ class DowndatedCovariance(Covariance):
     dtype = property(lambda self: self.W.dtype)
     device = property(lambda self: self.W.device)
 
-    def matmul(self, X):
+    def matmul(self, X: torch.Tensor) -> torch.Tensor:
         return self.base.matmul(X) - self.W @ (self.W.mT @ X)
 
-    def diagonal(self):
+    def diagonal(self) -> torch.Tensor:
         return self.base.diagonal() - (self.W**2).sum(-1)
 
     def _update(self, what):
@@ -423,7 +429,8 @@ class DowndatedCovariance(Covariance):
             )
         return self.G, self.M, self.noise
 
-    def sample_noise(self, shape, generator=None, shared=None):
+    def sample_noise(self, shape: Tuple[int, ...], generator: Optional[torch.Generator] = None,
+                     shared: Shared = None) -> torch.Tensor:
         G, M, noise = self._update("sampling")
         x = self.base.sample_noise(shape, generator, shared)
         r = x @ G.mT
@@ -433,7 +440,7 @@ class DowndatedCovariance(Covariance):
         v = (M * r[..., :, None]).sum(-2)  # M^T r over the short m axis
         return x - (self.W * v[..., None, :]).sum(-1)
 
-    def inv_quad_logdet(self, x):
+    def inv_quad_logdet(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         G, M, noise = self._update("the density")
         if not bool(noise > 0):
             raise ValueError(
@@ -448,7 +455,7 @@ class DowndatedCovariance(Covariance):
         Gx = x @ G.mT
         return q0 + (Gx * Gx).sum(-1) / noise, l0 - logdet_A + G.shape[0] * noise.log()
 
-    def to(self, dtype=None, device=None):
+    def to(self, dtype: Optional[torch.dtype] = None, device: Device = None) -> "Covariance":
         def cast(t):
             return None if t is None else t.to(dtype=dtype, device=device)
         return DowndatedCovariance(self.base.to(dtype, device), cast(self.W), cast(self.G), cast(self.M),

@@ -19,14 +19,16 @@ Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that c
 ICML 2023.
 """
 
+from typing import Optional, Union
+
 import torch
 from torch.distributions import MultivariateNormal
 
 from _physics_constrained.validation import as_tensor, check_finite
-from .collectives import GroupCollectives
+from .collectives import GroupCollectives, ProcessGroup
 from .constraints import LinearConstraint
 from .gaussian import ConstrainedGaussian
-from .layer import ProbConserv
+from .layer import Prediction, ProbConserv, Tensorish
 from .methods import METHOD_NAMES
 from .slabs import conservation_slab, constraint_slab, gather_slab, slab_bounds
 
@@ -123,7 +125,8 @@ class DistributedProbConserv(ProbConserv):
 
     posterior_class = SlabConstrainedGaussian
 
-    def __init__(self, constraint_slab, noise: float = 0.0, method: str = "probconserv", group=None, *,
+    def __init__(self, constraint_slab: Union[LinearConstraint, torch.Tensor], noise: float = 0.0,
+                 method: str = "probconserv", group: Optional[ProcessGroup] = None, *,
                  learn_noise: bool = False, compute_dtype: torch.dtype = torch.float64, validate: bool = True):
         if isinstance(constraint_slab, LinearConstraint):
             G, b = constraint_slab.G, constraint_slab.b
@@ -166,6 +169,7 @@ class DistributedProbConserv(ProbConserv):
         return self.collectives.group
 
     def extra_repr(self) -> str:
+        """The layer's settings and this process's rank, for ``repr``."""
         return f"m={self.m}, n_slab={self.n}, method={self.method!r}, rank={self.rank}/{self.world_size}"
 
     def _parse(self, mean, variance, covariance, cov_factor, cov_diag, samples, b):
@@ -197,8 +201,9 @@ class DistributedProbConserv(ProbConserv):
         self.collectives.agree(error, spec)
         return parsed
 
-    def forward(self, mean=None, variance=None, *, covariance=None, cov_factor=None, cov_diag=None, samples=None,
-                b=None) -> SlabConstrainedGaussian:
+    def forward(self, mean: Prediction = None, variance: Tensorish = None, *, covariance: Tensorish = None,
+                cov_factor: Tensorish = None, cov_diag: Tensorish = None, samples: Tensorish = None,
+                b: Tensorish = None) -> SlabConstrainedGaussian:
         """Apply the update to this rank's slab (collective: every rank of the group must call it).
 
         Parameters

@@ -17,7 +17,7 @@ the input prediction.
 """
 
 import math
-from typing import Optional, Tuple
+from typing import Optional, Sequence
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -90,7 +90,8 @@ class StructuredGaussian(Distribution):
     def _rsample_compute(self, sample_shape, generator=None, shared: Shared = None):
         return self._loc + self.covariance.sample_noise(tuple(sample_shape), generator, shared)
 
-    def rsample(self, sample_shape=torch.Size(), generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def rsample(self, sample_shape: Sequence[int] = torch.Size(),
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Reparameterized draws.
 
         Parameters
@@ -105,10 +106,19 @@ class StructuredGaussian(Distribution):
         torch.Tensor
             Shape ``(*sample_shape, *batch_shape, n)``, in the output dtype.
         """
-        return self._out(self._rsample_compute(sample_shape, generator).expand(*sample_shape, *self.batch_shape, self.n))
+        draws = self._rsample_compute(sample_shape, generator)
+        return self._out(draws.expand(*sample_shape, *self.batch_shape, self.n))
 
-    def sample(self, sample_shape=torch.Size(), generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """:meth:`rsample` without gradients (same arguments, same shape and dtype).
+    def sample(self, sample_shape: Sequence[int] = torch.Size(),
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """:meth:`rsample` without gradients (same shape and dtype).
+
+        Parameters
+        ----------
+        sample_shape : torch.Size or tuple of int
+            As for :meth:`rsample`.
+        generator : torch.Generator, optional
+            As for :meth:`rsample`.
 
         Returns
         -------

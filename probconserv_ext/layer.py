@@ -1,7 +1,7 @@
 """The ProbConserv layer: a post-hoc Bayesian update that makes a Gaussian prediction satisfy ``G u = b``."""
 
 import math
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -25,6 +25,11 @@ from .nonnegative import nonnegative_active_set
 from .update import factor_update, refine_to_roundoff, residual_tolerance
 
 __all__ = ["ProbConserv"]
+
+# Tensor arguments also accept arrays and numbers (converted by the validation vocabulary).
+Tensorish = Optional[Union[torch.Tensor, Any]]
+# A prediction: a mean tensor or a distribution (torch's Normal, (LowRank)MultivariateNormal, a StructuredGaussian).
+Prediction = Optional[Union[torch.Tensor, torch.distributions.Distribution]]
 
 
 class ProbConserv(nn.Module, ConstraintShape):
@@ -172,6 +177,7 @@ class ProbConserv(nn.Module, ConstraintShape):
             self._noise_is_zero = not bool(self._noise.detach() > 0)
 
     def extra_repr(self) -> str:
+        """The layer's settings, for ``repr``."""
         return f"m={self.m}, n={self.n}, method={self.method!r}, nonnegative={self.nonnegative}"
 
     # ------------------------------------------------------------------ input parsing
@@ -305,8 +311,9 @@ class ProbConserv(nn.Module, ConstraintShape):
         return prior, self._check_rhs_shape(self._rhs(b), prior.batch_shape)
 
     # ------------------------------------------------------------------ the update
-    def forward(self, mean=None, variance=None, *, covariance=None, cov_factor=None, cov_diag=None, samples=None,
-                b=None):
+    def forward(self, mean: Prediction = None, variance: Tensorish = None, *, covariance: Tensorish = None,
+                cov_factor: Tensorish = None, cov_diag: Tensorish = None, samples: Tensorish = None,
+                b: Tensorish = None) -> ConstrainedGaussian:
         """Apply the update.
 
         Parameters
@@ -443,7 +450,8 @@ class ProbConserv(nn.Module, ConstraintShape):
         pinned = StructuredGaussian(mu_p, self._method.pinned_covariance(prior.covariance, d_p), prior.out_dtype)
         return pinned, d_p
 
-    def constrain_samples(self, samples, b=None, cov_diag=None, generator=None):
+    def constrain_samples(self, samples: torch.Tensor, b: Tensorish = None, cov_diag: Tensorish = None,
+                          generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, ConstrainedGaussian]:
         """Push ensemble members through the update defined by the ensemble itself.
 
         Parameters

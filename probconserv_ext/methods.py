@@ -16,7 +16,7 @@ ICML 2023 (the update, Section 3, and the HardC baseline).
 """
 
 import abc
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -99,10 +99,10 @@ class ProbConservMethod(UpdateMethod):
     name = "probconserv"
     updates_covariance = True
 
-    def metric(self, covariance, pinned=None):
+    def metric(self, covariance: Covariance, pinned: Optional[torch.Tensor] = None) -> Covariance:
         return covariance
 
-    def variances(self, covariance, loc):
+    def variances(self, covariance: Covariance, loc: torch.Tensor) -> torch.Tensor:
         if not covariance.is_diagonal:
             raise ValueError(
                 "nonnegative=True needs a diagonal covariance (variance= or Normal), got "
@@ -110,7 +110,7 @@ class ProbConservMethod(UpdateMethod):
             )
         return covariance.diagonal()
 
-    def pinned_covariance(self, covariance, pinned):
+    def pinned_covariance(self, covariance: Covariance, pinned: torch.Tensor) -> Covariance:
         return DiagonalCovariance(pinned)
 
 
@@ -120,15 +120,15 @@ class HardCMethod(UpdateMethod):
     name = "hardc"
     updates_covariance = False
 
-    def metric(self, covariance, pinned=None):
+    def metric(self, covariance: Covariance, pinned: Optional[torch.Tensor] = None) -> Covariance:
         if pinned is None:
             return IdentityCovariance(covariance.n, covariance.dtype, covariance.device)
         return DiagonalCovariance(pinned)
 
-    def variances(self, covariance, loc):
+    def variances(self, covariance: Covariance, loc: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(loc)
 
-    def pinned_covariance(self, covariance, pinned):
+    def pinned_covariance(self, covariance: Covariance, pinned: torch.Tensor) -> Covariance:
         return covariance
 
 
@@ -137,7 +137,7 @@ _METHODS = {m.name: m for m in (ProbConservMethod(), HardCMethod())}
 METHOD_NAMES = tuple(_METHODS)
 
 
-def resolve_method(method) -> UpdateMethod:
+def resolve_method(method: Union[str, UpdateMethod]) -> UpdateMethod:
     """The method object for a name (or a method object itself).
 
     Parameters

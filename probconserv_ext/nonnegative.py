@@ -13,6 +13,8 @@ it reproduces the KKT solution, so the result is non-negative up to round-off. T
 update conditioned on the active set (a Laplace-type approximation of the truncated posterior).
 """
 
+from typing import Tuple
+
 import torch
 
 __all__ = ["nonnegative_active_set"]
@@ -23,7 +25,8 @@ def _psi(lam, mu, c, g, b, noise):
     return (u * g).sum(-1) - b - noise * lam
 
 
-def nonnegative_active_set(mu, d, g, b, noise, iterations=100):
+def nonnegative_active_set(mu: torch.Tensor, d: torch.Tensor, g: torch.Tensor, b: torch.Tensor, noise: torch.Tensor,
+                           iterations: int = 100) -> Tuple[torch.Tensor, torch.Tensor]:
     """Pin the active nodes of the non-negative update.
 
     Parameters
@@ -43,6 +46,12 @@ def nonnegative_active_set(mu, d, g, b, noise, iterations=100):
     -------
     (mu_pinned, d_pinned) : tuple of torch.Tensor
         Prior mean and variances with the active nodes set to zero; feed them to the linear update.
+
+    Raises
+    ------
+    ValueError
+        If no non-negative field satisfies the constraint, the mean is negative at nodes with zero variance, or
+        no node the constraint touches has positive variance.
     """
     mu, d = torch.broadcast_tensors(mu, d)
     b = b.expand(mu.shape[:-1])

@@ -6,19 +6,20 @@ trapezoid conservation row is built from the rank's slab of the grid plus one gh
 rank forms the global weights.
 """
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 
 from _physics_constrained.validation import as_tensor, check_finite
-from .collectives import GroupCollectives, group_info
+from .collectives import GroupCollectives, ProcessGroup, group_info
 from .constraints import LinearConstraint
 from .quadrature import quadrature_weights
 
 __all__ = ["slab_bounds", "constraint_slab", "conservation_slab", "gather_slab"]
 
 
-def slab_bounds(n: int, group=None, *, rank: Optional[int] = None, world_size: Optional[int] = None) -> Tuple[int, int]:
+def slab_bounds(n: int, group: Optional[ProcessGroup] = None, *, rank: Optional[int] = None,
+                world_size: Optional[int] = None) -> Tuple[int, int]:
     """``(start, stop)`` of this rank's contiguous slab of ``n`` nodes (sizes differ by at most one).
 
     Parameters
@@ -66,7 +67,7 @@ def constraint_slab(constraint: LinearConstraint, start: int, stop: int) -> Line
     return LinearConstraint(constraint.G[:, start:stop], constraint.b, allow_zero_rows=True)
 
 
-def conservation_slab(grid, start: int, stop: int, total=None) -> LinearConstraint:
+def conservation_slab(grid: Any, start: int, stop: int, total: Any = None) -> LinearConstraint:
     """This rank's part of the trapezoid conservation constraint, from its slab of the grid plus one ghost node.
 
     Only ``grid[start-1 : stop+1]`` (of the first axis) is read, so a rank never builds the global weights.
@@ -112,7 +113,7 @@ def conservation_slab(grid, start: int, stop: int, total=None) -> LinearConstrai
     return LinearConstraint(w[None, :], b, allow_zero_rows=True)
 
 
-def gather_slab(slab: torch.Tensor, group=None, dim: int = -1) -> torch.Tensor:
+def gather_slab(slab: torch.Tensor, group: Optional[ProcessGroup] = None, dim: int = -1) -> torch.Tensor:
     """All-gather slabs of possibly different lengths along ``dim`` into the global tensor (on every rank).
 
     Parameters

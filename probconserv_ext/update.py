@@ -19,7 +19,7 @@ ICML 2023, Section 3 (the update) and the HardC baseline.
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 
@@ -40,15 +40,25 @@ class UpdateFactors:
     M: torch.Tensor
     logdet_A: Optional[torch.Tensor]
 
-    def correction(self, residual):
-        """``Sigma G^T A^-1 residual`` for a residual of shape ``(..., m)``; returns ``(..., n)``."""
+    def correction(self, residual: torch.Tensor) -> torch.Tensor:
+        """``Sigma G^T A^-1 residual``: the change of the mean (or of a draw) that removes ``residual``.
+
+        Parameters
+        ----------
+        residual : torch.Tensor, shape ``(..., m)``
+
+        Returns
+        -------
+        torch.Tensor, shape ``(..., n)``
+        """
         # Element-wise products and sums over the short m axis: batched matmuls of (n x m) by (m x 1) blocks
         # cost far more in per-batch overhead than their O(n m) flops.
         v = (self.M * residual[..., :, None]).sum(-2)
         return (self.W * v[..., None, :]).sum(-1)
 
 
-def solve_update(SG, G, residual, noise, reference, residual_scale):
+def solve_update(SG: torch.Tensor, G: torch.Tensor, residual: torch.Tensor, noise: torch.Tensor,
+                 reference: torch.Tensor, residual_scale: torch.Tensor) -> UpdateFactors:
     """Factor ``A = noise I + G SG`` and return :class:`UpdateFactors`.
 
     Parameters
@@ -69,31 +79,61 @@ def solve_update(SG, G, residual, noise, reference, residual_scale):
     Returns
     -------
     UpdateFactors
+
+    Raises
+    ------
+    ValueError
+        As :func:`factor_update`.
     """
     A = (SG.mT @ G.mT).mT  # a single (batch*m, n) x (n, m) product instead of a batched one
     return factor_update(A, SG, residual, noise, reference, residual_scale)
 
 
-def pivot_tolerance(dtype, n, m):
+def pivot_tolerance(dtype: torch.dtype, n: int, m: int) -> float:
     """Relative floor for the pivots and eigenvalues of the equilibrated system (unit diagonal).
 
     An entry ``C_ij`` of the equilibrated ``C = D^-1/2 A D^-1/2`` is a sum of ``n`` products whose rounding error is at
     most about ``n eps sqrt(A_ii A_jj)`` (Cauchy-Schwarz bounds ``|G| Sigma |G|^T`` by the diagonal), i.e. ``n eps``
     in ``C``. A pivot (or eigenvalue) of ``C`` below a small multiple of that is indistinguishable from zero.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        The compute dtype.
+    n, m : int
+        Nodes and constraint rows.
+
+    Returns
+    -------
+    float
+        At most 0.25.
     """
     return min(0.25, 16.0 * (n + m) * eps_of(dtype))
 
 
-def residual_tolerance(dtype, n):
+def residual_tolerance(dtype: torch.dtype, n: int) -> float:
     """Relative round-off level of ``G mu - b`` after an exact update, per row, against ``|G| |mu| + |b|``.
 
     A few hundred ``eps`` of the compute dtype, growing like ``sqrt(n)`` (the typical error of a length-``n`` dot
     product; the worst case ``n eps`` is not reached by blocked/pairwise summation in practice).
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        The compute dtype.
+    n : int
+        Nodes (the length of each dot product).
+
+    Returns
+    -------
+    float
     """
     return 32.0 * eps_of(dtype) * (math.sqrt(n) + 16.0)
 
 
-def factor_update(GSG, SG, residual, noise, reference, residual_scale, n_nodes=None):
+def factor_update(GSG: torch.Tensor, SG: torch.Tensor, residual: torch.Tensor, noise: torch.Tensor,
+                  reference: torch.Tensor, residual_scale: torch.Tensor,
+                  n_nodes: Optional[int] = None) -> UpdateFactors:
     """Factor ``A = noise I + GSG`` given ``GSG = G Sigma G^T``; see :func:`solve_update`.
 
     The system is equilibrated symmetrically, ``C = D^-1/2 A D^-1/2`` with ``D = diag(A)``, before a Cholesky
@@ -111,8 +151,8 @@ def factor_update(GSG, SG, residual, noise, reference, residual_scale, n_nodes=N
     host synchronisation): the Cholesky path is always taken, and a singular system gives non-finite results instead
     of an error.
 
-    The domain-decomposed layer (:mod:`probconserv_ext.distributed`) sums ``GSG`` over ranks and calls this with
-    each rank's slab of ``SG``.
+    The layer (:meth:`probconserv_ext.layer.ProbConserv._update`) sums ``GSG`` over the parts of the node axis
+    through its collectives and calls this with its part of ``SG`` (the whole of it on one process).
 
     Parameters
     ----------
@@ -199,7 +239,12 @@ def _thin_matmul(X, M):
     return (X[..., :, :, None] * M[..., None, :, :]).sum(-2)
 
 
-def refine_to_roundoff(u, G, b, correction, tol, base_scale):
+Failure = Optional[Tuple[torch.Tensor, torch.Tensor]]
+
+
+def refine_to_roundoff(u: torch.Tensor, G: torch.Tensor, b: torch.Tensor,
+                       correction: Callable[[torch.Tensor], torch.Tensor], tol: float,
+                       base_scale: torch.Tensor) -> Tuple[torch.Tensor, Failure]:
     """Iterative refinement of an exact update's result until ``G u = b`` holds to round-off.
 
     The residual is judged per row against ``base_scale + |G| |u|`` times ``tol``; passing against the lower bound
