@@ -60,22 +60,24 @@ def check_blocks(blocks) -> None:
     """Refuse FNOBlocks settings under which the correction cannot be exact, with the reason."""
     if blocks.norm is not None:
         raise ValueError(
-            "norm layers are not supported: instance/group/batch norms and AdaIN use statistics over all nodes, "
-            "so boundary outputs would depend on interior inputs again; use norm=None"
+            "norm must be None (instance/group/batch norms and AdaIN use statistics over all nodes, so boundary "
+            f"outputs would depend on interior inputs again), got {blocks.norm!r}"
         )
     if blocks.preactivation:
-        raise ValueError("preactivation=True is not supported; use the default post-activation FNO blocks")
+        raise ValueError("preactivation must be False (BOON corrects the default post-activation FNO blocks), got True")
     if blocks.stabilizer is not None:
         raise ValueError(
-            f"stabilizer={blocks.stabilizer!r} is not supported: it applies a non-linearity before the kernel, "
-            "which is then no longer affine in the layer input"
+            "stabilizer must be None (it applies a non-linearity before the kernel, which is then no longer affine "
+            f"in the layer input), got {blocks.stabilizer!r}"
         )
     if blocks.complex_data:
-        raise ValueError("complex_data=True is not supported: boundary conditions are imposed on real fields")
+        raise ValueError("complex_data must be False (boundary conditions are imposed on real fields), got True")
     for conv in blocks.convs:
         check_spectral_conv(conv)
     if blocks.in_channels != blocks.out_channels:
-        raise ValueError("FNO blocks must keep their width to be corrected")
+        raise ValueError(
+            f"FNO blocks must keep their width to be corrected, got {blocks.in_channels} -> {blocks.out_channels}"
+        )
 
 
 def _act(blocks, h, plan: CorrectionPlan, corrected: bool):

@@ -345,8 +345,8 @@ class BoundarySpec:
             axis = self._axis(c.dim, "dim")
             if axis == self.time_axis:
                 raise ValueError(
-                    f"{c!r} holds on axis dim={c.dim}, which is the time axis (time_dim={time_dim}); "
-                    "boundary conditions hold on spatial axes only"
+                    f"dim must be a spatial axis, not the time axis (time_dim={time_dim}): boundary conditions hold "
+                    f"on spatial axes only, got dim={c.dim} in {c!r}"
                 )
             if out_channels is not None and c.channels is not None and max(c.channels) >= out_channels:
                 raise ValueError(

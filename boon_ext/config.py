@@ -94,13 +94,16 @@ def build_model(config):
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a mapping with a 'model' section, got {type(config).__name__}")
     if "model" not in config:
-        raise ValueError(f"config must have a 'model' section; its top-level keys are {sorted(config)}")
+        raise ValueError(f"config must have a 'model' section, got the top-level keys {sorted(config)}")
     model = config["model"]
     if not isinstance(model, Mapping):
         raise TypeError(f"config['model'] must be a mapping, got {type(model).__name__}")
     missing = [k for k in ("model_arch", "data_channels") if k not in model]
     if missing:
-        raise ValueError(f"config['model'] is missing {missing} (neuralop's get_model reads them)")
+        raise ValueError(
+            f"config['model'] must hold model_arch and data_channels (neuralop's get_model reads them), got it "
+            f"missing {missing}"
+        )
     from neuralop.models import get_model  # boon_fno / boon_tfno are registered: importing boon_ext did it
 
     return get_model(Bunch(config))

@@ -63,7 +63,7 @@ class BoundaryDataProcessor(DefaultDataProcessor):
         super().__init__(in_normalizer=in_normalizer, out_normalizer=out_normalizer)
         if not isinstance(boundary, BoundarySpec):
             if n_dim is None:
-                raise ValueError("pass n_dim with plain conditions, or boundary=model.boundary_spec")
+                raise ValueError("n_dim must be given with plain conditions (or boundary=model.boundary_spec), got None")
             boundary = BoundarySpec(boundary, n_dim)
         self.spec = boundary
 

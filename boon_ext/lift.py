@@ -89,8 +89,8 @@ def _check_width(u: torch.Tensor, spec: BoundarySpec, width: int) -> None:
         n = u.shape[2 + rule.axis]
         if 2 * width > n - 1:
             raise ValueError(
-                f"lift_width={width} is too wide for {n} nodes along spatial axis {rule.axis}: the lifts of the "
-                f"two faces would overlap; use lift_width <= {(n - 1) // 2}"
+                f"lift_width must be at most {(n - 1) // 2} for {n} nodes along spatial axis {rule.axis} (the lifts "
+                f"of the two faces would overlap), got {width}"
             )
 
 

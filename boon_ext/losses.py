@@ -80,7 +80,7 @@ class TargetLoss:
             If no target ``y`` is given.
         """
         if y is None:
-            raise TypeError("TargetLoss needs the target: call it as loss(y_pred, y) or loss(y_pred, **sample)")
+            raise TypeError("y (the target) must be given: call the loss as loss(y_pred, y) or loss(y_pred, **sample)")
         rest = {k: v for k, v in kwargs.items() if k not in self.drop}
         return self.loss(y_pred, y, **rest)
 

@@ -99,8 +99,8 @@ class BOONFNO(FNO, name="boon_fno"):
         if spec:
             if self.domain_padding is not None:
                 raise ValueError(
-                    "domain_padding is not supported with boundary conditions: padding moves the boundary nodes "
-                    "inside the grid the Fourier layers see; use domain_padding=None"
+                    "domain_padding must be None with boundary conditions (padding moves the boundary nodes inside "
+                    f"the grid the Fourier layers see), got {kwargs.get('domain_padding', 'a padding')!r}"
                 )
             check_blocks(self.fno_blocks)
         self.boundary_spec = spec

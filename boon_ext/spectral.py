@@ -22,6 +22,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from _physics_constrained.validation import check_choice
+
 __all__ = ["SpectralPlan", "check_spectral_conv"]
 
 
@@ -45,22 +47,22 @@ def check_spectral_conv(conv) -> None:
 
     if type(conv) is not SpectralConv:
         raise ValueError(
-            f"BOON supports neuralop's SpectralConv as conv_module, got {type(conv).__name__}: the boundary "
-            "blocks are read from its Fourier weights"
+            "conv_module must be neuralop's SpectralConv (the boundary blocks are read from its Fourier weights), "
+            f"got {type(conv).__name__}"
         )
     if conv.complex_data:
-        raise ValueError("complex_data=True is not supported: boundary conditions are imposed on real fields")
+        raise ValueError("complex_data must be False (boundary conditions are imposed on real fields), got True")
     if conv.resolution_scaling_factor is not None:
         raise ValueError(
-            "resolution_scaling_factor is not supported: a layer that resamples has no fixed boundary nodes"
+            "resolution_scaling_factor must be None (a layer that resamples has no fixed boundary nodes), got "
+            f"{conv.resolution_scaling_factor!r}"
         )
     if conv.fno_block_precision != "full":
         raise ValueError(
-            f"fno_block_precision={conv.fno_block_precision!r} is not supported: half-precision spectra cannot "
-            "carry an exact correction; use 'full'"
+            "fno_block_precision must be 'full' (half-precision spectra cannot carry an exact correction), got "
+            f"{conv.fno_block_precision!r}"
         )
-    if conv.fft_norm not in ("forward", "backward", "ortho"):
-        raise ValueError(f"unknown fft_norm {conv.fft_norm!r}")
+    check_choice(conv.fft_norm, "fft_norm", ("forward", "backward", "ortho"))
 
 
 class SpectralPlan:

@@ -8,13 +8,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boon_ext import BOONFNO, BoundarySpec, Dirichlet, Neumann, finetune_kernel_correction, lift_boundary
+from boon_ext import (BOONFNO, BoundaryDataProcessor, BoundarySpec, Dirichlet, Neumann, build_model,
+                      finetune_kernel_correction, lift_boundary)
 from boon_ext.datasets import (burgers_dirichlet, burgers_periodic, gaussian_random_field, heat_neumann,
                                stokes_second_problem)
 from boon_ext.datasets.base import common_settings
 
 _MODEL = BOONFNO(n_modes=(4,), in_channels=1, out_channels=1, hidden_channels=4, boundary=Dirichlet(left=0.0))
 _U = torch.zeros(1, 1, 9)
+
+
+def _boon(**kwargs):
+    return BOONFNO(n_modes=(4,), in_channels=1, out_channels=1, hidden_channels=4, boundary=Dirichlet(left=0.0),
+                   **kwargs)
+
 
 BAD_CALLS = [
     (lambda: Dirichlet(left="1e-3"), TypeError, "left"),
@@ -48,6 +55,19 @@ BAD_CALLS = [
     (lambda: gaussian_random_field(2, np.linspace(0, 1, 5), kind="robin"), ValueError, "kind"),
     (lambda: heat_neumann(4, n_points=8, t_final=0.01).split(3, 2), ValueError, "n_train + n_test"),
     (lambda: heat_neumann(4, n_points=8, t_final=0.01).dataset([7]), ValueError, "indices"),
+    (lambda: _boon(norm="group_norm"), ValueError, "norm"),
+    (lambda: _boon(preactivation=True), ValueError, "preactivation"),
+    (lambda: _boon(stabilizer="tanh"), ValueError, "stabilizer"),
+    (lambda: _boon(domain_padding=0.25), ValueError, "domain_padding"),
+    (lambda: _boon(fno_block_precision="mixed"), ValueError, "fno_block_precision"),
+    (lambda: lift_boundary(_U, BoundarySpec(Dirichlet(left=0.0), 1), width=5), ValueError, "lift_width"),
+    (lambda: BoundarySpec(Dirichlet(left=0.0, dim=-1), n_dim=2, time_dim=-1), ValueError, "dim"),
+    (lambda: BoundarySpec(Dirichlet(left=0.0, dim=-3), n_dim=1), ValueError, "dim"),
+    (lambda: BoundarySpec(Dirichlet(left=0.0, channels=[3]), n_dim=1, out_channels=2), ValueError, "channels"),
+    (lambda: build_model({"model": {"model_arch": "boon_fno"}}), ValueError, "config['model']"),
+    (lambda: BoundaryDataProcessor(boundary=[Dirichlet(left=0.0)]), ValueError, "n_dim"),
+    (lambda: _MODEL(torch.zeros(0, 1, 8)), ValueError, "x"),
+    (lambda: _MODEL(torch.zeros(1, 2, 8)), ValueError, "x"),
 ]
 
 
