@@ -28,7 +28,7 @@ from _physics_constrained.validation import as_tensor, check_finite
 from .collectives import GroupCollectives, ProcessGroup
 from .constraints import LinearConstraint
 from .gaussian import ConstrainedGaussian
-from .layer import Prediction, ProbConserv, Tensorish
+from .layer import ProbConserv
 from .methods import METHOD_NAMES
 from .slabs import conservation_slab, constraint_slab, gather_slab, slab_bounds
 
@@ -104,11 +104,18 @@ class DistributedProbConserv(ProbConserv):
 
     Notes
     -----
+    :meth:`forward` takes the arguments of :meth:`ProbConserv.forward <probconserv_ext.layer.ProbConserv.forward>`
+    restricted to this rank's slab (``(..., n_p)`` means and variances, the slab's rows ``(..., n_p, r)`` of a
+    global factor, every ensemble member's slab; ``b`` is global) and returns this rank's
+    :class:`SlabConstrainedGaussian`. Invalid input on any rank raises a ``ValueError`` on every rank (a
+    ``TypeError`` on the rank that has non-numeric input), as do ranks that disagree on the batch shape or the
+    factor's rank.
+
     Accepted priors are those whose covariance is a per-node diagonal or a low-rank-plus-diagonal with the
     factor split by rows: ``variance=``, ``cov_factor=``/``cov_diag=``, ``samples=`` (ensemble members' slabs),
     ``Normal`` and ``LowRankMultivariateNormal``. A dense covariance couples every pair of slabs and is refused, as
-    is ``nonnegative=True`` (its active-set loop would need a collective per iteration). Invalid input on any rank
-    raises the same ``ValueError`` on every rank instead of leaving the others waiting in a collective.
+    is ``nonnegative=True`` (its active-set loop would need a collective per iteration). The agreement check
+    keeps a rank with bad input from leaving the others waiting in a collective.
 
     References
     ----------
@@ -200,40 +207,3 @@ class DistributedProbConserv(ProbConserv):
             error = err
         self.collectives.agree(error, spec)
         return parsed
-
-    def forward(self, mean: Prediction = None, variance: Tensorish = None, *, covariance: Tensorish = None,
-                cov_factor: Tensorish = None, cov_diag: Tensorish = None, samples: Tensorish = None,
-                b: Tensorish = None) -> SlabConstrainedGaussian:
-        """Apply the update to this rank's slab (collective: every rank of the group must call it).
-
-        Parameters
-        ----------
-        mean : torch.Tensor of shape ``(..., n_p)``, or a distribution
-            This rank's slab of the mean; or a ``Normal`` / ``LowRankMultivariateNormal`` over the slab.
-        variance : torch.Tensor, shape ``(..., n_p)``, optional
-            Per-node variances of the slab.
-        covariance : None
-            Refused (a dense covariance couples all slabs).
-        cov_factor, cov_diag : torch.Tensor, shapes ``(..., n_p, r)`` and ``(..., n_p)``, optional
-            Rows of the global factor ``U`` for this slab, and the slab's diagonal.
-        samples : torch.Tensor, shape ``(S, ..., n_p)``, optional
-            The slab of every ensemble member.
-        b : torch.Tensor, shape ``(..., m)``, optional
-            Global right-hand side (the same on every rank).
-
-        Returns
-        -------
-        SlabConstrainedGaussian
-            This rank's slab of the posterior.
-
-        Raises
-        ------
-        ValueError
-            On every rank, when the input of any rank is invalid (as for
-            :meth:`~probconserv_ext.layer.ProbConserv.forward`), is a dense covariance, or the ranks disagree on
-            the batch shape or the factor's rank.
-        TypeError
-            Non-numeric input or an unsupported distribution on this rank (the other ranks raise ``ValueError``).
-        """
-        return super().forward(mean, variance, covariance=covariance, cov_factor=cov_factor, cov_diag=cov_diag,
-                               samples=samples, b=b)

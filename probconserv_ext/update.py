@@ -79,11 +79,7 @@ def solve_update(SG: torch.Tensor, G: torch.Tensor, residual: torch.Tensor, nois
     Returns
     -------
     UpdateFactors
-
-    Raises
-    ------
-    ValueError
-        As :func:`factor_update`.
+        Computed by :func:`factor_update` from ``G Sigma G^T = G SG``, which also says when it raises.
     """
     A = (SG.mT @ G.mT).mT  # a single (batch*m, n) x (n, m) product instead of a batched one
     return factor_update(A, SG, residual, noise, reference, residual_scale)
@@ -151,7 +147,7 @@ def factor_update(GSG: torch.Tensor, SG: torch.Tensor, residual: torch.Tensor, n
     host synchronisation): the Cholesky path is always taken, and a singular system gives non-finite results instead
     of an error.
 
-    The layer (:meth:`probconserv_ext.layer.ProbConserv._update`) sums ``GSG`` over the parts of the node axis
+    The layer (:class:`probconserv_ext.layer.ProbConserv`) sums ``GSG`` over the parts of the node axis
     through its collectives and calls this with its part of ``SG`` (the whole of it on one process).
 
     Parameters
