@@ -25,7 +25,7 @@ import torch
 from .conditions import BoundarySpec
 from .correction import FaceSolver, correct_axis, faces_of_input, skip_matrix
 from .enforcement import _replace_face
-from .spectral import SpectralPlan, check_spectral_conv
+from .spectral import SpectralPlan, check_spectral_conv, require_settings
 
 __all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward", "write_hidden_values"]
 
@@ -58,20 +58,16 @@ class CorrectionPlan:
 
 def check_blocks(blocks) -> None:
     """Refuse FNOBlocks settings under which the correction cannot be exact, with the reason."""
-    if blocks.norm is not None:
-        raise ValueError(
-            "norm must be None (instance/group/batch norms and AdaIN use statistics over all nodes, so boundary "
-            f"outputs would depend on interior inputs again), got {blocks.norm!r}"
-        )
-    if blocks.preactivation:
-        raise ValueError("preactivation must be False (BOON corrects the default post-activation FNO blocks), got True")
-    if blocks.stabilizer is not None:
-        raise ValueError(
-            "stabilizer must be None (it applies a non-linearity before the kernel, which is then no longer affine "
-            f"in the layer input), got {blocks.stabilizer!r}"
-        )
-    if blocks.complex_data:
-        raise ValueError("complex_data must be False (boundary conditions are imposed on real fields), got True")
+    # FNOBlocks holds its norm as modules: name their class in the message.
+    norm = None if blocks.norm is None else type(next(iter(blocks.norm), blocks.norm)).__name__
+    require_settings([
+        ("norm", norm, None, "instance/group/batch norms and AdaIN use statistics over all nodes, so "
+         "boundary outputs would depend on interior inputs again"),
+        ("preactivation", bool(blocks.preactivation), False, "BOON corrects the default post-activation FNO blocks"),
+        ("stabilizer", blocks.stabilizer, None, "it applies a non-linearity before the kernel, which is then no "
+         "longer affine in the layer input"),
+        ("complex_data", bool(blocks.complex_data), False, "boundary conditions are imposed on real fields"),
+    ])
     for conv in blocks.convs:
         check_spectral_conv(conv)
     if blocks.in_channels != blocks.out_channels:

@@ -18,7 +18,7 @@ float64 throughout.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -41,27 +41,36 @@ def _fft_scale(norm: str, n: int, inverse: bool = False, undo: bool = False) -> 
     return float(n) if undo else 1.0 / n
 
 
+def require_settings(settings: Sequence[Tuple[str, Any, Any, str]]) -> None:
+    """Refuse the first setting that differs from the one BOON supports.
+
+    Parameters
+    ----------
+    settings : sequence of (name, value, required, reason)
+        Each setting's name, its value, the only value supported, and why, for the message.
+
+    Raises
+    ------
+    ValueError
+        ``"<name> must be <required> (<reason>), got <value>"``.
+    """
+    for name, value, required, reason in settings:
+        if value != required:
+            raise ValueError(f"{name} must be {required!r} ({reason}), got {value!r}")
+
+
 def check_spectral_conv(conv) -> None:
     """Raise if ``conv`` has a setting the plan cannot reproduce exactly."""
     from neuralop.layers.spectral_convolution import SpectralConv
 
-    if type(conv) is not SpectralConv:
-        raise ValueError(
-            "conv_module must be neuralop's SpectralConv (the boundary blocks are read from its Fourier weights), "
-            f"got {type(conv).__name__}"
-        )
-    if conv.complex_data:
-        raise ValueError("complex_data must be False (boundary conditions are imposed on real fields), got True")
-    if conv.resolution_scaling_factor is not None:
-        raise ValueError(
-            "resolution_scaling_factor must be None (a layer that resamples has no fixed boundary nodes), got "
-            f"{conv.resolution_scaling_factor!r}"
-        )
-    if conv.fno_block_precision != "full":
-        raise ValueError(
-            "fno_block_precision must be 'full' (half-precision spectra cannot carry an exact correction), got "
-            f"{conv.fno_block_precision!r}"
-        )
+    require_settings([
+        ("conv_module", type(conv), SpectralConv, "the boundary blocks are read from its Fourier weights"),
+        ("complex_data", bool(conv.complex_data), False, "boundary conditions are imposed on real fields"),
+        ("resolution_scaling_factor", conv.resolution_scaling_factor, None,
+         "a layer that resamples has no fixed boundary nodes"),
+        ("fno_block_precision", conv.fno_block_precision, "full", "half-precision spectra cannot carry an exact "
+         "correction"),
+    ])
     check_choice(conv.fft_norm, "fft_norm", ("forward", "backward", "ortho"))
 
 
