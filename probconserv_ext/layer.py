@@ -1,27 +1,17 @@
 """The ProbConserv layer: a post-hoc Bayesian update that makes a Gaussian prediction satisfy ``G u = b``."""
 
-import math
 from typing import Any, Optional, Tuple, Union
 
 import torch
 from torch import nn
-from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
 
-from _physics_constrained.validation import (
-    as_tensor,
-    check_broadcasts_to,
-    check_finite,
-    check_nonnegative,
-    check_variance,
-    compiling,
-    eps_of,
-)
+from _physics_constrained.validation import as_tensor, check_broadcasts_to, check_nonnegative, compiling
 from .collectives import LOCAL
 from .constraints import ConstraintShape, LinearConstraint, check_rhs
-from .covariance import DenseCovariance, DiagonalCovariance, LowRankCovariance
 from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .methods import resolve_method
 from .nonnegative import nonnegative_active_set
+from .priors import PriorReader
 from .update import factor_update, refine_to_roundoff, residual_tolerance
 
 __all__ = ["ProbConserv"]
@@ -181,122 +171,6 @@ class ProbConserv(nn.Module, ConstraintShape):
         return f"m={self.m}, n={self.n}, method={self.method!r}, nonnegative={self.nonnegative}"
 
     # ------------------------------------------------------------------ input parsing
-    def _tensor(self, x, name):
-        t = as_tensor(x, name, device=self.G.device)
-        if self.validate and not compiling():
-            check_finite(t, name)
-        return t
-
-    def _check_nodes(self, t, name, axis=-1):
-        if t.ndim < -axis or t.shape[axis] != self.n:
-            raise ValueError(
-                f"{name} must have n = {self.n} nodes (the constraint's number of columns) in dimension {axis}, "
-                f"got shape {tuple(t.shape)}"
-            )
-
-    def _prior(self, mean, variance, covariance, cov_factor, cov_diag, samples):
-        """Turn any accepted input into a StructuredGaussian in the compute dtype."""
-        cd = self.compute_dtype
-        given = {k: v is not None for k, v in dict(variance=variance, covariance=covariance, cov_factor=cov_factor,
-                                                    samples=samples).items()}
-        if isinstance(mean, StructuredGaussian):
-            if any(given.values()) or cov_diag is not None:
-                raise ValueError("pass either a distribution or mean with a covariance, not both")
-            self._check_nodes(mean.loc, "mean")
-            if mean.loc.dtype != cd:
-                raise ValueError(
-                    f"mean is a {type(mean).__name__} held in {mean.loc.dtype}, but this layer computes in {cd}; "
-                    "chain layers with the same compute_dtype"
-                )
-            return mean
-        if isinstance(mean, (Normal, MultivariateNormal, LowRankMultivariateNormal)):
-            if any(given.values()) or cov_diag is not None:
-                raise ValueError("pass either a distribution or mean with a covariance, not both")
-            if isinstance(mean, Normal):
-                return self._prior(mean.loc, mean.scale**2, None, None, None, None)
-            if isinstance(mean, MultivariateNormal):
-                return self._prior(mean.loc, None, mean.covariance_matrix, None, None, None)
-            return self._prior(mean.loc, None, None, mean.cov_factor, mean.cov_diag, None)
-        if isinstance(mean, torch.distributions.Distribution):
-            raise TypeError(
-                f"mean must be a tensor, Normal, MultivariateNormal, LowRankMultivariateNormal or a "
-                f"StructuredGaussian; got {type(mean).__name__}"
-            )
-
-        if samples is not None:
-            if mean is not None or variance is not None or covariance is not None or cov_factor is not None:
-                raise ValueError("samples= defines the prior by itself; pass only cov_diag (optional) with it")
-            s = self._tensor(samples, "samples")
-            self._check_nodes(s, "samples")
-            if s.ndim < 2 or s.shape[0] < 2:
-                raise ValueError(f"samples must have shape (S, ..., n) with S >= 2 members, got {tuple(s.shape)}")
-            out_dtype = s.dtype
-            s = s.to(cd)
-            loc = s.mean(0)
-            U = ((s - loc) / math.sqrt(s.shape[0] - 1)).movedim(0, -1)
-            d = torch.zeros_like(loc) if cov_diag is None else self._variance(cov_diag, "cov_diag", loc.shape).to(cd)
-            return StructuredGaussian(loc, LowRankCovariance(U, d), out_dtype)
-
-        if mean is None:
-            raise ValueError("mean is required (a tensor of shape (..., n), a distribution, or samples=)")
-        mu = self._tensor(mean, "mean")
-        self._check_nodes(mu, "mean")
-        out_dtype = mu.dtype
-        n_cov = sum(x is not None for x in (variance, covariance, cov_factor))
-        if n_cov != 1:
-            raise ValueError("give exactly one of variance=, covariance= or cov_factor= (with cov_diag=) with mean")
-        if cov_diag is not None and cov_factor is None:
-            raise ValueError("cov_diag= goes with cov_factor= (or samples=); for a diagonal covariance use variance=")
-        if variance is not None:
-            var = self._variance(variance, "variance", mu.shape)
-            return StructuredGaussian(mu.to(cd), DiagonalCovariance(var.to(cd)), out_dtype)
-        if covariance is not None:
-            S = self._tensor(covariance, "covariance")
-            if S.ndim < 2 or S.shape[-1] != self.n or S.shape[-2] != self.n:
-                raise ValueError(f"covariance must have shape (..., {self.n}, {self.n}), got {tuple(S.shape)}")
-            check_broadcasts_to(S.shape[:-2], mu.shape[:-1], "covariance",
-                                f"the mean's leading shape {tuple(mu.shape[:-1])}", full_shape=S.shape)
-            if self.validate and not compiling():
-                self._check_psd(S)
-            S = S.to(cd)
-            return StructuredGaussian(mu.to(cd), DenseCovariance(0.5 * (S + S.mT)), out_dtype)
-        U = self._tensor(cov_factor, "cov_factor")
-        if U.ndim < 2 or U.shape[-2] != self.n:
-            raise ValueError(f"cov_factor must have shape (..., {self.n}, r), got {tuple(U.shape)}")
-        check_broadcasts_to(U.shape[:-2], mu.shape[:-1], "cov_factor",
-                            f"the mean's leading shape {tuple(mu.shape[:-1])}", full_shape=U.shape)
-        d = torch.zeros(self.n, dtype=U.dtype) if cov_diag is None else self._variance(cov_diag, "cov_diag", mu.shape)
-        return StructuredGaussian(mu.to(cd), LowRankCovariance(U.to(cd), d.to(cd)), out_dtype)
-
-    def _variance(self, v, name, shape):
-        v = self._tensor(v, name)
-        self._check_nodes(v, name)
-        hint = ""
-        if v.ndim >= 2 and v.shape[-2] == self.n and v.ndim == len(shape) + 1:
-            hint = f"; an (..., {self.n}, {self.n}) matrix is a dense covariance: pass it as covariance="
-        check_broadcasts_to(v.shape, shape, name, f"the mean of shape {tuple(shape)}", hint)
-        if self.validate and not compiling():
-            check_variance(v, name, self.compute_dtype)
-        return v
-
-    def _check_psd(self, S):
-        S = S.detach()  # a check reads values; it must not trigger autograd's scalar-conversion warning
-        eps = eps_of(S.dtype)
-        scale = S.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(S.dtype).tiny)
-        asym = ((S - S.mT).abs() / scale).amax()
-        if float(asym) > 100 * eps:
-            raise ValueError(f"covariance must be symmetric; max |S - S^T| / max |S| = {float(asym):.3e}")
-        S64 = (0.5 * (S + S.mT)).double()
-        jitter = 10 * self.n * eps * scale.double()
-        eye = torch.eye(self.n, dtype=torch.float64, device=S.device)
-        _, info = torch.linalg.cholesky_ex(S64 + jitter * eye)
-        if bool((info != 0).any()):
-            lam = float(torch.linalg.eigvalsh(S64).amin())
-            raise ValueError(
-                f"covariance must be positive semi-definite; its smallest eigenvalue is {lam:.3e} "
-                f"(beyond the tolerance {float(jitter.amax()):.1e})"
-            )
-
     def _rhs(self, b):
         if b is None:
             if self.b is None:
@@ -307,7 +181,8 @@ class ProbConserv(nn.Module, ConstraintShape):
 
     def _parse(self, mean, variance, covariance, cov_factor, cov_diag, samples, b):
         """The prior (a StructuredGaussian in the compute dtype) and the right-hand side, both checked."""
-        prior = self._prior(mean, variance, covariance, cov_factor, cov_diag, samples)
+        reader = PriorReader(self.n, self.compute_dtype, self.validate, self.G.device)
+        prior = reader.read(mean, variance, covariance, cov_factor, cov_diag, samples)
         return prior, self._check_rhs_shape(self._rhs(b), prior.batch_shape)
 
     # ------------------------------------------------------------------ the update

@@ -116,8 +116,9 @@ def test_soft_tends_to_exact(p):
         soft = call(ProbConserv(LinearConstraint(p["G"], p["b"]), noise=s2 * 10.0**-k), p["kwargs"])
         errors.append(float((soft.mean - exact.mean).abs().max() / p["scale"]))
         torch.testing.assert_close(soft.variance, exact.variance, rtol=1e-3, atol=10.0 ** (2 - k) * s2)
-    # The soft mean approaches the exact one linearly in the noise.
-    assert errors[-1] <= 1e-3
+    # The soft mean approaches the exact one linearly in the noise: the gap is about s2 |S G^T A^-2 r|, so it shrinks
+    # ~100-fold from s2 = 1e-4 to 1e-6 (an ill-conditioned A makes it large but does not change the rate).
+    assert errors[-1] <= max(1e-3, 0.02 * errors[1])
     assert errors[-1] <= errors[0] + 1e-12
 
 
