@@ -9,7 +9,7 @@ from neuralop.losses import LpLoss
 from neuralop.training import Trainer
 
 from boon_ext import TargetLoss, BOONFNO, BOONTFNO, BoundaryDataProcessor, Dirichlet, Neumann, Periodic, boundary_error
-from boon_strategies import TOL, call_values, conditions_1d, randomize
+from boon_strategies import TOL, conditions_1d, randomize
 
 
 
