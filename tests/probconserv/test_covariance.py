@@ -59,9 +59,14 @@ def build(kind, n, batch, r, m, seed):
     return DowndatedCovariance(base, f.W, G, f.M, noise), 0.5 * (ref + ref.mT), kind == "downdated_soft", scale
 
 
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request):
+    """Every test of the shared case runs for every kind of covariance."""
+    return request.param
+
+
 @st.composite
-def cases(draw, kinds=KINDS):
-    kind = draw(st.sampled_from(kinds))
+def cases(draw, kind):
     n = draw(st.integers(1, 7))
     batch = draw(st.sampled_from([(), (2,), (2, 3)]))
     r = draw(st.integers(1, 3))
@@ -75,8 +80,9 @@ def close(a, b, scale=1.0):
     return bool(((a - b).abs() <= TOL * (scale + b.abs())).all())
 
 
-@given(c=cases())
-def test_shapes_dtype_device(c):
+@given(data=st.data())
+def test_shapes_dtype_device(kind, data):
+    c = data.draw(cases(kind))
     cov, n = c["cov"], c["n"]
     assert isinstance(cov, Covariance)
     assert cov.n == n and cov.dtype == torch.float64 and cov.device == torch.device("cpu")
@@ -85,8 +91,9 @@ def test_shapes_dtype_device(c):
     assert cov.diagonal().shape == (*cov.batch_shape, n)
 
 
-@given(c=cases(), k=st.integers(1, 3))
-def test_matmul_and_to_dense_match_reference(c, k):
+@given(data=st.data(), k=st.integers(1, 3))
+def test_matmul_and_to_dense_match_reference(kind, data, k):
+    c = data.draw(cases(kind))
     cov, ref = c["cov"], c["ref"]
     X = torch.randn(c["n"], k, generator=torch.Generator().manual_seed(c["seed"]), dtype=torch.float64)
     scale = c["scale"] * X.abs().amax() * c["n"]
@@ -94,8 +101,9 @@ def test_matmul_and_to_dense_match_reference(c, k):
     assert close(cov.to_dense(), ref, c["scale"])
 
 
-@given(c=cases())
-def test_diagonal_and_structure_queries(c):
+@given(data=st.data())
+def test_diagonal_and_structure_queries(kind, data):
+    c = data.draw(cases(kind))
     cov, ref, n = c["cov"], c["ref"], c["n"]
     scale = c["scale"]
     assert close(cov.diagonal(), torch.diagonal(ref, dim1=-2, dim2=-1), scale)
@@ -109,8 +117,9 @@ def test_diagonal_and_structure_queries(c):
 
 
 @settings(max_examples=15)
-@given(c=cases())
-def test_sample_noise_has_the_covariance(c):
+@given(data=st.data())
+def test_sample_noise_has_the_covariance(kind, data):
+    c = data.draw(cases(kind))
     cov, ref = c["cov"], c["ref"]
     N = 4000
     z = cov.sample_noise((N,), torch.Generator().manual_seed(c["seed"]))
@@ -122,8 +131,9 @@ def test_sample_noise_has_the_covariance(c):
     assert bool(((emp - ref).abs() <= bound).all())
 
 
-@given(c=cases(), shape=st.sampled_from([(), (3,), (2, 2)]))
-def test_sample_noise_is_reproducible_and_shared_hook_is_used(c, shape):
+@given(data=st.data(), shape=st.sampled_from([(), (3,), (2, 2)]))
+def test_sample_noise_is_reproducible_and_shared_hook_is_used(kind, data, shape):
+    c = data.draw(cases(kind))
     cov = c["cov"]
     a = cov.sample_noise(shape, torch.Generator().manual_seed(5))
     assert a.shape == (*shape, *cov.batch_shape, c["n"])
@@ -134,8 +144,9 @@ def test_sample_noise_is_reproducible_and_shared_hook_is_used(c, shape):
     assert torch.equal(a, b) and all(dt == torch.float64 for dt in seen)
 
 
-@given(c=cases())
-def test_inv_quad_logdet_matches_multivariate_normal(c):
+@given(data=st.data())
+def test_inv_quad_logdet_matches_multivariate_normal(kind, data):
+    c = data.draw(cases(kind))
     cov, ref, n = c["cov"], c["ref"], c["n"]
     x = torch.randn(4, *cov.batch_shape, n, generator=torch.Generator().manual_seed(c["seed"]), dtype=torch.float64)
     if not c["pd"]:
@@ -150,8 +161,9 @@ def test_inv_quad_logdet_matches_multivariate_normal(c):
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
-@given(c=cases())
-def test_to_dtype_and_device(c):
+@given(data=st.data())
+def test_to_dtype_and_device(kind, data):
+    c = data.draw(cases(kind))
     cov, ref = c["cov"], c["ref"]
     low = cov.to(torch.float32)
     assert type(low) is type(cov) and low.dtype == torch.float32 and low.batch_shape == cov.batch_shape
@@ -196,3 +208,12 @@ def test_exact_downdate_draws_satisfy_the_homogeneous_constraint(n, seed):
     # Round-off is relative to the prior draw before the update, whose entries are within ~5 prior sd's.
     scale = 5 * cov.base.diagonal().sqrt() @ cov.G.abs().mT
     assert bool(((z @ cov.G.mT).abs() <= 100 * EPS * (scale + 1e-300)).all())
+
+
+def test_the_shared_case_covers_every_covariance_class():
+    import probconserv_ext.covariance as module
+
+    classes = {c for c in vars(module).values()
+               if isinstance(c, type) and issubclass(c, Covariance) and c is not Covariance}
+    built = {type(build(k, 3, (), 1, 1, 0)[0]) for k in KINDS}
+    assert classes == built
