@@ -424,8 +424,9 @@ class DowndatedCovariance(Covariance):
     def _update(self, what):
         if self.G is None or self.M is None or self.noise is None:
             raise ValueError(
-                f"covariance: {what} of a downdated covariance needs the update that defined it (G, M and noise); "
-                "use the ConstrainedGaussian (rsample, log_prob), which draws from the prior and applies the update"
+                f"covariance must carry the update that defined it (G, M and noise) for {what}, got a "
+                "DowndatedCovariance without them; use the ConstrainedGaussian (rsample, log_prob), which draws from "
+                "the prior and applies the update"
             )
         return self.G, self.M, self.noise
 

@@ -194,9 +194,9 @@ def test_downdated_without_its_update_refuses_sampling_and_density():
     cov = DowndatedCovariance(DiagonalCovariance(torch.ones(4, dtype=torch.float64)),
                               0.1 * torch.ones(4, 1, dtype=torch.float64))
     assert torch.allclose(cov.diagonal(), torch.full((4,), 0.99, dtype=torch.float64))
-    with pytest.raises(ValueError, match="needs the update that defined it"):
+    with pytest.raises(ValueError, match="must carry the update that defined it"):
         cov.sample_noise((2,))
-    with pytest.raises(ValueError, match="needs the update that defined it"):
+    with pytest.raises(ValueError, match="must carry the update that defined it"):
         cov.inv_quad_logdet(torch.zeros(4, dtype=torch.float64))
 
 
