@@ -1,0 +1,95 @@
+"""Run a benchmark script on two source trees in alternation and print their timings side by side.
+
+Used to show that a refactoring costs no speed: each tree runs its own copy of the benchmark against its own
+packages (``PYTHONPATH`` points at the tree), the two trees take turns ``--rounds`` times so that both see the same
+machine load, and the per-row minimum over the rounds is compared (the minimum is the timing least disturbed by
+other work on the machine).
+
+    python scripts/compare_benchmarks.py --before /path/to/old/checkout --after . --rounds 2
+
+Writes ``compare_benchmarks.json`` and ``compare_benchmarks.md`` to ``--out``.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+
+# benchmark script -> (JSON file it writes, list key, row label fields, timing fields compared)
+BENCHMARKS = {
+    "boon": ("examples/benchmark_boon.py", "benchmark_boon.json", "results", ("config",),
+             ("boon_fwd_ms", "boon_fwd_grad_ms", "boon_fwd_bwd_ms", "fno_fwd_bwd_ms")),
+    "probconserv": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "sweep", ("n",),
+                    ("min_time_layer_s",)),
+    "probconserv_big": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "big",
+                        ("n", "input_dtype"), ("min_time_s",)),
+}
+
+
+def run_once(tree, script, out_dir, extra):
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    cmd = [sys.executable, str(tree / script), "--quick", "--out", str(out_dir), *extra]
+    subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def rows_of(path, key, label_fields):
+    data = json.loads(path.read_text())
+    return {tuple(r[f] for f in label_fields): r for r in data[key]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", required=True, type=pathlib.Path, help="source tree of the old code")
+    parser.add_argument("--after", default=".", type=pathlib.Path, help="source tree of the new code")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations per benchmark")
+    parser.add_argument("--threads", default="1", help="torch threads passed to the benchmarks")
+    parser.add_argument("--out", default="outputs/compare_benchmarks", type=pathlib.Path)
+    args = parser.parse_args(argv)
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    scripts = sorted({(s, j) for s, j, *_ in BENCHMARKS.values()})
+    best = {}  # (benchmark, tree) -> {label: {field: min over rounds}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for script, json_name in scripts:
+                for side, tree in trees.items():
+                    out_dir = pathlib.Path(tmp) / f"{side}_{r}_{pathlib.Path(script).stem}"
+                    print(f"round {r + 1}/{args.rounds}: {script} on {side}", flush=True)
+                    run_once(tree, script, out_dir, ["--threads", args.threads])
+                    for name, (s, j, key, labels, fields) in BENCHMARKS.items():
+                        if s != script:
+                            continue
+                        acc = best.setdefault((name, side), {})
+                        for label, row in rows_of(out_dir / j, key, labels).items():
+                            cur = acc.setdefault(label, {})
+                            for f in fields:
+                                cur[f] = min(cur.get(f, float("inf")), row[f])
+    lines = [f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, threads "
+             f"{args.threads}; minimum over {args.rounds} alternating rounds of `--quick` runs.", ""]
+    result = dict(rounds=args.rounds, threads=args.threads, before=str(trees["before"]), after=str(trees["after"]),
+                  benchmarks={})
+    for name, (_, _, _, labels, fields) in BENCHMARKS.items():
+        before, after = best[(name, "before")], best[(name, "after")]
+        lines += [f"### {name}", "", "| " + " | ".join(labels) + " | quantity | before | after | after / before |",
+                  "|" + "---|" * (len(labels) + 4)]
+        table = []
+        for label in before:
+            if label not in after:
+                continue
+            for f in fields:
+                b, a = before[label][f], after[label][f]
+                table.append(dict(label=list(label), quantity=f, before=b, after=a, ratio=a / b))
+                lines.append("| " + " | ".join(str(x) for x in label) + f" | {f} | {b:.4g} | {a:.4g} | {a / b:.2f} |")
+        result["benchmarks"][name] = table
+        lines.append("")
+    (args.out / "compare_benchmarks.json").write_text(json.dumps(result, indent=2))
+    (args.out / "compare_benchmarks.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
