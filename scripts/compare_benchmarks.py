@@ -2,8 +2,9 @@
 
 Used to show that a refactoring costs no speed: each tree runs its own copy of the benchmark against its own
 packages (``PYTHONPATH`` points at the tree), the two trees take turns ``--rounds`` times so that both see the same
-machine load, and the per-row minimum over the rounds is compared (the minimum is the timing least disturbed by
-other work on the machine).
+machine load. Times are compared by their minimum over the rounds (the timing least disturbed by other work on
+the machine). For BOON the within-tree ratios BOON-FNO / FNO are compared too, by their median over the rounds: the
+plain FNO is the same code in both trees, so its time normalises away drifts in the machine's speed.
 
     python scripts/compare_benchmarks.py --before /path/to/old/checkout --after . --rounds 2
 
@@ -15,6 +16,7 @@ import json
 import os
 import pathlib
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +24,8 @@ import tempfile
 # benchmark script -> (JSON file it writes, list key, row label fields, timing fields compared)
 BENCHMARKS = {
     "boon": ("examples/benchmark_boon.py", "benchmark_boon.json", "results", ("config",),
-             ("boon_fwd_ms", "boon_fwd_grad_ms", "boon_fwd_bwd_ms", "fno_fwd_bwd_ms")),
+             ("boon_fwd_ms", "boon_fwd_grad_ms", "boon_fwd_bwd_ms", "fno_fwd_bwd_ms", "fwd_ratio", "fwd_grad_ratio",
+              "fwd_bwd_ratio")),
     "probconserv": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "sweep", ("n",),
                     ("min_time_layer_s",)),
     "probconserv_big": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "big",
@@ -48,11 +51,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2, help="alternations per benchmark")
     parser.add_argument("--threads", default="1", help="torch threads passed to the benchmarks")
     parser.add_argument("--out", default="outputs/compare_benchmarks", type=pathlib.Path)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
     args = parser.parse_args(argv)
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     args.out.mkdir(parents=True, exist_ok=True)
-    scripts = sorted({(s, j) for s, j, *_ in BENCHMARKS.values()})
-    best = {}  # (benchmark, tree) -> {label: {field: min over rounds}}
+    chosen = {name: BENCHMARKS[name] for name in args.only.split(",")}
+    scripts = sorted({(s, j) for s, j, *_ in chosen.values()})
+    runs = {}  # (benchmark, tree) -> {label: {field: [value per round]}}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for script, json_name in scripts:
@@ -60,19 +65,23 @@ def main(argv=None):
                     out_dir = pathlib.Path(tmp) / f"{side}_{r}_{pathlib.Path(script).stem}"
                     print(f"round {r + 1}/{args.rounds}: {script} on {side}", flush=True)
                     run_once(tree, script, out_dir, ["--threads", args.threads])
-                    for name, (s, j, key, labels, fields) in BENCHMARKS.items():
+                    for name, (s, j, key, labels, fields) in chosen.items():
                         if s != script:
                             continue
-                        acc = best.setdefault((name, side), {})
+                        acc = runs.setdefault((name, side), {})
                         for label, row in rows_of(out_dir / j, key, labels).items():
                             cur = acc.setdefault(label, {})
                             for f in fields:
-                                cur[f] = min(cur.get(f, float("inf")), row[f])
+                                cur.setdefault(f, []).append(row[f])
+    # Times: the minimum over the rounds. Ratios (measured within one tree and run): the median.
+    best = {k: {label: {f: (statistics.median(v) if f.endswith("ratio") else min(v)) for f, v in row.items()}
+                for label, row in acc.items()} for k, acc in runs.items()}
     lines = [f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, threads "
-             f"{args.threads}; minimum over {args.rounds} alternating rounds of `--quick` runs.", ""]
+             f"{args.threads}; {args.rounds} alternating rounds of `--quick` runs: times are the minimum over the "
+             "rounds, ratios the median.", ""]
     result = dict(rounds=args.rounds, threads=args.threads, before=str(trees["before"]), after=str(trees["after"]),
                   benchmarks={})
-    for name, (_, _, _, labels, fields) in BENCHMARKS.items():
+    for name, (_, _, _, labels, fields) in chosen.items():
         before, after = best[(name, "before")], best[(name, "after")]
         lines += [f"### {name}", "", "| " + " | ".join(labels) + " | quantity | before | after | after / before |",
                   "|" + "---|" * (len(labels) + 4)]
