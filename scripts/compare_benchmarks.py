@@ -21,9 +21,9 @@ import subprocess
 import sys
 import tempfile
 
-# benchmark script -> (JSON file it writes, list key, row label fields, timing fields compared)
+# name -> (benchmark script, JSON file it writes, list key, row label fields, fields compared)
 BENCHMARKS = {
-    "boon": ("examples/benchmark_boon.py", "benchmark_boon.json", "results", ("config",),
+    "boon": ("examples/benchmark_boon.py", "benchmark_boon.json", "results", ("config", "variant"),
              ("boon_fwd_ms", "boon_fwd_grad_ms", "boon_fwd_bwd_ms", "fno_fwd_bwd_ms", "fwd_ratio", "fwd_grad_ratio",
               "fwd_bwd_ratio")),
     "probconserv": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "sweep", ("n",),
@@ -33,9 +33,14 @@ BENCHMARKS = {
 }
 
 
-def run_once(tree, script, out_dir, extra):
+# Benchmarks whose script is taken from the new tree for both trees (its API calls work on both), so that both
+# measure the same configurations; the others run each tree's own copy.
+NEW_SCRIPT_FOR_BOTH = {"examples/benchmark_boon.py"}
+
+
+def run_once(tree, script_tree, script, out_dir, extra):
     env = dict(os.environ, PYTHONPATH=str(tree))
-    cmd = [sys.executable, str(tree / script), "--quick", "--out", str(out_dir), *extra]
+    cmd = [sys.executable, str(script_tree / script), "--quick", "--out", str(out_dir), *extra]
     subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -64,7 +69,8 @@ def main(argv=None):
                 for side, tree in trees.items():
                     out_dir = pathlib.Path(tmp) / f"{side}_{r}_{pathlib.Path(script).stem}"
                     print(f"round {r + 1}/{args.rounds}: {script} on {side}", flush=True)
-                    run_once(tree, script, out_dir, ["--threads", args.threads])
+                    script_tree = trees["after"] if script in NEW_SCRIPT_FOR_BOTH else tree
+                    run_once(tree, script_tree, script, out_dir, ["--threads", args.threads])
                     for name, (s, j, key, labels, fields) in chosen.items():
                         if s != script:
                             continue
