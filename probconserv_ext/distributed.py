@@ -171,7 +171,7 @@ class DistributedProbConserv(ProbConserv):
             )
 
     @property
-    def group(self):
+    def group(self) -> Optional[ProcessGroup]:
         """The process group (``None``: the whole world)."""
         return self.collectives.group
 

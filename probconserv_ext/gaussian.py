@@ -83,7 +83,7 @@ class StructuredGaussian(Distribution):
         return self._out(self.covariance.diagonal().expand(*self.batch_shape, self.n))
 
     @property
-    def covariance_matrix(self):
+    def covariance_matrix(self) -> torch.Tensor:
         """The dense covariance, shape ``(..., n, n)``: formed on request only (``O(n^2)`` memory)."""
         return self._out(self.covariance.to_dense().expand(*self.batch_shape, self.n, self.n))
 
