@@ -204,8 +204,8 @@ class IdentityCovariance(Covariance):
         self._dtype = dtype
         self._device = torch.device("cpu") if device is None else torch.device(device)
 
-    dtype = property(lambda self: self._dtype)
-    device = property(lambda self: self._device)
+    dtype = property(lambda self: self._dtype, doc="Dtype of the operator's tensors.")
+    device = property(lambda self: self._device, doc="Device of the operator's tensors.")
 
     @property
     def is_diagonal(self) -> bool:
@@ -244,8 +244,8 @@ class DiagonalCovariance(Covariance):
         super().__init__(diag.shape[-1], diag.shape[:-1])
         self.diag = diag
 
-    dtype = property(lambda self: self.diag.dtype)
-    device = property(lambda self: self.diag.device)
+    dtype = property(lambda self: self.diag.dtype, doc="Dtype of the operator's tensors.")
+    device = property(lambda self: self.diag.device, doc="Device of the operator's tensors.")
 
     @property
     def is_diagonal(self) -> bool:
@@ -285,8 +285,8 @@ class LowRankCovariance(Covariance):
         self.factor = factor
         self.diag = diag
 
-    dtype = property(lambda self: self.factor.dtype)
-    device = property(lambda self: self.factor.device)
+    dtype = property(lambda self: self.factor.dtype, doc="Dtype of the operator's tensors.")
+    device = property(lambda self: self.factor.device, doc="Device of the operator's tensors.")
 
     def matmul(self, X: torch.Tensor) -> torch.Tensor:
         U = self.factor
@@ -340,8 +340,8 @@ class DenseCovariance(Covariance):
         self.matrix = matrix
         self._root = None
 
-    dtype = property(lambda self: self.matrix.dtype)
-    device = property(lambda self: self.matrix.device)
+    dtype = property(lambda self: self.matrix.dtype, doc="Dtype of the operator's tensors.")
+    device = property(lambda self: self.matrix.device, doc="Device of the operator's tensors.")
 
     def matmul(self, X: torch.Tensor) -> torch.Tensor:
         return self.matrix @ X
@@ -412,8 +412,8 @@ class DowndatedCovariance(Covariance):
         self.W = W
         self.G, self.M, self.noise = G, M, noise
 
-    dtype = property(lambda self: self.W.dtype)
-    device = property(lambda self: self.W.device)
+    dtype = property(lambda self: self.W.dtype, doc="Dtype of the operator's tensors.")
+    device = property(lambda self: self.W.device, doc="Device of the operator's tensors.")
 
     def matmul(self, X: torch.Tensor) -> torch.Tensor:
         return self.base.matmul(X) - self.W @ (self.W.mT @ X)
