@@ -56,7 +56,7 @@ class FaceSolver:
 
     def __init__(self, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int, positions: Sequence[int]):
         self.positions = list(positions)
-        self.face_weight = plan.face_weight(axis, self.positions)
+        self.face_weight = plan.face_weight(axis)
         kf = plan.face_kernel_spectrum(axis, self.positions)  # (i, o, P, Q, *xi)
         c_in, c_out, n_p = kf.shape[0], kf.shape[1], kf.shape[2]
         if c_in != c_out:
@@ -76,7 +76,9 @@ class FaceSolver:
         # mirror image of a retained mode, or any frequency without a skip path, or a rank-deficient skip).
         # There the right-hand side vanishes too; a shift of one machine epsilon (relative to the largest
         # block) keeps the correction finite and zero instead of 0/0, and is round-off elsewhere.
-        scale = m.abs().amax(dim=(-2, -1), keepdim=True)
+        # The shift is a constant of the pass (computed without a graph): its gradient would be of the order
+        # of round-off, and differentiating |m| and the maxima costs more than the rest of the blocks.
+        scale = m.detach().abs().amax(dim=(-2, -1), keepdim=True)
         shift = torch.finfo(m.real.dtype).eps * (scale + scale.amax())
         eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
         if n_p == 2:

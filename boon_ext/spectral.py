@@ -297,22 +297,19 @@ class SpectralPlan:
             w = torch.einsum("i...,io->io...", w, eye)
         return w
 
-    def face_weight(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
-        """The weight folded with the evaluation at the faces ``positions`` of ``axis``.
+    def face_weight(self, axis: int) -> torch.Tensor:
+        """The weight as one matrix per retained face mode, for :meth:`face_values_spectrum`.
 
         Returns
         -------
         torch.Tensor
-            ``(F, in * K_axis, out * P)``, ``F`` the number of retained face modes: one matrix per face mode, so
-            that face values need one batched product with a few large matrices instead of the full
-            contraction over every retained mode followed by an evaluation.
+            ``(F, in * K_axis, out)``, ``F`` the number of retained face modes and ``K_axis`` the retained modes
+            along ``axis``: face values then need one batched product with a few large matrices instead of the
+            full contraction over every retained mode followed by an evaluation.
         """
-        w = self._dense_weight().movedim(2 + axis, 2)  # (i, o, k, *kept_face)
-        i, o, k = w.shape[:3]
-        w = w.reshape(i, o, k, -1).permute(3, 0, 2, 1)  # (f, i, k, o)
-        # No sum: each entry is a weight times an evaluation phase, so a broadcast product builds it.
-        wt = w[..., None] * self._eval_phase(axis, positions).t()[None, None, :, None, :]  # (f, i, k, o, p)
-        return wt.reshape(wt.shape[0], i * k, o * len(positions))
+        w = self._dense_weight().movedim(2 + axis, -1)  # (i, o, *kept_face, k)
+        i, o, k = w.shape[0], w.shape[1], w.shape[-1]
+        return w.reshape(i, o, -1, k).permute(2, 0, 3, 1).reshape(-1, i * k, o)
 
     def face_values_spectrum(self, xm: torch.Tensor, axis: int, positions: Sequence[int],
                              face_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -324,7 +321,7 @@ class SpectralPlan:
         xm : torch.Tensor
             Retained modes of the layer input, (batch, in, *kept).
         face_weight : torch.Tensor, optional
-            :meth:`face_weight` for these faces, if already built.
+            :meth:`face_weight` for ``axis``, if already built.
 
         Returns
         -------
@@ -332,13 +329,20 @@ class SpectralPlan:
             (batch, out, P, *xi), complex; real (batch, out, P) for a 1-D layer.
         """
         if face_weight is None:
-            face_weight = self.face_weight(axis, positions)
-        x = xm.movedim(2 + axis, 2)  # (b, i, k, *kept_face)
-        b, i, k = x.shape[:3]
-        kept_face = x.shape[3:]
-        x = x.reshape(b, i * k, -1).permute(2, 0, 1)  # (F, b, i*k)
-        v = torch.bmm(x, face_weight)  # (F, b, o*P)
-        v = v.reshape(v.shape[0], b, -1, len(positions)).permute(1, 2, 3, 0).reshape(b, -1, len(positions), *kept_face)
+            face_weight = self.face_weight(axis)
+        x = xm.movedim(2 + axis, -1)  # (b, i, *kept_face, k)
+        b, i, k = x.shape[0], x.shape[1], x.shape[-1]
+        kept_face = x.shape[2:-1]
+        x = x.reshape(b, i, -1, k).permute(2, 0, 1, 3)  # (F, b, i, k)
+        phase = self._eval_phase(axis, positions)  # (P, k)
+        n_p = phase.shape[0]
+        # The evaluation at the faces goes on the input side (batch-sized), not into the weight: a weight
+        # times a phase would be a batch-independent tensor P times the weight's size, and its backward pass
+        # a reduction over that broadcast. One product per face, stacked: the layout of a single broadcast
+        # product over a new face dimension is left to the kernel, and the reshape must not depend on it.
+        xp = torch.stack([x * phase[j] for j in range(n_p)], dim=2).reshape(x.shape[0], b * n_p, i * k)
+        v = torch.bmm(xp, face_weight)  # (F, b*P, o)
+        v = v.reshape(v.shape[0], b, n_p, -1).permute(1, 3, 2, 0).reshape(b, -1, n_p, *kept_face)
         return self._face_spectrum(v, axis)
 
     def _face_spectrum(self, v: torch.Tensor, axis: int) -> torch.Tensor:
