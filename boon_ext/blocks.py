@@ -23,7 +23,7 @@ from typing import Tuple
 import torch
 
 from .conditions import BoundarySpec
-from .correction import FaceSolver, correct_axis, faces_of_input, skip_matrix
+from .correction import FaceSolver, correct_axis, faces_of_input, gather_faces, skip_matrix
 from .enforcement import _replace_face
 from .spectral import SpectralPlan, check_spectral_conv, require_settings
 
@@ -195,9 +195,11 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     spectral, skip, w_skip, solvers = _layer_operators(blocks, index, x, plan, corrected, cache)
     xm = spectral.transform(x)
     corrections = []  # (axis, positions, d): the corrected input is z = x + d on those faces
-    for axis, sides in plan.corrected if corrected else ():
+    axes = [axis for axis, _ in plan.corrected] if corrected else []
+    x_faces = gather_faces(x, [(axis, solvers[axis].positions) for axis in axes]) if axes else []
+    for axis, faces in zip(axes, x_faces):
         positions = solvers[axis].positions
-        z_faces = faces_of_input(x, corrections, axis, positions)
+        z_faces = faces_of_input(x, corrections, axis, positions, faces)
         xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis])
         corrections.append((axis, positions, d))
     h = spectral.inverse(spectral.contract(xm))

@@ -25,7 +25,7 @@ import torch
 
 from .spectral import SpectralPlan
 
-__all__ = ["skip_matrix", "FaceSolver", "faces_of_input", "correct_axis"]
+__all__ = ["skip_matrix", "FaceSolver", "gather_faces", "faces_of_input", "correct_axis"]
 
 
 def skip_matrix(skip: Optional[torch.nn.Module], channels: int, n_dim: int, dtype, device) -> Optional[torch.Tensor]:
@@ -145,7 +145,33 @@ def _faces(t: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor
     return t.index_select(2 + axis, idx).movedim(2 + axis, 2)
 
 
-def faces_of_input(x: torch.Tensor, corrections, axis: int, positions: Sequence[int]) -> torch.Tensor:
+def gather_faces(x: torch.Tensor, faces: Sequence[Tuple[int, Sequence[int]]]) -> list:
+    """The faces of several axes of ``x`` in one gather.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (batch, C, *spatial).
+    faces : sequence of (axis, positions)
+        Node indices ``positions`` along ``axis``, per axis.
+
+    Returns
+    -------
+    list of torch.Tensor
+        Per entry of ``faces``, (batch, C, P, *face), equal to ``x``'s values there.
+    """
+    # One gather instead of one per axis: in training each gather's backward pass is a zero tensor of the
+    # full size of ``x`` plus its accumulation into the gradient of ``x``, whatever the number of faces.
+    spatial = x.shape[2:]
+    nodes = torch.arange(x[0, 0].numel(), device=x.device).reshape(spatial)
+    idx = [_faces(nodes[None, None], axis, positions)[0, 0] for axis, positions in faces]
+    flat = x.flatten(2).index_select(2, torch.cat([i.flatten() for i in idx]))
+    out = flat.split([i.numel() for i in idx], dim=2)
+    return [o.reshape(*x.shape[:2], *i.shape) for o, i in zip(out, idx)]
+
+
+def faces_of_input(x: torch.Tensor, corrections, axis: int, positions: Sequence[int],
+                   faces: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Faces ``positions`` of ``axis`` of ``x`` plus the face changes already made on other axes.
 
     Parameters
@@ -154,6 +180,8 @@ def faces_of_input(x: torch.Tensor, corrections, axis: int, positions: Sequence[
         Layer input (batch, C, *spatial).
     corrections : list of (axis, positions, d)
         Earlier face changes ``d`` (batch, C, P, *face) on other axes; they meet these faces on edges.
+    faces : torch.Tensor, optional
+        The faces of ``x`` itself, if already gathered (see :func:`gather_faces`).
 
     Returns
     -------
@@ -161,7 +189,8 @@ def faces_of_input(x: torch.Tensor, corrections, axis: int, positions: Sequence[
         (batch, C, P, *face).
     """
     nd = x.ndim - 2
-    faces = _faces(x, axis, positions)
+    if faces is None:
+        faces = _faces(x, axis, positions)
     ours = [a for a in range(nd) if a != axis]
     for c_axis, c_pos, d in corrections:
         theirs = [a for a in range(nd) if a != c_axis]
