@@ -57,7 +57,7 @@ class FaceSolver:
     def __init__(self, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int, positions: Sequence[int]):
         self.positions = list(positions)
         self.face_weight = plan.face_weight(axis)
-        kf = plan.face_kernel_spectrum(axis, self.positions)  # (i, o, P, Q, *xi)
+        kf = plan.face_kernel_spectrum(axis, self.positions, self.face_weight)  # (i, o, P, Q, *xi)
         c_in, c_out, n_p = kf.shape[0], kf.shape[1], kf.shape[2]
         if c_in != c_out:
             raise ValueError(f"a corrected layer must keep its width, got {c_in} -> {c_out} channels")

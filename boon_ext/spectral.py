@@ -269,7 +269,8 @@ class SpectralPlan:
             idx.append(list(i))
         return idx
 
-    def face_kernel_spectrum(self, axis: int, positions: Sequence[int]) -> torch.Tensor:
+    def face_kernel_spectrum(self, axis: int, positions: Sequence[int],
+                             face_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
         """:meth:`face_kernel` transformed over the face axes (unnormalised), on :meth:`face_frequencies`.
 
         Computed from the retained modes without going through the spatial face: the inverse real transform
@@ -277,17 +278,33 @@ class SpectralPlan:
         ``(V(xi) + conj(V(-xi))) / 2`` over the face axes it acts on (all of them when ``axis`` is the last
         axis; the zero and Nyquist columns of the last axis otherwise).
 
+        Parameters
+        ----------
+        axis : int
+        positions : sequence of int
+        face_weight : torch.Tensor, optional
+            :meth:`face_weight` for ``axis``, if already built (the weight in the layout used here).
+
         Returns
         -------
         torch.Tensor
-            ``K[i, o, p, q, *xi]``, complex; real ``(i, o, P, Q)`` for a 1-D layer.
+            ``K[i, o, p, q, *xi]``, complex (a permuted view of a tensor laid out as ``(*xi, i, p, q, o)``);
+            real ``(i, o, P, Q)`` for a 1-D layer.
         """
-        w = self._dense_weight()
+        if face_weight is None:
+            face_weight = self.face_weight(axis)
         phase_in = self._impulse_phase(axis, positions).to(torch.complex128)  # (Q, k)
         both = (self._eval_phase(axis, positions).to(torch.complex128)[:, None, :] * phase_in[None]).to(self.cdtype)
-        v = torch.tensordot(w.movedim(2 + axis, -1), both, dims=([-1], [2]))  # (i, o, *kept_face, P, Q)
-        v = v.movedim(-2, 2).movedim(-1, 3)  # (i, o, P, Q, *kept_face)
-        return self._face_spectrum(v, axis)
+        n_p, n_q, k = both.shape
+        n_f, ik, o = face_weight.shape
+        i = ik // k
+        # (P*Q, k) @ (F, i, k, o): one batched product over the contiguous weight, no copy of it
+        v = torch.matmul(both.reshape(n_p * n_q, k), face_weight.reshape(n_f, i, k, o))  # (F, i, P*Q, o)
+        kept_face = [len(self.out_list[a]) for a in range(self.order) if a != axis]
+        v = v.reshape(*kept_face, i, n_p, n_q, o)
+        nf = len(kept_face)
+        v = self._face_spectrum(v, axis, lead=0)  # (*xi, i, P, Q, o)
+        return v.permute(nf, nf + 3, nf + 1, nf + 2, *range(nf))
 
     def _dense_weight(self) -> torch.Tensor:
         """The weight as (in, out, *kept); a separable weight is channel-diagonal."""
@@ -345,9 +362,10 @@ class SpectralPlan:
         v = v.reshape(v.shape[0], b, n_p, -1).permute(1, 3, 2, 0).reshape(b, -1, n_p, *kept_face)
         return self._face_spectrum(v, axis)
 
-    def _face_spectrum(self, v: torch.Tensor, axis: int) -> torch.Tensor:
+    def _face_spectrum(self, v: torch.Tensor, axis: int, lead: Optional[int] = None) -> torch.Tensor:
         """Face spectrum (unnormalised, on :meth:`face_frequencies`) of the real face field whose retained
-        modes, already evaluated along ``axis``, are ``v`` (..., *kept_face) in the layer's output layout.
+        modes, already evaluated along ``axis``, are ``v`` (..., *kept_face) in the layer's output layout
+        (or ``(*kept_face, ...)``, the face dimensions starting at ``lead``).
 
         The layer's inverse real transform takes a real part, which in the face spectrum is the Hermitian
         average ``(V(xi) + conj(V(-xi))) / 2`` over the face axes it acts on (all of them when ``axis`` is the
@@ -356,41 +374,61 @@ class SpectralPlan:
         face_axes = [a for a in range(self.order) if a != axis]
         if not face_axes:
             return v.real
-        real_last, idx, sizes = self.face_frequencies(axis)
-        plus_idx, minus_idx = self._face_maps(axis)
-        lead = v.ndim - len(face_axes)
-        # One zero slot per face axis stands for the frequencies the layer does not hold.
-        for j in range(len(face_axes)):
-            pad_shape = list(v.shape)
-            pad_shape[lead + j] = 1
-            v = torch.cat([v, v.new_zeros(pad_shape)], dim=lead + j)
+        plus_idx, minus_idx, weights = self._face_maps(axis)
+        nf = len(face_axes)
+        lead = v.ndim - nf if lead is None else lead
+        for j, size in enumerate(v.shape[lead:lead + nf]):
+            if max(plus_idx[j] + minus_idx[j]) == size:
+                # One zero slot stands for the frequencies the layer does not hold.
+                pad_shape = list(v.shape)
+                pad_shape[lead + j] = 1
+                v = torch.cat([v, v.new_zeros(pad_shape)], dim=lead + j)
         plus, minus = v, v
         for j in range(len(face_axes)):
-            plus = plus.index_select(lead + j, plus_idx[j])
-            minus = minus.index_select(lead + j, minus_idx[j])
-        sym = 0.5 * (plus + minus.conj())
-        if real_last:
-            m = sizes[-1]
-            cols = (idx[-1] == 0) | ((idx[-1] == m // 2) if m % 2 == 0 else torch.zeros_like(idx[-1], dtype=torch.bool))
-            sym = torch.where(cols, sym, plus)
-        total = math.prod(sizes)
-        return sym * _fft_scale(self.norm, total, undo=True)
+            plus = plus.index_select(lead + j, self._long(plus_idx[j]))
+            minus = minus.index_select(lead + j, self._long(minus_idx[j]))
+        w_plus, w_minus = weights
+        if w_minus is None:  # the same weight everywhere: one product
+            return (plus + minus.conj()) * w_plus
+        trailing = (1,) * (v.ndim - lead - nf)  # the weights run along the last face dimension
+        return plus * w_plus.reshape(-1, *trailing) + minus.conj() * w_minus.reshape(-1, *trailing)
+
+    def _long(self, values: List[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long, device=self.weight.device)
 
     def _face_maps(self, axis: int):
-        """Per face axis, where each selected face frequency ``xi`` and its mirror ``-xi`` sit among the retained
-        modes (the index one past the end, a zero slot, when the layer does not hold them)."""
+        """Where each selected face frequency ``xi`` and its mirror ``-xi`` sit among the retained modes, per
+        face axis (the index one past the end, a zero slot, when the layer does not hold them), and the weights
+        of the two terms.
+
+        Returns
+        -------
+        (plus, minus, (w_plus, w_minus))
+            Index lists per face axis; the face spectrum is ``w_plus V(xi) + w_minus conj(V(-xi))``, both
+            weights including the unnormalised transform's factor. ``w_minus`` is ``None`` when it equals
+            ``w_plus`` at every frequency (then both are a number); otherwise both are tensors over the last
+            face axis (the half spectrum of the last spatial axis, where only the zero and Nyquist columns are
+            averaged with their mirror, which is themselves).
+        """
         face_axes = [a for a in range(self.order) if a != axis]
-        device = self.weight.device
         plus, minus = [], []
         for a, s in zip(face_axes, self._face_frequency_lists(axis)):
             kept = self.out_list[a]
             where = {f: k for k, f in enumerate(kept)}
             m = self.shape[a]
-            plus.append(torch.tensor([where.get(f, len(kept)) for f in s], dtype=torch.long, device=device))
-            # Along the last axis (half spectrum) only the zero and Nyquist columns are mirrored, onto themselves.
+            plus.append([where.get(f, len(kept)) for f in s])
             mirror = s if a == self.order - 1 else [(-f) % m for f in s]
-            minus.append(torch.tensor([where.get(f, len(kept)) for f in mirror], dtype=torch.long, device=device))
-        return plus, minus
+            minus.append([where.get(f, len(kept)) for f in mirror])
+        scale = _fft_scale(self.norm, math.prod(self.shape[a] for a in face_axes), undo=True)
+        if face_axes[-1] != self.order - 1:
+            return plus, minus, (0.5 * scale, None)
+        m = self.shape[-1]
+        averaged = [f == 0 or (m % 2 == 0 and f == m // 2) for f in self._face_frequency_lists(axis)[-1]]
+        w_plus = torch.tensor([0.5 * scale if avg else scale for avg in averaged], dtype=self.real_dtype,
+                              device=self.weight.device)
+        w_minus = torch.tensor([0.5 * scale if avg else 0.0 for avg in averaged], dtype=self.real_dtype,
+                               device=self.weight.device)
+        return plus, minus, (w_plus, w_minus)
 
     def face_delta(self, d: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
         """Retained modes of the field that equals ``d[:, :, p]`` on face ``positions[p]`` and zero elsewhere.
