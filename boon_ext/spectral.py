@@ -419,7 +419,7 @@ class SpectralPlan:
             plus.append([where.get(f, len(kept)) for f in s])
             mirror = s if a == self.order - 1 else [(-f) % m for f in s]
             minus.append([where.get(f, len(kept)) for f in mirror])
-        scale = _fft_scale(self.norm, math.prod(self.shape[a] for a in face_axes), undo=True)
+        scale = _fft_scale(self.norm, math.prod([self.shape[a] for a in face_axes]), undo=True)
         if face_axes[-1] != self.order - 1:
             return plus, minus, (0.5 * scale, None)
         m = self.shape[-1]
