@@ -417,6 +417,8 @@ class SpectralPlan:
             where = {f: k for k, f in enumerate(kept)}
             m = self.shape[a]
             plus.append([where.get(f, len(kept)) for f in s])
+            # Along the last axis (half spectrum) a column is its own mirror; only the zero and Nyquist columns
+            # get a weight for it below.
             mirror = s if a == self.order - 1 else [(-f) % m for f in s]
             minus.append([where.get(f, len(kept)) for f in mirror])
         scale = _fft_scale(self.norm, math.prod([self.shape[a] for a in face_axes]), undo=True)
