@@ -117,6 +117,10 @@ class DistributedProbConserv(ProbConserv):
     is ``nonnegative=True`` (its active-set loop would need a collective per iteration). The agreement check
     keeps a rank with bad input from leaving the others waiting in a collective.
 
+    Unlike the single-process layer, an exact update (``noise = 0``) is not checked against round-off and refined
+    afterwards: reading ``G mu~`` would cost a second collective per call. Call ``constraint_residual()`` (one
+    collective) to check it when needed.
+
     References
     ----------
     Hansen, Maddix, Alizadeh, Gupta, Mahoney (2023). Learning physical models that can respect conservation laws.
