@@ -181,13 +181,9 @@ def factor_update(GSG: torch.Tensor, SG: torch.Tensor, residual: torch.Tensor, n
     else:
         A = 0.5 * (GSG + GSG.mT) + noise * torch.eye(m, dtype=SG.dtype, device=SG.device)
         d = torch.diagonal(A, dim1=-2, dim2=-1)
-    eye = torch.eye(m, dtype=SG.dtype, device=SG.device)
     if torch.compiler.is_compiling():
         s = d.rsqrt()
-        L = torch.linalg.cholesky_ex(A * s[..., :, None] * s[..., None, :])[0]
-        M = s[..., :, None] * torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).mT
-        logdet = 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1) + d.log().sum(-1)
-        return UpdateFactors(_thin_matmul(SG, M), M, logdet)
+        return _from_cholesky(torch.linalg.cholesky_ex(A * s[..., :, None] * s[..., None, :])[0], s, d, SG)
 
     # Rows of A that vanish relative to their own scale are null directions; they are equilibrated with their
     # reference scale instead (the ratio |r_i| / scale_i stays meaningful) and zeroed in C.
@@ -201,11 +197,9 @@ def factor_update(GSG: torch.Tensor, SG: torch.Tensor, residual: torch.Tensor, n
         keep_row = (~zero).to(C.dtype)
         C = C * keep_row[..., :, None] * keep_row[..., None, :]
         L, info = torch.linalg.cholesky_ex(C)
-        diagL = torch.diagonal(L, dim1=-2, dim2=-1)
-        if bool((info == 0).all()) and bool((diagL**2 > rtol).all()):
-            M = s[..., :, None] * torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).mT
-            logdet = 2 * diagL.log().sum(-1) + d.log().sum(-1)
-            return UpdateFactors(_thin_matmul(SG, M), M, logdet)
+        if bool((info == 0).all()) and bool((torch.diagonal(L, dim1=-2, dim2=-1) ** 2 > rtol).all()):
+            # every pivot is clear of zero, so no row was zeroed and s = d^-1/2 throughout
+            return _from_cholesky(L, s, d, SG)
 
     # Singular C: generalized inverse on the range of C, after checking that G mu = b is solvable on its null space.
     evals, Q = torch.linalg.eigh(C)
@@ -226,6 +220,17 @@ def factor_update(GSG: torch.Tensor, SG: torch.Tensor, residual: torch.Tensor, n
     inv_sqrt = torch.where(keep, evals.clamp_min(tiny).rsqrt(), torch.zeros_like(evals))
     M = s[..., :, None] * (Q * inv_sqrt[..., None, :])
     return UpdateFactors(_thin_matmul(SG, M), M, None)
+
+
+def _from_cholesky(L, s, d, SG):
+    """Factors from the Cholesky factor ``L`` of the equilibrated ``C = D^-1/2 A D^-1/2`` (``s = d^-1/2``).
+
+    ``M = D^-1/2 L^-T`` satisfies ``M M^T = A^-1``, and ``log det A = 2 sum log diag(L) + sum log d``.
+    """
+    eye = torch.eye(L.shape[-1], dtype=L.dtype, device=L.device)
+    M = s[..., :, None] * torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False).mT
+    logdet = 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1) + d.log().sum(-1)
+    return UpdateFactors(_thin_matmul(SG, M), M, logdet)
 
 
 def _thin_matmul(X, M):
