@@ -26,8 +26,8 @@ KINDS = ["identity", "diagonal", "lowrank", "lowrank_singular", "dense", "dense_
 def build(kind, n, batch, r, m, seed):
     """``(operator, dense reference, positive definite?, entry scale)`` for one kind, from seeded random ingredients.
 
-    The scale is the largest entry before any cancellation (the prior's, for a downdate), against which round-off
-    is judged.
+    The scale is the largest entry before any cancellation (the prior's, for a downdate, times the condition number
+    of the equilibrated system it solves), against which round-off is judged.
     """
     g = torch.Generator().manual_seed(seed)
     rand = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64)  # noqa: E731
@@ -56,7 +56,12 @@ def build(kind, n, batch, r, m, seed):
     f = solve_update(SG, G, res, noise, base.diagonal_dot(G * G) + noise, torch.ones_like(res))
     A = G @ S @ G.mT + noise * torch.eye(m, dtype=torch.float64)
     ref = S - S @ G.mT @ torch.linalg.solve(A, G @ S)
-    return DowndatedCovariance(base, f.W, G, f.M, noise), 0.5 * (ref + ref.mT), kind == "downdated_soft", scale
+    # The downdate goes through A^-1: its round-off (and the reference's) grows with the condition number of the
+    # equilibrated A, which a random G can make large (m = n with noise 0 leaves only round-off: Sigma~ = 0).
+    s = torch.diagonal(A, dim1=-2, dim2=-1).rsqrt()
+    cond = float(torch.linalg.cond(A * s[..., :, None] * s[..., None, :]).amax())
+    return (DowndatedCovariance(base, f.W, G, f.M, noise), 0.5 * (ref + ref.mT), kind == "downdated_soft",
+            scale * cond)
 
 
 @pytest.fixture(scope="module", params=KINDS)
