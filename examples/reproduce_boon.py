@@ -34,10 +34,14 @@ problem. ``--resume`` keeps finished runs and continues interrupted ones from th
 from every finished run in ``--out`` with the current settings, so a run split over sessions by ``--problems``,
 ``--models`` or ``--seeds`` adds up in one folder.
 
+Runs are independent: ``--jobs N`` trains N at once, one process each (``--threads`` torch threads per process),
+with the same numbers as one after another. Each run in training holds a claim file (``runs/<name>.claim``), so
+separate calls may also share one ``--out``; a claim left by a process that has ended is taken over.
+
 Usage::
 
     python examples/reproduce_boon.py --quick                          # < 2 min on 2 CPU cores
-    nohup python examples/reproduce_boon.py --out outputs/boon_full --resume > boon_full.log 2>&1 &
+    nohup python examples/reproduce_boon.py --out outputs/boon_full --resume --jobs 2 --threads 1 > boon_full.log 2>&1 &
 
 The cost of the full run at these settings is measured by ``examples/estimate_boon_cost.py`` (see
 ``docs/boon_results.md``); ``--device cuda`` trains on a GPU (metrics are still computed on the CPU).
@@ -55,7 +59,6 @@ import shlex
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -614,9 +617,126 @@ def plot_solutions(out_dir, prob, problem, test0, runs):
     return path.name
 
 
+# ------------------------------------------------------------------------- one run
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def claim_run(runs_dir, name):
+    """Claim run ``name`` for this process (``runs/<name>.claim``, created atomically); ``None`` if taken.
+
+    Several calls may train into one ``--out`` at once (``--jobs``, or separate commands on other problems,
+    models or seeds): a claim keeps two of them from training the same run. A claim left by a process that no
+    longer runs on this host (killed, or the session ended) is taken over; one from another host is respected,
+    since its process cannot be checked from here.
+
+    Returns
+    -------
+    Path or None
+        The claim file (delete it when the run ends), or ``None`` if a live process holds the run.
+    """
+    path = Path(runs_dir) / f"{name}.claim"
+    host = platform.node()
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = json.loads(path.read_text())
+            except (OSError, ValueError):
+                owner = {}
+            if owner.get("host") == host and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"]):
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            return None
+        with os.fdopen(fd, "w") as f:
+            json.dump(dict(pid=os.getpid(), host=host), f)
+        return path
+    return None
+
+
+def train_one(job):
+    """Train one (problem, model, seed) and write ``runs/<name>.json``; the unit of work of :func:`run`.
+
+    ``job`` holds ``prob``, ``model``, ``seed``, ``cfg``, ``schedule``, ``runs_dir``, ``cache_dir``, ``device``,
+    ``resume`` and ``verbose`` (plain values, so that a worker process can receive it). Returns the run's name,
+    or ``None`` if another process holds it.
+    """
+    prob, m, seed, cfg, schedule = job["prob"], job["model"], job["seed"], job["cfg"], job["schedule"]
+    runs_dir, device = Path(job["runs_dir"]), job["device"]
+    name = _run_name(prob, m, seed)
+    log = (lambda msg: print(msg, flush=True)) if job["verbose"] else None
+    claim = claim_run(runs_dir, name)
+    if claim is None:
+        if log:
+            log(f"{name}: being trained by another process (runs/{name}.claim), skipped")
+        return None
+    try:
+        key = run_key(cfg, prob, m, schedule)
+        path = runs_dir / f"{name}.json"
+        problem, _ = make_problem(prob, cfg, job["cache_dir"])
+        ok, why = defined(m, problem.boundary)
+        record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device))
+        if not ok:
+            path.write_text(json.dumps(dict(record, not_defined=why)))
+            return name
+        if log:
+            log(f"{name}: training ({schedule}, up to {cfg['max_epochs']} epochs)")
+        st = prob == "stokes_spacetime"
+        model = build_model(m, problem, cfg["fno_st"] if st else cfg["fno_1d"], seed).to(device)
+        ckpt = runs_dir / f"{name}.ckpt.pt"
+        if not job["resume"] and ckpt.exists():
+            ckpt.unlink()
+        hist = train(model, problem, prob, cfg, seed, schedule, ckpt_path=ckpt, log=log, key=key)
+        n_train, n_val, n_test = _sizes(cfg, prob)
+        test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
+        metrics = evaluate(model, problem, test_idx)
+        record.update(hist, **metrics)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+        if ckpt.exists():
+            ckpt.unlink()
+        if log:
+            log(f"{name}: rel. L2 {metrics['rel_l2']:.4f}, {hist['epochs']} epochs, converged "
+                f"{hist['converged']}, {hist['train_seconds']:.0f} s")
+        return name
+    finally:
+        claim.unlink(missing_ok=True)
+
+
+def _worker_init(threads):
+    torch.set_num_threads(threads)
+
+
+def _train_in_parallel(jobs, n_jobs, threads_per_job):
+    """Train ``jobs`` in ``n_jobs`` worker processes of ``threads_per_job`` torch threads each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # A worker imports this file by name. When it was loaded from its path rather than run as a script, that
+    # name resolves only with its folder on the path, which spawned workers copy from this process.
+    here = str(Path(__file__).resolve().parent)
+    if __name__ != "__main__" and here not in sys.path:
+        sys.path.append(here)
+    # "spawn": a forked child would inherit torch's thread pools (unsafe after they have started).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(threads_per_job,)) as pool:
+        for future in [pool.submit(train_one, job) for job in jobs]:
+            future.result()  # re-raises a worker's exception
+
+
 # ------------------------------------------------------------------------------ main
 def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max_epochs=None, schedule="paper",
-        cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True, device="cpu"):
+        cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True, device="cpu", jobs=1,
+        threads_per_job=None):
     """Train every (problem, model, seed) not finished yet and write the report to ``out``.
 
     Parameters
@@ -649,6 +769,11 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     device : str or torch.device
         Where the models train (data move there batch by batch; metrics are computed on the CPU). Runs are
         resumed whatever the device, but CPU and GPU runs differ in round-off.
+    jobs : int
+        Runs trained at once, each in its own process (``1``: one after another, in this process). Every run
+        is deterministic given its seed and thread count, so the numbers do not depend on ``jobs``.
+    threads_per_job : int, optional
+        Torch threads of each worker process when ``jobs > 1`` (default: the CPU count divided by ``jobs``).
 
     Returns
     -------
@@ -658,8 +783,16 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     Raises
     ------
     ValueError
-        Unknown problem, model or schedule, or no seeds.
+        Unknown problem, model or schedule, no seeds, or ``jobs`` / ``threads_per_job`` below 1.
     """
+    n_jobs = int(jobs)
+    if n_jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    if threads_per_job is None:
+        threads_per_job = max(1, (os.cpu_count() or 1) // n_jobs)
+    if int(threads_per_job) < 1:
+        raise ValueError(f"threads_per_job must be a positive int, got {threads_per_job!r}")
+    threads_per_job = int(threads_per_job)
     for p in problems:
         if p not in PROBLEMS:
             raise ValueError(f"problems: expected names from {PROBLEMS}, got {p!r}")
@@ -684,51 +817,33 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     log = print if verbose else None
     t_start = time.perf_counter()
     data_checks = {}
+    pending = []  # (problem, model, seed) still to train
     for prob in problems:
-        problem = None
         for seed in cfg["seeds"]:
             for m in models:
                 name = _run_name(prob, m, seed)
                 path = runs_dir / f"{name}.json"
-                key = run_key(cfg, prob, m, schedule)
                 if resume and path.exists():
                     old = json.loads(path.read_text())
-                    if old.get("key") == key:
+                    if old.get("key") == run_key(cfg, prob, m, schedule):
                         if log:
                             log(f"{name}: finished earlier, kept")
                         continue
                     if log:
                         log(f"{name}: finished earlier with other settings, retrained")
-                if problem is None:
-                    t0 = time.perf_counter()
-                    problem, diff = make_problem(prob, cfg, cache_dir)
-                    data_checks[prob] = dict(target_vs_generator_face_values=diff,
-                                             data_seconds=time.perf_counter() - t0)
-                ok, why = defined(m, problem.boundary)
-                record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device))
-                if not ok:
-                    path.write_text(json.dumps(dict(record, not_defined=why)))
-                    continue
-                if log:
-                    log(f"{name}: training ({schedule}, up to {cfg['max_epochs']} epochs)")
-                st = prob == "stokes_spacetime"
-                model = build_model(m, problem, cfg["fno_st"] if st else cfg["fno_1d"], seed).to(device)
-                ckpt = runs_dir / f"{name}.ckpt.pt"
-                if not resume and ckpt.exists():
-                    ckpt.unlink()
-                hist = train(model, problem, prob, cfg, seed, schedule, ckpt_path=ckpt, log=log, key=key)
-                n_train, n_val, n_test = _sizes(cfg, prob)
-                test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
-                metrics = evaluate(model, problem, test_idx)
-                record.update(hist, **metrics)
-                tmp = path.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(record))
-                os.replace(tmp, path)
-                if ckpt.exists():
-                    ckpt.unlink()
-                if log:
-                    log(f"{name}: rel. L2 {metrics['rel_l2']:.4f}, {hist['epochs']} epochs, converged "
-                        f"{hist['converged']}, {hist['train_seconds']:.0f} s")
+                pending.append((prob, m, seed))
+    for prob in dict.fromkeys(p for p, _, _ in pending):
+        # Generated (or read from the cache) here, once per problem, so parallel workers only read the cache.
+        t0 = time.perf_counter()
+        _, diff = make_problem(prob, cfg, cache_dir)
+        data_checks[prob] = dict(target_vs_generator_face_values=diff, data_seconds=time.perf_counter() - t0)
+    jobs = [dict(prob=p, model=m, seed=s, cfg=cfg, schedule=schedule, runs_dir=str(runs_dir),
+                 cache_dir=str(cache_dir), device=str(device), resume=resume, verbose=verbose) for p, m, s in pending]
+    if n_jobs == 1 or len(jobs) <= 1:
+        for job in jobs:
+            train_one(job)
+    else:
+        _train_in_parallel(jobs, n_jobs, threads_per_job)
     # The report covers every finished run in `out` that has the current settings, whichever call trained it.
     runs = []
     for path in sorted(runs_dir.glob("*.json")):
@@ -848,6 +963,8 @@ def main(argv=None):
                         help="torch threads (default: 1 with --quick, torch's choice otherwise)")
     parser.add_argument("--cache-dir", default=None, help="data cache folder (default <out>/data)")
     parser.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, one process each (default 1); with --threads, threads per run")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="override a configuration entry, e.g. --set n_points.stokes_spacetime=129 "
                              "(recorded in results.json; runs with other settings are not mixed)")
@@ -870,7 +987,7 @@ def main(argv=None):
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
         quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,
         cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume, command=command,
-        device=args.device,
+        device=args.device, jobs=args.jobs, threads_per_job=args.threads,
     )
     print(markdown_table(result["summary"], [m for m in MODELS if any(r["model"] == m for r in result["runs"])]))
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {args.out or 'outputs/boon_' + result['mode']}")

@@ -1,6 +1,10 @@
 """Smoke test of examples/reproduce_boon.py at a tiny size, and checks of its metric helpers."""
 
 import json
+import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,6 +119,44 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
     assert path.stat().st_mtime_ns == stamp and again["runs"][0]["rel_l2"] == whole["rel_l2"]
     changed = repro.run(out=tmp_path / "split", resume=True, **dict(kw, config=dict(cfg, lr=2e-3)))
     assert path.stat().st_mtime_ns != stamp and len(changed["runs"]) == 1
+
+
+def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
+    # Worker processes import the script by name (the test loaded it from its path).
+    monkeypatch.setitem(sys.modules, "reproduce_boon", repro)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # restored after the test
+    kw = dict(problems=["heat", "stokes"], models=["fno", "boon_output"], quick=True, plots=False, verbose=False,
+              config=dict(TINY, seeds=[0]))
+    serial = repro.run(out=tmp_path / "serial", **kw)
+    parallel = repro.run(out=tmp_path / "parallel", jobs=2, threads_per_job=1, **kw)
+    by_name = {(r["problem"], r["model"]): r for r in serial["runs"]}
+    assert len(parallel["runs"]) == len(by_name) == 4
+    for r in parallel["runs"]:
+        s = by_name[(r["problem"], r["model"])]
+        assert r["train_loss"] == s["train_loss"] and r["rel_l2"] == s["rel_l2"]
+    assert not list((tmp_path / "parallel" / "runs").glob("*.claim"))
+    for bad in (dict(jobs=0), dict(jobs=2, threads_per_job=0)):
+        with pytest.raises(ValueError, match=next(iter(k for k in bad if not bad[k]))):
+            repro.run(out=tmp_path / "bad", **dict(kw, **bad))
+
+
+def test_a_claimed_run_is_skipped_and_a_stale_claim_taken_over(repro, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    first = repro.claim_run(runs, "heat_fno_s0")
+    assert first is not None and json.loads(first.read_text())["pid"] == os.getpid()
+    assert repro.claim_run(runs, "heat_fno_s0") is None  # held by a live process (this one)
+    # A run held by this process is skipped by run(), which trains the rest.
+    res = repro.run(problems=["heat"], models=["fno", "boon_output"], quick=True, out=tmp_path, plots=False,
+                    verbose=False, config=dict(TINY, seeds=[0]))
+    assert [r["model"] for r in res["runs"]] == ["boon_output"]
+    first.unlink()
+    # A claim whose process has ended on this host is taken over; one from another host is respected.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    first.write_text(json.dumps(dict(pid=int(dead.stdout), host=platform.node())))
+    assert repro.claim_run(runs, "heat_fno_s0") == first
+    first.write_text(json.dumps(dict(pid=int(dead.stdout), host=platform.node() + "-elsewhere")))
+    assert repro.claim_run(runs, "heat_fno_s0") is None
 
 
 def test_converge_schedule_stops_on_the_criterion(repro, tmp_path):
