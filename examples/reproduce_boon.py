@@ -818,9 +818,11 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     t_start = time.perf_counter()
     data_checks = {}
     pending = []  # (problem, model, seed) still to train
-    for prob in problems:
-        for seed in cfg["seeds"]:
-            for m in models:
+    # Seed-major, then models and problems in the order given: a call stopped part-way (a run split over
+    # sessions) leaves every problem and model with the same seeds done, not some problems with all seeds.
+    for seed in cfg["seeds"]:
+        for m in models:
+            for prob in problems:
                 name = _run_name(prob, m, seed)
                 path = runs_dir / f"{name}.json"
                 if resume and path.exists():
