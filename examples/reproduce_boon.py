@@ -680,6 +680,10 @@ def train_one(job):
     try:
         key = run_key(cfg, prob, m, schedule)
         path = runs_dir / f"{name}.json"
+        if job["resume"] and path.exists() and json.loads(path.read_text()).get("key") == key:
+            if log:  # another process finished it after this call listed it
+                log(f"{name}: finished by another process, kept")
+            return name
         problem, _ = make_problem(prob, cfg, job["cache_dir"])
         ok, why = defined(m, problem.boundary)
         record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device))

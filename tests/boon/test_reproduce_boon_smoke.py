@@ -157,6 +157,13 @@ def test_a_claimed_run_is_skipped_and_a_stale_claim_taken_over(repro, tmp_path):
     assert repro.claim_run(runs, "heat_fno_s0") == first
     first.write_text(json.dumps(dict(pid=int(dead.stdout), host=platform.node() + "-elsewhere")))
     assert repro.claim_run(runs, "heat_fno_s0") is None
+    # A run listed as pending but finished by another process in the meantime is kept, not retrained.
+    done = runs / "heat_boon_output_s0.json"
+    stamp = done.stat().st_mtime_ns
+    job = dict(prob="heat", model="boon_output", seed=0, cfg=dict(repro.CONFIGS["quick"], **dict(TINY, seeds=[0])),
+               schedule="paper", runs_dir=str(runs), cache_dir=str(tmp_path / "data"), device="cpu", resume=True,
+               verbose=False)
+    assert repro.train_one(job) == "heat_boon_output_s0" and done.stat().st_mtime_ns == stamp
 
 
 def test_converge_schedule_stops_on_the_criterion(repro, tmp_path):
