@@ -76,7 +76,39 @@ def check_blocks(blocks) -> None:
         )
 
 
+def _copy_faces(dst: torch.Tensor, src: torch.Tensor, face_axes) -> torch.Tensor:
+    """``dst`` with the nodes of every constrained face copied from ``src`` (in place; face nodes only)."""
+    for axis, sides in face_axes:
+        for side in sides:
+            i = 0 if side == "left" else src.shape[2 + axis] - 1
+            dst.select(2 + axis, i).copy_(src.select(2 + axis, i))
+    return dst
+
+
+class _FaceKeepingGELU(torch.autograd.Function):
+    """GELU on interior nodes, identity on constrained faces, in one pass each way.
+
+    The generic masked select costs three passes over the field besides the activation (one forward, two
+    backward); here the forward pass writes the faces into the fresh GELU output and the backward pass into
+    the fresh GELU gradient, touching face nodes only.
+    """
+
+    @staticmethod
+    def forward(ctx, h, face_axes):
+        ctx.face_axes = face_axes
+        ctx.save_for_backward(h)
+        return _copy_faces(torch.nn.functional.gelu(h), h, face_axes)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        return _copy_faces(torch.ops.aten.gelu_backward(grad, h), grad, ctx.face_axes), None
+
+
 def _act(blocks, h, plan: CorrectionPlan, corrected: bool):
+    if corrected and plan.face_axes and torch.is_grad_enabled() and blocks.non_linearity is torch.nn.functional.gelu:
+        return _FaceKeepingGELU.apply(h, plan.face_axes)
     y = blocks.non_linearity(h)
     if not corrected or not plan.face_axes:
         return y

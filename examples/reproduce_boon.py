@@ -525,7 +525,8 @@ def markdown_table(summary, models):
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def mm(s, fmt="{:.4f}"):
+    # Three significant digits: converged errors are of order 1e-3, where fixed decimals would hide differences.
+    def mm(s, fmt="{:.3g}"):
         return f"{fmt.format(s['median'])} [{fmt.format(s['min'])}..{fmt.format(s['max'])}]"
 
     for prob, per_model in summary.items():
@@ -539,7 +540,7 @@ def markdown_table(summary, models):
             factor = mm(e["factor"], "{:.2f}") if "factor" in e else "-"
             lines.append(
                 f"| {prob} | {MODEL_LABELS[m]} | {e['n_seeds']} | {mm(e['rel_l2'])} | {mm(e['rel_l2_interior'])} | "
-                f"{e['rel_l2_near_boundary']['median']:.4f} | {e['boundary_error']:.1e} / "
+                f"{e['rel_l2_near_boundary']['median']:.3g} | {e['boundary_error']:.1e} / "
                 f"{e['boundary_error_float64']:.1e} | {factor} | {e['epochs']['median']:.0f} | "
                 f"{e['converged']}/{e['n_seeds']} | {e['train_seconds']['median']:.0f} |"
             )

@@ -99,3 +99,28 @@ def test_gradients_of_a_corrected_layer_match_finite_differences(data, n_dim, se
     analytic = (g.conj() * direction).real.sum()  # torch's gradient of a real loss in a complex parameter
     # central differences in float64 with h = 1e-6: truncation O(h^2), cancellation O(eps / h) ~ 1e-10 relative
     assert abs(fd - analytic) <= 1e-6 * max(1.0, abs(analytic))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n_dim=st.integers(1, 3))
+def test_face_keeping_gelu_equals_the_masked_activation_values_and_gradients(data, n_dim):
+    # The one-pass GELU of the training path against its definition: GELU where no face is, identity on every
+    # constrained face (corners included). Both are the same float64 operations, so they agree bit for bit.
+    from boon_ext.blocks import _FaceKeepingGELU
+
+    shape = tuple(data.draw(st.integers(2, 6)) for _ in range(n_dim))
+    axes = data.draw(st.lists(st.integers(0, n_dim - 1), min_size=1, max_size=n_dim, unique=True))
+    face_axes = tuple((a, tuple(data.draw(st.sampled_from([("left",), ("right",), ("left", "right")]))))
+                      for a in axes)
+    plan = CorrectionPlan(corrected=(), periodic_axes=(), face_axes=face_axes)
+    h = (3 * torch.randn(2, 3, *shape, dtype=torch.float64)).requires_grad_()
+    seed_grad = torch.randn(2, 3, *shape, dtype=torch.float64)
+    got = _FaceKeepingGELU.apply(h, face_axes)
+    (g_got,) = torch.autograd.grad(got, h, seed_grad)
+    ref = torch.where(plan.face_mask(shape, h.device), h, torch.nn.functional.gelu(h))
+    (g_ref,) = torch.autograd.grad(ref, h, seed_grad)
+    assert torch.equal(got, ref) and torch.equal(g_got, g_ref)
+    mask = plan.face_mask(shape, h.device).expand_as(h)
+    assert torch.equal(got[mask], h[mask])
+    if (~mask).any():  # interior nodes (a length-2 axis with both faces constrained has none)
+        assert not torch.equal(got[~mask], h[~mask])
