@@ -55,6 +55,8 @@ def main(argv=None):
     parser.add_argument("--after", default=".", type=pathlib.Path, help="source tree of the new code")
     parser.add_argument("--rounds", type=int, default=2, help="alternations per benchmark")
     parser.add_argument("--threads", default="1", help="torch threads passed to the benchmarks")
+    parser.add_argument("--clock", default=None, choices=["wall", "cpu"],
+                        help="passed to the BOON benchmark (cpu: process CPU time, for a shared machine)")
     parser.add_argument("--out", default="outputs/compare_benchmarks", type=pathlib.Path)
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
     args = parser.parse_args(argv)
@@ -70,7 +72,10 @@ def main(argv=None):
                     out_dir = pathlib.Path(tmp) / f"{side}_{r}_{pathlib.Path(script).stem}"
                     print(f"round {r + 1}/{args.rounds}: {script} on {side}", flush=True)
                     script_tree = trees["after"] if script in NEW_SCRIPT_FOR_BOTH else tree
-                    run_once(tree, script_tree, script, out_dir, ["--threads", args.threads])
+                    extra = ["--threads", args.threads]
+                    if args.clock and script == "examples/benchmark_boon.py":
+                        extra += ["--clock", args.clock]
+                    run_once(tree, script_tree, script, out_dir, extra)
                     for name, (s, j, key, labels, fields) in chosen.items():
                         if s != script:
                             continue
@@ -83,7 +88,8 @@ def main(argv=None):
     best = {k: {label: {f: (statistics.median(v) if f.endswith("ratio") else min(v)) for f, v in row.items()}
                 for label, row in acc.items()} for k, acc in runs.items()}
     lines = [f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, threads "
-             f"{args.threads}; {args.rounds} alternating rounds of `--quick` runs: times are the minimum over the "
+             f"{args.threads}{', clock ' + args.clock if args.clock else ''}; {args.rounds} alternating rounds of "
+             "`--quick` runs: times are the minimum over the "
              "rounds, ratios the median.", ""]
     result = dict(rounds=args.rounds, threads=args.threads, before=str(trees["before"]), after=str(trees["after"]),
                   benchmarks={})
