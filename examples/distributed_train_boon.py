@@ -71,7 +71,7 @@ def main():
 
     torch.manual_seed(0)  # the same initial weights everywhere (DDP also broadcasts rank 0's at wrapping)
     model = BOONFNO(n_modes=(16,), in_channels=1, out_channels=1, hidden_channels=32, n_layers=4,
-                    boundary=problem.boundary).to(device)
+                    boundary=problem.boundary, kernel_correction=True).to(device)
     ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     processor = BoundaryDataProcessor(None, None, boundary=model.boundary_spec).to(device)
     opt = torch.optim.Adam(ddp.parameters(), lr=3e-3, weight_decay=1e-4)

@@ -33,10 +33,11 @@ def test_output_satisfies_conditions_exactly(data, kw, cls, dtype, res, batch, c
 
 
 @settings(max_examples=15)
-@given(data=st.data(), kw=fno_kwargs(max_width=8), res=st.integers(16, 128))
-def test_gradients_are_finite_and_reach_every_parameter_used(data, kw, res):
+@given(data=st.data(), kw=fno_kwargs(max_width=8), res=st.integers(16, 128), correction=st.booleans())
+def test_gradients_are_finite_and_reach_every_parameter_used(data, kw, res, correction):
     conditions = data.draw(conditions_1d())
-    model = randomize(BOONFNO(**kw, boundary=conditions), data.draw(st.integers(0, 10**6)))
+    model = randomize(BOONFNO(**kw, boundary=conditions, kernel_correction=correction),
+                      data.draw(st.integers(0, 10**6)))
     x = torch.randn(2, kw["in_channels"], res, requires_grad=True)
     values = call_values(data.draw, model.boundary_spec, 2, kw["out_channels"])
     for v in values.values():
@@ -167,7 +168,9 @@ def test_per_channel_constants_and_channel_subsets():
 ])
 def test_operator_cache_follows_weight_updates(n_modes, shape, bc):
     torch.manual_seed(0)
-    model = BOONFNO(n_modes=n_modes, in_channels=1, out_channels=1, hidden_channels=6, boundary=bc)
+    # The cache holds the kernel correction's weight-derived operators.
+    model = BOONFNO(n_modes=n_modes, in_channels=1, out_channels=1, hidden_channels=6, boundary=bc,
+                    kernel_correction=True)
     x = torch.randn(2, 1, *shape)
     with torch.no_grad():
         cached = model(x)
@@ -186,8 +189,10 @@ def test_operator_cache_follows_weight_updates(n_modes, shape, bc):
 @pytest.mark.parametrize("act", [torch.tanh, torch.nn.functional.relu, torch.nn.functional.gelu])
 def test_activations_that_save_their_output_still_differentiate(act):
     torch.manual_seed(0)
+    # With the correction the activations skip the constrained faces (a custom path for GELU, a masked select
+    # for the others).
     model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=6, non_linearity=act,
-                    boundary=Dirichlet(left=0.0, right=0.0))
+                    boundary=Dirichlet(left=0.0, right=0.0), kernel_correction=True)
     x = torch.randn(2, 1, 32, requires_grad=True)
     model(x).square().sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -82,12 +82,13 @@ def test_nd_outputs_satisfy_every_condition_exactly(data, n_dim, dtype, correcti
 
 
 @settings(max_examples=20)
-@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
-def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype):
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]), correction=st.booleans())
+def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype, correction):
     kw = data.draw(fno_kwargs(n_dim=2, max_width=6))
     n_x, n_t = 2 * data.draw(st.integers(4, 16)), data.draw(st.integers(5, 25))
     conditions = data.draw(nd_conditions(2, kw["out_channels"], time_axis=1))
-    model = randomize(BOONFNO(**kw, boundary=conditions, time_dim=-1), data.draw(st.integers(0, 10**6)))
+    model = randomize(BOONFNO(**kw, boundary=conditions, time_dim=-1, kernel_correction=correction),
+                      data.draw(st.integers(0, 10**6)))
     if dtype == torch.float64:
         model = model.double()
     x = torch.randn(2, kw["in_channels"], n_x, n_t, dtype=dtype)
@@ -104,12 +105,13 @@ def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype):
 
 
 @settings(max_examples=10)
-@given(data=st.data(), n_dim=st.sampled_from([2, 3]))
-def test_nd_gradients_are_finite(data, n_dim):
+@given(data=st.data(), n_dim=st.sampled_from([2, 3]), correction=st.booleans())
+def test_nd_gradients_are_finite(data, n_dim, correction):
     kw = data.draw(fno_kwargs(n_dim=n_dim, max_width=4))
     kw["n_modes"] = tuple(min(m, 4) for m in kw["n_modes"])
     conditions = data.draw(nd_conditions(n_dim, kw["out_channels"]))
-    model = randomize(BOONFNO(**kw, boundary=conditions), data.draw(st.integers(0, 10**6)))
+    model = randomize(BOONFNO(**kw, boundary=conditions, kernel_correction=correction),
+                      data.draw(st.integers(0, 10**6)))
     shape = (8,) * (n_dim - 1) + (7,)
     x = torch.randn(2, kw["in_channels"], *shape, requires_grad=True)
     values = _face_shape_values(data.draw, model.boundary_spec, 2, kw["out_channels"], shape, torch.float32)
@@ -138,9 +140,11 @@ def cavity_conditions():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lid_driven_cavity_conditions_hold_exactly(dtype):
+@pytest.mark.parametrize("correction", [True, False])
+def test_lid_driven_cavity_conditions_hold_exactly(dtype, correction):
     torch.manual_seed(0)
-    model = BOONFNO(n_modes=(8, 8), in_channels=3, out_channels=2, hidden_channels=12, boundary=cavity_conditions())
+    model = BOONFNO(n_modes=(8, 8), in_channels=3, out_channels=2, hidden_channels=12, boundary=cavity_conditions(),
+                    kernel_correction=correction)
     randomize(model, 0)
     if dtype == torch.float64:
         model = model.double()
@@ -153,12 +157,14 @@ def test_lid_driven_cavity_conditions_hold_exactly(dtype):
     assert boundary_error(y, cavity_conditions(), relative=True) == 0
 
 
-def test_corner_rule_dirichlet_owns_shared_nodes_and_later_axis_wins_ties():
+@pytest.mark.parametrize("correction", [True, False])
+def test_corner_rule_dirichlet_owns_shared_nodes_and_later_axis_wins_ties(correction):
     torch.manual_seed(0)
     bc = [Neumann(left=0.5, dim=-2), Neumann(right=0.0, dim=-2, channels=[0]), Dirichlet(left=2.0, right=3.0, dim=-1),
           Dirichlet(right=-1.0, dim=-2, channels=[1])]
     spec = BoundarySpec(bc, 2, out_channels=2)
-    model = randomize(BOONFNO(n_modes=(6, 6), in_channels=1, out_channels=2, hidden_channels=6, boundary=bc), 1)
+    model = randomize(BOONFNO(n_modes=(6, 6), in_channels=1, out_channels=2, hidden_channels=6, boundary=bc,
+                              kernel_correction=correction), 1)
     y = model(torch.randn(1, 1, 16, 12))
     # corners on a Dirichlet (dim -1) face carry its values, whatever the Neumann faces of dim -2 say
     assert torch.all(y[0, :, :, 0] == 2.0) and torch.all(y[0, :, :, -1] == 3.0)
@@ -172,7 +178,8 @@ def test_corner_rule_dirichlet_owns_shared_nodes_and_later_axis_wins_ties():
 
 
 def test_odd_non_last_axis_is_refused_with_correction():
-    model = BOONFNO(n_modes=(4, 4), in_channels=1, out_channels=1, hidden_channels=4, boundary=Dirichlet(left=0.0, dim=-1))
+    model = BOONFNO(n_modes=(4, 4), in_channels=1, out_channels=1, hidden_channels=4, boundary=Dirichlet(left=0.0, dim=-1),
+                    kernel_correction=True)
     with pytest.raises(ValueError, match="odd length"):
         model(torch.randn(1, 1, 15, 16))
     BOONFNO.from_fno(model, boundary=Dirichlet(left=0.0, dim=-1), kernel_correction=False)(torch.randn(1, 1, 15, 16))
@@ -198,7 +205,8 @@ def test_face_frequencies_the_weight_does_not_reach_are_left_alone(skip):
     in the zero column of the last axis, so without a skip path their blocks are zero. T2 must stay finite."""
     torch.manual_seed(0)
     bc = [Dirichlet(left=0.0, dim=-3), Neumann(right=0.5, dim=-2), Dirichlet(left=1.0, right=2.0, dim=-1)]
-    model = BOONFNO(n_modes=(4, 4, 4), in_channels=1, out_channels=2, hidden_channels=5, boundary=bc, fno_skip=skip).double()
+    model = BOONFNO(n_modes=(4, 4, 4), in_channels=1, out_channels=2, hidden_channels=5, boundary=bc, fno_skip=skip,
+                    kernel_correction=True).double()
     x = torch.randn(2, 1, 8, 6, 7, dtype=torch.float64, requires_grad=True)
     y = model(x)
     y.square().sum().backward()

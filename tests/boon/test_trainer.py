@@ -42,7 +42,7 @@ def _boon_training_setup(s):
     torch.manual_seed(0)
     x, y, values = _data(s=s)
     bc = [Dirichlet(faces=["left"]), Neumann(faces=["right"], domain=(0.0, 2.0))]
-    model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=bc)
+    model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=bc, kernel_correction=True)
     inn, outn = UnitGaussianNormalizer(dim=[0, 2]), UnitGaussianNormalizer(dim=[0, 2])
     inn.fit(x)
     outn.fit(y)

@@ -182,7 +182,8 @@ def test_kernel_correction_on_plain_weights_warns_and_points_to_finetuning(tmp_p
     with pytest.warns(BoundaryAccuracyWarning, match="trained without"):
         BOONFNO.from_checkpoint(tmp_path, "plain", boundary=problem.boundary, kernel_correction=True)
     # a BOON checkpoint trained with the correction does not warn
-    boon = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=4, boundary=problem.boundary)
+    boon = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=4, boundary=problem.boundary,
+                   kernel_correction=True)
     boon.save_checkpoint(tmp_path, "boon")
     with warnings.catch_warnings():
         warnings.simplefilter("error", BoundaryAccuracyWarning)
@@ -232,6 +233,31 @@ def test_default_wrapping_is_exact_and_leaves_nodes_away_from_faces_alone(data, 
     reach = wrapped.lift_width or 1  # nodes next to each face that the output enforcement may change
     scale = p.abs().max().clamp_min(1e-30)
     assert float((w - p)[..., reach:n - reach].abs().max()) <= 1e-5 * float(scale)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), kw=fno_kwargs(), conditions=conditions_1d(), n=st.integers(12, 40))
+def test_constructor_default_is_the_default_wrapping(data, kw, conditions, n):
+    # A model built from scratch defaults to output enforcement too: with the FNO's weights it is the model that
+    # from_fno makes, bit for bit, and the plain FNO away from the faces (to float32 round-off: its layers run the
+    # spectral convolution through this package's own transform).
+    import inspect
+
+    assert inspect.signature(BOONFNO).parameters["kernel_correction"].default is False
+    base = randomize(FNO(**kw), data.draw(st.integers(0, 10**6)))
+    model = BOONFNO(**kw, boundary=conditions)
+    assert model.kernel_correction is False
+    state = base.state_dict()
+    state.pop("_metadata", None)
+    model.load_state_dict(state, strict=True)
+    x = torch.randn(2, kw["in_channels"], n)
+    values = call_values(data.draw, model.boundary_spec, 2, kw["out_channels"])
+    with torch.no_grad():
+        got, wrapped, plain = model(x, boundary_values=values), BOONFNO.from_fno(base, conditions)(
+            x, boundary_values=values), base(x)
+    assert torch.equal(got, wrapped)
+    scale = plain.abs().max().clamp_min(1e-30)
+    assert float((got - plain)[..., 1:n - 1].abs().max()) <= 1e-5 * float(scale)
 
 
 _CONDITIONS_2D = [

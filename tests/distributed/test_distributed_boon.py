@@ -34,7 +34,7 @@ def boon_setups(draw):
         cond = [Dirichlet(faces=["left"]), Neumann(right=draw(st.floats(-2, 2)), domain=(0.0, 1.0))]
     config = dict(n_modes=(draw(st.integers(2, 6)),), in_channels=1, out_channels=1,
                   hidden_channels=draw(st.integers(2, 8)), n_layers=draw(st.integers(1, 3)),
-                  boundary=[c.to_config() for c in cond])
+                  boundary=[c.to_config() for c in cond], kernel_correction=draw(st.booleans()))
     n = draw(st.integers(12, 33))
     batch = 2 * draw(st.integers(1, 3))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
@@ -78,7 +78,7 @@ def test_ddp_gradients_equal_across_ranks_and_single_process(gloo_pool, s, seed)
 ])
 def test_trainer_ddp_checkpoint_roundtrip(gloo_pool, boundary):
     config = dict(n_modes=(6,), in_channels=1, out_channels=1, hidden_channels=8, n_layers=2,
-                  boundary=[c.to_config() for c in boundary])
+                  boundary=[c.to_config() for c in boundary], kernel_correction=True)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 1, 24, generator=g)
     y = torch.randn(8, 1, 24, generator=g)
