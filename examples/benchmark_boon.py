@@ -30,8 +30,8 @@ from neuralop.models import FNO
 
 from boon_ext import BOONFNO, Dirichlet, Neumann, Periodic
 
-# The two BOON configurations: the constructor's default (the paper's kernel correction T2 in every layer) and
-# output enforcement only (what ``from_fno`` / ``from_checkpoint`` choose for weights trained without T2).
+# The two BOON configurations: the paper's kernel correction T2 in every layer (opt-in), and output enforcement only
+# (the default, for new models and for from_fno / from_checkpoint).
 VARIANTS = {"T2": dict(kernel_correction=True), "output only": dict(kernel_correction=False)}
 
 
