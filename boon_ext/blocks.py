@@ -27,7 +27,7 @@ from .correction import FaceSolver, correct_axis, faces_of_input, gather_faces, 
 from .enforcement import _replace_face
 from .spectral import SpectralPlan, check_spectral_conv, require_settings
 
-__all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward", "write_hidden_values"]
+__all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward", "layer_operators", "write_hidden_values"]
 
 
 @dataclass(frozen=True)
@@ -144,12 +144,36 @@ def _cache_hit(entry, key, params) -> bool:
     return len(snapshot) == len(params) and all(torch.equal(s, _bits(p)) for s, p in zip(snapshot, params))
 
 
-def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool, cache):
-    """Spectral plan, skip matrix and factorised face blocks of layer ``index`` on ``x``'s grid.
+def layer_operators(blocks, indices, x: torch.Tensor, plan: CorrectionPlan, corrected: bool) -> list:
+    """Spectral plan, skip matrix and factorised face blocks of each layer in ``indices`` on ``x``'s grid.
 
-    They depend on the weights only. With ``cache`` (a dict, used when autograd is off) they are kept per layer
-    and reused only while everything they are built from is unchanged: the grid, dtype and device of ``x``, the
-    layer's mode counts, and the weights' values, compared byte for byte with a snapshot. Version counters or
+    They depend on the weights only. The face blocks of all the given layers are built together, axis by axis
+    (:meth:`~boon_ext.correction.FaceSolver.for_layers`): in training they are rebuilt and differentiated in
+    every pass, and one batched computation for all layers costs a fraction of one per layer.
+
+    Returns
+    -------
+    list of (SpectralPlan, skip module or None, skip matrix or None, {axis: FaceSolver})
+    """
+    spectrals = [SpectralPlan(blocks.convs[i], x.shape[2:], x.dtype) for i in indices]
+    skips = [blocks.fno_skips[i] if blocks.fno_skips is not None else None for i in indices]
+    if not (corrected and plan.corrected):
+        return [(sp, sk, None, {}) for sp, sk in zip(spectrals, skips)]
+    w_skips = [skip_matrix(sk, x.shape[1], sp.order, x.dtype, x.device) for sp, sk in zip(spectrals, skips)]
+    solvers = [{} for _ in spectrals]
+    for axis, sides in plan.corrected:
+        n = spectrals[0].shape[axis]
+        built = FaceSolver.for_layers(spectrals, w_skips, axis, [0 if s == "left" else n - 1 for s in sides])
+        for per_layer, solver in zip(solvers, built):
+            per_layer[axis] = solver
+    return list(zip(spectrals, skips, w_skips, solvers))
+
+
+def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool, cache):
+    """:func:`layer_operators` of layer ``index``, kept in ``cache`` (a dict, used when autograd is off).
+
+    An entry is reused only while everything it is built from is unchanged: the grid, dtype and device of ``x``,
+    the layer's mode counts, and the weights' values, compared byte for byte with a snapshot. Version counters or
     storage pointers would not do: writes through ``.data``, tensorly-torch's re-initialisation of factorised
     weights and neuralop's ``n_modes`` setter change the operators without bumping them.
     """
@@ -163,15 +187,7 @@ def _layer_operators(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, 
         hit = cache.get(index)
         if _cache_hit(hit, key, params):
             return hit[2]
-    spectral = SpectralPlan(conv, x.shape[2:], x.dtype)
-    ops = (spectral, skip, None, {})
-    if corrected and plan.corrected:
-        w_skip = skip_matrix(skip, x.shape[1], spectral.order, x.dtype, x.device)
-        solvers = {}
-        for axis, sides in plan.corrected:
-            n = spectral.shape[axis]
-            solvers[axis] = FaceSolver(spectral, w_skip, axis, [0 if s == "left" else n - 1 for s in sides])
-        ops = (spectral, skip, w_skip, solvers)
+    (ops,) = layer_operators(blocks, [index], x, plan, corrected)
     if cache is not None:
         cache[index] = (key, [_bits(p).clone() for p in params], ops)
     return ops
@@ -201,7 +217,7 @@ def write_hidden_values(h: torch.Tensor, hidden_values) -> torch.Tensor:
 
 
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
-                       cache=None, hidden_values=None) -> torch.Tensor:
+                       cache=None, hidden_values=None, operators=None) -> torch.Tensor:
     """Layer ``index`` of ``blocks`` with the BOON correction (see the module docstring).
 
     Parameters
@@ -218,13 +234,18 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     hidden_values : sequence of (axis, side, g), optional
         Dirichlet faces whose prescribed values are written into every hidden channel of the layer's output
         (see :func:`write_hidden_values`); ``None`` writes nothing.
+    operators : tuple, optional
+        The layer's entry of :func:`layer_operators`, if already built (with those of the other layers);
+        otherwise built here (or taken from ``cache``).
 
     Returns
     -------
     torch.Tensor
         The layer output (batch, width, *spatial).
     """
-    spectral, skip, w_skip, solvers = _layer_operators(blocks, index, x, plan, corrected, cache)
+    if operators is None:
+        operators = _layer_operators(blocks, index, x, plan, corrected, cache)
+    spectral, skip, w_skip, solvers = operators
     xm = spectral.transform(x)
     corrections = []  # (axis, positions, d): the corrected input is z = x + d on those faces
     axes = [axis for axis, _ in plan.corrected] if corrected else []

@@ -42,55 +42,102 @@ def skip_matrix(skip: Optional[torch.nn.Module], channels: int, n_dim: int, dtyp
 class FaceSolver:
     """Boundary blocks of one layer along one axis, factorised once per forward pass.
 
+    Build with :meth:`for_layers` (or :meth:`for_layer`), which computes the blocks from the weights.
+
     Parameters
     ----------
-    plan : SpectralPlan
-        The layer's spectral convolution on the current grid.
-    w_skip : torch.Tensor or None
-        Skip matrix ``(in, out)`` from :func:`skip_matrix`.
-    axis : int
-        Spatial axis being corrected.
     positions : sequence of int
-        Node indices of the constrained faces along ``axis`` (``[0]``, ``[N-1]`` or ``[0, N-1]``).
+        Node indices of the constrained faces along the axis (``[0]``, ``[N-1]`` or ``[0, N-1]``).
+    face_weight : torch.Tensor
+        The layer's :meth:`SpectralPlan.face_weight` for the axis.
+    frequencies : tuple
+        :meth:`SpectralPlan.face_frequencies` for the axis.
+    m, target : torch.Tensor
+        The blocks ``(*F, P*C, P*C)`` (regularised) and what T2 makes of them.
     """
 
-    def __init__(self, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int, positions: Sequence[int]):
+    def __init__(self, positions: Sequence[int], face_weight: torch.Tensor, frequencies, m: torch.Tensor,
+                 target: torch.Tensor):
         self.positions = list(positions)
-        self.face_weight = plan.face_weight(axis)
-        kf = plan.face_kernel_spectrum(axis, self.positions, self.face_weight)  # (i, o, P, Q, *xi)
-        c_in, c_out, n_p = kf.shape[0], kf.shape[1], kf.shape[2]
+        self.face_weight = face_weight
+        self.real_last, self.face_idx, self.face_sizes = frequencies
+        self.c = m.shape[-1] // len(self.positions)
+        self.m = m
+        self.target = target
+        self._lu = None
+
+    @classmethod
+    def for_layer(cls, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int,
+                  positions: Sequence[int]) -> "FaceSolver":
+        """The solver of one layer (see :meth:`for_layers`)."""
+        return cls.for_layers([plan], [w_skip], axis, positions)[0]
+
+    @classmethod
+    def for_layers(cls, plans: Sequence[SpectralPlan], w_skips: Sequence[Optional[torch.Tensor]], axis: int,
+                   positions: Sequence[int]) -> list:
+        """One solver per layer, for the faces ``positions`` of ``axis``.
+
+        Layers with the same layout (every layer of an ``FNOBlocks``) are built together: their weights are
+        stacked and each of the few dozen small operations that make the blocks runs once for all of them, in
+        the forward and the backward pass, instead of once per layer.
+
+        Parameters
+        ----------
+        plans : sequence of SpectralPlan
+            The layers' spectral convolutions on the current grid.
+        w_skips : sequence of (torch.Tensor or None)
+            Their skip matrices ``(in, out)`` from :func:`skip_matrix`.
+        axis : int
+            Spatial axis being corrected.
+        positions : sequence of int
+            Node indices of the constrained faces along ``axis``.
+
+        Returns
+        -------
+        list of FaceSolver
+        """
+        plans, w_skips, positions = list(plans), list(w_skips), list(positions)
+        first = plans[0]
+        if len(plans) > 1 and not (all(first.same_layout(p) for p in plans[1:])
+                                   and len({w is None for w in w_skips}) == 1):
+            return [s for p, w in zip(plans, w_skips) for s in cls.for_layers([p], [w], axis, positions)]
+        face_weights = [p.face_weight(axis) for p in plans]
+        stacked = face_weights[0][None] if len(plans) == 1 else torch.stack(face_weights)
+        kf = first.face_kernel_spectrum(axis, positions, stacked)  # (L, i, o, P, Q, *xi)
+        n_l, c_in, c_out, n_p = kf.shape[:4]
         if c_in != c_out:
             raise ValueError(f"a corrected layer must keep its width, got {c_in} -> {c_out} channels")
-        self.c = c_in
-        face_dims = list(range(4, kf.ndim))
+        c = c_in
+        n_face = kf.ndim - 5
         # Face frequencies the spectral weight acts on; elsewhere the blocks reduce to the skip and the
         # right-hand side vanishes, so T2 leaves those components unchanged and they need no solve.
-        self.real_last, self.face_idx, self.face_sizes = plan.face_frequencies(axis)
-        if w_skip is not None:
+        frequencies = first.face_frequencies(axis)
+        if w_skips[0] is not None:
+            w = w_skips[0][None] if n_l == 1 else torch.stack(w_skips)  # (L, i, o)
             eye_p = torch.eye(n_p, dtype=kf.dtype, device=kf.device)
-            kf = kf + (w_skip.to(kf.dtype)[:, :, None, None] * eye_p).reshape(*kf.shape[:4], *([1] * len(face_dims)))
-        # (i, o, P, Q, *F) -> (*F, P*o, Q*i)
-        m = kf.permute(*range(4, kf.ndim), 2, 1, 3, 0).reshape(*kf.shape[4:], n_p * self.c, n_p * self.c)
-        c = self.c
+            kf = kf + (w.to(kf.dtype)[..., None, None] * eye_p).reshape(*kf.shape[:5], *([1] * n_face))
+        # (L, i, o, P, Q, *F) -> (L, *F, P*o, Q*i)
+        m = kf.permute(0, *range(5, kf.ndim), 3, 2, 4, 1).reshape(n_l, *kf.shape[5:], n_p * c, n_p * c)
         # Blocks can be singular where the spectral weight does not reach (a face frequency held only by the
         # mirror image of a retained mode, or any frequency without a skip path, or a rank-deficient skip).
         # There the right-hand side vanishes too; a shift of one machine epsilon (relative to the largest
-        # block) keeps the correction finite and zero instead of 0/0, and is round-off elsewhere.
+        # block of the layer) keeps the correction finite and zero instead of 0/0, and is round-off elsewhere.
         # The shift is a constant of the pass (computed without a graph): its gradient would be of the order
         # of round-off, and differentiating |m| and the maxima costs more than the rest of the blocks.
         scale = m.detach().abs().amax(dim=(-2, -1), keepdim=True)
-        shift = torch.finfo(m.real.dtype).eps * (scale + scale.amax())
+        per_layer = scale.amax(dim=tuple(range(1, scale.ndim)), keepdim=True)
+        shift = torch.finfo(m.real.dtype).eps * (scale + per_layer)
         eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
         if n_p == 2:
             k00, k0n = m[..., :c, :c], m[..., :c, c:]
             kn0, knn = m[..., c:, :c], m[..., c:, c:]
             schur = k00 - k0n @ torch.linalg.solve(knn + shift * eye[:c, :c], kn0)
             zeros = torch.zeros_like(k0n)
-            self.target = torch.cat([torch.cat([schur, zeros], -1), torch.cat([zeros, knn], -1)], -2)
+            target = torch.cat([torch.cat([schur, zeros], -1), torch.cat([zeros, knn], -1)], -2)
         else:
-            self.target = m
-        self.m = m + shift * eye
-        self._lu = None
+            target = m
+        m = m + shift * eye
+        return [cls(positions, face_weights[j], frequencies, m[j], target[j]) for j in range(n_l)]
 
     def _to_freq(self, t: torch.Tensor, dims) -> torch.Tensor:
         """Retained face frequencies of a real face field (unnormalised transform over ``dims``)."""
@@ -232,7 +279,7 @@ def correct_axis(
         Retained modes of the corrected input, and the change ``d`` of its faces, (batch, C, P, *face).
     """
     if solver is None:
-        solver = FaceSolver(plan, w_skip, axis, positions)
+        solver = FaceSolver.for_layer(plan, w_skip, axis, positions)
     zf = solver.to_freq(z_faces)
     # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
     # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.

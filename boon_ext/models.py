@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 import torch
 from neuralop.models import FNO, TFNO
 
-from .blocks import CorrectionPlan, boon_block_forward, check_blocks
+from .blocks import CorrectionPlan, boon_block_forward, check_blocks, layer_operators
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
 from .finetune import warn_untrained_correction
@@ -255,9 +255,13 @@ class BOONFNO(FNO, name="boon_fno"):
         hidden = self._hidden_face_values(x, boundary_values, dtype) if self.hidden_values else None
         with full:
             x = x.to(dtype)
+            operators = [None] * self.n_layers
+            if cache is None and self.kernel_correction and self._correction.corrected:
+                # Every layer's face blocks in one batched build (the grid is the same in every layer).
+                operators = layer_operators(self.fno_blocks, range(self.n_layers), x, self._correction, True)
             for i in range(self.n_layers):
                 x = boon_block_forward(self.fno_blocks, i, x, self._correction, self.kernel_correction, cache,
-                                       hidden)
+                                       hidden, operators[i])
         x = self.projection(x)
         with full:
             x = x.to(dtype)

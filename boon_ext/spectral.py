@@ -283,28 +283,38 @@ class SpectralPlan:
         axis : int
         positions : sequence of int
         face_weight : torch.Tensor, optional
-            :meth:`face_weight` for ``axis``, if already built (the weight in the layout used here).
+            :meth:`face_weight` for ``axis``, if already built (the weight in the layout used here); or several
+            layers' face weights stacked along leading dimensions, all laid out as this plan's.
 
         Returns
         -------
         torch.Tensor
-            ``K[i, o, p, q, *xi]``, complex (a permuted view of a tensor laid out as ``(*xi, i, p, q, o)``);
-            real ``(i, o, P, Q)`` for a 1-D layer.
+            ``K[..., i, o, p, q, *xi]``, complex (a permuted view of a tensor laid out as ``(..., *xi, i, p, q,
+            o)``), with the leading dimensions of a stacked ``face_weight``; real ``(..., i, o, P, Q)`` for a 1-D
+            layer.
         """
         if face_weight is None:
             face_weight = self.face_weight(axis)
         phase_in = self._impulse_phase(axis, positions).to(torch.complex128)  # (Q, k)
         both = (self._eval_phase(axis, positions).to(torch.complex128)[:, None, :] * phase_in[None]).to(self.cdtype)
         n_p, n_q, k = both.shape
-        n_f, ik, o = face_weight.shape
+        layers = tuple(face_weight.shape[:-3])
+        n_f, ik, o = face_weight.shape[-3:]
         i = ik // k
-        # (P*Q, k) @ (F, i, k, o): one batched product over the contiguous weight, no copy of it
-        v = torch.matmul(both.reshape(n_p * n_q, k), face_weight.reshape(n_f, i, k, o))  # (F, i, P*Q, o)
+        # (P*Q, k) @ (..., F, i, k, o): one batched product over the contiguous weight, no copy of it
+        v = torch.matmul(both.reshape(n_p * n_q, k), face_weight.reshape(*layers, n_f, i, k, o))  # (..., F, i, PQ, o)
         kept_face = [len(self.out_list[a]) for a in range(self.order) if a != axis]
-        v = v.reshape(*kept_face, i, n_p, n_q, o)
-        nf = len(kept_face)
-        v = self._face_spectrum(v, axis, lead=0)  # (*xi, i, P, Q, o)
-        return v.permute(nf, nf + 3, nf + 1, nf + 2, *range(nf))
+        v = v.reshape(*layers, *kept_face, i, n_p, n_q, o)
+        nl, nf = len(layers), len(kept_face)
+        v = self._face_spectrum(v, axis, lead=nl)  # (..., *xi, i, P, Q, o)
+        return v.permute(*range(nl), nl + nf, nl + nf + 3, nl + nf + 1, nl + nf + 2, *range(nl, nl + nf))
+
+    def same_layout(self, other: "SpectralPlan") -> bool:
+        """Whether ``other`` has this plan's grid, retained modes, weight shape, dtype and normalisation, so that
+        geometry computed for one (phases, index maps) holds for both and their weights can be stacked."""
+        return (self.shape == other.shape and self.in_list == other.in_list and self.out_list == other.out_list
+                and self.cdtype == other.cdtype and self.norm == other.norm and self.separable == other.separable
+                and self.weight.shape == other.weight.shape and self.weight.device == other.weight.device)
 
     def _dense_weight(self) -> torch.Tensor:
         """The weight as (in, out, *kept); a separable weight is channel-diagonal."""

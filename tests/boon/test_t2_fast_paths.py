@@ -124,3 +124,38 @@ def test_face_keeping_gelu_equals_the_masked_activation_values_and_gradients(dat
     assert torch.equal(got[mask], h[mask])
     if (~mask).any():  # interior nodes (a length-2 axis with both faces constrained has none)
         assert not torch.equal(got[~mask], h[~mask])
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), n_dim=st.integers(1, 3), n_layers=st.integers(2, 4), seed=st.integers(0, 10**6))
+def test_face_blocks_built_for_all_layers_at_once_equal_one_layer_at_a_time(data, n_dim, n_layers, seed):
+    # Training builds every layer's face blocks in one batched computation; each layer's must be what building
+    # it alone gives, and the gradients that reach each layer's weight through them too.
+    from boon_ext.blocks import layer_operators
+
+    shape = tuple(2 * data.draw(st.integers(3, 5)) for _ in range(n_dim))
+    modes = tuple(data.draw(st.integers(2, 4)) for _ in range(n_dim))
+    torch.manual_seed(seed)
+    blocks = FNOBlocks(3, 3, modes, n_layers=n_layers)
+    for p in blocks.parameters():
+        p.data = p.data.to(torch.complex128 if p.is_complex() else torch.float64)
+    randomize(blocks, seed)
+    axis = data.draw(st.integers(0, n_dim - 1))
+    sides = data.draw(st.sampled_from([("left",), ("right",), ("left", "right")]))
+    rules = [Dirichlet(**{s: 0.0 for s in sides}, dim=axis - n_dim)]
+    plan = CorrectionPlan.from_spec(BoundarySpec(rules, n_dim=n_dim))
+    x = torch.zeros(1, 3, *shape, dtype=torch.float64)
+    together = layer_operators(blocks, range(n_layers), x, plan, True)
+    probe = [torch.randn_like(together[0][3][axis].m) for _ in range(n_layers)]
+    loss = sum((ops[3][axis].m * p).real.sum() + ops[3][axis].target.abs().sum() for ops, p in zip(together, probe))
+    g_together = torch.autograd.grad(loss, [c.weight.tensor for c in blocks.convs])
+    for j in range(n_layers):
+        (alone,) = layer_operators(blocks, [j], x, plan, True)
+        a, b = together[j][3][axis], alone[3][axis]
+        scale = float(b.m.detach().abs().max())
+        assert float((a.m - b.m).detach().abs().max()) <= 1e-12 * scale
+        assert float((a.target - b.target).detach().abs().max()) <= 1e-12 * scale
+        assert a.positions == b.positions and torch.equal(a.face_weight, b.face_weight)
+        loss_j = (b.m * probe[j]).real.sum() + b.target.abs().sum()
+        (g_alone,) = torch.autograd.grad(loss_j, blocks.convs[j].weight.tensor)
+        assert float((g_together[j] - g_alone).abs().max()) <= 1e-10 * max(1.0, float(g_alone.abs().max()))
