@@ -741,7 +741,7 @@ def _train_in_parallel(jobs, n_jobs, threads_per_job):
 # ------------------------------------------------------------------------------ main
 def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max_epochs=None, schedule="paper",
         cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True, device="cpu", jobs=1,
-        threads_per_job=None):
+        threads_per_job=None, report_only=False):
     """Train every (problem, model, seed) not finished yet and write the report to ``out``.
 
     Parameters
@@ -779,6 +779,8 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         is deterministic given its seed and thread count, so the numbers do not depend on ``jobs``.
     threads_per_job : int, optional
         Torch threads of each worker process when ``jobs > 1`` (default: the CPU count divided by ``jobs``).
+    report_only : bool
+        Train nothing: rebuild the table and the plots from the finished runs in ``out``.
 
     Returns
     -------
@@ -838,7 +840,8 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                         continue
                     if log:
                         log(f"{name}: finished earlier with other settings, retrained")
-                pending.append((prob, m, seed))
+                if not report_only:
+                    pending.append((prob, m, seed))
     for prob in dict.fromkeys(p for p, _, _ in pending):
         # Generated (or read from the cache) here, once per problem, so parallel workers only read the cache.
         t0 = time.perf_counter()
@@ -976,6 +979,8 @@ def main(argv=None):
                         help="override a configuration entry, e.g. --set n_points.stokes_spacetime=129 "
                              "(recorded in results.json; runs with other settings are not mixed)")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -994,7 +999,7 @@ def main(argv=None):
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
         quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,
         cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume, command=command,
-        device=args.device, jobs=args.jobs, threads_per_job=args.threads,
+        device=args.device, jobs=args.jobs, threads_per_job=args.threads, report_only=args.report_only,
     )
     print(markdown_table(result["summary"], [m for m in MODELS if any(r["model"] == m for r in result["runs"])]))
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {args.out or 'outputs/boon_' + result['mode']}")

@@ -117,6 +117,10 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
     stamp = path.stat().st_mtime_ns
     again = repro.run(out=tmp_path / "split", resume=True, **kw)
     assert path.stat().st_mtime_ns == stamp and again["runs"][0]["rel_l2"] == whole["rel_l2"]
+    # --report-only trains nothing (here: not even the seed that has no run yet) and reports the finished run.
+    report = repro.run(out=tmp_path / "split", report_only=True, **dict(kw, seeds=[0, 1]))
+    assert path.stat().st_mtime_ns == stamp and [r["rel_l2"] for r in report["runs"]] == [whole["rel_l2"]]
+    assert not (tmp_path / "split" / "runs" / "stokes_boon_hidden_s1.json").exists()
     changed = repro.run(out=tmp_path / "split", resume=True, **dict(kw, config=dict(cfg, lr=2e-3)))
     assert path.stat().st_mtime_ns != stamp and len(changed["runs"]) == 1
 
