@@ -5,6 +5,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,6 +143,18 @@ def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
     for bad in (dict(jobs=0), dict(jobs=2, threads_per_job=0)):
         with pytest.raises(ValueError, match=next(iter(k for k in bad if not bad[k]))):
             repro.run(out=tmp_path / "bad", **dict(kw, **bad))
+
+
+def test_command_line_jobs_run_in_worker_processes(tmp_path):
+    # The script run as a program: its workers re-import it as their main module.
+    script = Path(__file__).resolve().parents[2] / "examples" / "reproduce_boon.py"
+    cmd = [sys.executable, str(script), "--quick", "--problems", "heat", "--models", "fno,boon_output", "--seeds",
+           "0", "--jobs", "2", "--threads", "1", "--no-plots", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["heat_boon_output_s0.json", "heat_fno_s0.json"]
+    assert "| heat | BOON (output T1 only) | 1 |" in (tmp_path / "results.md").read_text()
 
 
 def test_a_claimed_run_is_skipped_and_a_stale_claim_taken_over(repro, tmp_path):
