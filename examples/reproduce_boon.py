@@ -20,7 +20,10 @@ Full mode follows the paper's reference experiments: 1-D FNO with 16 retained Fo
 target. Training (``--schedule``):
 
 - ``paper`` (default): 500 epochs, learning rate x0.5 every 50 epochs (12,500 steps on 500 samples);
-- ``converge``: the same step decay, stopped once the convergence criterion below holds (cap: the max epochs).
+- ``converge``: the same step decay, stopped once the convergence criterion below holds, but not before
+  ``--min-epochs`` (default 300: six halvings of the learning rate, so that a plateau at a large learning rate
+  cannot end a run; measured: periodic Burgers' FNO met the criterion at epoch 165, with the learning rate at a
+  quarter of its start); cap: the max epochs.
 
 Convergence criterion, checked and reported for every run under either schedule: the best validation error
 (relative L2 on a held-out validation set, separate from the test set) improved by less than ``--tol`` (default
@@ -100,7 +103,7 @@ CONFIGS = {
     # Smoke size: every code path, a few epochs (the criterion is reported, it is not expected to hold).
     "quick": dict(
         n_train=24, n_val=8, n_test=8, st_train=16, st_val=4, st_test=4, batch_size=8, seeds=[0, 1],
-        max_epochs=3, step_size=2, gamma=0.5, lr=1e-3, weight_decay=1e-4, patience=2, tol=0.01,
+        max_epochs=3, step_size=2, gamma=0.5, lr=1e-3, weight_decay=1e-4, patience=2, tol=0.01, min_epochs=0,
         fno_1d=dict(n_modes=(15,), hidden_channels=16, n_layers=2),
         fno_st=dict(n_modes=(8, 7), hidden_channels=8, n_layers=2),
         n_points=dict(heat=65, stokes=65, stokes_spacetime=32, burgers_periodic=33, burgers_dirichlet=65,
@@ -111,6 +114,7 @@ CONFIGS = {
     "full": dict(
         n_train=500, n_val=100, n_test=100, st_train=1000, st_val=200, st_test=200, batch_size=20, seeds=[0, 1, 2],
         max_epochs=500, step_size=50, gamma=0.5, lr=1e-3, weight_decay=1e-4, patience=50, tol=0.01,
+        min_epochs=300,
         fno_1d=dict(n_modes=(31,), hidden_channels=64, n_layers=4),
         fno_st=dict(n_modes=(24, 23), hidden_channels=32, n_layers=4),
         n_points=dict(heat=501, stokes=501, stokes_spacetime=501, burgers_periodic=129, burgers_dirichlet=501,
@@ -372,7 +376,7 @@ def _state_for_checkpoint(model):
     return state
 
 
-def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, key=None):
+def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, key=None, legacy_key=None):
     """Adam + step decay on the relative L2 loss, with per-epoch curves and the convergence criterion.
 
     Returns
@@ -397,7 +401,9 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     ck = None
     if ckpt_path is not None and Path(ckpt_path).exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if ck is not None and ck.get("key") != key:
+    # A checkpoint under the legacy fingerprint is of a run that had not stopped: the current rule, which stops
+    # no earlier, has it at the same point (see _valid_under_min_epochs).
+    if ck is not None and ck.get("key") not in {k for k in (key, legacy_key) if k is not None}:
         if log:
             log(f"  {Path(ckpt_path).name} was written with other settings: ignored, training from the start")
         ck = None
@@ -413,7 +419,7 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     converged, improvement = convergence(hist["best_val"], cfg["patience"], cfg["tol"])
     stopped_early = False
     for epoch in range(start_epoch, cfg["max_epochs"]):
-        if schedule == "converge" and converged:
+        if schedule == "converge" and converged and epoch >= cfg.get("min_epochs", 0):
             stopped_early = True
             break
         t0 = time.perf_counter()
@@ -451,8 +457,11 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
 
 
 # ----------------------------------------------------------------------------- runs
-def run_key(cfg, prob, model, schedule):
-    """Fingerprint of everything that determines a run (seed aside), to resume only matching runs."""
+def run_key(cfg, prob, model, schedule, legacy=False):
+    """Fingerprint of everything that determines a run (seed aside), to resume only matching runs.
+
+    ``legacy=True``: the fingerprint as computed before ``min_epochs`` existed (see :func:`_valid_under_min_epochs`).
+    """
     st = prob == "stokes_spacetime"
     relevant = dict(
         problem=prob, model=model, model_kwargs=MODEL_KWARGS[model], schedule=schedule,
@@ -461,7 +470,39 @@ def run_key(cfg, prob, model, schedule):
         **{k: cfg[k] for k in ("batch_size", "max_epochs", "step_size", "gamma", "lr", "weight_decay", "patience",
                                "tol")},
     )
+    if not legacy:
+        relevant["min_epochs"] = cfg.get("min_epochs", 0)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _valid_under_min_epochs(record, cfg):
+    """Whether a run recorded under the legacy fingerprint is what the current settings would train.
+
+    Before ``min_epochs`` a ``converge`` run stopped at the first epoch the criterion held. Under the current rule
+    it stops at the first such epoch from ``min_epochs`` on; so a run that stopped at or after ``min_epochs``, or
+    never stopped early, follows the same trajectory to the same end, and only its fingerprint is out of date.
+    """
+    if record.get("stopped_early") is None or record.get("epochs") is None:
+        return False
+    return (not record["stopped_early"]) or record["epochs"] >= cfg.get("min_epochs", 0)
+
+
+def finished_run(path, cfg, prob, model, schedule):
+    """The finished run at ``path`` if it has the current settings (updating a legacy fingerprint that still
+    holds, in the file too, with the old one kept as ``key_before``), else ``None``."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    key = run_key(cfg, prob, model, schedule)
+    if record.get("key") == key:
+        return record
+    if record.get("key") == run_key(cfg, prob, model, schedule, legacy=True) and _valid_under_min_epochs(record, cfg):
+        record.update(key_before=record["key"], key=key)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+        return record
+    return None
 
 
 def _run_name(prob, model, seed):
@@ -681,7 +722,7 @@ def train_one(job):
     try:
         key = run_key(cfg, prob, m, schedule)
         path = runs_dir / f"{name}.json"
-        if job["resume"] and path.exists() and json.loads(path.read_text()).get("key") == key:
+        if job["resume"] and finished_run(path, cfg, prob, m, schedule) is not None:
             if log:  # another process finished it after this call listed it
                 log(f"{name}: finished by another process, kept")
             return name
@@ -698,7 +739,8 @@ def train_one(job):
         ckpt = runs_dir / f"{name}.ckpt.pt"
         if not job["resume"] and ckpt.exists():
             ckpt.unlink()
-        hist = train(model, problem, prob, cfg, seed, schedule, ckpt_path=ckpt, log=log, key=key)
+        hist = train(model, problem, prob, cfg, seed, schedule, ckpt_path=ckpt, log=log, key=key,
+                     legacy_key=run_key(cfg, prob, m, schedule, legacy=True))
         n_train, n_val, n_test = _sizes(cfg, prob)
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
@@ -833,8 +875,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                 name = _run_name(prob, m, seed)
                 path = runs_dir / f"{name}.json"
                 if resume and path.exists():
-                    old = json.loads(path.read_text())
-                    if old.get("key") == run_key(cfg, prob, m, schedule):
+                    if finished_run(path, cfg, prob, m, schedule) is not None:
                         if log:
                             log(f"{name}: finished earlier, kept")
                         continue
@@ -858,9 +899,10 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     runs = []
     for path in sorted(runs_dir.glob("*.json")):
         r = json.loads(path.read_text())
-        if r.get("problem") in PROBLEMS and r.get("model") in MODELS and r.get("key") == run_key(
-                cfg, r["problem"], r["model"], schedule):
-            runs.append(r)
+        if r.get("problem") in PROBLEMS and r.get("model") in MODELS:
+            r = finished_run(path, cfg, r["problem"], r["model"], schedule)
+            if r is not None:
+                runs.append(r)
     all_problems = [p for p in PROBLEMS if any(r["problem"] == p for r in runs)]
     all_models = [m for m in MODELS if any(r["model"] == m for r in runs)]
     summary = summarize(runs, all_problems, all_models)
@@ -891,7 +933,8 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                   summary=summary, plots=pngs)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     criterion = (f"best validation error improved by less than {cfg['tol']:.0%} over the last {cfg['patience']} "
-                 "epochs")
+                 f"epochs (under --schedule converge, a run stops once it holds, from epoch {cfg.get('min_epochs', 0)} "
+                 "on)")
     header = [
         f"# BOON reproduction ({mode} mode, schedule {schedule})",
         "",
@@ -968,6 +1011,8 @@ def main(argv=None):
     parser.add_argument("--max-epochs", type=int, default=None, help="epochs (cap under --schedule converge)")
     parser.add_argument("--patience", type=int, default=None, help="window of the convergence criterion, epochs")
     parser.add_argument("--tol", type=float, default=None, help="relative improvement threshold of the criterion")
+    parser.add_argument("--min-epochs", type=int, default=None,
+                        help="--schedule converge stops no earlier than this (default 300 in full mode)")
     parser.add_argument("--resume", action="store_true", help="keep finished runs, continue interrupted ones")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: 1 with --quick, torch's choice otherwise)")
@@ -993,6 +1038,8 @@ def main(argv=None):
         config["patience"] = args.patience
     if args.tol is not None:
         config["tol"] = args.tol
+    if args.min_epochs is not None:
+        config["min_epochs"] = args.min_epochs
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s]
     command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))
     result = run(

@@ -192,6 +192,32 @@ def test_converge_schedule_stops_on_the_criterion(repro, tmp_path):
                     verbose=False, schedule="converge")
     r = res["runs"][0]
     assert r["converged"] and r["stopped_early"] and r["epochs"] == 2
+    # Not before min_epochs, however early the criterion holds.
+    res = repro.run(problems=["heat"], models=["fno"], quick=True, out=tmp_path / "min", plots=False,
+                    verbose=False, schedule="converge", config=dict(cfg, min_epochs=4))
+    r = res["runs"][0]
+    assert r["converged"] and r["stopped_early"] and r["epochs"] == 4
+
+
+def test_runs_recorded_before_min_epochs_are_kept_only_where_the_rule_changes_nothing(repro, tmp_path):
+    cfg = dict(repro.CONFIGS["quick"], **dict(TINY, seeds=[0], min_epochs=5))
+    legacy = repro.run_key(cfg, "heat", "fno", "converge", legacy=True)
+    assert legacy != repro.run_key(cfg, "heat", "fno", "converge")
+    cases = {"ran_out": (8, False, True), "late_stop": (5, True, True), "early_stop": (4, True, False)}
+    for name, (epochs, stopped, kept) in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(dict(key=legacy, epochs=epochs, stopped_early=stopped, rel_l2=0.5)))
+        got = repro.finished_run(path, cfg, "heat", "fno", "converge")
+        assert (got is not None) == kept, name
+        on_disk = json.loads(path.read_text())
+        if kept:  # the fingerprint is brought up to date in the file, the old one kept beside it
+            assert on_disk["key"] == repro.run_key(cfg, "heat", "fno", "converge") and on_disk["key_before"] == legacy
+        else:
+            assert on_disk["key"] == legacy
+    other = tmp_path / "other.json"  # another legacy setting (a different lr) is never taken
+    other.write_text(json.dumps(dict(key=repro.run_key(dict(cfg, lr=9.0), "heat", "fno", "converge", legacy=True),
+                                     epochs=8, stopped_early=False)))
+    assert repro.finished_run(other, cfg, "heat", "fno", "converge") is None
 
 
 def test_fno_baseline_path_runs(repro, tmp_path):
