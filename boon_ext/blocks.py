@@ -114,13 +114,10 @@ def _act(blocks, h, plan: CorrectionPlan, corrected: bool):
         return y
     if not torch.is_grad_enabled() and y is not h:
         # Inference: write the faces' pre-activation values into the fresh output, touching face nodes only.
-        for axis, sides in plan.face_axes:
-            for side in sides:
-                i = 0 if side == "left" else h.shape[2 + axis] - 1
-                y.select(2 + axis, i).copy_(h.select(2 + axis, i))
-        return y
-    # Training: one masked select, whose backward pass is two element-wise masks (cheaper than slice copies),
-    # and which is safe for activations that save their output for the backward pass.
+        return _copy_faces(y, h, plan.face_axes)
+    # Training with an activation other than GELU: one masked select, whose backward pass is two element-wise
+    # masks (cheaper than slice copies), and which is safe for activations that save their output for the
+    # backward pass.
     return torch.where(plan.face_mask(h.shape[2:], h.device), h, y)
 
 

@@ -487,22 +487,31 @@ def _valid_under_min_epochs(record, cfg):
     return (not record["stopped_early"]) or record["epochs"] >= cfg.get("min_epochs", 0)
 
 
-def finished_run(path, cfg, prob, model, schedule):
-    """The finished run at ``path`` if it has the current settings (updating a legacy fingerprint that still
-    holds, in the file too, with the old one kept as ``key_before``), else ``None``."""
-    if not path.exists():
-        return None
-    record = json.loads(path.read_text())
+def _write_json(path, record):
+    """Write ``record`` to ``path`` atomically: an interruption leaves the previous file intact."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
+
+
+def _current(record, path, cfg, prob, model, schedule):
+    """``record`` (read from ``path``) if it has the current settings, updating a legacy fingerprint that still
+    holds (in the file too, the old one kept as ``key_before``); else ``None``."""
     key = run_key(cfg, prob, model, schedule)
     if record.get("key") == key:
         return record
     if record.get("key") == run_key(cfg, prob, model, schedule, legacy=True) and _valid_under_min_epochs(record, cfg):
         record.update(key_before=record["key"], key=key)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
+        _write_json(path, record)
         return record
     return None
+
+
+def finished_run(path, cfg, prob, model, schedule):
+    """The finished run at ``path`` if it has the current settings (see :func:`_current`), else ``None``."""
+    if not path.exists():
+        return None
+    return _current(json.loads(path.read_text()), path, cfg, prob, model, schedule)
 
 
 def _run_name(prob, model, seed):
@@ -745,9 +754,7 @@ def train_one(job):
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
         record.update(hist, **metrics)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
+        _write_json(path, record)
         if ckpt.exists():
             ckpt.unlink()
         if log:
@@ -900,7 +907,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     for path in sorted(runs_dir.glob("*.json")):
         r = json.loads(path.read_text())
         if r.get("problem") in PROBLEMS and r.get("model") in MODELS:
-            r = finished_run(path, cfg, r["problem"], r["model"], schedule)
+            r = _current(r, path, cfg, r["problem"], r["model"], schedule)
             if r is not None:
                 runs.append(r)
     all_problems = [p for p in PROBLEMS if any(r["problem"] == p for r in runs)]
