@@ -78,6 +78,9 @@ from boon_ext.datasets import (  # noqa: E402
 from boon_ext.datasets.base import BoundaryProblem  # noqa: E402
 from boon_ext import one_sided_derivative  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _boon_rule import choose_default, load_costs, markdown as decision_markdown  # noqa: E402  (examples/)
+
 PROBLEMS = ("heat", "stokes", "stokes_spacetime", "burgers_periodic", "burgers_dirichlet", "stokes_nu001")
 MODELS = ("fno", "boon", "boon_hidden", "boon_output", "boon_lift")
 LIFT_WIDTH = 4
@@ -564,7 +567,7 @@ def summarize(runs, problems, models):
             per_seed = [fno[r["seed"]]["rel_l2"] / r["rel_l2"]
                         for r in runs if r["problem"] == prob and r["model"] == m and r["seed"] in fno]
             if per_seed:
-                e["factor"] = _stats(per_seed)
+                e["factor"] = dict(_stats(per_seed), n=len(per_seed))
     return summary
 
 
@@ -753,7 +756,7 @@ def train_one(job):
         n_train, n_val, n_test = _sizes(cfg, prob)
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
-        record.update(hist, **metrics)
+        record.update(hist, **metrics, commit=_git_commit())
         _write_json(path, record)
         if ckpt.exists():
             ckpt.unlink()
@@ -790,7 +793,7 @@ def _train_in_parallel(jobs, n_jobs, threads_per_job):
 # ------------------------------------------------------------------------------ main
 def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max_epochs=None, schedule="paper",
         cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True, device="cpu", jobs=1,
-        threads_per_job=None, report_only=False):
+        threads_per_job=None, report_only=False, costs=None):
     """Train every (problem, model, seed) not finished yet and write the report to ``out``.
 
     Parameters
@@ -830,17 +833,23 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         Torch threads of each worker process when ``jobs > 1`` (default: the CPU count divided by ``jobs``).
     report_only : bool
         Train nothing: rebuild the table and the plots from the finished runs in ``out``.
+    costs : str or Path, optional
+        ``benchmark_boon.json`` written by ``examples/benchmark_boon.py``: the training-step costs with which
+        the report applies the default-selection rule (``examples/_boon_rule.py``). Without it the report lists
+        the verdicts and chooses no default.
 
     Returns
     -------
     dict
-        ``{"mode", "schedule", "config", "runs", "summary", ...}``, as written to ``results.json``.
+        ``{"mode", "schedule", "config", "runs", "summary", "decision", ...}``, as written to ``results.json``.
 
     Raises
     ------
     ValueError
-        Unknown problem, model or schedule, no seeds, or ``jobs`` / ``threads_per_job`` below 1.
+        Unknown problem, model or schedule, no seeds, ``jobs`` / ``threads_per_job`` below 1, or a ``costs``
+        file that does not time every variant in 1-D, 2-D and space-time.
     """
+    training_costs = load_costs(costs)  # read first: a bad file fails before hours of training, not after
     n_jobs = int(jobs)
     if n_jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
@@ -913,6 +922,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     all_problems = [p for p in PROBLEMS if any(r["problem"] == p for r in runs)]
     all_models = [m for m in MODELS if any(r["model"] == m for r in runs)]
     summary = summarize(runs, all_problems, all_models)
+    decision = choose_default(summary, training_costs)  # 3 seeds at least, in every mode
     pngs = {}
     if plots:
         for prob in all_problems:
@@ -937,7 +947,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     result = dict(mode=mode, schedule=schedule, command=command, commit=commit, machine=machine,
                   config={k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()},
                   seconds_this_call=time.perf_counter() - t_start, data_checks=data_checks, runs=slim,
-                  summary=summary, plots=pngs)
+                  summary=summary, decision=decision, costs_file=None if costs is None else str(costs), plots=pngs)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     criterion = (f"best validation error improved by less than {cfg['tol']:.0%} over the last {cfg['patience']} "
                  f"epochs (under --schedule converge, a run stops once it holds, from epoch {cfg.get('min_epochs', 0)} "
@@ -954,6 +964,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         "",
     ]
     (out / "results.md").write_text("\n".join(header) + "\n" + markdown_table(summary, all_models) + "\n\n"
+                                    + decision_markdown(decision, MODEL_LABELS) + "\n"
                                     + "\n".join(f"![{k}]({v})" for k, v in pngs.items()) + "\n")
     return result
 
@@ -1030,6 +1041,9 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                         help="override a configuration entry, e.g. --set n_points.stokes_spacetime=129 "
                              "(recorded in results.json; runs with other settings are not mixed)")
+    parser.add_argument("--costs", default=None, metavar="JSON",
+                        help="benchmark_boon.json of examples/benchmark_boon.py: with it the report applies the "
+                             "default-selection rule (examples/_boon_rule.py)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
@@ -1053,7 +1067,7 @@ def main(argv=None):
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
         quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,
         cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume, command=command,
-        device=args.device, jobs=args.jobs, threads_per_job=args.threads, report_only=args.report_only,
+        device=args.device, jobs=args.jobs, threads_per_job=args.threads, report_only=args.report_only, costs=args.costs,
     )
     print(markdown_table(result["summary"], [m for m in MODELS if any(r["model"] == m for r in result["runs"])]))
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {args.out or 'outputs/boon_' + result['mode']}")

@@ -72,6 +72,11 @@ def test_reproduction_runs_every_variant_and_boon_holds_boundary_conditions(repr
     table = (out / "results.md").read_text()
     assert "Commit: " in table and "Command: " in table
     assert "| heat | BOON (T2 + T1 in every layer) | - | n/a" in table and "| stokes_spacetime | FNO | 2 |" in table
+    # Two seeds: the default-selection rule gives no verdict and chooses nothing.
+    assert "## Default chosen by the rule" in table and "**No default chosen yet.**" in table
+    assert written["decision"]["default"] is None
+    assert set(written["decision"]["verdicts"]["boon"].values()) == {"pending"}
+    assert all(r["commit"] for r in trained)
     for prob in repro.PROBLEMS:
         assert (out / f"{prob}.png").stat().st_size > 1000
         assert (out / f"curves_{prob}_fno.png").stat().st_size > 1000
