@@ -65,7 +65,7 @@ def training_costs(benchmark):
     return worst
 
 
-def choose_default(summary, costs=None, min_seeds=MIN_SEEDS):
+def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     """Apply the rule to ``reproduce_boon.summarize``'s output.
 
     Parameters
@@ -76,6 +76,9 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS):
         ``{benchmark variant: worst fwd+bwd ratio}`` (:func:`training_costs`). Without it no default is chosen.
     min_seeds : int
         Seeds needed per problem and variant before a verdict is given.
+    expected : sequence of str
+        Every problem of the reproduction. Those without a finished FNO run are listed as ``not_covered``: the
+        rule decides on the problems that have runs, and the report says which were left out.
 
     Returns
     -------
@@ -90,7 +93,8 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS):
     cost = {m: None if costs is None else costs.get(BENCHMARK_VARIANT[m]) for m in models}
     better_on = {m: [p for p in problems if verdicts[m][p] == "better"] for m in models}
     out = dict(rule=dict(level=LEVEL, better=BETTER, cost_cap=COST_CAP, min_seeds=min_seeds), problems=problems,
-               verdicts=verdicts, cost=cost, better_on=better_on, default=None)
+               not_covered=[p for p in expected if p not in problems], verdicts=verdicts, cost=cost,
+               better_on=better_on, default=None)
     pending = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "pending"]
     out["pending"] = pending
     if not problems:
@@ -141,6 +145,8 @@ def markdown(decision, labels=None):
     outcome = f"**Default: {labels.get(decision['default'], decision['default'])}.**" if decision["default"] else \
         "**No default chosen yet.**"
     lines += ["", f"{outcome} {decision['reason'][0].upper() + decision['reason'][1:]}."]
+    if decision.get("not_covered"):
+        lines.append(f"Not covered (no finished FNO run): {', '.join(decision['not_covered'])}.")
     recommend = [f"{labels.get(m, m)} on {', '.join(ps)}" for m, ps in decision["better_on"].items() if ps]
     if recommend:
         lines.append("Better than the FNO (recommended there, whatever its cost): " + "; ".join(recommend) + ".")

@@ -922,7 +922,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     all_problems = [p for p in PROBLEMS if any(r["problem"] == p for r in runs)]
     all_models = [m for m in MODELS if any(r["model"] == m for r in runs)]
     summary = summarize(runs, all_problems, all_models)
-    decision = choose_default(summary, training_costs)  # 3 seeds at least, in every mode
+    decision = choose_default(summary, training_costs, expected=problems)  # 3 seeds at least, in every mode
     pngs = {}
     if plots:
         for prob in all_problems:

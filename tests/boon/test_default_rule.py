@@ -115,12 +115,14 @@ def test_a_variant_undefined_somewhere_is_never_the_default(rule, repro):
     runs.append(dict(problem="heat", model="boon_hidden", seed=0, not_defined="n/a: Dirichlet faces only"))
     summary = repro.summarize(runs, list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
     costs = {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()}
-    d = rule.choose_default(summary, costs)
+    d = rule.choose_default(summary, costs, expected=[*PROBLEMS, "stokes_spacetime"])
     assert d["verdicts"]["boon_hidden"]["heat"] == "not defined"
+    assert d["not_covered"] == ["stokes_spacetime"] and "stokes_spacetime" not in d["verdicts"]["boon"]
     assert d["default"] == "boon"  # level everywhere; boon_hidden is better on 3 problems but undefined on one
     assert d["better_on"]["boon_hidden"] == ["stokes", "burgers_periodic", "burgers_dirichlet"]
     md = rule.markdown(d, repro.MODEL_LABELS)
     assert "Better than the FNO (recommended there" in md and "not defined" in md
+    assert "Not covered (no finished FNO run): stokes_spacetime." in md
     # over the cost cap: level everywhere but too slow
     slow = dict(costs, T2=rule.COST_CAP + 0.01)
     assert rule.choose_default(summary, slow)["default"] == "boon_output"
