@@ -715,6 +715,107 @@ def claim_run(runs_dir, name):
     return None
 
 
+def make_config(quick=False, config=None, seeds=None, max_epochs=None):
+    """The mode's configuration with ``config`` entries, ``seeds`` and ``max_epochs`` overriding it."""
+    cfg = copy.deepcopy(CONFIGS["quick" if quick else "full"])
+    cfg.update(config or {})
+    if seeds is not None:
+        cfg["seeds"] = list(seeds)
+    if not cfg["seeds"]:
+        raise ValueError("seeds: expected at least one seed")
+    if max_epochs is not None:
+        cfg["max_epochs"] = int(max_epochs)
+    return cfg
+
+
+def campaign_status(out, problems, models, cfg, schedule, cache_dir=None):
+    """Where a reproduction stands in ``out``: every selected run finished, in training, or still to train.
+
+    Trains and writes nothing (a problem's data are generated only if ``boon_hidden`` is selected and the data
+    cache lacks them, to learn whether the variant is defined there). The time left is estimated from finished
+    runs, as the median training seconds per epoch of the same problem and model (of the problem, any model,
+    where the model has none), and counts every epoch up to ``max_epochs``: an upper bound under
+    ``--schedule converge``, which may stop from ``min_epochs`` on.
+
+    Returns
+    -------
+    list of dict
+        One per (seed, model, problem) in training order: ``name``, ``state`` (``"finished"``, ``"training"``,
+        ``"interrupted"`` (a checkpoint nobody holds), ``"pending"`` or ``"not defined"``), ``epoch`` (of the checkpoint, or the
+        final one), ``rel_l2`` (finished runs) and ``seconds_left`` (``None`` where no run of the problem has
+        finished).
+    """
+    runs_dir = Path(out) / "runs"
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path(out) / "data"
+    rates = {}  # (problem, model) -> seconds per epoch of finished runs
+    for prob in problems:
+        for m in MODELS:
+            for path in runs_dir.glob(f"{_run_name(prob, m, '*')}.json"):
+                r = finished_run(path, cfg, prob, m, schedule)
+                if r is not None and r.get("epochs"):
+                    rates.setdefault((prob, m), []).append(r["train_seconds"] / r["epochs"])
+
+    def rate(prob, m):
+        own = rates.get((prob, m)) or [v for (p, _), vs in rates.items() if p == prob for v in vs]
+        return float(np.median(own)) if own else None
+
+    undefined = {prob: not defined("boon_hidden", make_problem(prob, cfg, cache_dir)[0].boundary)[0]
+                 for prob in problems} if "boon_hidden" in models else {}
+    rows = []
+    for seed in cfg["seeds"]:
+        for m in models:
+            for prob in problems:
+                name = _run_name(prob, m, seed)
+                path = runs_dir / f"{name}.json"
+                done = finished_run(path, cfg, prob, m, schedule) if path.exists() else None
+                if done is not None or (m == "boon_hidden" and undefined[prob]):
+                    finished = done is not None and "not_defined" not in done
+                    rows.append(dict(name=name, state="finished" if finished else "not defined",
+                                     epoch=done.get("epochs") if finished else None,
+                                     rel_l2=done.get("rel_l2") if finished else None, seconds_left=0.0))
+                    continue
+                epoch = 0
+                ckpt = runs_dir / f"{name}.ckpt.pt"
+                if ckpt.exists():
+                    try:
+                        epoch = int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"])
+                    except (OSError, RuntimeError, KeyError, ValueError):
+                        epoch = 0  # being replaced at this moment: counted from the start
+                claim = runs_dir / f"{name}.claim"
+                held = False
+                if claim.exists():
+                    try:
+                        owner = json.loads(claim.read_text())
+                        held = owner.get("host") != platform.node() or _pid_alive(int(owner["pid"]))
+                    except (OSError, ValueError, KeyError, TypeError):
+                        held = False
+                state = "training" if held else ("interrupted" if ckpt.exists() else "pending")
+                per_epoch = rate(prob, m)
+                left = None if per_epoch is None else per_epoch * (cfg["max_epochs"] - epoch)
+                rows.append(dict(name=name, state=state, epoch=epoch, rel_l2=None, seconds_left=left))
+    return rows
+
+
+def status_text(rows, jobs=1):
+    """The rows of :func:`campaign_status` as a table with a one-line total."""
+    lines = [f"{'run':36s} {'state':12s} {'epoch':>5s} {'rel. L2':>9s} {'h left':>7s}"]
+    for r in rows:
+        err = "" if r["rel_l2"] is None else f"{r['rel_l2']:.3g}"
+        left = "?" if r["seconds_left"] is None else f"{r['seconds_left'] / 3600:.1f}"
+        epoch = "" if r["epoch"] is None else str(r["epoch"])
+        lines.append(f"{r['name']:36s} {r['state']:12s} {epoch:>5s} {err:>9s} {left:>7s}")
+    count = {s: sum(r["state"] == s for r in rows)
+             for s in ("finished", "training", "interrupted", "pending", "not defined")}
+    known = [r["seconds_left"] for r in rows if r["seconds_left"] is not None]
+    unknown = sum(r["seconds_left"] is None for r in rows)
+    hours = sum(known) / 3600
+    lines.append(", ".join(f"{n} {s}" for s, n in count.items())
+                 + f"; at most {hours:.1f} core-hours of training left ({hours / max(1, jobs):.1f} h with {jobs} "
+                 f"job(s))" + (f", plus {unknown} run(s) of problems with no finished run to estimate from" if unknown
+                               else ""))
+    return "\n".join(lines)
+
+
 def train_one(job):
     """Train one (problem, model, seed) and write ``runs/<name>.json``; the unit of work of :func:`run`.
 
@@ -867,14 +968,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
     mode = "quick" if quick else "full"
-    cfg = copy.deepcopy(CONFIGS[mode])
-    cfg.update(config or {})
-    if seeds is not None:
-        cfg["seeds"] = list(seeds)
-    if not cfg["seeds"]:
-        raise ValueError("seeds: expected at least one seed")
-    if max_epochs is not None:
-        cfg["max_epochs"] = int(max_epochs)
+    cfg = make_config(quick, config, seeds, max_epochs)
     out = Path(out or f"outputs/boon_{mode}")
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -1045,6 +1139,9 @@ def main(argv=None):
                         help="benchmark_boon.json of examples/benchmark_boon.py: with it the report applies the "
                              "default-selection rule (examples/_boon_rule.py)")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--status", action="store_true",
+                        help="train and write nothing; list which runs in --out are finished, in training or to "
+                             "train, with the training time left")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
@@ -1062,6 +1159,13 @@ def main(argv=None):
     if args.min_epochs is not None:
         config["min_epochs"] = args.min_epochs
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s]
+    if args.status:
+        cfg = make_config(args.quick, config, seeds, args.max_epochs)
+        rows = campaign_status(args.out or f"outputs/boon_{'quick' if args.quick else 'full'}",
+                               [p for p in args.problems.split(",") if p], [m for m in args.models.split(",") if m],
+                               cfg, args.schedule, args.cache_dir)
+        print(status_text(rows, args.jobs))
+        return
     command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))
     result = run(
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],

@@ -292,3 +292,43 @@ def test_config_overrides(repro):
                        ("lr=fast", "not JSON")]:
         with pytest.raises(ValueError, match=match):
             repro.parse_overrides([bad], full)
+
+
+def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny_run, tmp_path, capsys,
+                                                                    monkeypatch):
+    import shutil
+
+    src, res = tiny_run
+    shutil.copytree(src / "runs", tmp_path / "runs")
+    shutil.copytree(src / "data", tmp_path / "data")
+    cfg = repro.make_config(quick=True, config=TINY, seeds=[0, 1, 2])
+    problems, models = ["heat", "stokes"], ["fno", "boon_hidden"]
+    rows = {r["name"]: r for r in repro.campaign_status(tmp_path, problems, models, cfg, "paper")}
+    assert list(rows) == [f"{p}_{m}_s{s}" for s in (0, 1, 2) for m in models for p in problems]
+    done = {(r["problem"], r["model"], r["seed"]): r for r in res["runs"]}
+    for s in (0, 1):
+        assert rows[f"stokes_fno_s{s}"]["state"] == "finished"
+        assert rows[f"stokes_fno_s{s}"]["rel_l2"] == done[("stokes", "fno", s)]["rel_l2"]
+        assert rows[f"heat_boon_hidden_s{s}"]["state"] == "not defined"
+    # Seed 2 is new: one run held by a live process (this one), one interrupted (a checkpoint, its process gone),
+    # the rest pending; the time left is the finished runs' seconds per epoch times the epochs to go.
+    claim = repro.claim_run(tmp_path / "runs", "stokes_fno_s2")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "runs" / "heat_fno_s2.claim").write_text(json.dumps(dict(pid=int(dead.stdout), host=platform.node())))
+    torch.save(dict(epoch=1), tmp_path / "runs" / "heat_fno_s2.ckpt.pt")
+    rows = {r["name"]: r for r in repro.campaign_status(tmp_path, problems, models, cfg, "paper")}
+    assert rows["stokes_fno_s2"]["state"] == "training" and rows["heat_fno_s2"]["state"] == "interrupted"
+    assert rows["stokes_boon_hidden_s2"]["state"] == "pending" and rows["heat_boon_hidden_s2"]["state"] == "not defined"
+    rate = np.median([done[("heat", "fno", s)]["train_seconds"] / TINY["max_epochs"] for s in (0, 1)])
+    assert rows["heat_fno_s2"]["seconds_left"] == pytest.approx(rate * (TINY["max_epochs"] - 1))
+    assert rows["heat_fno_s2"]["epoch"] == 1 and rows["stokes_fno_s2"]["epoch"] == 0
+    claim.unlink()
+    # The command line prints the table and the totals, and trains nothing.
+    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    monkeypatch.setitem(repro.CONFIGS, "quick", dict(repro.CONFIGS["quick"], **TINY))  # the settings of tiny_run
+    repro.main(["--status", "--quick", "--out", str(tmp_path), "--problems", "heat,stokes", "--models",
+                "fno,boon_hidden", "--seeds", "0,1,2"])
+    text = capsys.readouterr().out
+    assert "heat_fno_s2" in text and "interrupted" in text
+    assert text.strip().splitlines()[-1].startswith("6 finished, 0 training, 1 interrupted, 2 pending, 3 not defined")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
