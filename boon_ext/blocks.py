@@ -24,7 +24,6 @@ import torch
 
 from .conditions import BoundarySpec
 from .correction import FaceSolver, correct_axis, faces_of_input, gather_faces, skip_matrix
-from .enforcement import _replace_face
 from .spectral import SpectralPlan, check_spectral_conv, require_settings
 
 __all__ = ["CorrectionPlan", "check_blocks", "boon_block_forward", "layer_operators", "write_hidden_values"]
@@ -204,13 +203,49 @@ def write_hidden_values(h: torch.Tensor, hidden_values) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        A new tensor (``h`` is not modified, so autograd sees a plain concatenation); faces are written in the
-        order given, so at a node shared by two faces the later one's value stays.
+        A new tensor (``h`` is not modified); faces are written in the order given, so at a node shared by two
+        faces the later one's value stays, and only that value receives the node's gradient.
     """
+    dims_sides, faces = [], []
     for axis, side, g in hidden_values:
         face_shape = tuple(s for i, s in enumerate(h.shape[2:]) if i != axis)
-        h = _replace_face(h, 2 + axis, side, g.to(h.dtype).expand(h.shape[0], h.shape[1], *face_shape))
-    return h
+        dims_sides.append((2 + axis, side))
+        faces.append(g.to(h.dtype).expand(h.shape[0], h.shape[1], *face_shape))
+    return _WriteFaces.apply(h, tuple(dims_sides), *faces)
+
+
+class _WriteFaces(torch.autograd.Function):
+    """``h`` with whole faces overwritten by given values, in one copy of the field each way.
+
+    Replacing one face at a time (a concatenation per face) copies the field once per face in the forward pass and
+    again in the backward pass, 8 copies per layer in 2-D with four walls; here the forward pass writes every face
+    into one contiguous clone and the backward pass clears the faces in one clone of the gradient. The values
+    and the gradient of ``h`` are those of the face-by-face concatenation bit for bit; a face value's gradient
+    (when the values require one) sums the same terms, possibly in another order.
+    """
+
+    @staticmethod
+    def forward(ctx, h, dims_sides, *faces):
+        ctx.dims_sides = dims_sides
+        out = h.clone(memory_format=torch.contiguous_format)  # contiguous, as a concatenation's result is
+        for (dim, side), face in zip(dims_sides, faces):
+            out.select(dim, 0 if side == "left" else h.shape[dim] - 1).copy_(face)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        grad_h = grad.clone(memory_format=torch.contiguous_format)
+        grad_faces = [None] * len(ctx.dims_sides)
+        # Last written first: a node shared with an earlier face (a corner) holds the later face's value, so its
+        # gradient goes to that face, and is cleared before the earlier face takes its own.
+        for k in reversed(range(len(ctx.dims_sides))):
+            dim, side = ctx.dims_sides[k]
+            node = grad_h.select(dim, 0 if side == "left" else grad.shape[dim] - 1)
+            if ctx.needs_input_grad[2 + k]:
+                grad_faces[k] = node.clone()
+            node.zero_()
+        return (grad_h if ctx.needs_input_grad[0] else None, None, *grad_faces)
 
 
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,

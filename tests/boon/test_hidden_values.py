@@ -139,3 +139,59 @@ def test_checkpoint_keeps_hidden_values(tmp_path):
         assert torch.equal(model(x, boundary_values={"left": g}), rewrapped(x, boundary_values={"left": g}))
     assert BOONFNO.from_fno(model, [Dirichlet(faces=["left", "right"], right=0.0)],
                             hidden_values=False).hidden_values is False
+
+
+def _concatenated(h, hidden):
+    """The face-by-face reference: one concatenation per face (what write_hidden_values computes)."""
+    from boon_ext.enforcement import _replace_face
+
+    for axis, side, g in hidden:
+        face_shape = tuple(s for i, s in enumerate(h.shape[2:]) if i != axis)
+        h = _replace_face(h, 2 + axis, side, g.to(h.dtype).expand(h.shape[0], h.shape[1], *face_shape))
+    return h
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), ndim=st.integers(1, 3), dtype=st.sampled_from([torch.float32, torch.float64]),
+       g_grad=st.booleans())
+def test_hidden_values_written_in_one_pass_equal_the_face_by_face_writes(data, ndim, dtype, g_grad):
+    from boon_ext.blocks import write_hidden_values
+
+    shape = [data.draw(st.integers(1, 3), label="batch"), data.draw(st.integers(1, 4), label="width")]
+    shape += [data.draw(st.integers(2, 6), label=f"n{a}") for a in range(ndim)]
+    # faces in any order, repeated axes and shared corners included
+    faces = data.draw(st.lists(st.tuples(st.integers(0, ndim - 1), st.sampled_from(["left", "right"])),
+                               min_size=1, max_size=2 * ndim + 1), label="faces")
+    gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="seed"))
+    hidden = []
+    for axis, side in faces:
+        face_shape = [s for i, s in enumerate(shape[2:]) if i != axis]
+        g_shape = [data.draw(st.sampled_from([1, shape[0]]), label="g batch"), 1]
+        g_shape += [data.draw(st.sampled_from([1, s]), label="g face") for s in face_shape]
+        g = torch.randn(*g_shape, generator=gen, dtype=torch.float64).to(
+            data.draw(st.sampled_from([dtype, torch.float64]), label="g dtype")).requires_grad_(g_grad)
+        hidden.append((axis, side, g))
+    h0 = torch.randn(*shape, generator=gen, dtype=dtype)
+    if data.draw(st.booleans(), label="non-contiguous"):
+        h0 = h0.transpose(-1, -2).contiguous().transpose(-1, -2) if ndim > 1 else h0[..., ::1]
+    w = torch.randn(*shape, generator=gen, dtype=dtype)
+    results = []
+    for write in (write_hidden_values, _concatenated):
+        h = h0.clone().requires_grad_(True)
+        for _, _, g in hidden:
+            g.grad = None
+        out = write(h * 1.0, hidden)  # h * 1.0: a non-leaf input, as a layer's output is
+        (out * w).sum().backward()
+        results.append((out.detach(), out.is_contiguous(), h.grad, [g.grad for _, _, g in hidden]))
+    (out, contiguous, grad_h, grad_g), (ref, ref_contiguous, ref_grad_h, ref_grad_g) = results
+    assert torch.equal(out, ref) and contiguous == ref_contiguous
+    assert torch.equal(grad_h, ref_grad_h)
+    for a, b, (_, _, g) in zip(grad_g, ref_grad_g, hidden):
+        if not g_grad:
+            assert a is None and b is None
+            continue
+        # A value's gradient sums the face's gradient over its broadcast nodes; the two paths lay that face out
+        # with other strides, so the sum may run in another order: at most n roundings of terms bounded by |w|.
+        n = out.numel() // g.numel()
+        bound = n * torch.finfo(dtype).eps * w.abs().sum().item()  # summed in the field's dtype
+        torch.testing.assert_close(a, b, rtol=0, atol=bound)
