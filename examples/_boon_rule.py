@@ -7,16 +7,20 @@ the default rather than the other way round. Per problem, each variant is compar
 1. **level** on a problem: median ``r >= LEVEL`` over the seeds. 5% because a converged run's test error still
    moves by about +-7% over its last 50 epochs, so 3 seeds cannot resolve smaller differences;
 2. **better**: median ``r >= BETTER`` and every seed ``r >= 1``;
-3. **the default** is the variant that is level (or better) on every problem and better on the most, among those
-   whose training step costs at most ``COST_CAP`` times the FNO's in every benchmark configuration
-   (``benchmark_boon.py``); ties go to the cheaper variant.
+3. **the default** is the candidate that is level (or better) on every problem and better on the most, among those
+   whose training step costs at most ``COST_CAP`` times the FNO's in every configuration of ``benchmark_boon.py``;
+   ties go to the cheaper variant.
 
-A variant that is not defined on a problem (values in the hidden layers need Dirichlet conditions) cannot be the
-constructor's default, which must work for every condition; it is still recommended where it is better.
+Every problem of ``REQUIRED_PROBLEMS`` must have ``MIN_SEEDS`` seeds of every variant before anything is chosen;
+another problem with finished runs (space-time Stokes, Stokes at viscosity 0.01) enters the rule as soon as it has
+an FNO run, and must then be complete too. Values in the hidden layers need Dirichlet conditions, so that variant
+is no candidate for the constructor's default, which must work for every condition; like every variant, it is
+recommended wherever it is better.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -25,6 +29,8 @@ LEVEL = 0.95
 BETTER = 1.05
 COST_CAP = 1.3
 MIN_SEEDS = 3
+# The campaign's problems (results/boon_full/README.md): the rule decides nothing before all of them are complete.
+REQUIRED_PROBLEMS = ("heat", "stokes", "burgers_periodic", "burgers_dirichlet")
 
 # reproduce_boon.py model name -> benchmark_boon.py variant name (the same BOONFNO keyword arguments).
 BENCHMARK_VARIANT = {
@@ -33,6 +39,8 @@ BENCHMARK_VARIANT = {
     "boon_output": "output only",
     "boon_lift": "output lift",
 }
+# Variants defined for every kind of condition, hence possible constructor defaults.
+DEFAULT_CANDIDATES = ("boon", "boon_output", "boon_lift")
 
 
 def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
@@ -61,7 +69,7 @@ def training_costs(benchmark):
     worst = {}
     for row in benchmark["results"]:
         v = row["variant"]
-        worst[v] = max(worst.get(v, 0.0), float(row["fwd_bwd_ratio"]))
+        worst[v] = max(worst.get(v, -math.inf), float(row["fwd_bwd_ratio"]))
     return worst
 
 
@@ -73,50 +81,54 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     summary : dict
         ``{problem: {model: entry}}``, with ``"fno"`` entries as the baseline.
     costs : dict, optional
-        ``{benchmark variant: worst fwd+bwd ratio}`` (:func:`training_costs`). Without it no default is chosen.
+        ``{benchmark variant: worst fwd+bwd ratio}`` (:func:`load_costs`). Without it no default is chosen.
     min_seeds : int
         Seeds needed per problem and variant before a verdict is given.
     expected : sequence of str
-        Every problem of the reproduction. Those without a finished FNO run are listed as ``not_covered``: the
-        rule decides on the problems that have runs, and the report says which were left out.
+        Further problems to report as ``not_covered`` while they have no FNO run (they do not block the choice).
 
     Returns
     -------
     dict
         ``verdicts`` (``{model: {problem: verdict}}``), ``cost`` (``{model: ratio or None}``), ``better_on``
-        (``{model: [problems]}``, the recommendation wherever a variant is better), ``default`` (a model name or
-        None) and ``reason`` (one sentence).
+        (``{model: [problems]}``, the recommendation wherever a variant is better), ``pending`` (the
+        (variant, problem) pairs still short of seeds), ``missing`` (required problems without an FNO run),
+        ``not_covered``, ``default`` (a model name or None) and ``reason`` (one sentence).
     """
-    problems = [p for p in summary if "fno" in summary[p]]
+    missing = [p for p in REQUIRED_PROBLEMS if "fno" not in summary.get(p, {})]
+    problems = [p for p in REQUIRED_PROBLEMS if p not in missing]
+    problems += [p for p in summary if p not in REQUIRED_PROBLEMS and "fno" in summary[p]]
     models = list(BENCHMARK_VARIANT)
     verdicts = {m: {p: verdict(summary[p].get(m), summary[p]["fno"], min_seeds) for p in problems} for m in models}
     cost = {m: None if costs is None else costs.get(BENCHMARK_VARIANT[m]) for m in models}
     better_on = {m: [p for p in problems if verdicts[m][p] == "better"] for m in models}
-    out = dict(rule=dict(level=LEVEL, better=BETTER, cost_cap=COST_CAP, min_seeds=min_seeds), problems=problems,
-               not_covered=[p for p in expected if p not in problems], verdicts=verdicts, cost=cost,
-               better_on=better_on, default=None)
     pending = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "pending"]
-    out["pending"] = pending
-    if not problems:
-        return dict(out, reason="no problem has a finished FNO run yet")
+    out = dict(rule=dict(level=LEVEL, better=BETTER, cost_cap=COST_CAP, min_seeds=min_seeds,
+                         required=list(REQUIRED_PROBLEMS), candidates=list(DEFAULT_CANDIDATES)),
+               problems=problems, missing=missing,
+               not_covered=[p for p in expected if p not in problems and p not in missing],
+               verdicts=verdicts, cost=cost, better_on=better_on, pending=pending, default=None)
+    if missing:
+        return dict(out, reason="pending: no FNO run yet on " + ", ".join(missing))
     if pending:
         listed = ", ".join(pending) if len(pending) <= 4 else f"{len(pending)} (variant, problem) pairs (see the table)"
         return dict(out, reason=f"pending: fewer than {min_seeds} seeds compared with the FNO for {listed}")
-    if costs is None or any(c is None for c in cost.values()):
-        missing = [m for m in models if cost[m] is None]
-        return dict(out, reason="training cost not measured for " + ", ".join(missing)
+    if costs is None or any(cost[m] is None for m in DEFAULT_CANDIDATES):
+        unmeasured = [m for m in DEFAULT_CANDIDATES if cost[m] is None]
+        return dict(out, reason="training cost not measured for " + ", ".join(unmeasured)
                     + " (pass the JSON that examples/benchmark_boon.py writes)")
-    level_everywhere = [m for m in models if all(v in ("level", "better") for v in verdicts[m].values())]
+    level_everywhere = [m for m in DEFAULT_CANDIDATES
+                        if all(v in ("level", "better") for v in verdicts[m].values())]
     eligible = [m for m in level_everywhere if cost[m] <= COST_CAP]
     if not eligible:
         if level_everywhere:
-            reason = (f"the variants level with the FNO on every problem ({', '.join(level_everywhere)}) all cost more "
-                      f"than {COST_CAP}x the FNO per training step")
+            reason = (f"the candidates level with the FNO on every problem ({', '.join(level_everywhere)}) all cost "
+                      f"more than {COST_CAP}x the FNO per training step")
         else:
-            reason = "no variant is level with the FNO on every problem"
+            reason = "no candidate is level with the FNO on every problem"
         return dict(out, reason=reason)
-    # Better on the most problems; ties to the cheaper variant, then to the order of BENCHMARK_VARIANT.
-    best = min(eligible, key=lambda m: (-len(better_on[m]), cost[m], models.index(m)))
+    # Better on the most problems; ties to the cheaper variant, then to the order of DEFAULT_CANDIDATES.
+    best = min(eligible, key=lambda m: (-len(better_on[m]), cost[m], DEFAULT_CANDIDATES.index(m)))
     return dict(out, default=best, reason=(
         f"{best} is level with the FNO on every problem, better on {len(better_on[best])} of {len(problems)}, and "
         f"costs {cost[best]:.2f}x the FNO per training step (cap {COST_CAP}x)"))
@@ -132,15 +144,15 @@ def markdown(decision, labels=None):
         "",
         f"Per problem and variant, `r` = FNO error / variant error for the same seed. Level: median `r >= "
         f"{rule['level']}`; better: median `r >= {rule['better']}` and every seed `r >= 1`; pending: fewer than "
-        f"{rule['min_seeds']} seeds. The default is level on every problem, better on the most, at most "
-        f"{rule['cost_cap']}x the FNO's training step (worst configuration of `examples/benchmark_boon.py`).",
+        f"{rule['min_seeds']} seeds. The default is the candidate ({', '.join(rule['candidates'])}) that is level on "
+        f"every problem ({', '.join(rule['required'])} at least) and better on the most, at most {rule['cost_cap']}x "
+        "the FNO's training step (worst configuration of `examples/benchmark_boon.py`).",
         "",
         "| variant | " + " | ".join(problems) + " | training step / FNO (worst) |",
         "|---|" + "---|" * len(problems) + "---|",
     ]
     for m, per_problem in verdicts.items():
-        c = cost[m]
-        c = "not measured" if c is None or (isinstance(c, float) and math.isnan(c)) else f"{c:.2f}"
+        c = "not measured" if cost[m] is None else f"{cost[m]:.2f}"
         lines.append(f"| {labels.get(m, m)} | " + " | ".join(per_problem[p] for p in problems) + f" | {c} |")
     outcome = f"**Default: {labels.get(decision['default'], decision['default'])}.**" if decision["default"] else \
         "**No default chosen yet.**"
@@ -153,8 +165,12 @@ def markdown(decision, labels=None):
     return "\n".join(lines) + "\n"
 
 
-# Configuration families (name prefixes in benchmark_boon.py) over which the cost cap holds.
-COST_FAMILIES = ("1-D", "2-D", "space-time")
+def _benchmark_script():
+    """``examples/benchmark_boon.py`` as a module: its configurations and variants define a complete cost table."""
+    spec = importlib.util.spec_from_file_location("_benchmark_boon", Path(__file__).with_name("benchmark_boon.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_costs(path):
@@ -163,16 +179,32 @@ def load_costs(path):
     Raises
     ------
     ValueError
-        If a variant was not timed in every family of ``COST_FAMILIES`` (a partial run, e.g. ``--only``), whose
-        worst ratio would understate the cost.
+        If the file is not a ``benchmark_boon.json``, lacks a (configuration, variant) pair of the full benchmark
+        (a run with ``--only`` or ``--variants``, whose worst ratio would understate the cost), was a ``--quick``
+        run, or holds a ratio that is not a positive finite number.
     """
     if path is None:
         return None
-    bench = json.loads(Path(path).read_text())
-    for variant in BENCHMARK_VARIANT.values():
-        timed = [r["config"] for r in bench["results"] if r["variant"] == variant]
-        missing = [f for f in COST_FAMILIES if not any(c.startswith(f) for c in timed)]
-        if missing:
-            raise ValueError(f"costs: {path} has no {', '.join(missing)} timing of variant {variant!r}; expected a "
-                             "full run of examples/benchmark_boon.py (without --only or --variants)")
+    try:
+        bench = json.loads(Path(path).read_text())
+        rows = {(r["config"], r["variant"]): r for r in bench["results"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"costs: expected the benchmark_boon.json of examples/benchmark_boon.py, could not read "
+                         f"{path}: {err!r}") from err
+    script = _benchmark_script()
+    needed = [(name, v) for name, _, _, boon_kw in script.configs() for v in script.VARIANTS
+              if script.applies(v, boon_kw["boundary"])]
+    absent = [f"{c} / {v}" for c, v in needed if (c, v) not in rows]
+    if absent:
+        raise ValueError(f"costs: {path} lacks {', '.join(absent)}; expected a full run of "
+                         "examples/benchmark_boon.py (without --only or --variants)")
+    quick = sorted({r["repetitions"] for r in rows.values() if r.get("repetitions", 0) < script.FULL_REPETITIONS})
+    if quick:
+        raise ValueError(f"costs: {path} was timed with {quick} repetitions (--quick); expected the full "
+                         f"{script.FULL_REPETITIONS}")
+    bad = [f"{c} / {v}: {r['fwd_bwd_ratio']!r}" for (c, v), r in rows.items()
+           if not (isinstance(r["fwd_bwd_ratio"], (int, float)) and math.isfinite(r["fwd_bwd_ratio"])
+                   and r["fwd_bwd_ratio"] > 0)]
+    if bad:
+        raise ValueError(f"costs: {path} has ratios that are not positive finite numbers ({', '.join(bad)})")
     return training_costs(bench)

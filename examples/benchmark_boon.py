@@ -34,6 +34,7 @@ from boon_ext import BOONFNO, Dirichlet, Neumann, Periodic
 # kernel correction T2 in every layer (opt-in), T2 with the prescribed values written into every hidden layer's face
 # nodes (the reference's per-layer T1; Dirichlet conditions only), output enforcement only (the default, for new
 # models and for from_fno / from_checkpoint), and the smooth output lift over 4 nodes.
+FULL_REPETITIONS = 15  # per pass and model; --quick takes 5
 VARIANTS = {
     "T2": dict(kernel_correction=True),
     "T2 + values in every layer": dict(kernel_correction=True, hidden_values=True),
@@ -110,7 +111,7 @@ def run(quick: bool, only=None, variants=tuple(VARIANTS), clock="wall"):
             model.zero_grad(set_to_none=True)
             calls[name]().square().mean().backward()
 
-        reps = 5 if quick else 15
+        reps = 5 if quick else FULL_REPETITIONS
         for n in calls:  # warm-up
             fwd(n)
         t = {(m, k): [] for m in calls for k in ("fwd", "fwd (grad)", "fwd+bwd")}

@@ -78,7 +78,8 @@ from boon_ext.datasets import (  # noqa: E402
 from boon_ext.datasets.base import BoundaryProblem  # noqa: E402
 from boon_ext import one_sided_derivative  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (tests) rather than run as a script
+    sys.path.append(str(Path(__file__).resolve().parent))
 from _boon_rule import choose_default, load_costs, markdown as decision_markdown  # noqa: E402  (examples/)
 
 PROBLEMS = ("heat", "stokes", "stokes_spacetime", "burgers_periodic", "burgers_dirichlet", "stokes_nu001")
@@ -100,6 +101,11 @@ MODEL_KWARGS = {
     "boon_lift": dict(kernel_correction=False, lift_width=LIFT_WIDTH),
 }
 STOKES_VISCOSITY = {"stokes": 0.1, "stokes_spacetime": 0.1, "stokes_nu001": 0.01}
+# Kinds of boundary condition per problem; make_problem checks them against the generated data, so that
+# --status can tell where a variant is defined without loading any data.
+CONDITION_KINDS = {"heat": ("neumann",), "stokes": ("dirichlet",), "stokes_spacetime": ("dirichlet",),
+                   "burgers_periodic": ("periodic",), "burgers_dirichlet": ("dirichlet",),
+                   "stokes_nu001": ("dirichlet",)}
 SCHEDULES = ("paper", "converge")
 
 CONFIGS = {
@@ -203,16 +209,18 @@ def values_from_target(problem):
 
 def make_problem(name, cfg, cache_dir):
     problem, diff = values_from_target(generate(name, cfg, cache_dir))
+    kinds = tuple(sorted({c["type"] for c in problem.boundary}))
+    if kinds != CONDITION_KINDS[name]:
+        raise RuntimeError(f"{name}: the generator's conditions are {kinds}, CONDITION_KINDS says "
+                           f"{CONDITION_KINDS[name]}: update CONDITION_KINDS")
     return problem, diff
 
 
 # ---------------------------------------------------------------------------- models
-def defined(model, problem_boundary):
-    """Whether ``model`` is defined for the conditions (``boon_hidden``: Dirichlet conditions only)."""
-    if model != "boon_hidden":
-        return True, ""
-    kinds = sorted({c["type"] for c in problem_boundary})
-    if kinds == ["dirichlet"]:
+def defined(model, prob):
+    """Whether ``model`` is defined for problem ``prob``'s conditions (``boon_hidden``: Dirichlet conditions only)."""
+    kinds = CONDITION_KINDS[prob]
+    if model != "boon_hidden" or kinds == ("dirichlet",):
         return True, ""
     return False, f"n/a: per-layer values are defined for Dirichlet faces only ({', '.join(kinds)} here)"
 
@@ -497,24 +505,25 @@ def _write_json(path, record):
     os.replace(tmp, path)
 
 
-def _current(record, path, cfg, prob, model, schedule):
+def _current(record, path, cfg, prob, model, schedule, write=True):
     """``record`` (read from ``path``) if it has the current settings, updating a legacy fingerprint that still
-    holds (in the file too, the old one kept as ``key_before``); else ``None``."""
+    holds (in the file too, the old one kept as ``key_before``, unless ``write=False``); else ``None``."""
     key = run_key(cfg, prob, model, schedule)
     if record.get("key") == key:
         return record
     if record.get("key") == run_key(cfg, prob, model, schedule, legacy=True) and _valid_under_min_epochs(record, cfg):
-        record.update(key_before=record["key"], key=key)
-        _write_json(path, record)
+        record = dict(record, key_before=record["key"], key=key)
+        if write:
+            _write_json(path, record)
         return record
     return None
 
 
-def finished_run(path, cfg, prob, model, schedule):
+def finished_run(path, cfg, prob, model, schedule, write=True):
     """The finished run at ``path`` if it has the current settings (see :func:`_current`), else ``None``."""
     if not path.exists():
         return None
-    return _current(json.loads(path.read_text()), path, cfg, prob, model, schedule)
+    return _current(json.loads(path.read_text()), path, cfg, prob, model, schedule, write)
 
 
 def _run_name(prob, model, seed):
@@ -682,6 +691,22 @@ def _pid_alive(pid):
     return True
 
 
+def claim_held(path):
+    """Whether the claim file ``path`` is held: it exists and its process is alive or on another host.
+
+    An unreadable or half-written claim (its owner is between creating and writing it) counts as held.
+    """
+    try:
+        owner = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    if not isinstance(owner, dict) or owner.get("host") != platform.node() or not isinstance(owner.get("pid"), int):
+        return True
+    return _pid_alive(owner["pid"])
+
+
 def claim_run(runs_dir, name):
     """Claim run ``name`` for this process (``runs/<name>.claim``, created atomically); ``None`` if taken.
 
@@ -701,11 +726,7 @@ def claim_run(runs_dir, name):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                owner = json.loads(path.read_text())
-            except (OSError, ValueError):
-                owner = {}
-            if owner.get("host") == host and isinstance(owner.get("pid"), int) and not _pid_alive(owner["pid"]):
+            if not claim_held(path):
                 path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             return None
@@ -713,6 +734,27 @@ def claim_run(runs_dir, name):
             json.dump(dict(pid=os.getpid(), host=host), f)
         return path
     return None
+
+
+def check_selection(problems, models, schedule):
+    """Raise ``ValueError`` naming the argument if a problem, model or schedule is unknown."""
+    for p in problems:
+        if p not in PROBLEMS:
+            raise ValueError(f"problems: expected names from {PROBLEMS}, got {p!r}")
+    for m in models:
+        if m not in MODELS:
+            raise ValueError(f"models: expected names from {MODELS}, got {m!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+
+
+def training_order(seeds, models, problems):
+    """(seed, model, problem) in the order runs are trained.
+
+    Seed-major, then models and problems in the order given: a campaign stopped part-way (split over sessions)
+    leaves every problem and model with the same seeds done, not some problems with all seeds.
+    """
+    return [(seed, m, prob) for seed in seeds for m in models for prob in problems]
 
 
 def make_config(quick=False, config=None, seeds=None, max_epochs=None):
@@ -728,30 +770,35 @@ def make_config(quick=False, config=None, seeds=None, max_epochs=None):
     return cfg
 
 
-def campaign_status(out, problems, models, cfg, schedule, cache_dir=None):
+def campaign_status(out, problems, models, cfg, schedule):
     """Where a reproduction stands in ``out``: every selected run finished, in training, or still to train.
 
-    Trains and writes nothing (a problem's data are generated only if ``boon_hidden`` is selected and the data
-    cache lacks them, to learn whether the variant is defined there). The time left is estimated from finished
-    runs, as the median training seconds per epoch of the same problem and model (of the problem, any model,
-    where the model has none), and counts every epoch up to ``max_epochs``: an upper bound under
-    ``--schedule converge``, which may stop from ``min_epochs`` on.
+    Reads the run files, claims and checkpoints only: it trains, generates and writes nothing. The time left is
+    estimated from finished runs, as the median training seconds per epoch of the same problem and model (of the
+    problem, any model, where the model has none), times the epochs up to ``max_epochs``. It omits the per-epoch
+    evaluation (about a tenth more) and counts every epoch, though ``--schedule converge`` may stop from
+    ``min_epochs`` on: an estimate, not a bound.
 
     Returns
     -------
     list of dict
         One per (seed, model, problem) in training order: ``name``, ``state`` (``"finished"``, ``"training"``,
-        ``"interrupted"`` (a checkpoint nobody holds), ``"pending"`` or ``"not defined"``), ``epoch`` (of the checkpoint, or the
-        final one), ``rel_l2`` (finished runs) and ``seconds_left`` (``None`` where no run of the problem has
-        finished).
+        ``"interrupted"`` (a checkpoint nobody holds), ``"pending"`` or ``"not defined"``), ``epoch`` (of the
+        checkpoint, or the final one), ``rel_l2`` (finished runs) and ``seconds_left`` (``None`` where no run of
+        the problem has finished).
+
+    Raises
+    ------
+    ValueError
+        Unknown problem, model or schedule.
     """
+    check_selection(problems, models, schedule)
     runs_dir = Path(out) / "runs"
-    cache_dir = Path(cache_dir) if cache_dir is not None else Path(out) / "data"
     rates = {}  # (problem, model) -> seconds per epoch of finished runs
     for prob in problems:
         for m in MODELS:
             for path in runs_dir.glob(f"{_run_name(prob, m, '*')}.json"):
-                r = finished_run(path, cfg, prob, m, schedule)
+                r = finished_run(path, cfg, prob, m, schedule, write=False)
                 if r is not None and r.get("epochs"):
                     rates.setdefault((prob, m), []).append(r["train_seconds"] / r["epochs"])
 
@@ -759,40 +806,31 @@ def campaign_status(out, problems, models, cfg, schedule, cache_dir=None):
         own = rates.get((prob, m)) or [v for (p, _), vs in rates.items() if p == prob for v in vs]
         return float(np.median(own)) if own else None
 
-    undefined = {prob: not defined("boon_hidden", make_problem(prob, cfg, cache_dir)[0].boundary)[0]
-                 for prob in problems} if "boon_hidden" in models else {}
     rows = []
-    for seed in cfg["seeds"]:
-        for m in models:
-            for prob in problems:
-                name = _run_name(prob, m, seed)
-                path = runs_dir / f"{name}.json"
-                done = finished_run(path, cfg, prob, m, schedule) if path.exists() else None
-                if done is not None or (m == "boon_hidden" and undefined[prob]):
-                    finished = done is not None and "not_defined" not in done
-                    rows.append(dict(name=name, state="finished" if finished else "not defined",
-                                     epoch=done.get("epochs") if finished else None,
-                                     rel_l2=done.get("rel_l2") if finished else None, seconds_left=0.0))
-                    continue
-                epoch = 0
-                ckpt = runs_dir / f"{name}.ckpt.pt"
-                if ckpt.exists():
-                    try:
-                        epoch = int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"])
-                    except (OSError, RuntimeError, KeyError, ValueError):
-                        epoch = 0  # being replaced at this moment: counted from the start
-                claim = runs_dir / f"{name}.claim"
-                held = False
-                if claim.exists():
-                    try:
-                        owner = json.loads(claim.read_text())
-                        held = owner.get("host") != platform.node() or _pid_alive(int(owner["pid"]))
-                    except (OSError, ValueError, KeyError, TypeError):
-                        held = False
-                state = "training" if held else ("interrupted" if ckpt.exists() else "pending")
-                per_epoch = rate(prob, m)
-                left = None if per_epoch is None else per_epoch * (cfg["max_epochs"] - epoch)
-                rows.append(dict(name=name, state=state, epoch=epoch, rel_l2=None, seconds_left=left))
+    for seed, m, prob in training_order(cfg["seeds"], models, problems):
+        name = _run_name(prob, m, seed)
+        if not defined(m, prob)[0]:
+            rows.append(dict(name=name, state="not defined", epoch=None, rel_l2=None, seconds_left=0.0))
+            continue
+        done = finished_run(runs_dir / f"{name}.json", cfg, prob, m, schedule, write=False)
+        if done is not None:
+            rows.append(dict(name=name, state="finished", epoch=done.get("epochs"), rel_l2=done.get("rel_l2"),
+                             seconds_left=0.0))
+            continue
+        epoch, ckpt = 0, runs_dir / f"{name}.ckpt.pt"
+        if ckpt.exists():
+            try:
+                ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001  (being replaced at this moment, or damaged: counted from the start)
+                ck = {}
+            # train() resumes only a checkpoint written with these settings (or the legacy fingerprint)
+            if ck.get("key") in (run_key(cfg, prob, m, schedule), run_key(cfg, prob, m, schedule, legacy=True)):
+                epoch = int(ck.get("epoch", 0))
+        held = claim_held(runs_dir / f"{name}.claim")
+        state = "training" if held else ("interrupted" if epoch else "pending")
+        per_epoch = rate(prob, m)
+        left = None if per_epoch is None else per_epoch * (cfg["max_epochs"] - epoch)
+        rows.append(dict(name=name, state=state, epoch=epoch, rel_l2=None, seconds_left=left))
     return rows
 
 
@@ -810,7 +848,7 @@ def status_text(rows, jobs=1):
     unknown = sum(r["seconds_left"] is None for r in rows)
     hours = sum(known) / 3600
     lines.append(", ".join(f"{n} {s}" for s, n in count.items())
-                 + f"; at most {hours:.1f} core-hours of training left ({hours / max(1, jobs):.1f} h with {jobs} "
+                 + f"; about {hours:.1f} core-hours of training left ({hours / max(1, jobs):.1f} h with {jobs} "
                  f"job(s))" + (f", plus {unknown} run(s) of problems with no finished run to estimate from" if unknown
                                else ""))
     return "\n".join(lines)
@@ -820,7 +858,8 @@ def train_one(job):
     """Train one (problem, model, seed) and write ``runs/<name>.json``; the unit of work of :func:`run`.
 
     ``job`` holds ``prob``, ``model``, ``seed``, ``cfg``, ``schedule``, ``runs_dir``, ``cache_dir``, ``device``,
-    ``resume`` and ``verbose`` (plain values, so that a worker process can receive it). Returns the run's name,
+    ``resume``, ``verbose`` and ``commit`` (of the calling process's code; plain values, so that a worker process
+    can receive it). Returns the run's name,
     or ``None`` if another process holds it.
     """
     prob, m, seed, cfg, schedule = job["prob"], job["model"], job["seed"], job["cfg"], job["schedule"]
@@ -840,7 +879,7 @@ def train_one(job):
                 log(f"{name}: finished by another process, kept")
             return name
         problem, _ = make_problem(prob, cfg, job["cache_dir"])
-        ok, why = defined(m, problem.boundary)
+        ok, why = defined(m, prob)
         record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device))
         if not ok:
             path.write_text(json.dumps(dict(record, not_defined=why)))
@@ -857,7 +896,7 @@ def train_one(job):
         n_train, n_val, n_test = _sizes(cfg, prob)
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
-        record.update(hist, **metrics, commit=_git_commit())
+        record.update(hist, **metrics, commit=job.get("commit") or _git_commit())
         _write_json(path, record)
         if ckpt.exists():
             ckpt.unlink()
@@ -959,14 +998,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     if int(threads_per_job) < 1:
         raise ValueError(f"threads_per_job must be a positive int, got {threads_per_job!r}")
     threads_per_job = int(threads_per_job)
-    for p in problems:
-        if p not in PROBLEMS:
-            raise ValueError(f"problems: expected names from {PROBLEMS}, got {p!r}")
-    for m in models:
-        if m not in MODELS:
-            raise ValueError(f"models: expected names from {MODELS}, got {m!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {schedule!r}")
+    check_selection(problems, models, schedule)
     mode = "quick" if quick else "full"
     cfg = make_config(quick, config, seeds, max_epochs)
     out = Path(out or f"outputs/boon_{mode}")
@@ -977,29 +1009,28 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     t_start = time.perf_counter()
     data_checks = {}
     pending = []  # (problem, model, seed) still to train
-    # Seed-major, then models and problems in the order given: a call stopped part-way (a run split over
-    # sessions) leaves every problem and model with the same seeds done, not some problems with all seeds.
-    for seed in cfg["seeds"]:
-        for m in models:
-            for prob in problems:
-                name = _run_name(prob, m, seed)
-                path = runs_dir / f"{name}.json"
-                if resume and path.exists():
-                    if finished_run(path, cfg, prob, m, schedule) is not None:
-                        if log:
-                            log(f"{name}: finished earlier, kept")
-                        continue
-                    if log:
-                        log(f"{name}: finished earlier with other settings, retrained")
-                if not report_only:
-                    pending.append((prob, m, seed))
+    for seed, m, prob in training_order(cfg["seeds"], models, problems):
+        name = _run_name(prob, m, seed)
+        path = runs_dir / f"{name}.json"
+        if resume and path.exists():
+            if finished_run(path, cfg, prob, m, schedule) is not None:
+                if log:
+                    log(f"{name}: finished earlier, kept")
+                continue
+            if log:
+                log(f"{name}: finished earlier with other settings, retrained")
+        if not report_only:
+            pending.append((prob, m, seed))
     for prob in dict.fromkeys(p for p, _, _ in pending):
         # Generated (or read from the cache) here, once per problem, so parallel workers only read the cache.
         t0 = time.perf_counter()
         _, diff = make_problem(prob, cfg, cache_dir)
         data_checks[prob] = dict(target_vs_generator_face_values=diff, data_seconds=time.perf_counter() - t0)
+    # The code these runs train with: taken now, before hours of training in which the tree may change.
+    commit = _git_commit()
     jobs = [dict(prob=p, model=m, seed=s, cfg=cfg, schedule=schedule, runs_dir=str(runs_dir),
-                 cache_dir=str(cache_dir), device=str(device), resume=resume, verbose=verbose) for p, m, s in pending]
+                 cache_dir=str(cache_dir), device=str(device), resume=resume, verbose=verbose, commit=commit)
+            for p, m, s in pending]
     if n_jobs == 1 or len(jobs) <= 1:
         for job in jobs:
             train_one(job)
@@ -1140,8 +1171,8 @@ def main(argv=None):
                              "default-selection rule (examples/_boon_rule.py)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--status", action="store_true",
-                        help="train and write nothing; list which runs in --out are finished, in training or to "
-                             "train, with the training time left")
+                        help="list which runs in --out are finished, in training or to train, with an estimate of "
+                             "the training time left (reads run files, claims and checkpoints; writes nothing)")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
@@ -1163,7 +1194,7 @@ def main(argv=None):
         cfg = make_config(args.quick, config, seeds, args.max_epochs)
         rows = campaign_status(args.out or f"outputs/boon_{'quick' if args.quick else 'full'}",
                                [p for p in args.problems.split(",") if p], [m for m in args.models.split(",") if m],
-                               cfg, args.schedule, args.cache_dir)
+                               cfg, args.schedule)
         print(status_text(rows, args.jobs))
         return
     command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))

@@ -64,7 +64,7 @@ def test_choice_follows_the_rule(rule, repro, data):
     for model in rule.BENCHMARK_VARIANT:
         for prob in PROBLEMS:
             assert decision["verdicts"][model][prob] == expected(model, prob)
-    eligible = [m for m in rule.BENCHMARK_VARIANT
+    eligible = [m for m in rule.DEFAULT_CANDIDATES
                 if all(v in ("level", "better") for v in decision["verdicts"][m].values())
                 and costs[rule.BENCHMARK_VARIANT[m]] <= rule.COST_CAP]
     if not eligible:
@@ -104,51 +104,109 @@ def test_too_few_seeds_and_missing_costs_choose_nothing(rule, repro):
     assert rule.choose_default(summary, cheap)["default"] == "boon"
 
 
-def test_a_variant_undefined_somewhere_is_never_the_default(rule, repro):
+def _uniform(rule, repro, fno=0.01, variant=0.01, hidden=None, problems=PROBLEMS):
+    """Summary of 3 seeds with the same errors everywhere (``hidden``: boon_hidden's error, if different)."""
     errors = {}
-    for prob in PROBLEMS:
-        errors[(prob, "fno")] = [0.01] * 3
-        errors[(prob, "boon_hidden")] = [0.001] * 3  # much better wherever defined
-        for model in ("boon", "boon_output", "boon_lift"):
-            errors[(prob, model)] = [0.01] * 3
+    for prob in problems:
+        errors[(prob, "fno")] = [fno] * 3
+        for model in rule.BENCHMARK_VARIANT:
+            errors[(prob, model)] = [hidden if model == "boon_hidden" and hidden else variant] * 3
     runs = [r for r in _runs(errors) if not (r["model"] == "boon_hidden" and r["problem"] == "heat")]
-    runs.append(dict(problem="heat", model="boon_hidden", seed=0, not_defined="n/a: Dirichlet faces only"))
-    summary = repro.summarize(runs, list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
+    if "heat" in problems:
+        runs.append(dict(problem="heat", model="boon_hidden", seed=0, not_defined="n/a: Dirichlet faces only"))
+    return repro.summarize(runs, list(problems), ["fno", *rule.BENCHMARK_VARIANT])
+
+
+def test_values_in_every_layer_are_never_the_default_but_recommended_where_better(rule, repro):
     costs = {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()}
-    d = rule.choose_default(summary, costs, expected=[*PROBLEMS, "stokes_spacetime"])
+    d = rule.choose_default(_uniform(rule, repro, hidden=0.001), costs, expected=[*PROBLEMS, "stokes_spacetime"])
     assert d["verdicts"]["boon_hidden"]["heat"] == "not defined"
     assert d["not_covered"] == ["stokes_spacetime"] and "stokes_spacetime" not in d["verdicts"]["boon"]
-    assert d["default"] == "boon"  # level everywhere; boon_hidden is better on 3 problems but undefined on one
+    assert d["default"] == "boon"  # level everywhere; boon_hidden is 10x better where defined, but no candidate
     assert d["better_on"]["boon_hidden"] == ["stokes", "burgers_periodic", "burgers_dirichlet"]
     md = rule.markdown(d, repro.MODEL_LABELS)
     assert "Better than the FNO (recommended there" in md and "not defined" in md
     assert "Not covered (no finished FNO run): stokes_spacetime." in md
+    # Even where it is defined on every problem with runs, it is no candidate for the constructor's default.
+    dirichlet_only = {p: e for p, e in _uniform(rule, repro, hidden=0.001).items() if p != "heat"}
+    assert "boon_hidden" not in rule.DEFAULT_CANDIDATES
+    assert rule.choose_default(dirichlet_only, costs)["default"] is None  # heat is required and missing
     # over the cost cap: level everywhere but too slow
     slow = dict(costs, T2=rule.COST_CAP + 0.01)
-    assert rule.choose_default(summary, slow)["default"] == "boon_output"
+    assert rule.choose_default(_uniform(rule, repro), slow)["default"] == "boon_output"
 
 
-def test_costs_are_the_worst_configuration_of_the_benchmark_json(rule, tmp_path):
-    ratios = {"T2": (1.1, 1.8, 1.3), "T2 + values in every layer": (1.2, 1.9, 1.4), "output only": (0.95, 0.9, 1.0),
-              "output lift": (0.9, 1.0, 0.9)}
-    rows = [dict(config=f"{family} config", variant=v, fwd_bwd_ratio=r)
-            for v, rs in ratios.items() for family, r in zip(rule.COST_FAMILIES, rs)]
+def test_nothing_is_chosen_before_every_required_problem_has_runs(rule, repro):
+    costs = {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()}
+    partial = _uniform(rule, repro, variant=0.005, problems=("heat", "stokes"))
+    d = rule.choose_default(partial, costs)
+    assert d["default"] is None and d["missing"] == ["burgers_periodic", "burgers_dirichlet"]
+    assert d["reason"] == "pending: no FNO run yet on burgers_periodic, burgers_dirichlet"
+    # an optional problem with runs must be complete too
+    full = _uniform(rule, repro, variant=0.005)
+    full["stokes_spacetime"] = {"fno": full["stokes"]["fno"]}
+    d = rule.choose_default(full, costs)
+    assert d["default"] is None and "boon on stokes_spacetime" in d["pending"]
+
+
+def test_thresholds_are_inclusive(rule):
+    def entry(median, lo, n=3):
+        return dict(n_seeds=n, factor=dict(median=median, min=lo, max=max(median, lo), n=n))
+
+    fno = dict(n_seeds=3)
+    assert rule.verdict(entry(rule.BETTER, 1.0), fno) == "better"
+    assert rule.verdict(entry(rule.BETTER, 0.999), fno) == "level"  # a seed below 1
+    assert rule.verdict(entry(rule.LEVEL, 0.9), fno) == "level"
+    assert rule.verdict(entry(rule.LEVEL - 1e-9, 0.9), fno) == "worse"
+    assert rule.verdict(entry(2.0, 2.0, n=2), fno) == "pending"
+    summary = {p: {"fno": fno, **{m: entry(1.0, 1.0) for m in rule.BENCHMARK_VARIANT}} for p in PROBLEMS}
+    at_cap = {v: rule.COST_CAP for v in rule.BENCHMARK_VARIANT.values()}
+    assert rule.choose_default(summary, at_cap)["default"] == "boon"
+    over = {v: rule.COST_CAP + 1e-9 for v in rule.BENCHMARK_VARIANT.values()}
+    assert rule.choose_default(summary, over)["default"] is None
+
+
+def _full_benchmark(load_example, ratio=lambda config, variant: 1.0, repetitions=15):
+    bench = load_example("benchmark_boon")
+    return [dict(config=name, variant=v, fwd_bwd_ratio=ratio(name, v), repetitions=repetitions)
+            for name, _, _, boon_kw in bench.configs() for v in bench.VARIANTS if bench.applies(v, boon_kw["boundary"])]
+
+
+def test_costs_are_the_worst_configuration_of_a_full_benchmark(rule, load_example, tmp_path):
+    def ratio(config, variant):  # distinct per row, the 2-D row the worst for T2
+        return 1.0 + 0.01 * len(config) + (0.5 if (variant, config[:3]) == ("T2", "2-D") else 0.0)
+
+    rows = _full_benchmark(load_example, ratio)
     path = tmp_path / "benchmark_boon.json"
     path.write_text(json.dumps({"results": rows}))
-    assert rule.load_costs(path) == {v: max(rs) for v, rs in ratios.items()}
+    costs = rule.load_costs(path)
+    assert costs == {v: max(r["fwd_bwd_ratio"] for r in rows if r["variant"] == v) for v in costs}
+    assert costs["T2"] == max(r["fwd_bwd_ratio"] for r in rows if r["config"].startswith("2-D") and r["variant"] == "T2")
     assert rule.load_costs(None) is None
-    # a partial benchmark (no space-time timing of one variant) would understate its cost
-    path.write_text(json.dumps({"results": [r for r in rows if not (r["variant"] == "output lift"
-                                                                    and r["config"].startswith("space-time"))]}))
-    with pytest.raises(ValueError, match="costs: .* no space-time timing of variant 'output lift'"):
+    # a partial benchmark (--only / --variants) would understate a cost
+    path.write_text(json.dumps({"results": [r for r in rows if "Neumann" not in r["config"]]}))
+    with pytest.raises(ValueError, match=r"costs: .* lacks 1-D Neumann / T2"):
         rule.load_costs(path)
+    path.write_text(json.dumps({"results": _full_benchmark(load_example, repetitions=5)}))
+    with pytest.raises(ValueError, match=r"costs: .* \[5\] repetitions \(--quick\)"):
+        rule.load_costs(path)
+    path.write_text(json.dumps({"results": _full_benchmark(load_example, lambda c, v: float("nan"))}))
+    with pytest.raises(ValueError, match="costs: .* not positive finite numbers"):
+        rule.load_costs(path)
+    path.write_text(json.dumps({"runs": []}))  # e.g. reproduce_boon's results.json by mistake
+    with pytest.raises(ValueError, match="costs: expected the benchmark_boon.json"):
+        rule.load_costs(path)
+    with pytest.raises(ValueError, match="costs: expected the benchmark_boon.json"):
+        rule.load_costs(tmp_path / "missing.json")
 
 
-def test_benchmark_measures_every_variant_the_rule_compares(rule, load_example):
+def test_benchmark_measures_every_variant_the_rule_compares(rule, repro, load_example):
     bench = load_example("benchmark_boon")
     from boon_ext import Dirichlet, Neumann, Periodic
 
-    assert set(rule.BENCHMARK_VARIANT.values()) == set(bench.VARIANTS)
+    # the same BOONFNO settings as the reproduction's models
+    assert {m: bench.VARIANTS[v] for m, v in rule.BENCHMARK_VARIANT.items()} == {
+        m: repro.MODEL_KWARGS[m] for m in rule.BENCHMARK_VARIANT}
     hidden = rule.BENCHMARK_VARIANT["boon_hidden"]
     assert bench.applies(hidden, [Dirichlet(left=0.0, dim=-2), Dirichlet(right=1.0, dim=-1)])
     assert not bench.applies(hidden, [Dirichlet(left=1.0), Neumann(right=0.0)])

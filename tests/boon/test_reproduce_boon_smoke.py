@@ -76,7 +76,7 @@ def test_reproduction_runs_every_variant_and_boon_holds_boundary_conditions(repr
     assert "## Default chosen by the rule" in table and "**No default chosen yet.**" in table
     assert written["decision"]["default"] is None
     assert set(written["decision"]["verdicts"]["boon"].values()) == {"pending"}
-    assert all(r["commit"] for r in trained)
+    assert all(r["commit"] == res["commit"] for r in trained)  # taken when the call started; the tree is unchanged
     for prob in repro.PROBLEMS:
         assert (out / f"{prob}.png").stat().st_size > 1000
         assert (out / f"curves_{prob}_fno.png").stat().st_size > 1000
@@ -299,8 +299,7 @@ def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny
     import shutil
 
     src, res = tiny_run
-    shutil.copytree(src / "runs", tmp_path / "runs")
-    shutil.copytree(src / "data", tmp_path / "data")
+    shutil.copytree(src / "runs", tmp_path / "runs")  # no data: --status reads run files, claims and checkpoints
     cfg = repro.make_config(quick=True, config=TINY, seeds=[0, 1, 2])
     problems, models = ["heat", "stokes"], ["fno", "boon_hidden"]
     rows = {r["name"]: r for r in repro.campaign_status(tmp_path, problems, models, cfg, "paper")}
@@ -315,7 +314,9 @@ def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny
     claim = repro.claim_run(tmp_path / "runs", "stokes_fno_s2")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "runs" / "heat_fno_s2.claim").write_text(json.dumps(dict(pid=int(dead.stdout), host=platform.node())))
-    torch.save(dict(epoch=1), tmp_path / "runs" / "heat_fno_s2.ckpt.pt")
+    torch.save(dict(epoch=1, key=repro.run_key(cfg, "heat", "fno", "paper")), tmp_path / "runs" / "heat_fno_s2.ckpt.pt")
+    # a checkpoint of other settings is not resumed by train(), so it is no progress
+    torch.save(dict(epoch=1, key="other"), tmp_path / "runs" / "stokes_boon_hidden_s2.ckpt.pt")
     rows = {r["name"]: r for r in repro.campaign_status(tmp_path, problems, models, cfg, "paper")}
     assert rows["stokes_fno_s2"]["state"] == "training" and rows["heat_fno_s2"]["state"] == "interrupted"
     assert rows["stokes_boon_hidden_s2"]["state"] == "pending" and rows["heat_boon_hidden_s2"]["state"] == "not defined"
@@ -323,12 +324,14 @@ def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny
     assert rows["heat_fno_s2"]["seconds_left"] == pytest.approx(rate * (TINY["max_epochs"] - 1))
     assert rows["heat_fno_s2"]["epoch"] == 1 and rows["stokes_fno_s2"]["epoch"] == 0
     claim.unlink()
-    # The command line prints the table and the totals, and trains nothing.
-    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    with pytest.raises(ValueError, match="models: expected names from"):
+        repro.campaign_status(tmp_path, problems, ["fno", "boon_hiden"], cfg, "paper")
+    # The command line prints the table and the totals, and trains and writes nothing.
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     monkeypatch.setitem(repro.CONFIGS, "quick", dict(repro.CONFIGS["quick"], **TINY))  # the settings of tiny_run
     repro.main(["--status", "--quick", "--out", str(tmp_path), "--problems", "heat,stokes", "--models",
                 "fno,boon_hidden", "--seeds", "0,1,2"])
     text = capsys.readouterr().out
     assert "heat_fno_s2" in text and "interrupted" in text
     assert text.strip().splitlines()[-1].startswith("6 finished, 0 training, 1 interrupted, 2 pending, 3 not defined")
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
