@@ -134,13 +134,13 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
         f"costs {cost[best]:.2f}x the FNO per training step (cap {COST_CAP}x)"))
 
 
-def markdown(decision, labels=None):
-    """The decision as a Markdown section: verdicts per problem and variant, training cost, outcome."""
+def markdown(decision, labels=None, heading="##"):
+    """The decision as a Markdown section (``heading``: its level): verdicts per problem and variant, cost, outcome."""
     labels = labels or {}
     problems, verdicts, cost = decision["problems"], decision["verdicts"], decision["cost"]
     rule = decision["rule"]
     lines = [
-        "## Default chosen by the rule",
+        f"{heading} Default chosen by the rule",
         "",
         f"Per problem and variant, `r` = FNO error / variant error for the same seed. Level: median `r >= "
         f"{rule['level']}`; better: median `r >= {rule['better']}` and every seed `r >= 1`; pending: fewer than "

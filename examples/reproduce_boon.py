@@ -933,7 +933,7 @@ def _train_in_parallel(jobs, n_jobs, threads_per_job):
 # ------------------------------------------------------------------------------ main
 def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max_epochs=None, schedule="paper",
         cache_dir=None, config=None, plots=True, resume=False, command=None, verbose=True, device="cpu", jobs=1,
-        threads_per_job=None, report_only=False, costs=None):
+        threads_per_job=None, report_only=False, costs=None, docs=None):
     """Train every (problem, model, seed) not finished yet and write the report to ``out``.
 
     Parameters
@@ -977,6 +977,10 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         ``benchmark_boon.json`` written by ``examples/benchmark_boon.py``: the training-step costs with which
         the report applies the default-selection rule (``examples/_boon_rule.py``). Without it the report lists
         the verdicts and chooses no default.
+    docs : str or Path, optional
+        A Markdown file (``docs/boon_results.md``) whose block between ``DOCS_BEGIN`` and ``DOCS_END`` is
+        replaced with the report (command, commit, table, the rule's verdicts, plots), so that the page shows
+        exactly what the finished runs give.
 
     Returns
     -------
@@ -987,9 +991,11 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     ------
     ValueError
         Unknown problem, model or schedule, no seeds, ``jobs`` / ``threads_per_job`` below 1, or a ``costs``
-        file that does not time every variant in 1-D, 2-D and space-time.
+        file that does not time every variant in every configuration, or a ``docs`` file without its block.
     """
     training_costs = load_costs(costs)  # read first: a bad file fails before hours of training, not after
+    if docs is not None:
+        check_docs_block(docs)
     n_jobs = int(jobs)
     if n_jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
@@ -1078,7 +1084,6 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                  f"epochs (under --schedule converge, a run stops once it holds, from epoch {cfg.get('min_epochs', 0)} "
                  "on)")
     header = [
-        f"# BOON reproduction ({mode} mode, schedule {schedule})",
         "",
         f"Command: `{command}`",
         "",
@@ -1088,10 +1093,40 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         "Relative L2 on the test set; 'FNO / model' is FNO's error divided by the model's, per seed.",
         "",
     ]
-    (out / "results.md").write_text("\n".join(header) + "\n" + markdown_table(summary, all_models) + "\n\n"
-                                    + decision_markdown(decision, MODEL_LABELS) + "\n"
-                                    + "\n".join(f"![{k}]({v})" for k, v in pngs.items()) + "\n")
+
+    def report(link, top, sub):  # Markdown with headings ``top`` / ``sub``; PNGs linked through ``link(name)``
+        return (f"{top} BOON reproduction ({mode} mode, schedule {schedule})\n" + "\n".join(header) + "\n"
+                + markdown_table(summary, all_models) + "\n\n" + decision_markdown(decision, MODEL_LABELS, sub)
+                + "\n" + "\n".join(f"![{k}]({link(v)})" for k, v in pngs.items()) + "\n")
+
+    (out / "results.md").write_text(report(lambda name: name, "#", "##"))
+    if docs is not None:  # a block inside a "###" section of the page, its links relative to the page
+        rel = os.path.relpath(out.resolve(), Path(docs).resolve().parent)
+        write_docs_block(docs, report(lambda name: Path(rel, name).as_posix(), "####", "####"))
     return result
+
+
+DOCS_BEGIN = "<!-- reproduce_boon --docs: begin (generated from the finished runs; do not edit by hand) -->"
+DOCS_END = "<!-- reproduce_boon --docs: end -->"
+
+
+def check_docs_block(docs):
+    """Raise ``ValueError`` unless ``docs`` is a Markdown file holding one ``DOCS_BEGIN`` ... ``DOCS_END`` block."""
+    try:
+        text = Path(docs).read_text()
+    except OSError as err:
+        raise ValueError(f"docs: cannot read {docs}: {err!r}") from err
+    if text.count(DOCS_BEGIN) != 1 or text.count(DOCS_END) != 1 or text.index(DOCS_BEGIN) > text.index(DOCS_END):
+        raise ValueError(f"docs: {docs} must hold the line {DOCS_BEGIN!r} once, followed by {DOCS_END!r} once; the "
+                         "report replaces what lies between them")
+    return text
+
+
+def write_docs_block(docs, body):
+    """Replace the generated block of ``docs`` (see :func:`check_docs_block`) with ``body``."""
+    head, rest = check_docs_block(docs).split(DOCS_BEGIN)
+    _, tail = rest.split(DOCS_END)
+    Path(docs).write_text(head + DOCS_BEGIN + "\n\n" + body + "\n" + DOCS_END + tail)
 
 
 def parse_overrides(items, cfg):
@@ -1169,6 +1204,8 @@ def main(argv=None):
     parser.add_argument("--costs", default=None, metavar="JSON",
                         help="benchmark_boon.json of examples/benchmark_boon.py: with it the report applies the "
                              "default-selection rule (examples/_boon_rule.py)")
+    parser.add_argument("--docs", default=None, metavar="MARKDOWN",
+                        help="also write the report into this page's generated block (docs/boon_results.md)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--status", action="store_true",
                         help="list which runs in --out are finished, in training or to train, with an estimate of "
@@ -1202,7 +1239,7 @@ def main(argv=None):
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
         quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,
         cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume, command=command,
-        device=args.device, jobs=args.jobs, threads_per_job=args.threads, report_only=args.report_only, costs=args.costs,
+        device=args.device, jobs=args.jobs, threads_per_job=args.threads, report_only=args.report_only, costs=args.costs, docs=args.docs,
     )
     print(markdown_table(result["summary"], [m for m in MODELS if any(r["model"] == m for r in result["runs"])]))
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {args.out or 'outputs/boon_' + result['mode']}")

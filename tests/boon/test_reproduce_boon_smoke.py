@@ -335,3 +335,31 @@ def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny
     assert "heat_fno_s2" in text and "interrupted" in text
     assert text.strip().splitlines()[-1].startswith("6 finished, 0 training, 1 interrupted, 2 pending, 3 not defined")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_report_writes_the_generated_block_of_a_docs_page(repro, tiny_run, tmp_path):
+    import shutil
+
+    src, _ = tiny_run
+    out = tmp_path / "results" / "boon"
+    shutil.copytree(src / "runs", out / "runs")
+    shutil.copytree(src / "data", out / "data")
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    page.write_text("# Page\n\nno block here\n")
+    with pytest.raises(ValueError, match="docs: .*page.md must hold the line"):
+        repro.run(quick=True, out=out, config=TINY, verbose=False, report_only=True, docs=page)
+    assert not (out / "results.md").exists()  # refused before anything was written
+    page.write_text(f"# Page\n\nbefore\n\n{repro.DOCS_BEGIN}\nstale text\n{repro.DOCS_END}\n\nafter\n")
+    for _ in range(2):  # a second report replaces the block, it does not add one
+        repro.run(quick=True, out=out, config=TINY, verbose=False, report_only=True, docs=page, command="CMD")
+    text = page.read_text()
+    assert text.startswith("# Page\n\nbefore\n\n") and text.endswith(f"{repro.DOCS_END}\n\nafter\n")
+    assert "stale text" not in text and text.count(repro.DOCS_BEGIN) == 1
+    block = text.split(repro.DOCS_BEGIN)[1].split(repro.DOCS_END)[0]
+    assert "Command: `CMD`" in block and "| heat | FNO | 2 |" in block and "#### Default chosen by the rule" in block
+    # the page's links reach the report's plots
+    links = [line[line.index("(") + 1:-1] for line in block.splitlines() if line.startswith("![")]
+    assert links and all((page.parent / link).resolve().is_file() for link in links)
+    results_md = (out / "results.md").read_text()
+    assert results_md.startswith("# BOON reproduction") and "## Default chosen by the rule" in results_md
