@@ -113,7 +113,7 @@ def estimate(problems, models, threads=(1, 2), steps=3, out=None, cache_dir=None
         loss_fn = LpLoss(d=problem.x.ndim - 2, p=2)
         batches = [torch.arange(i * batch, (i + 1) * batch) for i in range(steps + 1)]
         for m in models:
-            ok, why = repro.defined(m, problem.boundary)
+            ok, why = repro.defined(m, prob)
             if not ok:
                 rows.append(dict(problem=prob, model=m, not_defined=why))
                 continue
