@@ -57,6 +57,8 @@ def main(argv=None):
     parser.add_argument("--threads", default="1", help="torch threads passed to the benchmarks")
     parser.add_argument("--clock", default=None, choices=["wall", "cpu"],
                         help="passed to the BOON benchmark (cpu: process CPU time, for a shared machine)")
+    parser.add_argument("--variants", default=None,
+                        help="passed to the BOON benchmark: the comma-separated variants to time (default: all)")
     parser.add_argument("--out", default="outputs/compare_benchmarks", type=pathlib.Path)
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}")
     args = parser.parse_args(argv)
@@ -75,6 +77,8 @@ def main(argv=None):
                     extra = ["--threads", args.threads]
                     if args.clock and script == "examples/benchmark_boon.py":
                         extra += ["--clock", args.clock]
+                    if args.variants and script == "examples/benchmark_boon.py":
+                        extra += ["--variants", args.variants]
                     run_once(tree, script_tree, script, out_dir, extra)
                     for name, (s, j, key, labels, fields) in chosen.items():
                         if s != script:
