@@ -1033,9 +1033,10 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         _, diff = make_problem(prob, cfg, cache_dir)
         data_checks[prob] = dict(target_vs_generator_face_values=diff, data_seconds=time.perf_counter() - t0)
     # The code these runs train with: taken now, before hours of training in which the tree may change.
-    commit = _git_commit()
+    training_commit = _git_commit()
     jobs = [dict(prob=p, model=m, seed=s, cfg=cfg, schedule=schedule, runs_dir=str(runs_dir),
-                 cache_dir=str(cache_dir), device=str(device), resume=resume, verbose=verbose, commit=commit)
+                 cache_dir=str(cache_dir), device=str(device), resume=resume, verbose=verbose,
+                 commit=training_commit)
             for p, m, s in pending]
     if n_jobs == 1 or len(jobs) <= 1:
         for job in jobs:
@@ -1072,7 +1073,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     threads = torch.get_num_threads()
     machine = (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, torch "
                f"{torch.__version__}, {threads} threads")
-    commit = _git_commit()
+    commit = _git_commit()  # the report's code (the runs record the code they trained with)
     command = command or "run(...) called from Python"
     slim = [{k: v for k, v in r.items() if k != "pred_sample0"} for r in runs]
     result = dict(mode=mode, schedule=schedule, command=command, commit=commit, machine=machine,
