@@ -387,8 +387,11 @@ def _state_for_checkpoint(model):
     return state
 
 
-def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, key=None, legacy_key=None):
+def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=()):
     """Adam + step decay on the relative L2 loss, with per-epoch curves and the convergence criterion.
+
+    ``keys``: the fingerprints under which a checkpoint at ``ckpt_path`` is resumed (see :func:`resumable_keys`);
+    checkpoints are written under the first.
 
     Returns
     -------
@@ -412,9 +415,7 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     ck = None
     if ckpt_path is not None and Path(ckpt_path).exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    # A checkpoint under the legacy fingerprint is of a run that had not stopped: the current rule, which stops
-    # no earlier, has it at the same point (see _valid_under_min_epochs).
-    if ck is not None and ck.get("key") not in {k for k in (key, legacy_key) if k is not None}:
+    if ck is not None and ck.get("key") not in keys:
         if log:
             log(f"  {Path(ckpt_path).name} was written with other settings: ignored, training from the start")
         ck = None
@@ -457,7 +458,7 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
             tmp = Path(str(ckpt_path) + ".tmp")
             torch.save(dict(model=_state_for_checkpoint(model), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), generator=gen.get_state(), history=hist,
-                            epoch=epoch + 1, key=key), tmp)
+                            epoch=epoch + 1, key=keys[0] if keys else None), tmp)
             os.replace(tmp, ckpt_path)  # atomic: an interruption leaves the previous checkpoint intact
         if log and ((epoch + 1) % max(1, cfg["max_epochs"] // 10) == 0):
             log(f"  epoch {epoch + 1}: train {hist['train_loss'][-1]:.4f} val {val:.4f} test "
@@ -484,6 +485,15 @@ def run_key(cfg, prob, model, schedule, legacy=False):
     if not legacy:
         relevant["min_epochs"] = cfg.get("min_epochs", 0)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resumable_keys(cfg, prob, model, schedule):
+    """The fingerprints under which a run's checkpoint is resumed: the current one, then the legacy one.
+
+    A checkpoint under the legacy fingerprint is of a run that had not stopped: the current rule, which stops no
+    earlier, has it at the same point (see :func:`_valid_under_min_epochs`).
+    """
+    return run_key(cfg, prob, model, schedule), run_key(cfg, prob, model, schedule, legacy=True)
 
 
 def _valid_under_min_epochs(record, cfg):
@@ -823,8 +833,7 @@ def campaign_status(out, problems, models, cfg, schedule):
                 ck = torch.load(ckpt, map_location="cpu", weights_only=True)
             except Exception:  # noqa: BLE001  (being replaced at this moment, or damaged: counted from the start)
                 ck = {}
-            # train() resumes only a checkpoint written with these settings (or the legacy fingerprint)
-            if ck.get("key") in (run_key(cfg, prob, m, schedule), run_key(cfg, prob, m, schedule, legacy=True)):
+            if ck.get("key") in resumable_keys(cfg, prob, m, schedule):  # what train() would resume
                 epoch = int(ck.get("epoch", 0))
         held = claim_held(runs_dir / f"{name}.claim")
         state = "training" if held else ("interrupted" if epoch else "pending")
@@ -891,15 +900,15 @@ def train_one(job):
         ckpt = runs_dir / f"{name}.ckpt.pt"
         if not job["resume"] and ckpt.exists():
             ckpt.unlink()
-        hist = train(model, problem, prob, cfg, seed, schedule, ckpt_path=ckpt, log=log, key=key,
-                     legacy_key=run_key(cfg, prob, m, schedule, legacy=True))
+        hist = train(model, problem, prob, cfg, seed, schedule, ckpt_path=ckpt, log=log,
+                     keys=resumable_keys(cfg, prob, m, schedule))
         n_train, n_val, n_test = _sizes(cfg, prob)
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
         record.update(hist, **metrics, commit=job.get("commit") or _git_commit())
         _write_json(path, record)
-        if ckpt.exists():
-            ckpt.unlink()
+        ckpt.unlink(missing_ok=True)
+        Path(str(ckpt) + ".tmp").unlink(missing_ok=True)  # left by a session stopped while writing a checkpoint
         if log:
             log(f"{name}: rel. L2 {metrics['rel_l2']:.4f}, {hist['epochs']} epochs, converged "
                 f"{hist['converged']}, {hist['train_seconds']:.0f} s")

@@ -96,7 +96,7 @@ def test_boundary_values_come_from_the_target(repro, tmp_path):
     assert problem.boundary[0]["type"] == "neumann" and diff == 0.0
 
 
-def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_path, monkeypatch):
+def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_path, monkeypatch, capsys):
     cfg = dict(TINY, seeds=[0], max_epochs=3, checkpoint_every=1)
     kw = dict(problems=["stokes"], models=["boon_hidden"], quick=True, config=cfg, plots=False, verbose=False)
     whole = repro.run(out=tmp_path / "whole", **kw)["runs"][0]
@@ -105,19 +105,33 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
     calls = []
 
     def save_then_stop(obj, f, *a, **k):
+        # The session ends while the second checkpoint is being written: the first (epoch 1) is in place.
         real_save(obj, f, *a, **k)
         calls.append(f)
-        raise KeyboardInterrupt  # the session ends right after the first checkpoint
+        if len(calls) == 2:
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        repro.run(out=tmp_path / "split", **kw)
-    monkeypatch.setattr(torch, "save", real_save)
-    assert len(calls) == 1 and not (tmp_path / "split" / "runs" / "stokes_boon_hidden_s0.json").exists()
-    resumed = repro.run(out=tmp_path / "split", resume=True, **kw)["runs"][0]
-    # Resumed from epoch 1 with the optimizer, scheduler and shuffling state: the same run, bit for bit.
-    assert resumed["train_loss"] == whole["train_loss"] and resumed["rel_l2"] == whole["rel_l2"]
-    assert not list((tmp_path / "split" / "runs").glob("*.ckpt.pt"))
+    runs = {split: tmp_path / split / "runs" for split in ("split", "legacy")}
+    for split, runs_dir in runs.items():
+        monkeypatch.setattr(torch, "save", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            repro.run(out=tmp_path / split, **kw)
+        monkeypatch.setattr(torch, "save", real_save)
+        assert len(calls) == 2 and not (runs_dir / "stokes_boon_hidden_s0.json").exists()
+        calls.clear()
+        ckpt = runs_dir / "stokes_boon_hidden_s0.ckpt.pt"
+        assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+        if split == "legacy":  # written before min_epochs existed: resumed all the same
+            state = torch.load(ckpt, weights_only=True)
+            state["key"] = repro.resumable_keys(repro.make_config(quick=True, config=cfg), "stokes", "boon_hidden",
+                                                "paper")[1]
+            real_save(state, ckpt)
+        capsys.readouterr()
+        resumed = repro.run(out=tmp_path / split, resume=True, **dict(kw, verbose=True))["runs"][0]
+        assert "resumed from stokes_boon_hidden_s0.ckpt.pt at epoch 1" in capsys.readouterr().out
+        # Resumed from epoch 1 with the optimizer, scheduler and shuffling state: the same run, bit for bit.
+        assert resumed["train_loss"] == whole["train_loss"] and resumed["rel_l2"] == whole["rel_l2"]
+        assert not list(runs_dir.glob("*.ckpt.pt*"))  # the checkpoint and the one being written are gone
     # A finished run is kept, not retrained; changed settings retrain it.
     path = tmp_path / "split" / "runs" / "stokes_boon_hidden_s0.json"
     stamp = path.stat().st_mtime_ns
@@ -335,6 +349,12 @@ def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny
     assert "heat_fno_s2" in text and "interrupted" in text
     assert text.strip().splitlines()[-1].startswith("6 finished, 0 training, 1 interrupted, 2 pending, 3 not defined")
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    # A checkpoint under the fingerprint from before ``min_epochs`` is resumed by train(), so it is progress.
+    current, legacy = repro.resumable_keys(cfg, "stokes", "boon_hidden", "paper")
+    assert current == repro.run_key(cfg, "stokes", "boon_hidden", "paper") and legacy != current
+    torch.save(dict(epoch=2, key=legacy), tmp_path / "runs" / "stokes_boon_hidden_s2.ckpt.pt")
+    row = {r["name"]: r for r in repro.campaign_status(tmp_path, problems, models, cfg, "paper")}["stokes_boon_hidden_s2"]
+    assert row["state"] == "interrupted" and row["epoch"] == 2
 
 
 def test_report_writes_the_generated_block_of_a_docs_page(repro, tiny_run, tmp_path):
