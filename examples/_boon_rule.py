@@ -165,6 +165,40 @@ def markdown(decision, labels=None, heading="##"):
     return "\n".join(lines) + "\n"
 
 
+def summary_markdown(decision, summary, labels=None, source=None):
+    """The decision in a few lines, for a page that quotes it (the README): per problem and variant, the median
+    FNO / variant ratio with its spread and verdict, and the outcome.
+
+    A ratio is shown only once it has ``min_seeds`` seeds; before that a cell says how many seeds it has, so the page
+    claims nothing the rule would not. ``source``: Markdown naming where the full table is (a link), or ``None``.
+    """
+    labels = labels or {}
+    problems, n_min = decision["problems"], decision["rule"]["min_seeds"]
+
+    def cell(m, p):
+        v = decision["verdicts"][m][p]
+        f = (summary.get(p, {}).get(m) or {}).get("factor")
+        if v == "not defined":
+            return "not defined"
+        if f is None or f["n"] < n_min:
+            return f"pending ({0 if f is None else f['n']} of {n_min} seeds)"
+        return f"{f['median']:.2f} [{f['min']:.2f}..{f['max']:.2f}], {v}"
+
+    lines = [f"FNO error / variant error on the same seed, median [min..max] over {n_min} or more seeds, and the "
+             f"rule's verdict (level: median >= {decision['rule']['level']}; better: median >= "
+             f"{decision['rule']['better']} and every seed >= 1)" + (f"; full table and curves: {source}" if source
+                                                                  else "") + ".",
+             "",
+             "| variant | " + " | ".join(problems) + " |",
+             "|---|" + "---|" * len(problems)]
+    lines += [f"| {labels.get(m, m)} | " + " | ".join(cell(m, p) for p in problems) + " |"
+              for m in decision["verdicts"]]
+    outcome = (f"**Default: {labels.get(decision['default'], decision['default'])}**" if decision["default"]
+               else "**No default chosen yet**")
+    lines += ["", f"{outcome}: {decision['reason']}."]
+    return "\n".join(lines) + "\n"
+
+
 def _benchmark_script():
     """``examples/benchmark_boon.py`` as a module: its configurations and variants define a complete cost table."""
     spec = importlib.util.spec_from_file_location("_benchmark_boon", Path(__file__).with_name("benchmark_boon.py"))

@@ -212,3 +212,23 @@ def test_benchmark_measures_every_variant_the_rule_compares(rule, repro, load_ex
     assert not bench.applies(hidden, [Dirichlet(left=1.0), Neumann(right=0.0)])
     assert not bench.applies(hidden, Periodic())
     assert bench.applies("T2", Periodic())
+
+
+def test_summary_quotes_ratios_only_with_enough_seeds(rule, repro):
+    errors = {}
+    for prob in PROBLEMS:
+        errors[(prob, "fno")] = [0.01, 0.012, 0.009]
+        for model in rule.BENCHMARK_VARIANT:
+            errors[(prob, model)] = [0.01, 0.01, 0.01]
+    errors[("stokes", "boon")] = [0.008, 0.01, 0.006]  # FNO / T2: 1.25, 1.2, 1.5
+    errors[("heat", "boon_output")] = [0.01, 0.01, None]  # seed 2 still training
+    summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
+    decision = rule.choose_default(summary, {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()})
+    text = rule.summary_markdown(decision, summary, {"boon": "T2", "boon_output": "output"}, "[t](t.md)")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")}
+    heat, stokes = PROBLEMS.index("heat"), PROBLEMS.index("stokes")
+    assert rows["T2"][stokes] == "1.25 [1.20..1.50], better"
+    assert rows["output"][heat] == "pending (2 of 3 seeds)"
+    assert "full table and curves: [t](t.md)" in text
+    assert decision["default"] is None and text.rstrip().endswith(f"**No default chosen yet**: {decision['reason']}.")
