@@ -387,8 +387,11 @@ def _state_for_checkpoint(model):
     return state
 
 
-def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=()):
+def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=(), stop_after=None):
     """Adam + step decay on the relative L2 loss, with per-epoch curves and the convergence criterion.
+
+    ``stop_after``: train only the first epochs of the run (:func:`verify_runs`); everything else, the learning
+    rate schedule included, is the run's.
 
     ``keys``: the fingerprints under which a checkpoint at ``ckpt_path`` is resumed (see :func:`resumable_keys`);
     checkpoints are written under the first.
@@ -430,7 +433,8 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
             log(f"  resumed from {Path(ckpt_path).name} at epoch {start_epoch}")
     converged, improvement = convergence(hist["best_val"], cfg["patience"], cfg["tol"])
     stopped_early = False
-    for epoch in range(start_epoch, cfg["max_epochs"]):
+    last = cfg["max_epochs"] if stop_after is None else min(int(stop_after), cfg["max_epochs"])
+    for epoch in range(start_epoch, last):
         if schedule == "converge" and converged and epoch >= cfg.get("min_epochs", 0):
             stopped_early = True
             break
@@ -550,6 +554,11 @@ def _git_commit():
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
     return (head or "unknown") + (" (with uncommitted changes in boon_ext/ or the script)" if dirty else "")
+
+
+def _machine():
+    return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads")
 
 
 # ---------------------------------------------------------------------------- report
@@ -843,6 +852,69 @@ def campaign_status(out, problems, models, cfg, schedule):
     return rows
 
 
+CURVES = ("train_loss", "val_rel_l2", "test_rel_l2")
+
+
+def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, device="cpu", log=None):
+    """Retrain the first ``epochs`` epochs of every selected finished run in ``out`` and compare the curves.
+
+    Every run is seeded (initial weights, batch order), so the same code, torch build and thread count give the
+    recorded curves bit for bit; a difference means the code, the data or the platform changed since the run.
+    Cheap evidence that the committed runs are what the command trains, without training them again in full.
+
+    Parameters
+    ----------
+    out : str or Path
+        A reproduction's folder (its ``runs/`` and data cache).
+    problems, models : sequence of str
+        Which runs to check (those not finished are skipped).
+    cfg : dict
+        The configuration the runs were trained with (:func:`make_config`).
+    schedule : str
+        Their schedule.
+    epochs : int
+        Epochs to retrain per run (fewer where the run stopped earlier).
+    cache_dir : str or Path, optional
+        Data cache (default ``<out>/data``).
+
+    Returns
+    -------
+    list of dict
+        ``name``, ``epochs`` (compared), ``identical`` (every curve equal bit for bit), ``max_rel_diff`` (over
+        the three curves), ``recorded_commit`` and ``seconds``.
+
+    Raises
+    ------
+    ValueError
+        Unknown problem, model or schedule, or ``epochs`` below 1.
+    """
+    check_selection(problems, models, schedule)
+    if int(epochs) < 1:
+        raise ValueError(f"epochs: expected a positive number of epochs to retrain, got {epochs!r}")
+    out = Path(out)
+    cache_dir = Path(cache_dir) if cache_dir is not None else out / "data"
+    rows = []
+    for seed, m, prob in training_order(cfg["seeds"], models, problems):
+        name = _run_name(prob, m, seed)
+        record = finished_run(out / "runs" / f"{name}.json", cfg, prob, m, schedule, write=False)
+        if record is None or "not_defined" in record:
+            continue
+        n = min(int(epochs), record["epochs"])
+        problem, _ = make_problem(prob, cfg, cache_dir)
+        model = build_model(m, problem, cfg["fno_st"] if prob == "stokes_spacetime" else cfg["fno_1d"], seed)
+        t0 = time.perf_counter()
+        hist = train(model.to(device), problem, prob, cfg, seed, schedule, stop_after=n)
+        diffs = [abs(a - b) / max(abs(b), 1e-30) for k in CURVES for a, b in zip(hist[k][:n], record[k][:n])]
+        row = dict(name=name, epochs=n, identical=all(hist[k][:n] == record[k][:n] for k in CURVES),
+                   max_rel_diff=max(diffs), recorded_commit=record.get("commit"),
+                   seconds=time.perf_counter() - t0)
+        rows.append(row)
+        if log:
+            log(f"{name}: {n} epochs, " + ("identical" if row["identical"] else
+                                           f"differs (max rel. diff {row['max_rel_diff']:.2e})"))
+    return rows
+
+
 def status_text(rows, jobs=1):
     """The rows of :func:`campaign_status` as a table with a one-line total."""
     lines = [f"{'run':36s} {'state':12s} {'epoch':>5s} {'rel. L2':>9s} {'h left':>7s}"]
@@ -1082,9 +1154,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                 first_runs = [r for r in trained if r["seed"] == first]
                 first_runs.sort(key=lambda r: MODELS.index(r["model"]))
                 pngs[prob] = plot_solutions(out, prob, problem_plot, n_train + n_val, first_runs)
-    threads = torch.get_num_threads()
-    machine = (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, torch "
-               f"{torch.__version__}, {threads} threads")
+    machine = _machine()
     commit = _git_commit()  # the report's code (the runs record the code they trained with)
     command = command or "run(...) called from Python"
     slim = [{k: v for k, v in r.items() if k != "pred_sample0"} for r in runs]
@@ -1249,6 +1319,10 @@ def main(argv=None):
     parser.add_argument("--status", action="store_true",
                         help="list which runs in --out are finished, in training or to train, with an estimate of "
                              "the training time left (reads run files, claims and checkpoints; writes nothing)")
+    parser.add_argument("--verify", type=int, default=None, metavar="EPOCHS",
+                        help="retrain the first EPOCHS epochs of every selected finished run in --out and compare "
+                             "its curves with the recorded ones (bit for bit with the same torch build and "
+                             "--threads); prints a table, writes <out>/verify.json, exits 1 if any differs")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
@@ -1274,6 +1348,22 @@ def main(argv=None):
         print(status_text(rows, args.jobs))
         return
     command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))
+    if args.verify is not None:
+        cfg = make_config(args.quick, config, seeds, args.max_epochs)
+        out = Path(args.out or f"outputs/boon_{'quick' if args.quick else 'full'}")
+        rows = verify_runs(out, [p for p in args.problems.split(",") if p], [m for m in args.models.split(",") if m],
+                           cfg, args.schedule, args.verify, args.cache_dir, args.device,
+                           log=lambda msg: print(msg, flush=True))
+        (out / "verify.json").write_text(json.dumps(dict(command=command, commit=_git_commit(), machine=_machine(),
+                                                         rows=rows), indent=1))
+        print(f"{'run':36s} {'epochs':>6s} {'identical':>9s} {'max rel. diff':>13s} {'recorded at':>12s}")
+        for r in rows:
+            print(f"{r['name']:36s} {r['epochs']:6d} {str(r['identical']):>9s} {r['max_rel_diff']:13.2e} "
+                  f"{str(r['recorded_commit']):>12s}")
+        print(f"{sum(r['identical'] for r in rows)} of {len(rows)} runs identical; wrote {out / 'verify.json'}")
+        if not all(r["identical"] for r in rows):
+            sys.exit(1)
+        return
     result = run(
         problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
         quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,

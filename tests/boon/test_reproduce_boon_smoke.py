@@ -357,6 +357,38 @@ def test_status_lists_finished_training_interrupted_and_pending_runs(repro, tiny
     assert row["state"] == "interrupted" and row["epoch"] == 2
 
 
+def test_verify_retrains_the_first_epochs_bit_for_bit_and_catches_a_changed_run(repro, tiny_run, tmp_path, capsys,
+                                                                                 monkeypatch):
+    import shutil
+
+    src, _ = tiny_run
+    shutil.copytree(src / "runs", tmp_path / "runs")
+    shutil.copytree(src / "data", tmp_path / "data")
+    cfg = repro.make_config(quick=True, config=TINY)
+    rows = repro.verify_runs(tmp_path, ["stokes", "heat"], ["fno", "boon_hidden"], cfg, "paper", epochs=1)
+    # heat has no values-in-every-layer run (Neumann): nothing to retrain there
+    assert [r["name"] for r in rows] == ["stokes_fno_s0", "heat_fno_s0", "stokes_boon_hidden_s0", "stokes_fno_s1",
+                                         "heat_fno_s1", "stokes_boon_hidden_s1"]
+    assert all(r["identical"] and r["max_rel_diff"] == 0.0 and r["epochs"] == 1 for r in rows)
+    # A record that the code does not give (here: its second epoch's test error) is caught, from the command too.
+    path = tmp_path / "runs" / "heat_fno_s1.json"
+    record = json.loads(path.read_text())
+    record["test_rel_l2"][1] *= 1 + 1e-6
+    path.write_text(json.dumps(record))
+    monkeypatch.setitem(repro.CONFIGS, "quick", dict(repro.CONFIGS["quick"], **TINY))  # the settings of tiny_run
+    with pytest.raises(SystemExit) as stop:
+        repro.main(["--verify", "5", "--quick", "--threads", "1", "--out", str(tmp_path), "--problems", "heat",
+                    "--models", "fno"])
+    assert stop.value.code == 1
+    text = capsys.readouterr().out
+    assert "heat_fno_s0: 2 epochs, identical" in text and "heat_fno_s1: 2 epochs, differs" in text
+    saved = json.loads((tmp_path / "verify.json").read_text())
+    assert [r["identical"] for r in saved["rows"]] == [True, False]
+    assert saved["rows"][1]["max_rel_diff"] == pytest.approx(1e-6, rel=1e-3)
+    with pytest.raises(ValueError, match="epochs: expected a positive"):
+        repro.verify_runs(tmp_path, ["heat"], ["fno"], cfg, "paper", epochs=0)
+
+
 def test_report_writes_the_generated_block_of_a_docs_page(repro, tiny_run, tmp_path):
     import shutil
 
