@@ -41,6 +41,12 @@ Runs are independent: ``--jobs N`` trains N at once, one process each (``--threa
 with the same numbers as one after another. Each run in training holds a claim file (``runs/<name>.claim``), so
 separate calls may also share one ``--out``; a claim left by a process that has ended is taken over.
 
+Following and checking a long run: ``--status`` lists every run as finished, in training, interrupted or pending,
+with the training time left; ``--verify EPOCHS`` retrains the first epochs of every finished run and checks that
+they give the recorded curves bit for bit (same torch build and ``--threads``), i.e. that the committed runs are
+what the current code trains; ``--report-only --docs PAGE`` rebuilds the table and writes it, or its summary, into a
+page's generated block.
+
 Usage::
 
     python examples/reproduce_boon.py --quick                          # < 2 min on 2 CPU cores
@@ -893,14 +899,16 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
         raise ValueError(f"epochs: expected a positive number of epochs to retrain, got {epochs!r}")
     out = Path(out)
     cache_dir = Path(cache_dir) if cache_dir is not None else out / "data"
-    rows = []
+    rows, data = [], {}
     for seed, m, prob in training_order(cfg["seeds"], models, problems):
         name = _run_name(prob, m, seed)
         record = finished_run(out / "runs" / f"{name}.json", cfg, prob, m, schedule, write=False)
         if record is None or "not_defined" in record:
             continue
         n = min(int(epochs), record["epochs"])
-        problem, _ = make_problem(prob, cfg, cache_dir)
+        if prob not in data:
+            data[prob] = make_problem(prob, cfg, cache_dir)[0]
+        problem = data[prob]
         model = build_model(m, problem, cfg["fno_st"] if prob == "stokes_spacetime" else cfg["fno_1d"], seed)
         t0 = time.perf_counter()
         hist = train(model.to(device), problem, prob, cfg, seed, schedule, stop_after=n)
