@@ -180,7 +180,7 @@ def summary_markdown(decision, summary, labels=None, source=None):
         f = (summary.get(p, {}).get(m) or {}).get("factor")
         if v == "not defined":
             return "not defined"
-        if f is None or f["n"] < n_min:
+        if v == "pending":
             return f"pending ({0 if f is None else f['n']} of {n_min} seeds)"
         return f"{f['median']:.2f} [{f['min']:.2f}..{f['max']:.2f}], {v}"
 

@@ -410,6 +410,8 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     """
     from neuralop.losses import LpLoss
 
+    if isinstance(keys, str):  # `in` would test substrings, and keys[0] be one character
+        raise TypeError(f"keys: expected a sequence of fingerprints (resumable_keys), got the str {keys!r}")
     device = next(model.parameters()).device
     n_train, n_val, n_test = _sizes(cfg, prob)
     train_idx = torch.arange(n_train)
@@ -866,7 +868,9 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
 
     Every run is seeded (initial weights, batch order), so the same code, torch build and thread count give the
     recorded curves bit for bit; a difference means the code, the data or the platform changed since the run.
-    Cheap evidence that the committed runs are what the command trains, without training them again in full.
+    Cheap evidence that the committed runs start as the current code trains them, without training them again in
+    full. Each run is retrained with the thread count it records (runs from before that was recorded: the
+    caller's, which must then be the one they were trained with: 1 in ``--jobs`` campaigns).
 
     Parameters
     ----------
@@ -892,34 +896,50 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
     Raises
     ------
     ValueError
-        Unknown problem, model or schedule, or ``epochs`` below 1.
+        Unknown problem, model or schedule, ``epochs`` below 1, or no finished run in ``out`` with these settings
+        (the error lists run files of the selection trained with other settings).
     """
     check_selection(problems, models, schedule)
     if int(epochs) < 1:
-        raise ValueError(f"epochs: expected a positive number of epochs to retrain, got {epochs!r}")
+        raise ValueError(f"epochs (--verify): expected a positive number of epochs to retrain, got {epochs!r}")
     out = Path(out)
     cache_dir = Path(cache_dir) if cache_dir is not None else out / "data"
-    rows, data = [], {}
+    rows, data, other = [], {}, []
     for seed, m, prob in training_order(cfg["seeds"], models, problems):
         name = _run_name(prob, m, seed)
-        record = finished_run(out / "runs" / f"{name}.json", cfg, prob, m, schedule, write=False)
-        if record is None or "not_defined" in record:
+        path = out / "runs" / f"{name}.json"
+        record = finished_run(path, cfg, prob, m, schedule, write=False)
+        if record is None and path.exists():
+            other.append(name)
+        if record is None or "not_defined" in record or not record.get("epochs"):
             continue
         n = min(int(epochs), record["epochs"])
         if prob not in data:
             data[prob] = make_problem(prob, cfg, cache_dir)[0]
         problem = data[prob]
         model = build_model(m, problem, cfg["fno_st"] if prob == "stokes_spacetime" else cfg["fno_1d"], seed)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(record.get("threads", threads))
         t0 = time.perf_counter()
-        hist = train(model.to(device), problem, prob, cfg, seed, schedule, stop_after=n)
-        diffs = [abs(a - b) / max(abs(b), 1e-30) for k in CURVES for a, b in zip(hist[k][:n], record[k][:n])]
-        row = dict(name=name, epochs=n, identical=all(hist[k][:n] == record[k][:n] for k in CURVES),
-                   max_rel_diff=max(diffs), recorded_commit=record.get("commit"),
-                   seconds=time.perf_counter() - t0)
+        try:
+            hist = train(model.to(device), problem, prob, cfg, seed, schedule, stop_after=n)
+        finally:
+            torch.set_num_threads(threads)
+        new = np.array([hist[k][:n] for k in CURVES], dtype=float)
+        old = np.array([record[k][:n] for k in CURVES], dtype=float)
+        both = np.isfinite(new) & np.isfinite(old)
+        diff = np.abs(new - old)[both] / np.maximum(np.abs(old[both]), 1e-30)
+        row = dict(name=name, epochs=n, identical=bool(np.array_equal(new, old, equal_nan=True)),
+                   max_rel_diff=float(diff.max(initial=0.0)), recorded_commit=record.get("commit"),
+                   threads=record.get("threads"), seconds=time.perf_counter() - t0)
         rows.append(row)
         if log:
             log(f"{name}: {n} epochs, " + ("identical" if row["identical"] else
                                            f"differs (max rel. diff {row['max_rel_diff']:.2e})"))
+    if not rows:
+        raise ValueError(f"out: no finished run in {out} with these settings (schedule {schedule!r}, problems "
+                         f"{list(problems)}, models {list(models)}, seeds {cfg['seeds']})"
+                         + (f"; trained with other settings: {', '.join(other)}" if other else ""))
     return rows
 
 
@@ -969,7 +989,8 @@ def train_one(job):
             return name
         problem, _ = make_problem(prob, cfg, job["cache_dir"])
         ok, why = defined(m, prob)
-        record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device))
+        # the thread count too: with another one, the same seeds give other rounding (see verify_runs)
+        record = dict(problem=prob, model=m, seed=seed, key=key, device=str(device), threads=torch.get_num_threads())
         if not ok:
             path.write_text(json.dumps(dict(record, not_defined=why)))
             return name
@@ -1219,17 +1240,20 @@ def check_docs_block(docs):
         text = Path(docs).read_text()
     except OSError as err:
         raise ValueError(f"docs: cannot read {docs}: {err!r}") from err
-    kinds = []
+    kinds, spans = [], []
     for kind, (begin, end) in DOCS_BLOCKS.items():
         if begin not in text and end not in text:
             continue
         if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
             raise ValueError(f"docs: {docs} must hold the line {begin!r} once, followed by {end!r} once; the "
-                             "report replaces what lies between them")
+                             f"generated {kind} replaces what lies between them")
         kinds.append(kind)
+        spans.append((text.index(begin), text.index(end)))
     if not kinds:
         raise ValueError(f"docs: {docs} holds no generated block; expected the lines "
                          + " or ".join(f"{b!r} ... {e!r}" for b, e in DOCS_BLOCKS.values()))
+    if len(spans) == 2 and max(a for a, _ in spans) < min(b for _, b in spans):
+        raise ValueError(f"docs: the generated blocks of {docs} overlap; expected one after the other")
     return kinds
 
 
@@ -1348,38 +1372,36 @@ def main(argv=None):
     if args.min_epochs is not None:
         config["min_epochs"] = args.min_epochs
     seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s]
+    problems, models = [p for p in args.problems.split(",") if p], [m for m in args.models.split(",") if m]
+    out = Path(args.out or f"outputs/boon_{'quick' if args.quick else 'full'}")
     if args.status:
         cfg = make_config(args.quick, config, seeds, args.max_epochs)
-        rows = campaign_status(args.out or f"outputs/boon_{'quick' if args.quick else 'full'}",
-                               [p for p in args.problems.split(",") if p], [m for m in args.models.split(",") if m],
-                               cfg, args.schedule)
+        rows = campaign_status(out, problems, models, cfg, args.schedule)
         print(status_text(rows, args.jobs))
         return
     command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))
     if args.verify is not None:
         cfg = make_config(args.quick, config, seeds, args.max_epochs)
-        out = Path(args.out or f"outputs/boon_{'quick' if args.quick else 'full'}")
-        rows = verify_runs(out, [p for p in args.problems.split(",") if p], [m for m in args.models.split(",") if m],
-                           cfg, args.schedule, args.verify, args.cache_dir, args.device,
+        rows = verify_runs(out, problems, models, cfg, args.schedule, args.verify, args.cache_dir, args.device,
                            log=lambda msg: print(msg, flush=True))
         (out / "verify.json").write_text(json.dumps(dict(command=command, commit=_git_commit(), machine=_machine(),
                                                          rows=rows), indent=1))
-        print(f"{'run':36s} {'epochs':>6s} {'identical':>9s} {'max rel. diff':>13s} {'recorded at':>12s}")
+        print(f"{'run':36s} {'epochs':>6s} {'identical':>9s} {'max rel. diff':>13s}  recorded at")
         for r in rows:
-            print(f"{r['name']:36s} {r['epochs']:6d} {str(r['identical']):>9s} {r['max_rel_diff']:13.2e} "
-                  f"{str(r['recorded_commit']):>12s}")
+            print(f"{r['name']:36s} {r['epochs']:6d} {str(r['identical']):>9s} {r['max_rel_diff']:13.2e}  "
+                  f"{r['recorded_commit']}")
         print(f"{sum(r['identical'] for r in rows)} of {len(rows)} runs identical; wrote {out / 'verify.json'}")
         if not all(r["identical"] for r in rows):
             sys.exit(1)
         return
     result = run(
-        problems=[p for p in args.problems.split(",") if p], models=[m for m in args.models.split(",") if m],
-        quick=args.quick, out=args.out, seeds=seeds, max_epochs=args.max_epochs, schedule=args.schedule,
-        cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume, command=command,
-        device=args.device, jobs=args.jobs, threads_per_job=args.threads, report_only=args.report_only, costs=args.costs, docs=args.docs,
+        problems=problems, models=models, quick=args.quick, out=out, seeds=seeds, max_epochs=args.max_epochs,
+        schedule=args.schedule, cache_dir=args.cache_dir, config=config, plots=not args.no_plots, resume=args.resume,
+        command=command, device=args.device, jobs=args.jobs, threads_per_job=args.threads,
+        report_only=args.report_only, costs=args.costs, docs=args.docs,
     )
     print(markdown_table(result["summary"], [m for m in MODELS if any(r["model"] == m for r in result["runs"])]))
-    print(f"{result['seconds_this_call']:.0f} s this call; wrote {args.out or 'outputs/boon_' + result['mode']}")
+    print(f"{result['seconds_this_call']:.0f} s this call; wrote {out}")
 
 
 if __name__ == "__main__":
