@@ -232,3 +232,10 @@ def test_summary_quotes_ratios_only_with_enough_seeds(rule, repro):
     assert rows["output"][heat] == "pending (2 of 3 seeds)"
     assert "full table and curves: [t](t.md)" in text
     assert decision["default"] is None and text.rstrip().endswith(f"**No default chosen yet**: {decision['reason']}.")
+    # With every seed in, the outcome names the default chosen by the rule.
+    errors[("heat", "boon_output")] = [0.01, 0.01, 0.01]
+    summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
+    decision = rule.choose_default(summary, {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()})
+    text = rule.summary_markdown(decision, summary, {"boon": "T2"})
+    assert decision["default"] == "boon" and f"**Default: T2**: {decision['reason']}." in text
+    assert "pending" not in text and "full table" not in text  # no source given
