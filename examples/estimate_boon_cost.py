@@ -109,7 +109,7 @@ def estimate(problems, models, threads=(1, 2), steps=3, out=None, cache_dir=None
         gen_s = time.perf_counter() - t0
         data[prob] = dict(samples_timed=n_measure, seconds=gen_s,
                           seconds_full=gen_s * (n_train + n_val + n_test) / n_measure)
-        arch = full["fno_st"] if prob == "stokes_spacetime" else full["fno_1d"]
+        arch = repro.architecture(full, prob)
         loss_fn = LpLoss(d=problem.x.ndim - 2, p=2)
         batches = [torch.arange(i * batch, (i + 1) * batch) for i in range(steps + 1)]
         for m in models:

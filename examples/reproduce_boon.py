@@ -146,6 +146,11 @@ def _sizes(cfg, name):
     return cfg["n_train"], cfg["n_val"], cfg["n_test"]
 
 
+def architecture(cfg, name):
+    """The FNO settings (``n_modes``, width, layers) of problem ``name``: the space-time ones for space-time Stokes."""
+    return cfg["fno_st"] if name == "stokes_spacetime" else cfg["fno_1d"]
+
+
 def generate(name, cfg, cache_dir):
     """The generator's problem (validation and test samples after the training samples)."""
     n = cfg["n_points"][name]
@@ -490,7 +495,7 @@ def run_key(cfg, prob, model, schedule, legacy=False):
     relevant = dict(
         problem=prob, model=model, model_kwargs=MODEL_KWARGS[model], schedule=schedule,
         sizes=_sizes(cfg, prob), n_points=cfg["n_points"][prob], n_times=cfg["n_times"] if st else None,
-        arch=cfg["fno_st"] if st else cfg["fno_1d"], viscosity=STOKES_VISCOSITY.get(prob),
+        arch=architecture(cfg, prob), viscosity=STOKES_VISCOSITY.get(prob),
         **{k: cfg[k] for k in ("batch_size", "max_epochs", "step_size", "gamma", "lr", "weight_decay", "patience",
                                "tol")},
     )
@@ -917,7 +922,7 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
         if prob not in data:
             data[prob] = make_problem(prob, cfg, cache_dir)[0]
         problem = data[prob]
-        model = build_model(m, problem, cfg["fno_st"] if prob == "stokes_spacetime" else cfg["fno_1d"], seed)
+        model = build_model(m, problem, architecture(cfg, prob), seed)
         threads = torch.get_num_threads()
         torch.set_num_threads(record.get("threads", threads))
         t0 = time.perf_counter()
@@ -996,8 +1001,7 @@ def train_one(job):
             return name
         if log:
             log(f"{name}: training ({schedule}, up to {cfg['max_epochs']} epochs)")
-        st = prob == "stokes_spacetime"
-        model = build_model(m, problem, cfg["fno_st"] if st else cfg["fno_1d"], seed).to(device)
+        model = build_model(m, problem, architecture(cfg, prob), seed).to(device)
         ckpt = runs_dir / f"{name}.ckpt.pt"
         if not job["resume"] and ckpt.exists():
             ckpt.unlink()
@@ -1233,9 +1237,14 @@ DOCS_BLOCKS = dict(report=(DOCS_BEGIN, DOCS_END), summary=(SUMMARY_BEGIN, SUMMAR
 def check_docs_block(docs):
     """The kinds of generated block (keys of ``DOCS_BLOCKS``) that the Markdown file ``docs`` holds.
 
-    Raises ``ValueError`` (naming ``docs``) for an unreadable file, a file with no block, or a block whose begin
-    and end lines are not there once each, begin first.
+    Raises ``ValueError`` (naming ``docs``) for an unreadable file, a file with no block, a block whose begin
+    and end lines are not there once each, begin first, or blocks that overlap.
     """
+    return _read_docs_blocks(docs)[1]
+
+
+def _read_docs_blocks(docs):
+    """``(text, kinds)`` of the Markdown file ``docs`` (see :func:`check_docs_block`)."""
     try:
         text = Path(docs).read_text()
     except OSError as err:
@@ -1254,13 +1263,12 @@ def check_docs_block(docs):
                          + " or ".join(f"{b!r} ... {e!r}" for b, e in DOCS_BLOCKS.values()))
     if len(spans) == 2 and max(a for a, _ in spans) < min(b for _, b in spans):
         raise ValueError(f"docs: the generated blocks of {docs} overlap; expected one after the other")
-    return kinds
+    return text, kinds
 
 
 def write_docs_blocks(docs, bodies):
     """Replace each generated block of ``docs`` (see :func:`check_docs_block`) with ``bodies[kind]``."""
-    kinds = check_docs_block(docs)
-    text = Path(docs).read_text()
+    text, kinds = _read_docs_blocks(docs)
     for kind in kinds:
         begin, end = DOCS_BLOCKS[kind]
         head, rest = text.split(begin)
