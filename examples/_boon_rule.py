@@ -15,7 +15,7 @@ Every problem of ``REQUIRED_PROBLEMS`` must have ``MIN_SEEDS`` seeds of every va
 another problem with finished runs (space-time Stokes, Stokes at viscosity 0.01) enters the rule as soon as it has
 an FNO run, and must then be complete too. Values in the hidden layers need Dirichlet conditions, so that variant
 is no candidate for the constructor's default, which must work for every condition; like every variant, it is
-recommended wherever it is better.
+recommended wherever it is better. Where every variant has its verdict and none is better, the report says so.
 """
 
 from __future__ import annotations
@@ -103,11 +103,15 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     cost = {m: None if costs is None else costs.get(BENCHMARK_VARIANT[m]) for m in models}
     better_on = {m: [p for p in problems if verdicts[m][p] == "better"] for m in models}
     pending = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "pending"]
+    # Problems where every variant has its verdict and none is better: said plainly, not left to the reader.
+    no_better = [p for p in problems if all(verdicts[m][p] != "pending" for m in models)
+                 and not any(verdicts[m][p] == "better" for m in models)]
     out = dict(rule=dict(level=LEVEL, better=BETTER, cost_cap=COST_CAP, min_seeds=min_seeds,
                          required=list(REQUIRED_PROBLEMS), candidates=list(DEFAULT_CANDIDATES)),
                problems=problems, missing=missing,
                not_covered=[p for p in expected if p not in problems and p not in missing],
-               verdicts=verdicts, cost=cost, better_on=better_on, pending=pending, default=None)
+               verdicts=verdicts, cost=cost, better_on=better_on, no_better=no_better, pending=pending,
+               default=None)
     if missing:
         return dict(out, reason="pending: no FNO run yet on " + ", ".join(missing))
     if pending:
@@ -159,10 +163,21 @@ def markdown(decision, labels=None, heading="##"):
     lines += ["", f"{outcome} {decision['reason'][0].upper() + decision['reason'][1:]}."]
     if decision.get("not_covered"):
         lines.append(f"Not covered (no finished FNO run): {', '.join(decision['not_covered'])}.")
+    lines += findings(decision, labels)
+    return "\n".join(lines) + "\n"
+
+
+def findings(decision, labels=None):
+    """Sentences on where a variant beats the FNO (recommended there) and where none does, one per line."""
+    labels = labels or {}
+    lines = []
     recommend = [f"{labels.get(m, m)} on {', '.join(ps)}" for m, ps in decision["better_on"].items() if ps]
     if recommend:
         lines.append("Better than the FNO (recommended there, whatever its cost): " + "; ".join(recommend) + ".")
-    return "\n".join(lines) + "\n"
+    if decision["no_better"]:
+        lines.append("No variant is better than the FNO on " + ", ".join(decision["no_better"]) + ": every variant "
+                     "there is level or worse over its seeds (see the table).")
+    return lines
 
 
 def summary_markdown(decision, summary, labels=None, source=None):
@@ -196,6 +211,7 @@ def summary_markdown(decision, summary, labels=None, source=None):
     outcome = (f"**Default: {labels.get(decision['default'], decision['default'])}**" if decision["default"]
                else "**No default chosen yet**")
     lines += ["", f"{outcome}: {decision['reason']}."]
+    lines += findings(decision, labels)
     return "\n".join(lines) + "\n"
 
 

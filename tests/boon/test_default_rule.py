@@ -64,6 +64,8 @@ def test_choice_follows_the_rule(rule, repro, data):
     for model in rule.BENCHMARK_VARIANT:
         for prob in PROBLEMS:
             assert decision["verdicts"][model][prob] == expected(model, prob)
+    assert decision["no_better"] == [p for p in PROBLEMS
+                                     if all(expected(m, p) != "better" for m in rule.BENCHMARK_VARIANT)]
     eligible = [m for m in rule.DEFAULT_CANDIDATES
                 if all(v in ("level", "better") for v in decision["verdicts"][m].values())
                 and costs[rule.BENCHMARK_VARIANT[m]] <= rule.COST_CAP]
@@ -231,7 +233,13 @@ def test_summary_quotes_ratios_only_with_enough_seeds(rule, repro):
     assert rows["T2"][stokes] == "1.25 [1.20..1.50], better"
     assert rows["output"][heat] == "pending (2 of 3 seeds)"
     assert "full table and curves: [t](t.md)" in text
-    assert decision["default"] is None and text.rstrip().endswith(f"**No default chosen yet**: {decision['reason']}.")
+    assert decision["default"] is None and f"**No default chosen yet**: {decision['reason']}." in text
+    # Settled verdicts are stated even while others are pending: T2 is better on Stokes; on the two Burgers
+    # problems every variant is level (median 1.0), on heat one variant is still pending.
+    assert text.rstrip().endswith("Better than the FNO (recommended there, whatever its cost): T2 on stokes.\n"
+                                  "No variant is better than the FNO on burgers_periodic, burgers_dirichlet: every "
+                                  "variant there is level or worse over its seeds (see the table).")
+    assert decision["no_better"] == ["burgers_periodic", "burgers_dirichlet"]
     # With every seed in, the outcome names the default chosen by the rule.
     errors[("heat", "boon_output")] = [0.01, 0.01, 0.01]
     summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
