@@ -948,6 +948,15 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
     return rows
 
 
+def verify_text(rows):
+    """The rows of :func:`verify_runs` as a table with a one-line count."""
+    lines = [f"{'run':36s} {'epochs':>6s} {'identical':>9s} {'max rel. diff':>13s}  recorded at"]
+    lines += [f"{r['name']:36s} {r['epochs']:6d} {str(r['identical']):>9s} {r['max_rel_diff']:13.2e}  "
+              f"{r['recorded_commit']}" for r in rows]
+    lines.append(f"{sum(r['identical'] for r in rows)} of {len(rows)} runs identical")
+    return "\n".join(lines)
+
+
 def status_text(rows, jobs=1):
     """The rows of :func:`campaign_status` as a table with a one-line total."""
     lines = [f"{'run':36s} {'state':12s} {'epoch':>5s} {'rel. L2':>9s} {'h left':>7s}"]
@@ -1394,11 +1403,7 @@ def main(argv=None):
                            log=lambda msg: print(msg, flush=True))
         (out / "verify.json").write_text(json.dumps(dict(command=command, commit=_git_commit(), machine=_machine(),
                                                          rows=rows), indent=1))
-        print(f"{'run':36s} {'epochs':>6s} {'identical':>9s} {'max rel. diff':>13s}  recorded at")
-        for r in rows:
-            print(f"{r['name']:36s} {r['epochs']:6d} {str(r['identical']):>9s} {r['max_rel_diff']:13.2e}  "
-                  f"{r['recorded_commit']}")
-        print(f"{sum(r['identical'] for r in rows)} of {len(rows)} runs identical; wrote {out / 'verify.json'}")
+        print(verify_text(rows) + f"; wrote {out / 'verify.json'}")
         if not all(r["identical"] for r in rows):
             sys.exit(1)
         return

@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -389,6 +390,8 @@ def test_verify_retrains_the_first_epochs_bit_for_bit_and_catches_a_changed_run(
     assert stop.value.code == 1
     text = capsys.readouterr().out
     assert "heat_fno_s0: 2 epochs, identical" in text and "heat_fno_s1: 2 epochs, differs" in text
+    assert f"1 of 2 runs identical; wrote {tmp_path / 'verify.json'}" in text
+    assert re.search(r"heat_fno_s1 +2 +False +1\.00e-06", text)  # the table row of the changed run
     saved = json.loads((tmp_path / "verify.json").read_text())
     assert [r["identical"] for r in saved["rows"]] == [True, False]
     assert saved["rows"][1]["max_rel_diff"] == pytest.approx(1e-6, rel=1e-3)
