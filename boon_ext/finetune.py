@@ -27,7 +27,8 @@ def warn_untrained_correction(source: str, stacklevel: int = 3) -> None:
     warnings.warn(
         f"kernel_correction=True on {source}, whose weights were trained without the BOON kernel correction: the "
         "conditions hold exactly, but the correction changes every Fourier layer's face inputs, which these "
-        "weights have never seen, and the interior error typically grows several times (measured 2x to 36x). "
+        "weights have never seen, and the interior error typically grows several times (measured 2.5x to 47x, "
+        "medians over 3 seeds; docs/boon_design.md). "
         "Wrap with the default kernel_correction=False (output enforcement, which keeps the model's accuracy), "
         "or fine-tune the wrapped model with boon_ext.finetune_kernel_correction(model, train_loader) for a few "
         "epochs.",

@@ -60,10 +60,10 @@ class BOONFNO(FNO, name="boon_fno"):
     kernel_correction : bool, default False
         Apply the paper's kernel correction (step T2) in every Fourier layer, so that each layer's boundary
         outputs depend on boundary inputs only. ``False`` (default): the layers are the plain FNO's and the
-        output is made exact (step T1 on the output; the Neumann stencil; periodic averaging), which is level with
-        the plain FNO in accuracy and costs what it costs. The correction is opt-in because it costs 1.77x the
-        FNO per training step for a 2-D model with four corrected walls and 1.34x in space-time
-        (``examples/benchmark_boon.py``; ``docs/benchmarks.md``), and its accuracy at convergence is being
+        output is made exact (step T1 on the output; the Neumann stencil; periodic averaging), at the plain FNO's
+        cost. The correction is opt-in because it costs 1.59x-1.77x the FNO per training step for a 2-D model
+        with four corrected walls (two runs of ``examples/benchmark_boon.py``; ``docs/benchmarks.md``), above
+        the 1.3x the package allows its default. The accuracy of both against the FNO at convergence is being
         measured per problem (``examples/reproduce_boon.py``, ``docs/boon_results.md``). Weights trained without
         it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
@@ -332,8 +332,8 @@ class BOONFNO(FNO, name="boon_fno"):
         face nodes (``kernel_correction=False``, ``lift_width=None``): its interior predictions are ``fno``'s
         own, so wrapping never costs accuracy there, and every condition holds exactly. This default was chosen
         by measurement (``examples/wrap_checkpoint_accuracy.py``, ``docs/boon_design.md``): switching the kernel
-        correction on made trained models 2.5x to 47x less accurate, and the smooth lift helped on some Dirichlet
-        problems but cost accuracy on others.
+        correction on made trained models 2.5x to 47x less accurate (medians over 3 seeds), and the smooth lift
+        helped on single-step Stokes but cost accuracy on heat and on space-time Stokes.
 
         Parameters
         ----------

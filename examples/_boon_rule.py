@@ -4,8 +4,8 @@ The rule was fixed before the converged runs finished (``results/boon_full/READM
 the default rather than the other way round. Per problem, each variant is compared with the FNO of the same seed
 (same data, initial weights and batch order) through ``r = FNO error / variant error``:
 
-1. **level** on a problem: median ``r >= LEVEL`` over the seeds. 5% because a converged run's test error still
-   moves by about +-7% over its last 50 epochs, so 3 seeds cannot resolve smaller differences;
+1. **level** on a problem: median ``r >= LEVEL`` over the seeds. 5% because a run's test error still moves by
+   about +-7% over its last 50 epochs of training, so 3 seeds cannot resolve smaller differences;
 2. **better**: median ``r >= BETTER`` and every seed ``r >= 1``;
 3. **the default** is the candidate that is level (or better) on every problem and better on the most, among those
    whose training step costs at most ``COST_CAP`` times the FNO's in every configuration of ``benchmark_boon.py``;

@@ -1,4 +1,4 @@
-"""Reproduce BOON's claims: FNO against BOON variants on the paper's test problems, trained to convergence.
+"""Reproduce BOON's claims: FNO against BOON variants on the paper's test problems, at the paper's schedule.
 
 Every model on a problem gets the same data, architecture, initial weights (same seed), optimizer,
 learning-rate schedule and batch order. Models (``--models``):
@@ -9,8 +9,9 @@ learning-rate schedule and batch order. Models (``--models``):
   face node after every layer (``BOONFNO(hidden_values=True)``: this package's version of the per-layer T1 of the
   paper's Dirichlet reference code); defined for Dirichlet problems only, reported as "n/a" elsewhere;
 - ``boon_output``: exact output enforcement only (``kernel_correction=False``), face nodes overwritten;
-- ``boon_lift``: exact output enforcement only, by the smooth lift over 4 nodes (``lift_width=4``, the width that
-  ``docs/boon_design.md`` recommends trying on Dirichlet problems; neutral to slightly worse elsewhere).
+- ``boon_lift``: exact output enforcement only, by the smooth lift over 4 nodes (``lift_width=4``; when wrapping
+  trained models, ``examples/wrap_checkpoint_accuracy.py`` over seeds 0-2, it helped on single-step Stokes, was
+  neutral on Burgers and cost accuracy on heat and space-time Stokes: ``docs/boon_design.md``).
 
 Full mode follows the paper's reference experiments: 1-D FNO with 16 retained Fourier modes (neuralop's
 ``n_modes=(31,)``: its last axis keeps ``n // 2 + 1`` rfft modes, so ``(16,)`` keeps 9 and ``(32,)`` 17), width 64,
@@ -50,7 +51,8 @@ page's generated block.
 Usage::
 
     python examples/reproduce_boon.py --quick                          # < 2 min on 2 CPU cores
-    nohup python examples/reproduce_boon.py --out outputs/boon_full --resume --jobs 2 --threads 1 > boon_full.log 2>&1 &
+    nohup python examples/reproduce_boon.py --threads 1 --jobs 2 --resume --schedule converge \
+        --out results/boon_full --problems stokes,burgers_dirichlet,heat,burgers_periodic > boon_full.log 2>&1 &
 
 The cost of the full run at these settings is measured by ``examples/estimate_boon_cost.py`` (see
 ``docs/boon_results.md``); ``--device cuda`` trains on a GPU (metrics are still computed on the CPU).
