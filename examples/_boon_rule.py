@@ -46,8 +46,9 @@ DEFAULT_CANDIDATES = ("boon", "boon_output", "boon_lift")
 def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
     """Classify one variant on one problem from ``reproduce_boon.summarize``'s entries.
 
-    Returns one of ``"better"``, ``"level"``, ``"worse"``, ``"not defined"`` and ``"pending"`` (fewer than
-    ``min_seeds`` seeds compared with the FNO of the same seed).
+    Returns one of ``"better"``, ``"level"``, ``"worse"``, ``"not defined"``, ``"pending"`` (fewer than
+    ``min_seeds`` seeds compared with the FNO of the same seed) and ``"not finite"`` (a ratio is NaN or infinite:
+    a diverged run, which no threshold may silently classify).
     """
     if entry is not None and "not_defined" in entry:
         return "not defined"
@@ -56,6 +57,8 @@ def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
     if entry["factor"]["n"] < min_seeds:  # seeds with both the variant and the FNO finished
         return "pending"
     f = entry["factor"]
+    if not all(math.isfinite(f[k]) for k in ("median", "min", "max")):
+        return "not finite"
     if f["median"] >= BETTER and f["min"] >= 1.0:
         return "better"
     return "level" if f["median"] >= LEVEL else "worse"
@@ -104,8 +107,10 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     better_on = {m: [p for p in problems if verdicts[m][p] == "better"] for m in models}
     pending = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "pending"]
     # Problems where every variant has its verdict and none is better: said plainly, not left to the reader.
-    no_better = [p for p in problems if all(verdicts[m][p] != "pending" for m in models)
+    no_better = [p for p in problems if all(verdicts[m][p] in ("better", "level", "worse", "not defined")
+                                            for m in models)
                  and not any(verdicts[m][p] == "better" for m in models)]
+    not_finite = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "not finite"]
     out = dict(rule=dict(level=LEVEL, better=BETTER, cost_cap=COST_CAP, min_seeds=min_seeds,
                          required=list(REQUIRED_PROBLEMS), candidates=list(DEFAULT_CANDIDATES)),
                problems=problems, missing=missing,
@@ -114,6 +119,9 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
                default=None)
     if missing:
         return dict(out, reason="pending: no FNO run yet on " + ", ".join(missing))
+    if not_finite:
+        return dict(out, reason="not finite: an error ratio is NaN or infinite (a diverged run) for "
+                    + ", ".join(not_finite) + "; nothing is chosen until those runs are investigated")
     if pending:
         listed = ", ".join(pending) if len(pending) <= 4 else f"{len(pending)} (variant, problem) pairs (see the table)"
         return dict(out, reason=f"pending: fewer than {min_seeds} seeds compared with the FNO for {listed}")

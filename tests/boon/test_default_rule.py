@@ -247,3 +247,26 @@ def test_summary_quotes_ratios_only_with_enough_seeds(rule, repro):
     text = rule.summary_markdown(decision, summary, {"boon": "T2"})
     assert decision["default"] == "boon" and f"**Default: T2**: {decision['reason']}." in text
     assert "pending" not in text and "full table" not in text  # no source given
+
+
+def test_a_diverged_run_blocks_the_choice_instead_of_counting_as_worse(rule, repro):
+    errors = {}
+    for prob in PROBLEMS:
+        errors[(prob, "fno")] = [0.01, 0.01, 0.01]
+        for model in rule.BENCHMARK_VARIANT:
+            errors[(prob, model)] = [0.01, 0.01, 0.01]
+    errors[("stokes", "fno")] = [0.01, float("nan"), 0.01]  # seed 1 diverged
+    summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
+    decision = rule.choose_default(summary, {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()})
+    assert all(decision["verdicts"][m]["stokes"] == "not finite" for m in rule.BENCHMARK_VARIANT)
+    assert decision["verdicts"]["boon"]["heat"] == "level"
+    assert decision["default"] is None and decision["reason"].startswith("not finite") and "boon on stokes" in \
+        decision["reason"]
+    assert "stokes" not in decision["no_better"] and "heat" in decision["no_better"]
+
+
+def test_table_says_how_many_seeds_a_ratio_covers(repro):
+    errors = {("heat", "fno"): [0.01, None, 0.01], ("heat", "boon"): [0.005, 0.005, 0.005]}
+    summary = repro.summarize(_runs(errors), ["heat"], ["fno", "boon"])
+    row = [line for line in repro.markdown_table(summary, ["fno", "boon"]).splitlines() if "| heat | BOON" in line]
+    assert "| 3 |" in row[0] and "2.00 [2.00..2.00] (2 seeds)" in row[0]

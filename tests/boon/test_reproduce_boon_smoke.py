@@ -275,6 +275,10 @@ def test_boundary_residual_is_zero_on_exact_fields_and_sees_violations(repro, n,
     bumped = u.clone()
     bumped[..., -1] += 0.5
     assert repro.boundary_residual(bumped, neu, bv, (0.0, 2.0)) == pytest.approx(1.5 * 0.5 / (2 / (n - 1)), rel=1e-6)
+    # A first-order condition: the two-point difference misses the quadratic's slope by |q| h at either face.
+    first = [dict(c, order=1) for c in neu]
+    h = 2 / (n - 1)
+    assert repro.boundary_residual(u, first, bv, (0.0, 2.0)) == pytest.approx(abs(q) * h, rel=1e-6, abs=1e-9 * n)
     dir_ = [{"type": "dirichlet", "faces": ["left"]}, {"type": "dirichlet", "right": float(u[0, 0, -1])}]
     assert repro.boundary_residual(u, dir_, {"left": torch.tensor([c], dtype=torch.float64)}, (0.0, 2.0)) < 1e-12 * (1 + abs(c))
     per = [{"type": "periodic"}]
