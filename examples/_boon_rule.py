@@ -44,7 +44,7 @@ DEFAULT_CANDIDATES = ("boon", "boon_output", "boon_lift")
 
 
 def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
-    """Classify one variant on one problem from ``reproduce_boon.summarize``'s entries.
+    """Classify one variant on one problem from ``_boon_report.summarize``'s entries.
 
     Returns one of ``"better"``, ``"level"``, ``"worse"``, ``"not defined"``, ``"pending"`` (fewer than
     ``min_seeds`` seeds compared with the FNO of the same seed) and ``"not finite"`` (a ratio is NaN or infinite:
@@ -77,7 +77,7 @@ def training_costs(benchmark):
 
 
 def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
-    """Apply the rule to ``reproduce_boon.summarize``'s output.
+    """Apply the rule to ``_boon_report.summarize``'s output.
 
     Parameters
     ----------

@@ -1,0 +1,199 @@
+"""The BOON reproduction's report: the table over seeds, training curves, solution plots and the generated
+blocks of documentation pages (``reproduce_boon.py --docs``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from _boon_setup import MODEL_LABELS
+
+
+def _stats(vals):
+    a = np.asarray(vals, dtype=float)
+    return dict(median=float(np.median(a)), min=float(a.min()), max=float(a.max()))
+
+
+def summarize(runs, problems, models):
+    """Median and min..max over seeds per problem and model; FNO / model factors per seed."""
+    summary = {}
+    for prob in problems:
+        summary[prob] = {}
+        for m in models:
+            rs = sorted((r for r in runs if r["problem"] == prob and r["model"] == m), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            if any("not_defined" in r for r in rs):
+                summary[prob][m] = {"not_defined": rs[0]["not_defined"], "n_seeds": 0}
+                continue
+            entry = {k: _stats([r[k] for r in rs]) for k in
+                     ("rel_l2", "rel_l2_interior", "rel_l2_near_boundary", "train_seconds", "epochs")}
+            entry["boundary_error"] = max(r["boundary_error"] for r in rs)
+            entry["boundary_error_float64"] = max(r["boundary_error_float64"] for r in rs)
+            entry["converged"] = sum(bool(r["converged"]) for r in rs)
+            entry["seeds"] = [r["seed"] for r in rs]
+            entry["n_seeds"] = len(rs)
+            summary[prob][m] = entry
+        fno = {r["seed"]: r for r in runs if r["problem"] == prob and r["model"] == "fno"}
+        for m in models:
+            e = summary[prob].get(m)
+            if m == "fno" or not e or "not_defined" in e:
+                continue
+            per_seed = [fno[r["seed"]]["rel_l2"] / r["rel_l2"]
+                        for r in runs if r["problem"] == prob and r["model"] == m and r["seed"] in fno]
+            if per_seed:
+                e["factor"] = dict(_stats(per_seed), n=len(per_seed))
+    return summary
+
+
+def markdown_table(summary, models):
+    lines = [
+        "| problem | model | seeds | rel. L2, median [min..max] | interior | near boundary | boundary error f32 / f64 "
+        "(max) | FNO / model, median [min..max] | epochs | converged | train s (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    # Three significant digits: converged errors are of order 1e-3, where fixed decimals would hide differences.
+    def mm(s, fmt="{:.3g}"):
+        return f"{fmt.format(s['median'])} [{fmt.format(s['min'])}..{fmt.format(s['max'])}]"
+
+    for prob, per_model in summary.items():
+        for m in models:
+            if m not in per_model:
+                continue
+            e = per_model[m]
+            if "not_defined" in e:
+                lines.append(f"| {prob} | {MODEL_LABELS[m]} | - | {e['not_defined']} | | | | | | | |")
+                continue
+            factor = mm(e["factor"], "{:.2f}") if "factor" in e else "-"
+            if "factor" in e and e["factor"]["n"] != e["n_seeds"]:  # seeds without an FNO run have no ratio
+                factor += f" ({e['factor']['n']} seeds)"
+            lines.append(
+                f"| {prob} | {MODEL_LABELS[m]} | {e['n_seeds']} | {mm(e['rel_l2'])} | {mm(e['rel_l2_interior'])} | "
+                f"{e['rel_l2_near_boundary']['median']:.3g} | {e['boundary_error']:.1e} / "
+                f"{e['boundary_error_float64']:.1e} | {factor} | {e['epochs']['median']:.0f} | "
+                f"{e['converged']}/{e['n_seeds']} | {e['train_seconds']['median']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(out_dir, prob, model, runs):
+    """Train loss and test error against epoch, one line per seed."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        ep = np.arange(1, len(r["train_loss"]) + 1)
+        axes[0].semilogy(ep, r["train_loss"], label=f"seed {r['seed']}")
+        axes[1].semilogy(ep, r["test_rel_l2"], label=f"seed {r['seed']}")
+    axes[0].set(xlabel="epoch", ylabel="train loss (relative L2, per sample)", title="training loss")
+    axes[1].set(xlabel="epoch", ylabel="test relative L2", title="test error")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return _save(plt, fig, f"{prob}: {MODEL_LABELS[model]}", Path(out_dir) / f"curves_{prob}_{model}.png")
+
+
+def plot_solutions(out_dir, prob, problem, test0, runs):
+    """Solution and error near the boundaries on test sample 0, for each model's first seed."""
+    plt = _plt()
+    grid = problem.grid.numpy()
+    y = problem.y[test0, 0].double().numpy()
+    if y.ndim == 2:
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+        times = problem.times.numpy()
+        w = max(4, len(grid) // 3)
+        axes[2].plot(grid[:w], y[:w, -1], "k-", lw=2, label="truth")
+        for r in runs:
+            p = np.asarray(r["pred_sample0"])
+            axes[0].semilogy(times, r["rel_l2_over_time"], label=MODEL_LABELS[r["model"]])
+            axes[1].semilogy(grid, np.abs(p[:, -1] - y[:, -1]) + 1e-16, label=MODEL_LABELS[r["model"]])
+            axes[2].plot(grid[:w], p[:w, -1], "--", label=MODEL_LABELS[r["model"]])
+        axes[0].set(xlabel="t", ylabel="relative L2 (test mean)", title="error over time")
+        axes[1].set(xlabel="y", ylabel="|error| at final time", title="error over space (sample 0)")
+        axes[2].set(xlabel="y", title="solution near the oscillating wall (final time)")
+        for ax in axes:
+            ax.legend(fontsize=7)
+    else:
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+        w = max(4, len(grid) // 8)
+        for col, sl in enumerate([slice(0, w), slice(len(grid) - w, len(grid))]):
+            axes[0, col].plot(grid[sl], y[sl], "k-", lw=2, label="truth")
+            for r in runs:
+                p = np.asarray(r["pred_sample0"])
+                axes[0, col].plot(grid[sl], p[sl], ".--", label=MODEL_LABELS[r["model"]])
+                axes[1, col].semilogy(grid[sl], np.abs(p[sl] - y[sl]) + 1e-16, ".-", label=MODEL_LABELS[r["model"]])
+            axes[0, col].set(title=f"solution near the {'left' if col == 0 else 'right'} boundary", xlabel="x")
+            axes[1, col].set(title="|error| (floored at 1e-16)", xlabel="x")
+            axes[0, col].legend(fontsize=7)
+            axes[1, col].legend(fontsize=7)
+    return _save(plt, fig, f"{prob}: test sample 0, seed {runs[0]['seed']}", Path(out_dir) / f"{prob}.png")
+
+
+def _save(plt, fig, title, path):
+    """Title ``fig``, write it to ``path`` and close it; returns the file name (the report links it)."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+DOCS_BEGIN = "<!-- reproduce_boon --docs: begin (generated from the finished runs; do not edit by hand) -->"
+DOCS_END = "<!-- reproduce_boon --docs: end -->"
+SUMMARY_BEGIN = "<!-- reproduce_boon --docs summary: begin (generated from the finished runs; do not edit by hand) -->"
+SUMMARY_END = "<!-- reproduce_boon --docs summary: end -->"
+# What each kind of generated block holds (see ``reproduce_boon.run``'s ``docs``).
+DOCS_BLOCKS = dict(report=(DOCS_BEGIN, DOCS_END), summary=(SUMMARY_BEGIN, SUMMARY_END))
+
+
+def check_docs_block(docs):
+    """The kinds of generated block (keys of ``DOCS_BLOCKS``) that the Markdown file ``docs`` holds.
+
+    Raises ``ValueError`` (naming ``docs``) for an unreadable file, a file with no block, a block whose begin
+    and end lines are not there once each, begin first, or blocks that overlap.
+    """
+    return _read_docs_blocks(docs)[1]
+
+
+def _read_docs_blocks(docs):
+    """``(text, kinds)`` of the Markdown file ``docs`` (see :func:`check_docs_block`)."""
+    try:
+        text = Path(docs).read_text()
+    except OSError as err:
+        raise ValueError(f"docs: cannot read {docs}: {err!r}") from err
+    kinds, spans = [], []
+    for kind, (begin, end) in DOCS_BLOCKS.items():
+        if begin not in text and end not in text:
+            continue
+        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+            raise ValueError(f"docs: {docs} must hold the line {begin!r} once, followed by {end!r} once; the "
+                             f"generated {kind} replaces what lies between them")
+        kinds.append(kind)
+        spans.append((text.index(begin), text.index(end)))
+    if not kinds:
+        raise ValueError(f"docs: {docs} holds no generated block; expected the lines "
+                         + " or ".join(f"{b!r} ... {e!r}" for b, e in DOCS_BLOCKS.values()))
+    if len(spans) == 2 and max(a for a, _ in spans) < min(b for _, b in spans):
+        raise ValueError(f"docs: the generated blocks of {docs} overlap; expected one after the other")
+    return text, kinds
+
+
+def write_docs_blocks(docs, bodies):
+    """Replace each generated block of ``docs`` (see :func:`check_docs_block`) with ``bodies[kind]``."""
+    text, kinds = _read_docs_blocks(docs)
+    for kind in kinds:
+        begin, end = DOCS_BLOCKS[kind]
+        head, rest = text.split(begin)
+        _, tail = rest.split(end)
+        text = head + begin + "\n\n" + bodies[kind] + "\n" + end + tail
+    Path(docs).write_text(text)
