@@ -161,7 +161,7 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
     problems, models : sequence of str
         Which runs to check (those not finished are skipped).
     cfg : dict
-        The configuration the runs were trained with (:func:`make_config`).
+        The configuration the runs were trained with (``_boon_setup.make_config``).
     schedule : str
         Their schedule.
     epochs : int
@@ -255,7 +255,7 @@ def status_text(rows, jobs=1):
 
 
 def train_one(job):
-    """Train one (problem, model, seed) and write ``runs/<name>.json``; the unit of work of :func:`run`.
+    """Train one (problem, model, seed) and write ``runs/<name>.json``; the unit of work of ``reproduce_boon.run``.
 
     ``job`` holds ``prob``, ``model``, ``seed``, ``cfg``, ``schedule``, ``runs_dir``, ``cache_dir``, ``device``,
     ``resume``, ``verbose`` and ``commit`` (of the calling process's code; plain values, so that a worker process

@@ -18,6 +18,8 @@ def _side_index(side, n):
 def _face_slope(u, side, h, dim, order):
     """One-sided ``du/dx`` at a face, written out here rather than taken from ``boon_ext``, so that a wrong stencil
     in the package (which enforces the condition with it) cannot hide from the check."""
+    if order not in (1, 2):
+        raise ValueError(f"order: expected 1 or 2 (the Neumann stencils), got {order!r}")
     n = u.shape[dim]
     nodes = (0, 1, 2) if side == "left" else (n - 1, n - 2, n - 3)
     u0, u1, u2 = (u.select(dim, i) for i in nodes)

@@ -16,6 +16,10 @@ another problem with finished runs (space-time Stokes, Stokes at viscosity 0.01)
 an FNO run, and must then be complete too. Values in the hidden layers need Dirichlet conditions, so that variant
 is no candidate for the constructor's default, which must work for every condition; like every variant, it is
 recommended wherever it is better. Where every variant has its verdict and none is better, the report says so.
+
+Added on 2026-11-30, before any problem had its 3 seeds: a NaN or infinite error of a variant or of its FNO gives
+the verdict "not finite" and blocks the choice (before, a diverged run would have been classified by the
+thresholds: a NaN ratio as "worse", an infinite variant error as a ratio of 0). The thresholds are unchanged.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
     """Classify one variant on one problem from ``_boon_report.summarize``'s entries.
 
     Returns one of ``"better"``, ``"level"``, ``"worse"``, ``"not defined"``, ``"pending"`` (fewer than
-    ``min_seeds`` seeds compared with the FNO of the same seed) and ``"not finite"`` (a ratio is NaN or infinite:
-    a diverged run, which no threshold may silently classify).
+    ``min_seeds`` seeds compared with the FNO of the same seed) and ``"not finite"`` (an error of the variant or
+    of the FNO is NaN or infinite: a diverged run, which no threshold may silently classify; an infinite variant
+    error would otherwise give a ratio of 0, which is finite).
     """
     if entry is not None and "not_defined" in entry:
         return "not defined"
@@ -57,7 +62,8 @@ def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
     if entry["factor"]["n"] < min_seeds:  # seeds with both the variant and the FNO finished
         return "pending"
     f = entry["factor"]
-    if not all(math.isfinite(f[k]) for k in ("median", "min", "max")):
+    errors = [e["rel_l2"][k] for e in (entry, fno_entry) for k in ("median", "min", "max")]
+    if not all(math.isfinite(v) for v in errors + [f[k] for k in ("median", "min", "max")]):
         return "not finite"
     if f["median"] >= BETTER and f["min"] >= 1.0:
         return "better"
@@ -120,8 +126,9 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     if missing:
         return dict(out, reason="pending: no FNO run yet on " + ", ".join(missing))
     if not_finite:
-        return dict(out, reason="not finite: an error ratio is NaN or infinite (a diverged run) for "
-                    + ", ".join(not_finite) + "; nothing is chosen until those runs are investigated")
+        listed = ", ".join(not_finite) if len(not_finite) <= 4 else f"{len(not_finite)} (variant, problem) pairs"
+        return dict(out, reason=f"not finite: a NaN or infinite error (a diverged run) for {listed}; nothing is "
+                    "chosen until those runs are investigated")
     if pending:
         listed = ", ".join(pending) if len(pending) <= 4 else f"{len(pending)} (variant, problem) pairs (see the table)"
         return dict(out, reason=f"pending: fewer than {min_seeds} seeds compared with the FNO for {listed}")
@@ -205,6 +212,8 @@ def summary_markdown(decision, summary, labels=None, source=None):
             return "not defined"
         if v == "pending":
             return f"pending ({0 if f is None else f['n']} of {n_min} seeds)"
+        if v == "not finite":
+            return "not finite (a diverged run)"
         return f"{f['median']:.2f} [{f['min']:.2f}..{f['max']:.2f}], {v}"
 
     lines = [f"FNO error / variant error on the same seed, median [min..max] over {n_min} or more seeds, and the "

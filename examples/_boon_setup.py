@@ -61,7 +61,7 @@ CONFIGS = {
                       stokes_nu001=65),
         n_times=8, checkpoint_every=0,
     ),
-    # The paper's reference experiments (see the module docstring).
+    # The paper's reference experiments (see reproduce_boon.py's docstring).
     "full": dict(
         n_train=500, n_val=100, n_test=100, st_train=1000, st_val=200, st_test=200, batch_size=20, seeds=[0, 1, 2],
         max_epochs=500, step_size=50, gamma=0.5, lr=1e-3, weight_decay=1e-4, patience=50, tol=0.01,

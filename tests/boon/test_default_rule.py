@@ -152,10 +152,12 @@ def test_nothing_is_chosen_before_every_required_problem_has_runs(rule, repro):
 
 
 def test_thresholds_are_inclusive(rule):
-    def entry(median, lo, n=3):
-        return dict(n_seeds=n, factor=dict(median=median, min=lo, max=max(median, lo), n=n))
+    errors = dict(median=0.01, min=0.01, max=0.01)  # summarize's rel_l2 statistics (finite)
 
-    fno = dict(n_seeds=3)
+    def entry(median, lo, n=3):
+        return dict(n_seeds=n, rel_l2=errors, factor=dict(median=median, min=lo, max=max(median, lo), n=n))
+
+    fno = dict(n_seeds=3, rel_l2=errors)
     assert rule.verdict(entry(rule.BETTER, 1.0), fno) == "better"
     assert rule.verdict(entry(rule.BETTER, 0.999), fno) == "level"  # a seed below 1
     assert rule.verdict(entry(rule.LEVEL, 0.9), fno) == "level"
@@ -270,3 +272,19 @@ def test_table_says_how_many_seeds_a_ratio_covers(repro):
     summary = repro.summarize(_runs(errors), ["heat"], ["fno", "boon"])
     row = [line for line in repro.markdown_table(summary, ["fno", "boon"]).splitlines() if "| heat | BOON" in line]
     assert "| 3 |" in row[0] and "2.00 [2.00..2.00] (2 seeds)" in row[0]
+
+
+def test_an_infinite_variant_error_is_not_finite_rather_than_a_ratio_of_zero(rule, repro):
+    errors = {}
+    for prob in PROBLEMS:
+        errors[(prob, "fno")] = [0.01, 0.01, 0.01]
+        for model in rule.BENCHMARK_VARIANT:
+            errors[(prob, model)] = [0.01, 0.01, 0.01]
+    errors[("heat", "boon_output")] = [0.01, float("inf"), 0.01]  # FNO / inf = 0.0: finite, median 1.0
+    summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
+    assert summary["heat"]["boon_output"]["factor"]["min"] == 0.0
+    decision = rule.choose_default(summary, {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()})
+    assert decision["verdicts"]["boon_output"]["heat"] == "not finite" and decision["default"] is None
+    assert "boon_output on heat" in decision["reason"]
+    text = rule.summary_markdown(decision, summary)
+    assert "not finite (a diverged run)" in text and "nan" not in text

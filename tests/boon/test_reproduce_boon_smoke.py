@@ -151,9 +151,8 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
 
 
 def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
-    # Worker processes import the script by name (the test loaded it from its path).
-    monkeypatch.setitem(sys.modules, "reproduce_boon", repro)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # restored after the test
+    # Worker processes import train_one's module by name; run() puts its folder on the path, restored afterwards.
+    monkeypatch.setattr(sys, "path", list(sys.path))
     kw = dict(problems=["heat", "stokes"], models=["fno", "boon_output"], quick=True, plots=False, verbose=False,
               config=dict(TINY, seeds=[0]))
     serial = repro.run(out=tmp_path / "serial", **kw)
@@ -170,7 +169,7 @@ def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
 
 
 def test_command_line_jobs_run_in_worker_processes(tmp_path):
-    # The script run as a program: its workers re-import it as their main module.
+    # The script run as a program: its workers import train_one's module (_boon_campaign) from its folder.
     script = Path(__file__).resolve().parents[2] / "examples" / "reproduce_boon.py"
     cmd = [sys.executable, str(script), "--quick", "--problems", "heat", "--models", "fno,boon_output", "--seeds",
            "0", "--jobs", "2", "--threads", "1", "--no-plots", "--out", str(tmp_path)]
