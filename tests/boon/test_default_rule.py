@@ -33,6 +33,16 @@ def _runs(errors):
     return runs
 
 
+def _errors(rule, fno, variant):
+    """``{(problem, model): [error per seed]}`` with the same 3 errors for every problem and variant."""
+    errors = {}
+    for prob in PROBLEMS:
+        errors[(prob, "fno")] = [fno] * 3
+        for model in rule.BENCHMARK_VARIANT:
+            errors[(prob, model)] = [variant] * 3
+    return errors
+
+
 # per seed FNO error / variant error, drawn around 1 so that every verdict occurs; kept off the thresholds, where
 # the ratio recomputed from the errors could round to either side
 factors = st.lists(st.floats(0.8, 1.3).filter(lambda x: all(abs(x - t) > 1e-9 for t in (0.95, 1.0, 1.05))),
@@ -81,11 +91,7 @@ def test_choice_follows_the_rule(rule, repro, data):
 
 
 def test_too_few_seeds_and_missing_costs_choose_nothing(rule, repro):
-    errors = {}
-    for prob in PROBLEMS:
-        errors[(prob, "fno")] = [0.01, 0.01, 0.01]
-        for model in rule.BENCHMARK_VARIANT:
-            errors[(prob, model)] = [0.005, 0.005, 0.005]
+    errors = _errors(rule, fno=0.01, variant=0.005)
     errors[("heat", "boon")] = [0.005, 0.005, None]  # seed 2 not finished
     summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
     cheap = {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()}
@@ -252,11 +258,7 @@ def test_summary_quotes_ratios_only_with_enough_seeds(rule, repro):
 
 
 def test_a_diverged_run_blocks_the_choice_instead_of_counting_as_worse(rule, repro):
-    errors = {}
-    for prob in PROBLEMS:
-        errors[(prob, "fno")] = [0.01, 0.01, 0.01]
-        for model in rule.BENCHMARK_VARIANT:
-            errors[(prob, model)] = [0.01, 0.01, 0.01]
+    errors = _errors(rule, fno=0.01, variant=0.01)
     errors[("stokes", "fno")] = [0.01, float("nan"), 0.01]  # seed 1 diverged
     summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
     decision = rule.choose_default(summary, {v: 1.0 for v in rule.BENCHMARK_VARIANT.values()})
@@ -275,11 +277,7 @@ def test_table_says_how_many_seeds_a_ratio_covers(repro):
 
 
 def test_an_infinite_variant_error_is_not_finite_rather_than_a_ratio_of_zero(rule, repro):
-    errors = {}
-    for prob in PROBLEMS:
-        errors[(prob, "fno")] = [0.01, 0.01, 0.01]
-        for model in rule.BENCHMARK_VARIANT:
-            errors[(prob, model)] = [0.01, 0.01, 0.01]
+    errors = _errors(rule, fno=0.01, variant=0.01)
     errors[("heat", "boon_output")] = [0.01, float("inf"), 0.01]  # FNO / inf = 0.0: finite, median 1.0
     summary = repro.summarize(_runs(errors), list(PROBLEMS), ["fno", *rule.BENCHMARK_VARIANT])
     assert summary["heat"]["boon_output"]["factor"]["min"] == 0.0
