@@ -126,12 +126,10 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     if missing:
         return dict(out, reason="pending: no FNO run yet on " + ", ".join(missing))
     if not_finite:
-        listed = ", ".join(not_finite) if len(not_finite) <= 4 else f"{len(not_finite)} (variant, problem) pairs"
-        return dict(out, reason=f"not finite: a NaN or infinite error (a diverged run) for {listed}; nothing is "
-                    "chosen until those runs are investigated")
+        return dict(out, reason=f"not finite: a NaN or infinite error (a diverged run) for {_listed(not_finite)}; "
+                    "nothing is chosen until those runs are investigated")
     if pending:
-        listed = ", ".join(pending) if len(pending) <= 4 else f"{len(pending)} (variant, problem) pairs (see the table)"
-        return dict(out, reason=f"pending: fewer than {min_seeds} seeds compared with the FNO for {listed}")
+        return dict(out, reason=f"pending: fewer than {min_seeds} seeds compared with the FNO for {_listed(pending)}")
     if costs is None or any(cost[m] is None for m in DEFAULT_CANDIDATES):
         unmeasured = [m for m in DEFAULT_CANDIDATES if cost[m] is None]
         return dict(out, reason="training cost not measured for " + ", ".join(unmeasured)
@@ -151,6 +149,11 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     return dict(out, default=best, reason=(
         f"{best} is level with the FNO on every problem, better on {len(better_on[best])} of {len(problems)}, and "
         f"costs {cost[best]:.2f}x the FNO per training step (cap {COST_CAP}x)"))
+
+
+def _listed(pairs):
+    """``"m on p"`` pairs for a reason: named when a few, counted when many."""
+    return ", ".join(pairs) if len(pairs) <= 4 else f"{len(pairs)} (variant, problem) pairs (see the table)"
 
 
 def markdown(decision, labels=None, heading="##"):

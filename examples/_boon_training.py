@@ -52,8 +52,8 @@ def _state_for_checkpoint(model):
 def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=(), stop_after=None):
     """Adam + step decay on the relative L2 loss, with per-epoch curves and the convergence criterion.
 
-    ``stop_after``: train only the first epochs of the run (``_boon_campaign.verify_runs``); everything else, the learning
-    rate schedule included, is the run's.
+    ``stop_after``: train only the first epochs of the run (``_boon_campaign.verify_runs``); everything else, the
+    learning rate schedule included, is the run's.
 
     ``keys``: the fingerprints under which a checkpoint at ``ckpt_path`` is resumed (see :func:`resumable_keys`);
     checkpoints are written under the first.

@@ -80,21 +80,19 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (test
 # The building blocks, one module each; their public names are re-exported here, where tests and the other scripts
 # reach them.
 from _boon_campaign import (  # noqa: E402,F401
-    CURVES, _train_in_parallel, campaign_status, claim_held, claim_run, status_text, train_one, verify_runs,
-    verify_text,
+    _train_in_parallel, campaign_status, claim_run, status_text, train_one, verify_runs, verify_text,
 )
 from _boon_metrics import (  # noqa: E402,F401
-    _batch_values, _call, boundary_residual, evaluate, node_masks, predict, relative_l2, to_float64,
+    _batch_values, _call, boundary_residual, node_masks, predict, relative_l2,
 )
 from _boon_report import (  # noqa: E402,F401
-    DOCS_BEGIN, DOCS_BLOCKS, DOCS_END, SUMMARY_BEGIN, SUMMARY_END, check_docs_block, markdown_table, plot_curves,
+    DOCS_BEGIN, DOCS_END, SUMMARY_BEGIN, SUMMARY_END, check_docs_block, markdown_table, plot_curves,
     plot_solutions, summarize, write_docs_blocks,
 )
 from _boon_rule import choose_default, load_costs, markdown as decision_markdown, summary_markdown  # noqa: E402
 from _boon_setup import (  # noqa: E402,F401
-    CONDITION_KINDS, CONFIGS, LIFT_WIDTH, MODEL_KWARGS, MODEL_LABELS, MODELS, PROBLEMS, SCHEDULES, STOKES_VISCOSITY,
-    _sizes, architecture, build_model, check_selection, defined, generate, make_config, make_problem,
-    parse_overrides, training_order, values_from_target,
+    CONFIGS, MODEL_KWARGS, MODEL_LABELS, MODELS, PROBLEMS, SCHEDULES, _sizes, architecture, build_model,
+    check_selection, defined, generate, make_config, make_problem, parse_overrides, training_order,
 )
 from _boon_training import (  # noqa: E402,F401
     _current, _git_commit, _machine, _run_name, convergence, finished_run, resumable_keys, run_key, train,

@@ -151,7 +151,7 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
 
 
 def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
-    # Worker processes import train_one's module by name; run() puts its folder on the path, restored afterwards.
+    # Worker processes import train_one's module by name; _train_in_parallel puts its folder on the path (restored).
     monkeypatch.setattr(sys, "path", list(sys.path))
     kw = dict(problems=["heat", "stokes"], models=["fno", "boon_output"], quick=True, plots=False, verbose=False,
               config=dict(TINY, seeds=[0]))
