@@ -225,6 +225,38 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
     return rows
 
 
+def merge_verify(previous, rows, command, commit, machine):
+    """The campaign's ``verify.json`` after a check: ``rows`` replace the earlier rows of the same runs.
+
+    A check of a few runs (one problem, a new seed) must not drop the record of the runs it did not retrain, so
+    the file keeps one row per run, the latest check of each, and every row names the command, commit and machine
+    that checked it.
+
+    Parameters
+    ----------
+    previous : dict or None
+        The file's content so far (None: no file). A file written before rows named their check has the
+        command, commit and machine once at the top; its rows take them over.
+    rows : list of dict
+        This check's rows (:func:`verify_runs`).
+    command, commit, machine : str
+        This check's.
+
+    Returns
+    -------
+    dict
+        ``rows``: earlier rows of other runs in their order, then this check's (replacing earlier rows of the same
+        runs in place); ``last_check``: this check's command, commit and machine.
+    """
+    check = dict(command=command, commit=commit, machine=machine)
+    previous = previous or {}
+    legacy = {k: previous[k] for k in ("command", "commit", "machine") if k in previous}
+    merged = {r["name"]: dict(legacy, **r) for r in previous.get("rows", [])}
+    for r in rows:
+        merged[r["name"]] = dict(r, **check)
+    return dict(last_check=check, rows=list(merged.values()))
+
+
 def verify_text(rows):
     """The rows of :func:`verify_runs` as a table with a one-line count."""
     lines = [f"{'run':36s} {'epochs':>6s} {'identical':>9s} {'max rel. diff':>13s}  recorded at"]

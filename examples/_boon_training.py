@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -41,6 +42,29 @@ def convergence(best_curve, patience, tol):
     before, now = best_curve[-1 - patience], best_curve[-1]
     improvement = (before - now) / max(before, 1e-30)
     return improvement < tol, float(improvement)
+
+
+def best_so_far(best_curve, val):
+    """The best validation error after an epoch with error ``val``, given the curve so far.
+
+    A non-finite ``val`` (a diverged epoch) is not an improvement: ``min(nan, best)`` would be nan and replace the
+    best so far, and ``min(val, nan)`` would then take the next error, however bad, as the best. The best is
+    non-finite only while no epoch has had a finite error.
+
+    Parameters
+    ----------
+    best_curve : sequence of float
+        Best validation error so far, per epoch (empty before the first).
+    val : float
+        This epoch's validation error.
+
+    Returns
+    -------
+    float
+    """
+    if not best_curve or not math.isfinite(best_curve[-1]):
+        return val
+    return val if math.isfinite(val) and val < best_curve[-1] else best_curve[-1]
 
 
 def _state_for_checkpoint(model):
@@ -119,7 +143,7 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
         val = relative_l2(predict(model, problem, val_idx), problem.y[val_idx])
         hist["val_rel_l2"].append(val)
         hist["test_rel_l2"].append(relative_l2(predict(model, problem, test_idx), problem.y[test_idx]))
-        hist["best_val"].append(min(val, hist["best_val"][-1]) if hist["best_val"] else val)
+        hist["best_val"].append(best_so_far(hist["best_val"], val))
         converged, improvement = convergence(hist["best_val"], cfg["patience"], cfg["tol"])
         every = cfg.get("checkpoint_every", 0)
         if ckpt_path is not None and every and (epoch + 1) % every == 0 and epoch + 1 < cfg["max_epochs"]:

@@ -80,7 +80,8 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (test
 # The building blocks, one module each; their public names are re-exported here, where tests and the other scripts
 # reach them.
 from _boon_campaign import (  # noqa: E402,F401
-    _train_in_parallel, campaign_status, claim_run, status_text, train_one, verify_runs, verify_text,
+    _train_in_parallel, campaign_status, claim_run, merge_verify, status_text, train_one, verify_runs,
+    verify_text,
 )
 from _boon_metrics import (  # noqa: E402,F401
     _batch_values, _call, boundary_residual, node_masks, predict, relative_l2,
@@ -95,7 +96,8 @@ from _boon_setup import (  # noqa: E402,F401
     check_selection, defined, generate, make_config, make_problem, parse_overrides, training_order,
 )
 from _boon_training import (  # noqa: E402,F401
-    _current, _git_commit, _machine, _run_name, convergence, finished_run, resumable_keys, run_key, train,
+    _current, _git_commit, _machine, _run_name, best_so_far, convergence, finished_run, resumable_keys, run_key,
+    train,
 )
 
 
@@ -317,7 +319,8 @@ def main(argv=None):
     parser.add_argument("--verify", type=int, default=None, metavar="EPOCHS",
                         help="retrain the first EPOCHS epochs of every selected finished run in --out and compare "
                              "its curves with the recorded ones (bit for bit with the same torch build and "
-                             "--threads); prints a table, writes <out>/verify.json, exits 1 if any differs")
+                             "--threads); prints a table, updates these runs' rows in <out>/verify.json (one row "
+                             "per run, the latest check of each), exits 1 if any differs")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
@@ -347,8 +350,9 @@ def main(argv=None):
         cfg = make_config(args.quick, config, seeds, args.max_epochs)
         rows = verify_runs(out, problems, models, cfg, args.schedule, args.verify, args.cache_dir, args.device,
                            log=lambda msg: print(msg, flush=True))
-        (out / "verify.json").write_text(json.dumps(dict(command=command, commit=_git_commit(), machine=_machine(),
-                                                         rows=rows), indent=1))
+        path = out / "verify.json"
+        previous = json.loads(path.read_text()) if path.exists() else None
+        path.write_text(json.dumps(merge_verify(previous, rows, command, _git_commit(), _machine()), indent=1))
         print(verify_text(rows) + f"; wrote {out / 'verify.json'}")
         if not all(r["identical"] for r in rows):
             sys.exit(1)

@@ -222,6 +222,25 @@ def test_converge_schedule_stops_on_the_criterion(repro, tmp_path):
     assert r["converged"] and r["stopped_early"] and r["epochs"] == 4
 
 
+def test_a_diverged_epoch_does_not_replace_the_best_validation_error(repro):
+    nan, inf = float("nan"), float("inf")
+    assert repro.best_so_far([], 0.3) == 0.3
+    assert repro.best_so_far([0.3], 0.2) == 0.2 and repro.best_so_far([0.3], 0.4) == 0.3
+    assert repro.best_so_far([0.3], nan) == 0.3 and repro.best_so_far([0.3], inf) == 0.3
+    # Non-finite only until the first finite error.
+    assert np.isnan(repro.best_so_far([], nan)) and repro.best_so_far([nan], 0.9) == 0.9
+
+
+def test_verify_json_of_the_earlier_format_keeps_its_rows_with_the_check_that_made_them(repro):
+    old = dict(command="c0", commit="a", machine="m", rows=[dict(name="x_s0", identical=True),
+                                                          dict(name="y_s0", identical=True)])
+    new = repro.merge_verify(old, [dict(name="y_s0", identical=False)], "c1", "b", "m")
+    assert new["rows"] == [dict(name="x_s0", identical=True, command="c0", commit="a", machine="m"),
+                           dict(name="y_s0", identical=False, command="c1", commit="b", machine="m")]
+    assert new["last_check"] == dict(command="c1", commit="b", machine="m")
+    assert repro.merge_verify(None, [], "c", "b", "m")["rows"] == []
+
+
 def test_runs_recorded_before_min_epochs_are_kept_only_where_the_rule_changes_nothing(repro, tmp_path):
     cfg = dict(repro.CONFIGS["quick"], **dict(TINY, seeds=[0], min_epochs=5))
     legacy = repro.run_key(cfg, "heat", "fno", "converge", legacy=True)
@@ -398,6 +417,15 @@ def test_verify_retrains_the_first_epochs_bit_for_bit_and_catches_a_changed_run(
     saved = json.loads((tmp_path / "verify.json").read_text())
     assert [r["identical"] for r in saved["rows"]] == [True, False]
     assert saved["rows"][1]["max_rel_diff"] == pytest.approx(1e-6, rel=1e-3)
+    # A check of other runs updates their rows and keeps the record of the runs it did not retrain.
+    repro.main(["--verify", "1", "--quick", "--threads", "1", "--out", str(tmp_path), "--problems", "stokes",
+                "--models", "fno"])
+    saved = json.loads((tmp_path / "verify.json").read_text())
+    assert [(r["name"], r["identical"], r["epochs"]) for r in saved["rows"]] == [
+        ("heat_fno_s0", True, 2), ("heat_fno_s1", False, 2), ("stokes_fno_s0", True, 1), ("stokes_fno_s1", True, 1)]
+    assert all("--problems heat" in r["command"] for r in saved["rows"][:2])
+    assert all("--problems stokes" in r["command"] for r in saved["rows"][2:])
+    assert "--problems stokes" in saved["last_check"]["command"]
     with pytest.raises(TypeError, match="keys: expected a sequence of fingerprints"):
         repro.train(None, None, "heat", cfg, 0, "paper", keys=rows[0]["name"])  # one str, not a sequence of them
     with pytest.raises(ValueError, match=r"epochs \(--verify\): expected a positive"):
