@@ -48,6 +48,23 @@ def summarize(runs, problems, models):
     return summary
 
 
+def training_time_line(runs):
+    """One sentence with the training time summed over the finished runs, for the report's header.
+
+    The per-run medians are in the table; the sum is what the whole reproduction costs to rerun, in
+    process-hours (divide by the number of parallel processes for the wall time).
+    """
+    trained = [r for r in runs if "not_defined" not in r]
+    hours = sum(r["train_seconds"] for r in trained) / 3600
+    threads = sorted({r["threads"] for r in trained if r.get("threads")})
+    unrecorded = sum(not r.get("threads") for r in trained)
+    per_run = "Torch threads per run: " + (", ".join(map(str, threads)) or "not recorded")
+    if threads and unrecorded:
+        per_run += f"; {unrecorded} earlier runs did not record it"
+    return (f"Training time summed over the {len(trained)} finished runs: {hours:.1f} h of optimizer steps (the "
+            f"per-epoch evaluation of validation and test is not counted). {per_run}.")
+
+
 def markdown_table(summary, models):
     lines = [
         "| problem | model | seeds | rel. L2, median [min..max] | interior | near boundary | boundary error f32 / f64 "

@@ -88,7 +88,7 @@ from _boon_metrics import (  # noqa: E402,F401
 )
 from _boon_report import (  # noqa: E402,F401
     DOCS_BEGIN, DOCS_END, SUMMARY_BEGIN, SUMMARY_END, check_docs_block, markdown_table, plot_curves,
-    plot_solutions, summarize, write_docs_blocks,
+    plot_solutions, summarize, training_time_line, write_docs_blocks,
 )
 from _boon_rule import choose_default, load_costs, markdown as decision_markdown, summary_markdown  # noqa: E402
 from _boon_setup import (  # noqa: E402,F401
@@ -263,6 +263,8 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         "",
         f"Convergence criterion ('converged' = seeds meeting it at the end): {criterion}.",
         "Relative L2 on the test set; 'FNO / model' is FNO's error divided by the model's, per seed.",
+        "",
+        training_time_line(runs),
         "",
     ]
 

@@ -231,6 +231,15 @@ def test_a_diverged_epoch_does_not_replace_the_best_validation_error(repro):
     assert np.isnan(repro.best_so_far([], nan)) and repro.best_so_far([nan], 0.9) == 0.9
 
 
+def test_report_states_the_training_time_of_the_finished_runs(repro, tiny_run):
+    runs = [dict(train_seconds=1800.0, threads=1), dict(train_seconds=5400.0), dict(not_defined="n/a")]
+    line = repro.training_time_line(runs)
+    assert "over the 2 finished runs: 2.0 h" in line and "threads per run: 1; 1 earlier runs did not" in line
+    out, result = tiny_run
+    hours = sum(r["train_seconds"] for r in result["runs"] if "not_defined" not in r) / 3600
+    assert f"finished runs: {hours:.1f} h of optimizer steps" in (out / "results.md").read_text()
+
+
 def test_verify_json_of_the_earlier_format_keeps_its_rows_with_the_check_that_made_them(repro):
     old = dict(command="c0", commit="a", machine="m", rows=[dict(name="x_s0", identical=True),
                                                           dict(name="y_s0", identical=True)])
