@@ -63,9 +63,10 @@ class BOONFNO(FNO, name="boon_fno"):
         output is made exact (step T1 on the output; the Neumann stencil; periodic averaging), at the plain FNO's
         cost. The correction is opt-in because it costs 1.59x-1.77x the FNO per training step for a 2-D model
         with four corrected walls (the two most recent runs of ``examples/benchmark_boon.py``;
-        ``docs/benchmarks.md``), above the 1.3x the package allows its default. The accuracy of both against the FNO at convergence is being
-        measured per problem (``examples/reproduce_boon.py``, ``docs/boon_results.md``). Weights trained without
-        it lose accuracy when it is switched on (see :meth:`from_fno`).
+        ``docs/benchmarks.md``), above the 1.3x the package allows its default. The accuracy of both against the
+        FNO at convergence is being measured per problem (``examples/reproduce_boon.py``,
+        ``docs/boon_results.md``). Weights trained without it lose accuracy when it is switched on (see
+        :meth:`from_fno`).
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.

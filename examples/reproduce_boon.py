@@ -355,7 +355,7 @@ def main(argv=None):
         path = out / "verify.json"
         previous = json.loads(path.read_text()) if path.exists() else None
         path.write_text(json.dumps(merge_verify(previous, rows, command, _git_commit(), _machine()), indent=1))
-        print(verify_text(rows) + f"; wrote {out / 'verify.json'}")
+        print(verify_text(rows) + f"; wrote {path}")
         if not all(r["identical"] for r in rows):
             sys.exit(1)
         return
