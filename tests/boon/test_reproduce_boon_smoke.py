@@ -146,6 +146,9 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
     report = repro.run(out=tmp_path / "split", report_only=True, **dict(kw, seeds=[0, 1]))
     assert path.stat().st_mtime_ns == stamp and [r["rel_l2"] for r in report["runs"]] == [whole["rel_l2"]]
     assert not (tmp_path / "split" / "runs" / "stokes_boon_hidden_s1.json").exists()
+    # ... and still checks the reported problem's data (the values taken from the targets are the walls' own).
+    assert list(report["data_checks"]) == ["stokes"]
+    assert report["data_checks"]["stokes"]["target_vs_generator_face_values"] == 0.0
     changed = repro.run(out=tmp_path / "split", resume=True, **dict(kw, config=dict(cfg, lr=2e-3)))
     assert path.stat().st_mtime_ns != stamp and len(changed["runs"]) == 1
 
