@@ -23,8 +23,8 @@ target. Training (``--schedule``):
 - ``paper`` (default): 500 epochs, learning rate x0.5 every 50 epochs (12,500 steps on 500 samples);
 - ``converge``: the same step decay, stopped once the convergence criterion below holds, but not before
   ``--min-epochs`` (default 300: six halvings of the learning rate, so that a plateau at a large learning rate
-  cannot end a run; measured: periodic Burgers' FNO met the criterion at epoch 165, with the learning rate at a
-  quarter of its start); cap: the max epochs.
+  cannot end a run; measured: periodic Burgers' FNO met the criterion at epoch 165, with the learning rate at an
+  eighth of its start, and a quarter for most of the 50 epochs before); cap: the max epochs.
 
 Convergence criterion, checked and reported for every run under either schedule: the best validation error
 (relative L2 on a held-out validation set, separate from the test set) improved by less than ``--tol`` (default
@@ -32,8 +32,8 @@ Convergence criterion, checked and reported for every run under either schedule:
 
 Writes to ``--out``: ``results.md`` (the table, with the exact command and git commit above it), ``results.json``,
 ``runs/<problem>_<model>_s<seed>.json`` per finished run, ``runs/<...>.ckpt.pt`` while a run trains (every
-``--checkpoint-every`` epochs; read back weights-only), PNG training curves per problem and model
-(``curves_<problem>_<model>.png``: train loss and test error against epoch, every seed) and a solution plot per
+10 epochs in full mode, ``--set checkpoint_every=N``; read back weights-only), PNG training curves per problem and
+model (``curves_<problem>_<model>.png``: train loss and test error against epoch, every seed) and a solution plot per
 problem. ``--resume`` keeps finished runs and continues interrupted ones from their checkpoint; the table is built
 from every finished run in ``--out`` with the current settings, so a run split over sessions by ``--problems``,
 ``--models`` or ``--seeds`` adds up in one folder.
