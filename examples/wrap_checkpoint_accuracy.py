@@ -15,11 +15,13 @@ node except those on a constrained face) and the largest boundary-condition viol
 it also fine-tunes the ``kernel`` wrapping with :func:`boon_ext.finetune_kernel_correction` and records, per
 epoch, the interior error, to count the epochs needed to get back to the plain model's accuracy.
 
-    python examples/wrap_checkpoint_accuracy.py                   # table: 11 min on 2 busy CPU cores
+    python examples/wrap_checkpoint_accuracy.py --finetune heat stokes --out results/wrap_accuracy   # committed
+    python examples/wrap_checkpoint_accuracy.py                   # table only: 11 min on 2 busy CPU cores
     python examples/wrap_checkpoint_accuracy.py --no-table --finetune heat stokes --finetune-epochs 10
     python examples/wrap_checkpoint_accuracy.py --quick           # smoke size
 
-Prints markdown tables (median and min..max over seeds) and writes ``wrap_accuracy.json`` to ``--out``.
+Prints markdown tables (median and min..max over seeds) and writes ``wrap_accuracy.json`` to ``--out``, with the
+command, commit, machine and wall time.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import platform
+import shlex
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -133,6 +140,23 @@ def wrap(fno, problem, mechanism):
         return BOONFNO.from_fno(fno, problem.boundary, lift_width=int(mechanism[4:]), time_dim=time_dim)
 
 
+def provenance(argv):
+    """The command, commit and machine, so that the written figures can be traced to what produced them."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "boon_ext",
+                                "examples/wrap_checkpoint_accuracy.py"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head, dirty = "unknown (git not available)", ""
+    return {"command": "python " + shlex.join(["examples/wrap_checkpoint_accuracy.py", *argv]),
+            "commit": head + (" (with uncommitted changes in boon_ext/ or this script)" if dirty else ""),
+            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, "
+                       f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+
+
 def summarize(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -164,6 +188,8 @@ def main(argv=None):
     mechanisms = ["plain"] + args.mechanisms
     runs = {}
     finetune = {}
+    # Read before the runs: the tree may change while they train.
+    record = provenance(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     for name in dict.fromkeys(args.problems + args.finetune):
         problem = make_problem(name, size, seed=0)
@@ -214,7 +240,8 @@ def main(argv=None):
             print(f"  seed {r['seed']}: plain {r['plain_interior']:.4f}; "
                   + " ".join(f"{v:.4f}" for v in r["curve"]) + f" -> epochs to plain: {r['epochs_to_plain']}")
     (out / "wrap_accuracy.json").write_text(json.dumps(
-        {"size": {k: v for k, v in size.items()}, "seeds": args.seeds, "runs": runs, "summary": summary,
+        {**record, "seconds": round(time.perf_counter() - t0, 1), "size": {k: v for k, v in size.items()},
+         "seeds": args.seeds, "runs": runs, "summary": summary,
          "finetune": finetune}, indent=2, default=str))
     print(f"\nwrote {out / 'wrap_accuracy.json'}")
 

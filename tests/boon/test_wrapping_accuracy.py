@@ -330,6 +330,8 @@ def test_measurement_script_runs_and_reports_every_mechanism(tmp_path, load_exam
     module.main(["--quick", "heat", "--seeds", "0", "--mechanisms", "kernel", "overwrite", "lift2",
                  "--finetune", "heat", "--finetune-epochs", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "wrap_accuracy.json").read_text())
+    assert result["command"].startswith("python examples/wrap_checkpoint_accuracy.py --quick heat --seeds 0")
+    assert result["commit"] and "torch" in result["machine"] and result["seconds"] > 0
     per = result["summary"]["heat"]
     assert set(per) == {"plain", "kernel", "overwrite", "lift2"}
     # The script reports the absolute flux residual: the stencil multiplies float32 rounding of u (eps 1.2e-7) by
