@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from .finetune import warn_untrained_correction
+from .finetune import untrained_settings, warn_untrained_correction
 from .models import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, BOONFNO, BOONTFNO
 
 __all__ = ["CHECKPOINT_GLOBALS", "UnsafeCheckpointError", "load_checkpoint_file", "load_checkpoint",
@@ -188,19 +188,19 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
                 "(or boundary=None for none)"
             )
         boundary = saved["boundary"]
-    # Weights count as trained with the kernel correction only if a BOON model saved them with it on.
-    trained_with_correction = bool(saved.get("kernel_correction", False)) and bool(saved.get("boundary"))
     if kernel_correction is _UNSET:
         kernel_correction = saved.get("kernel_correction", False)
     kernel_correction = bool(kernel_correction)
-    if kernel_correction and boundary is not None and not trained_with_correction:
-        warn_untrained_correction(f"the checkpoint {state_path.name}", stacklevel=4)
     if lift_width is _UNSET:
         lift_width = saved.get("lift_width")  # None for plain checkpoints and those saved before lift_width
     if time_dim is _UNSET:
         time_dim = saved.get("time_dim")
     model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
                 lift_width=lift_width, hidden_values=bool(saved.get("hidden_values", False)), **meta)
+    # Weights count as trained with a per-layer setting only if a BOON model saved them with it on.
+    missing = untrained_settings(model, saved)
+    if missing:
+        warn_untrained_correction(f"the checkpoint {state_path.name}", stacklevel=4, settings=missing)
     if state is None:  # read after construction: bad arguments are reported before a large file is read
         state = read(state_path)
     state.pop("_metadata", None)

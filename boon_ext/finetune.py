@@ -9,32 +9,49 @@ retrains the weights for a few epochs so the model gets its accuracy back.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Callable, Iterable, Optional
 
 import torch
 
 from _physics_constrained.validation import check_int, check_real
 
-__all__ = ["BoundaryAccuracyWarning", "finetune_kernel_correction", "warn_untrained_correction"]
+__all__ = ["BoundaryAccuracyWarning", "finetune_kernel_correction", "untrained_settings", "warn_untrained_correction"]
 
 
 class BoundaryAccuracyWarning(UserWarning):
     """A boundary-condition setting that keeps the conditions exact but costs accuracy as it stands."""
 
 
-def warn_untrained_correction(source: str, stacklevel: int = 3) -> None:
-    """Warn that the kernel correction is requested on weights trained without it."""
+def warn_untrained_correction(source: str, stacklevel: int = 3, settings=("kernel_correction=True",)) -> None:
+    """Warn that per-layer settings (kernel correction, hidden values) are asked of weights trained without them."""
+    settings = tuple(settings)
     warnings.warn(
-        f"kernel_correction=True on {source}, whose weights were trained without the BOON kernel correction: the "
-        "conditions hold exactly, but the correction changes every Fourier layer's face inputs, which these "
-        "weights have never seen, and the interior error typically grows several times (measured 2.5x to 47x, "
-        "medians over 3 seeds; docs/boon_design.md). "
-        "Wrap with the default kernel_correction=False (output enforcement, which keeps the model's accuracy), "
-        "or fine-tune the wrapped model with boon_ext.finetune_kernel_correction(model, train_loader) for a few "
-        "epochs.",
+        f"{' and '.join(settings)} on {source}, whose weights were trained without "
+        f"{'them' if len(settings) > 1 else 'it'}: the conditions hold exactly, but "
+        f"{'these settings change' if len(settings) > 1 else 'it changes'} every Fourier layer's face inputs, "
+        "which these weights have never seen, and the interior error typically grows several times (the kernel "
+        "correction: measured 2.5x to 47x, medians over 3 seeds; docs/boon_design.md). "
+        "Wrap with the defaults kernel_correction=False and hidden_values=False (output enforcement, which keeps "
+        "the model's accuracy), or fine-tune the wrapped model with "
+        "boon_ext.finetune_kernel_correction(model, train_loader) for a few epochs.",
         BoundaryAccuracyWarning,
         stacklevel=stacklevel,
     )
+
+
+def untrained_settings(model, metadata) -> tuple:
+    """The per-layer settings ``model`` uses that weights saved with ``metadata`` were not trained with.
+
+    ``metadata`` is the constructor-argument record neuralop saves with a model (``_init_kwargs``, the state
+    dict's ``_metadata`` entry); weights count as trained with a setting only if a BOON model with boundary
+    conditions saved them with it on. Without a record (``None``) nothing can be said, and nothing is returned.
+    """
+    if not isinstance(metadata, Mapping) or not model.boundary_spec:
+        return ()
+    saved_with_boundary = bool(metadata.get("boundary"))
+    return tuple(f"{name}=True" for name in ("kernel_correction", "hidden_values")
+                 if getattr(model, name) and not (saved_with_boundary and metadata.get(name)))
 
 
 def finetune_kernel_correction(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Mapping, Optional
 
 import torch
@@ -18,7 +19,7 @@ from neuralop.models import FNO, TFNO
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks, layer_operators
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
-from .finetune import warn_untrained_correction
+from .finetune import untrained_settings, warn_untrained_correction
 from .lift import check_lift_width, lift_boundary
 
 __all__ = ["BOONFNO", "BOONTFNO"]
@@ -367,20 +368,25 @@ class BOONFNO(FNO, name="boon_fno"):
         Warns
         -----
         BoundaryAccuracyWarning
-            ``kernel_correction=True`` on weights trained without it.
+            ``kernel_correction=True`` or ``hidden_values=True`` on weights trained without it.
         """
         if not isinstance(fno, FNO):
             raise TypeError(f"fno must be a neuralop FNO or TFNO, got {type(fno).__name__}")
         source_is_boon = isinstance(fno, BOONFNO)
-        trained_with_correction = bool(source_is_boon and fno.boundary_spec and fno.kernel_correction)
-        kernel_correction = trained_with_correction if kernel_correction is None else bool(kernel_correction)
+        if kernel_correction is None:
+            kernel_correction = bool(source_is_boon and fno.boundary_spec and fno.kernel_correction)
+        kernel_correction = bool(kernel_correction)
         if hidden_values is None:
             hidden_values = bool(source_is_boon and fno.hidden_values)
-        if kernel_correction and boundary is not None and not trained_with_correction:
-            warn_untrained_correction(f"a {type(fno).__name__} wrapped by from_fno")
         args, kwargs = _constructor_kwargs(fno)
         model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
                     lift_width=lift_width, hidden_values=hidden_values, **kwargs)
+        # What fno's weights were trained with: its live settings (a plain FNO has none).
+        trained = (dict(boundary=bool(fno.boundary_spec), kernel_correction=fno.kernel_correction,
+                        hidden_values=fno.hidden_values) if source_is_boon else {})
+        missing = untrained_settings(model, trained)
+        if missing:
+            warn_untrained_correction(f"a {type(fno).__name__} wrapped by from_fno", settings=missing)
         state = fno.state_dict()
         state.pop("_metadata", None)
         ref = next(p for p in fno.parameters() if p.is_floating_point())
@@ -442,6 +448,80 @@ class BOONFNO(FNO, name="boon_fno"):
         return load_checkpoint(save_folder, save_name, boundary, cls=cls, map_location=map_location,
                                kernel_correction=kernel_correction, time_dim=time_dim, model_kwargs=model_kwargs,
                                lift_width=lift_width, trust_pickle=trust_pickle)
+
+    # -- loading weights into this model -------------------------------------------------------------
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """neuralop's ``BaseModel.load_state_dict``, warning when the weights lack this model's per-layer settings.
+
+        A state dict from ``state_dict()`` records its model's constructor arguments (its ``_metadata`` entry):
+        when they show that the weights were trained without the kernel correction or the hidden values this
+        model uses, a :class:`~boon_ext.BoundaryAccuracyWarning` says what that costs. A state dict without
+        that record loads silently (nothing can be said about it).
+
+        Parameters
+        ----------
+        state_dict, strict, assign
+            As in ``torch.nn.Module.load_state_dict``.
+
+        Returns
+        -------
+        NamedTuple
+            ``missing_keys`` and ``unexpected_keys``, as in ``torch.nn.Module.load_state_dict``.
+
+        Warns
+        -----
+        BoundaryAccuracyWarning
+            ``kernel_correction`` or ``hidden_values`` on, and the record says the weights were saved without it.
+        """
+        missing = untrained_settings(self, state_dict.get("_metadata") if isinstance(state_dict, Mapping) else None)
+        if missing:
+            warn_untrained_correction("a state dict", settings=missing)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def load_checkpoint(self, save_folder, save_name, map_location=None, *, trust_pickle: bool = False):
+        """Load weights written by ``save_checkpoint`` into this model, without running code from the file.
+
+        neuralop's ``BaseModel.load_checkpoint``, which this replaces, reads the file with full pickle
+        (``weights_only=False``); here it is read like every other checkpoint of this package, by
+        :func:`~boon_ext.load_checkpoint_file` (torch's weights-only unpickler and an allow-list).
+
+        Parameters
+        ----------
+        save_folder, save_name : str
+            As given to ``save_checkpoint`` (the file ``{save_name}_state_dict.pt``).
+        map_location : optional
+            As in ``torch.load``.
+        trust_pickle : bool, default False
+            ``True`` reads the file with full pickle, **which executes any code the file contains**: only for
+            files you created yourself.
+
+        Raises
+        ------
+        FileNotFoundError
+            No state dict.
+        UnsafeCheckpointError
+            The file references a global outside the allow-list (a ``ValueError``).
+        ValueError
+            The file holds no state dict.
+
+        Warns
+        -----
+        BoundaryAccuracyWarning
+            ``kernel_correction`` or ``hidden_values`` on, and the file's weights were saved without it.
+        """
+        from .checkpoint import load_checkpoint_file  # deferred: the checkpoint module builds these classes
+
+        path = Path(save_folder) / f"{save_name}_state_dict.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"no state dict at {path}")
+        state = load_checkpoint_file(path, map_location, trust_pickle=trust_pickle)
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{path.name} holds a {type(state).__name__}, expected a state dict")
+        missing = untrained_settings(self, state.get("_metadata"))
+        if missing:
+            warn_untrained_correction(f"the checkpoint {path.name}", settings=missing)
+        # The warning is given above with the file's name: load through the base class, not this class's override.
+        super().load_state_dict(state, strict=True)
 
 
 def _signature(base, **overrides):

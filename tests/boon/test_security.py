@@ -44,6 +44,8 @@ def _load(path, folder):
         return BOONFNO.from_checkpoint(folder, "m", boundary=Dirichlet(left=0.0))
     if path == "model_kwargs":
         return BOONFNO.from_checkpoint(folder, "m", boundary=Dirichlet(left=0.0), model_kwargs=dict(KW))
+    if path == "instance":  # the method inherited from neuralop's BaseModel reads with full pickle; ours must not
+        return BOONFNO(**KW, boundary=Dirichlet(left=0.0)).load_checkpoint(folder, "m")
     return load_ddp_checkpoint(folder, "m", boundary=Dirichlet(left=0.0))
 
 
@@ -52,8 +54,10 @@ def _load(path, folder):
     ("metadata", "ddp"),
     ("state", "model_kwargs"),
     ("state", "ddp"),
+    ("state", "instance"),
     ("embedded", "model_kwargs"),
     ("embedded", "ddp"),
+    ("embedded", "instance"),
 ])
 def test_hostile_checkpoint_is_refused_on_every_loader_without_running(tmp_path, variant, path):
     marker = tmp_path / "marker"
@@ -110,5 +114,23 @@ def test_genuine_checkpoints_load_weights_only(tmp_path, make):
     for k, v in loaded.state_dict().items():
         if k != "_metadata":
             assert torch.equal(v, state[k])
+    # the instance method (neuralop's BaseModel.load_checkpoint, replaced) loads the same weights into a fresh model
+    torch.manual_seed(1)
+    fresh = (BOONTFNO if isinstance(model, TFNO) else BOONFNO)(
+        **KW, boundary=boundary, **{k: v for k, v in model._init_kwargs.items() if k in ("non_linearity",
+                                                                                         "factorization", "rank")})
+    fresh.load_checkpoint(tmp_path, "m")
+    for k, v in fresh.state_dict().items():
+        if k != "_metadata":
+            assert torch.equal(v, state[k])
     (tmp_path / "m_metadata.pkl").unlink()
     assert isinstance(load_ddp_checkpoint(tmp_path, "m", boundary=boundary), BOONFNO)
+
+
+def test_instance_load_checkpoint_names_a_missing_file_and_a_file_without_a_state_dict(tmp_path):
+    model = BOONFNO(**KW, boundary=Dirichlet(left=0.0))
+    with pytest.raises(FileNotFoundError, match="no state dict at .*m_state_dict.pt"):
+        model.load_checkpoint(tmp_path, "m")
+    torch.save([torch.zeros(2)], tmp_path / "m_state_dict.pt")
+    with pytest.raises(ValueError, match="m_state_dict.pt holds a list, expected a state dict"):
+        model.load_checkpoint(tmp_path, "m")

@@ -192,6 +192,39 @@ def test_kernel_correction_on_plain_weights_warns_and_points_to_finetuning(tmp_p
     assert again.kernel_correction is True
 
 
+def test_every_way_of_putting_plain_weights_into_a_corrected_model_warns(tmp_path):
+    problem, plain = trained("stokes")
+    arch = dict(n_modes=plain.n_modes, in_channels=1, out_channels=1, hidden_channels=plain.hidden_channels,
+                n_layers=plain.n_layers)
+    plain.save_checkpoint(tmp_path, "plain")
+    for settings in (dict(kernel_correction=True), dict(hidden_values=True),
+                     dict(kernel_correction=True, hidden_values=True)):
+        names = " and ".join(f"{k}=True" for k in settings)
+        # built with the settings, then given plain weights: through the state dict or the instance loader
+        model = BOONFNO(**arch, boundary=problem.boundary, **settings)
+        with pytest.warns(BoundaryAccuracyWarning, match=f"{names} on a state dict, whose weights were trained"):
+            model.load_state_dict(plain.state_dict())
+        with pytest.warns(BoundaryAccuracyWarning, match=f"{names} on the checkpoint plain_state_dict.pt"):
+            model.load_checkpoint(tmp_path, "plain")
+        # wrapped with the settings
+        with pytest.warns(BoundaryAccuracyWarning, match=f"{names} on a FNO wrapped by from_fno"):
+            BOONFNO.from_fno(copy.deepcopy(plain), problem.boundary, **settings)
+        # weights saved by a model with the same settings load silently, as does a state dict without a record
+        model.save_checkpoint(tmp_path, "same")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", BoundaryAccuracyWarning)
+            BOONFNO(**arch, boundary=problem.boundary, **settings).load_checkpoint(tmp_path, "same")
+            BOONFNO(**arch, boundary=problem.boundary, **settings).load_state_dict(model.state_dict())
+            BOONFNO.from_fno(model, problem.boundary)
+            bare = plain.state_dict()
+            bare.pop("_metadata")
+            model.load_state_dict(bare)
+    # the default (output enforcement) takes plain weights silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BoundaryAccuracyWarning)
+        BOONFNO(**arch, boundary=problem.boundary).load_checkpoint(tmp_path, "plain")
+
+
 def test_finetuning_switches_on_the_correction_and_lowers_the_error():
     problem, plain = trained("stokes")
     with pytest.warns(BoundaryAccuracyWarning):
