@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Tuple
 
 import torch
 
@@ -23,29 +23,59 @@ class BoundaryAccuracyWarning(UserWarning):
     """A boundary-condition setting that keeps the conditions exact but costs accuracy as it stands."""
 
 
-def warn_untrained_correction(source: str, stacklevel: int = 3, settings=("kernel_correction=True",)) -> None:
-    """Warn that per-layer settings (kernel correction, hidden values) are asked of weights trained without them."""
+def warn_untrained_correction(source: str, stacklevel: int = 3,
+                              settings: Tuple[str, ...] = ("kernel_correction=True",)) -> None:
+    """Warn that per-layer settings (kernel correction, hidden values) are asked of weights trained without them.
+
+    Parameters
+    ----------
+    source : str
+        Where the weights come from, for the message (e.g. ``"the checkpoint m_state_dict.pt"``).
+    stacklevel : int, default 3
+        As in ``warnings.warn``: 3 points at the caller of the function that calls this one.
+    settings : tuple of str
+        The settings the weights were not trained with, as :func:`untrained_settings` returns them.
+    """
     settings = tuple(settings)
+    them = "them" if len(settings) > 1 else "it"
+    if "kernel_correction=True" in settings:
+        cost = ("the interior error typically grows several times (the kernel correction: measured 2.5x to 47x, "
+                "medians over 3 seeds; docs/boon_design.md)")
+        remedy = ("or fine-tune the wrapped model with boon_ext.finetune_kernel_correction(model, train_loader) for "
+                  "a few epochs")
+    else:  # hidden values alone: not measured on trained weights, and the helper would switch T2 on as well
+        cost = ("what that costs a trained model is not measured (switching the kernel correction on the same way "
+                "made trained models 2.5x to 47x less accurate)")
+        remedy = ("or train the model further with it on (boon_ext.finetune_kernel_correction(model, train_loader) "
+                  "does, but also switches the kernel correction on)")
     warnings.warn(
-        f"{' and '.join(settings)} on {source}, whose weights were trained without "
-        f"{'them' if len(settings) > 1 else 'it'}: the conditions hold exactly, but "
-        f"{'these settings change' if len(settings) > 1 else 'it changes'} every Fourier layer's face inputs, "
-        "which these weights have never seen, and the interior error typically grows several times (the kernel "
-        "correction: measured 2.5x to 47x, medians over 3 seeds; docs/boon_design.md). "
-        "Wrap with the defaults kernel_correction=False and hidden_values=False (output enforcement, which keeps "
-        "the model's accuracy), or fine-tune the wrapped model with "
-        "boon_ext.finetune_kernel_correction(model, train_loader) for a few epochs.",
+        f"{' and '.join(settings)} on {source}, whose weights were trained without {them}: the conditions hold "
+        f"exactly, but {them} {'change' if len(settings) > 1 else 'changes'} every Fourier layer's face inputs, "
+        f"which these weights have never seen, and {cost}. Wrap with the defaults kernel_correction=False and "
+        f"hidden_values=False (output enforcement, which keeps the model's accuracy), {remedy}.",
         BoundaryAccuracyWarning,
         stacklevel=stacklevel,
     )
 
 
-def untrained_settings(model, metadata) -> tuple:
+def untrained_settings(model, metadata) -> Tuple[str, ...]:
     """The per-layer settings ``model`` uses that weights saved with ``metadata`` were not trained with.
 
-    ``metadata`` is the constructor-argument record neuralop saves with a model (``_init_kwargs``, the state
-    dict's ``_metadata`` entry); weights count as trained with a setting only if a BOON model with boundary
-    conditions saved them with it on. Without a record (``None``) nothing can be said, and nothing is returned.
+    Weights count as trained with a setting only if a BOON model with boundary conditions saved them with it on.
+
+    Parameters
+    ----------
+    model : BOONFNO or BOONTFNO
+        The model the weights are given to.
+    metadata : mapping or None
+        The constructor-argument record neuralop saves with a model (``_init_kwargs``, the state dict's
+        ``_metadata`` entry). Without a record (``None``) nothing can be said, and nothing is returned.
+
+    Returns
+    -------
+    tuple of str
+        ``"kernel_correction=True"`` and/or ``"hidden_values=True"``; empty when nothing is missing or ``model``
+        has no boundary conditions.
     """
     if not isinstance(metadata, Mapping) or not model.boundary_spec:
         return ()

@@ -508,6 +508,12 @@ class BOONFNO(FNO, name="boon_fno"):
         -----
         BoundaryAccuracyWarning
             ``kernel_correction`` or ``hidden_values`` on, and the file's weights were saved without it.
+
+        Notes
+        -----
+        The weights are copied into this model's parameters, in its dtype and on its device, as
+        ``torch.nn.Module.load_state_dict`` does: a float64 file loaded into a float32 model is rounded to float32.
+        ``BOONFNO.from_checkpoint`` builds a model in the file's precision instead.
         """
         from .checkpoint import load_checkpoint_file  # deferred: the checkpoint module builds these classes
 

@@ -15,8 +15,8 @@ node except those on a constrained face) and the largest boundary-condition viol
 it also fine-tunes the ``kernel`` wrapping with :func:`boon_ext.finetune_kernel_correction` and records, per
 epoch, the interior error, to count the epochs needed to get back to the plain model's accuracy.
 
-    python examples/wrap_checkpoint_accuracy.py --finetune heat stokes --out results/wrap_accuracy   # committed
-    python examples/wrap_checkpoint_accuracy.py                   # table only: 11 min on 2 busy CPU cores
+    python examples/wrap_checkpoint_accuracy.py --finetune heat stokes --out results/wrap_accuracy   # committed: 6 min
+    python examples/wrap_checkpoint_accuracy.py                   # table only
     python examples/wrap_checkpoint_accuracy.py --no-table --finetune heat stokes --finetune-epochs 10
     python examples/wrap_checkpoint_accuracy.py --quick           # smoke size
 
@@ -146,13 +146,13 @@ def provenance(argv):
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "boon_ext",
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "boon_ext", "_physics_constrained",
                                 "examples/wrap_checkpoint_accuracy.py"],
                                cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         head, dirty = "unknown (git not available)", ""
     return {"command": "python " + shlex.join(["examples/wrap_checkpoint_accuracy.py", *argv]),
-            "commit": head + (" (with uncommitted changes in boon_ext/ or this script)" if dirty else ""),
+            "commit": head + (" (with uncommitted changes in the packages or this script)" if dirty else ""),
             "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, "
                        f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
 
