@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from .finetune import untrained_settings, warn_untrained_correction
+from .finetune import warn_untrained_settings
 from .models import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, BOONFNO, BOONTFNO
 
 __all__ = ["CHECKPOINT_GLOBALS", "UnsafeCheckpointError", "load_checkpoint_file", "load_checkpoint",
@@ -198,9 +198,7 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
     model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
                 lift_width=lift_width, hidden_values=bool(saved.get("hidden_values", False)), **meta)
     # Weights count as trained with a per-layer setting only if a BOON model saved them with it on.
-    missing = untrained_settings(model, saved)
-    if missing:
-        warn_untrained_correction(f"the checkpoint {state_path.name}", stacklevel=4, settings=missing)
+    warn_untrained_settings(model, saved, f"the checkpoint {state_path.name}", stacklevel=4)
     if state is None:  # read after construction: bad arguments are reported before a large file is read
         state = read(state_path)
     state.pop("_metadata", None)

@@ -16,27 +16,40 @@ import torch
 
 from _physics_constrained.validation import check_int, check_real
 
-__all__ = ["BoundaryAccuracyWarning", "finetune_kernel_correction", "untrained_settings", "warn_untrained_correction"]
+__all__ = ["BoundaryAccuracyWarning", "finetune_kernel_correction", "warn_untrained_settings"]
 
 
 class BoundaryAccuracyWarning(UserWarning):
     """A boundary-condition setting that keeps the conditions exact but costs accuracy as it stands."""
 
 
-def warn_untrained_correction(source: str, stacklevel: int = 3,
-                              settings: Tuple[str, ...] = ("kernel_correction=True",)) -> None:
-    """Warn that per-layer settings (kernel correction, hidden values) are asked of weights trained without them.
+def warn_untrained_settings(model, metadata, source: str, stacklevel: int = 3) -> None:
+    """Warn when ``model`` uses per-layer settings (kernel correction, hidden values) its new weights lack.
+
+    Every path that puts weights into a BOON model calls this one function, so that the check and the message
+    are the same on each (``from_fno``, ``from_checkpoint``, ``load_state_dict``, ``load_checkpoint``).
 
     Parameters
     ----------
+    model : BOONFNO or BOONTFNO
+        The model the weights are given to.
+    metadata : mapping or None
+        What the weights were trained with: the constructor-argument record neuralop saves with a model
+        (``_init_kwargs``, the state dict's ``_metadata`` entry). Without a record (``None``) nothing can be
+        said, and nothing is warned.
     source : str
         Where the weights come from, for the message (e.g. ``"the checkpoint m_state_dict.pt"``).
     stacklevel : int, default 3
         As in ``warnings.warn``: 3 points at the caller of the function that calls this one.
-    settings : tuple of str
-        The settings the weights were not trained with, as :func:`untrained_settings` returns them.
+
+    Warns
+    -----
+    BoundaryAccuracyWarning
+        ``kernel_correction`` and/or ``hidden_values`` are on in ``model`` but the weights were trained without.
     """
-    settings = tuple(settings)
+    settings = _untrained_settings(model, metadata)
+    if not settings:
+        return
     them = "them" if len(settings) > 1 else "it"
     if "kernel_correction=True" in settings:
         cost = ("the interior error typically grows several times (the kernel correction: measured 2.5x to 47x, "
@@ -58,24 +71,12 @@ def warn_untrained_correction(source: str, stacklevel: int = 3,
     )
 
 
-def untrained_settings(model, metadata) -> Tuple[str, ...]:
+def _untrained_settings(model, metadata) -> Tuple[str, ...]:
     """The per-layer settings ``model`` uses that weights saved with ``metadata`` were not trained with.
 
     Weights count as trained with a setting only if a BOON model with boundary conditions saved them with it on.
-
-    Parameters
-    ----------
-    model : BOONFNO or BOONTFNO
-        The model the weights are given to.
-    metadata : mapping or None
-        The constructor-argument record neuralop saves with a model (``_init_kwargs``, the state dict's
-        ``_metadata`` entry). Without a record (``None``) nothing can be said, and nothing is returned.
-
-    Returns
-    -------
-    tuple of str
-        ``"kernel_correction=True"`` and/or ``"hidden_values=True"``; empty when nothing is missing or ``model``
-        has no boundary conditions.
+    Returns ``"kernel_correction=True"`` and/or ``"hidden_values=True"``; empty when nothing is missing, when
+    there is no record, or when ``model`` has no boundary conditions.
     """
     if not isinstance(metadata, Mapping) or not model.boundary_spec:
         return ()

@@ -19,7 +19,7 @@ from neuralop.models import FNO, TFNO
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks, layer_operators
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
-from .finetune import untrained_settings, warn_untrained_correction
+from .finetune import warn_untrained_settings
 from .lift import check_lift_width, lift_boundary
 
 __all__ = ["BOONFNO", "BOONTFNO"]
@@ -384,9 +384,7 @@ class BOONFNO(FNO, name="boon_fno"):
         # What fno's weights were trained with: its live settings (a plain FNO has none).
         trained = (dict(boundary=bool(fno.boundary_spec), kernel_correction=fno.kernel_correction,
                         hidden_values=fno.hidden_values) if source_is_boon else {})
-        missing = untrained_settings(model, trained)
-        if missing:
-            warn_untrained_correction(f"a {type(fno).__name__} wrapped by from_fno", settings=missing)
+        warn_untrained_settings(model, trained, f"a {type(fno).__name__} wrapped by from_fno")
         state = fno.state_dict()
         state.pop("_metadata", None)
         ref = next(p for p in fno.parameters() if p.is_floating_point())
@@ -473,9 +471,8 @@ class BOONFNO(FNO, name="boon_fno"):
         BoundaryAccuracyWarning
             ``kernel_correction`` or ``hidden_values`` on, and the record says the weights were saved without it.
         """
-        missing = untrained_settings(self, state_dict.get("_metadata") if isinstance(state_dict, Mapping) else None)
-        if missing:
-            warn_untrained_correction("a state dict", settings=missing)
+        warn_untrained_settings(self, state_dict.get("_metadata") if isinstance(state_dict, Mapping) else None,
+                                "a state dict")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def load_checkpoint(self, save_folder, save_name, map_location=None, *, trust_pickle: bool = False):
@@ -523,9 +520,7 @@ class BOONFNO(FNO, name="boon_fno"):
         state = load_checkpoint_file(path, map_location, trust_pickle=trust_pickle)
         if not isinstance(state, Mapping):
             raise ValueError(f"{path.name} holds a {type(state).__name__}, expected a state dict")
-        missing = untrained_settings(self, state.get("_metadata"))
-        if missing:
-            warn_untrained_correction(f"the checkpoint {path.name}", settings=missing)
+        warn_untrained_settings(self, state.get("_metadata"), f"the checkpoint {path.name}")
         # The warning is given above with the file's name: load through the base class, not this class's override.
         super().load_state_dict(state, strict=True)
 

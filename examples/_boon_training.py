@@ -231,17 +231,22 @@ def _run_name(prob, model, seed):
     return f"{prob}_{model}_s{seed}"
 
 
-def _git_commit():
+def _git_commit(paths=("examples/reproduce_boon.py", "examples/_boon_*.py", "boon_ext"),
+                where="boon_ext/ or the scripts"):
+    """The short commit of the tree, flagged when any of ``paths`` has uncommitted changes (described as ``where``).
+
+    Written into every result file so that a figure can be traced to the code that produced it; only the
+    paths whose changes would alter the figures are checked, so that unrelated edits do not mark it.
+    """
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "examples/reproduce_boon.py",
-                                "examples/_boon_*.py", "boon_ext"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths],
                                cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
-    return (head or "unknown") + (" (with uncommitted changes in boon_ext/ or the scripts)" if dirty else "")
+    return (head or "unknown") + (f" (with uncommitted changes in {where})" if dirty else "")
 
 
 def _machine():

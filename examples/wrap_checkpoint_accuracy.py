@@ -29,11 +29,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -45,6 +42,10 @@ from neuralop.models import FNO
 
 from boon_ext import BOONFNO, BoundaryAccuracyWarning, boundary_error, finetune_kernel_correction
 from boon_ext.datasets import burgers_dirichlet, burgers_periodic, heat_neumann, stokes_second_problem
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (tests) rather than run as a script
+    sys.path.append(str(Path(__file__).resolve().parent))
+from _boon_training import _git_commit, _machine  # noqa: E402  (shared with reproduce_boon: one provenance)
 
 PROBLEMS = {
     # name: (generator, kwargs, condition kind)
@@ -142,19 +143,10 @@ def wrap(fno, problem, mechanism):
 
 def provenance(argv):
     """The command, commit and machine, so that the written figures can be traced to what produced them."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "boon_ext", "_physics_constrained",
-                                "examples/wrap_checkpoint_accuracy.py"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        head, dirty = "unknown (git not available)", ""
     return {"command": "python " + shlex.join(["examples/wrap_checkpoint_accuracy.py", *argv]),
-            "commit": head + (" (with uncommitted changes in the packages or this script)" if dirty else ""),
-            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores visible, "
-                       f"torch {torch.__version__}, {torch.get_num_threads()} threads"}
+            "commit": _git_commit(("boon_ext", "_physics_constrained", "examples/wrap_checkpoint_accuracy.py"),
+                                  "the packages or this script"),
+            "machine": _machine()}
 
 
 def summarize(values):
