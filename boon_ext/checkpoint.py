@@ -131,7 +131,8 @@ def _read_metadata(state_path: Path, meta_path: Path, model_kwargs, embedded: bo
 
 def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_location=None,
                     kernel_correction=_UNSET, time_dim=_UNSET, model_kwargs: Optional[dict] = None,
-                    lift_width=_UNSET, trust_pickle: bool = False, embedded_metadata: bool = False):
+                    lift_width=_UNSET, trust_pickle: bool = False, embedded_metadata: bool = False,
+                    _stacklevel: int = 3):
     """Load a checkpoint written by neuralop's ``save_checkpoint`` as a BOON model, reading each file once.
 
     The arguments are those of :meth:`BOONFNO.from_checkpoint <boon_ext.BOONFNO.from_checkpoint>`, plus:
@@ -145,6 +146,9 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
         Without ``model_kwargs`` and without a metadata file, read the constructor arguments from the state
         dict's ``_metadata`` entry (what neuralop's ``save_training_state`` writes under DDP) instead of
         raising ``FileNotFoundError``.
+    _stacklevel : int, default 3
+        Where a :class:`~boon_ext.BoundaryAccuracyWarning` points, as in ``warnings.warn``: the caller of this
+        function by default; the public wrappers around it pass 4, so that it points at their caller.
 
     Returns
     -------
@@ -198,7 +202,7 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
     model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
                 lift_width=lift_width, hidden_values=bool(saved.get("hidden_values", False)), **meta)
     # Weights count as trained with a per-layer setting only if a BOON model saved them with it on.
-    warn_untrained_settings(model, saved, f"the checkpoint {state_path.name}", stacklevel=4)
+    warn_untrained_settings(model, saved, f"the checkpoint {state_path.name}", stacklevel=_stacklevel)
     if state is None:  # read after construction: bad arguments are reported before a large file is read
         state = read(state_path)
     state.pop("_metadata", None)
@@ -306,4 +310,4 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
     """
     return load_checkpoint(save_folder, save_name, boundary, map_location=map_location,
                            kernel_correction=kernel_correction, time_dim=time_dim, model_kwargs=model_kwargs,
-                           lift_width=lift_width, trust_pickle=trust_pickle, embedded_metadata=True)
+                           lift_width=lift_width, trust_pickle=trust_pickle, embedded_metadata=True, _stacklevel=4)

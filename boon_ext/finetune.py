@@ -27,16 +27,18 @@ def warn_untrained_settings(model, metadata, source: str, stacklevel: int = 3) -
     """Warn when ``model`` uses per-layer settings (kernel correction, hidden values) its new weights lack.
 
     Every path that puts weights into a BOON model calls this one function, so that the check and the message
-    are the same on each (``from_fno``, ``from_checkpoint``, ``load_state_dict``, ``load_checkpoint``).
+    are the same on each (``from_fno``, ``from_checkpoint``, ``load_ddp_checkpoint``, ``load_state_dict``,
+    ``load_checkpoint``).
 
     Parameters
     ----------
     model : BOONFNO or BOONTFNO
         The model the weights are given to.
     metadata : mapping or None
-        What the weights were trained with: the constructor-argument record neuralop saves with a model
-        (``_init_kwargs``, the state dict's ``_metadata`` entry). Without a record (``None``) nothing can be
-        said, and nothing is warned.
+        What the weights were trained with: ``boundary``, ``kernel_correction`` and ``hidden_values`` as
+        neuralop's record of a model's constructor arguments holds them (``_init_kwargs``, the state dict's
+        ``_metadata`` entry), or a source model's live settings. Anything but a mapping means no record:
+        nothing can be said, and nothing is warned.
     source : str
         Where the weights come from, for the message (e.g. ``"the checkpoint m_state_dict.pt"``).
     stacklevel : int, default 3

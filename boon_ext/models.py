@@ -445,7 +445,7 @@ class BOONFNO(FNO, name="boon_fno"):
 
         return load_checkpoint(save_folder, save_name, boundary, cls=cls, map_location=map_location,
                                kernel_correction=kernel_correction, time_dim=time_dim, model_kwargs=model_kwargs,
-                               lift_width=lift_width, trust_pickle=trust_pickle)
+                               lift_width=lift_width, trust_pickle=trust_pickle, _stacklevel=4)
 
     # -- loading weights into this model -------------------------------------------------------------
     def load_state_dict(self, state_dict, strict=True, assign=False):

@@ -237,6 +237,7 @@ def _git_commit(paths=("examples/reproduce_boon.py", "examples/_boon_*.py", "boo
 
     Written into every result file so that a figure can be traced to the code that produced it; only the
     paths whose changes would alter the figures are checked, so that unrelated edits do not mark it.
+    ``"unknown (git not available)"`` outside a git checkout or without git.
     """
     root = Path(__file__).resolve().parents[1]
     try:

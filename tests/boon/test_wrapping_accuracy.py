@@ -27,7 +27,9 @@ from boon_ext import (
     boundary_error,
     finetune_kernel_correction,
     lift_boundary,
+    load_ddp_checkpoint,
 )
+from boon_ext.checkpoint import load_checkpoint
 from boon_ext.datasets import burgers_periodic, heat_neumann, stokes_second_problem
 from boon_strategies import TOL, call_values, conditions_1d, fno_kwargs, randomize
 
@@ -203,17 +205,22 @@ def test_every_way_of_putting_plain_weights_into_a_corrected_model_warns(tmp_pat
         # the measured cost is quoted for the kernel correction only; hidden values alone say it is not measured
         cost = "measured 2.5x to 47x" if "kernel_correction" in settings else "is not measured"
         model = BOONFNO(**arch, boundary=problem.boundary, **settings)
-        calls = {  # built with the settings and then given plain weights, or wrapped with them
-            "a state dict": lambda: model.load_state_dict(plain.state_dict()),
-            "the checkpoint plain_state_dict.pt": lambda: model.load_checkpoint(tmp_path, "plain"),
-            "a FNO wrapped by from_fno": lambda: BOONFNO.from_fno(copy.deepcopy(plain), problem.boundary, **settings),
-        }
-        for source, call in calls.items():
+        calls = [  # built with the settings and then given plain weights, or wrapped with them
+            ("a state dict", lambda: model.load_state_dict(plain.state_dict())),
+            ("the checkpoint plain_state_dict.pt", lambda: model.load_checkpoint(tmp_path, "plain")),
+            ("a FNO wrapped by from_fno", lambda: BOONFNO.from_fno(copy.deepcopy(plain), problem.boundary, **settings)),
+        ]
+        if set(settings) == {"kernel_correction"}:  # the checkpoint loaders take this setting only
+            calls += [("the checkpoint plain_state_dict.pt",
+                       lambda load=load: load(tmp_path, "plain", problem.boundary, kernel_correction=True))
+                      for load in (BOONFNO.from_checkpoint, load_ddp_checkpoint, load_checkpoint)]
+        for source, call in calls:
             with pytest.warns(BoundaryAccuracyWarning, match=f"{names} on {source}, whose weights") as record:
                 call()
             message = str(record[0].message)
             assert cost in message and "finetune_kernel_correction" in message
-            assert record[0].filename == __file__  # the warning points at the user's line, not into the package
+            # the warning points at the user's line (here the lambda's), not into the package or one frame above
+            assert (record[0].filename, record[0].lineno) == (__file__, call.__code__.co_firstlineno)
         # weights saved by a model with the same settings load silently, as does a state dict without a record
         model.save_checkpoint(tmp_path, "same")
         with warnings.catch_warnings():
