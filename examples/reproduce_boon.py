@@ -361,11 +361,14 @@ def main(argv=None):
     command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))
     if args.verify is not None:
         cfg = make_config(args.quick, config, seeds, args.max_epochs)
+        # The code that retrains the runs is the code at the start: files edited during a long check must not
+        # be recorded as what was checked.
+        commit = _git_commit()
         rows = verify_runs(out, problems, models, cfg, args.schedule, args.verify, args.cache_dir, args.device,
                            log=lambda msg: print(msg, flush=True))
         path = out / "verify.json"
         previous = json.loads(path.read_text()) if path.exists() else None
-        path.write_text(json.dumps(merge_verify(previous, rows, command, _git_commit(), _machine()), indent=1))
+        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, _machine()), indent=1))
         print(verify_text(rows) + f"; wrote {path}")
         if not all(r["identical"] for r in rows):
             sys.exit(1)

@@ -429,10 +429,14 @@ def test_verify_retrains_the_first_epochs_bit_for_bit_and_catches_a_changed_run(
     saved = json.loads((tmp_path / "verify.json").read_text())
     assert [r["identical"] for r in saved["rows"]] == [True, False]
     assert saved["rows"][1]["max_rel_diff"] == pytest.approx(1e-6, rel=1e-3)
-    # A check of other runs updates their rows and keeps the record of the runs it did not retrain.
+    # A check of other runs updates their rows and keeps the record of the runs it did not retrain. The commit
+    # recorded is the one the check started from, not one made (or files edited) while it ran.
+    commits = iter(["at start", "later"])
+    monkeypatch.setattr(repro, "_git_commit", lambda *args, **kwargs: next(commits))
     repro.main(["--verify", "1", "--quick", "--threads", "1", "--out", str(tmp_path), "--problems", "stokes",
                 "--models", "fno"])
     saved = json.loads((tmp_path / "verify.json").read_text())
+    assert [r["commit"] for r in saved["rows"][2:]] == ["at start", "at start"]
     assert [(r["name"], r["identical"], r["epochs"]) for r in saved["rows"]] == [
         ("heat_fno_s0", True, 2), ("heat_fno_s1", False, 2), ("stokes_fno_s0", True, 1), ("stokes_fno_s1", True, 1)]
     assert all("--problems heat" in r["command"] for r in saved["rows"][:2])
