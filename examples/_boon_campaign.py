@@ -21,7 +21,7 @@ import torch
 from _boon_metrics import evaluate
 from _boon_setup import MODELS, _sizes, architecture, build_model, check_selection, defined, make_problem, \
     training_order
-from _boon_training import _git_commit, _run_name, _write_json, finished_run, resumable_keys, run_key, train
+from _boon_training import _git_commit, _machine, _run_name, _write_json, finished_run, resumable_keys, run_key, train
 
 
 def _pid_alive(pid):
@@ -328,7 +328,7 @@ def train_one(job):
         n_train, n_val, n_test = _sizes(cfg, prob)
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
-        record.update(hist, **metrics, commit=job.get("commit") or _git_commit())
+        record.update(hist, **metrics, commit=job.get("commit") or _git_commit(), machine=_machine())
         _write_json(path, record)
         ckpt.unlink(missing_ok=True)
         Path(str(ckpt) + ".tmp").unlink(missing_ok=True)  # left by a session stopped while writing a checkpoint

@@ -78,6 +78,9 @@ def test_reproduction_runs_every_variant_and_boon_holds_boundary_conditions(repr
     assert written["decision"]["default"] is None
     assert set(written["decision"]["verdicts"]["boon"].values()) == {"pending"}
     assert all(r["commit"] == res["commit"] for r in trained)  # taken when the call started; the tree is unchanged
+    # Each run names the processor and torch's kernel instruction set: seeded runs agree bit for bit only on
+    # the same kind of machine.
+    assert all(torch.backends.cpu.get_cpu_capability() in r["machine"] for r in trained)
     for prob in repro.PROBLEMS:
         assert (out / f"{prob}.png").stat().st_size > 1000
         assert (out / f"curves_{prob}_fno.png").stat().st_size > 1000
