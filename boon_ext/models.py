@@ -64,10 +64,12 @@ class BOONFNO(FNO, name="boon_fno"):
         output is made exact (step T1 on the output; the Neumann stencil; periodic averaging), at the plain FNO's
         cost. The correction is opt-in because it costs 1.59x-1.77x the FNO per training step for a 2-D model
         with four corrected walls (the two most recent runs of ``examples/benchmark_boon.py``;
-        ``docs/benchmarks.md``), above the 1.3x the package allows its default. The accuracy of both against the
-        FNO at convergence is being measured per problem (``examples/reproduce_boon.py``,
-        ``docs/boon_results.md``). Weights trained without it lose accuracy when it is switched on (see
-        :meth:`from_fno`).
+        ``docs/benchmarks.md``), above the 1.3x the package allows its default. Trained to convergence on four
+        1-D problems (3 seeds each; ``examples/reproduce_boon.py``, ``docs/boon_results.md``), the default was
+        level with the plain FNO on all four and better on none; the correction was better on a Neumann heat
+        problem (1.08x lower error, median), level on two Dirichlet problems and worse on periodic Burgers
+        (0.93x), so it is worth its cost for Neumann conditions. Weights trained without it lose accuracy when it
+        is switched on (see :meth:`from_fno`).
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.
@@ -75,13 +77,18 @@ class BOONFNO(FNO, name="boon_fno"):
         How the output is made exact. ``None`` (default): the face nodes are overwritten
         (:func:`~boon_ext.enforce_boundary`). An int ``w``: the boundary residual is spread over ``w`` nodes next
         to each face by a smooth lift (:func:`~boon_ext.lift_boundary`); the conditions hold exactly either way.
+        Trained to convergence with ``w = 4`` (``docs/boon_results.md``), it was level with the plain FNO on three
+        1-D problems and worse on Stokes' second problem (0.87x, median of 3 seeds), so it is not the default.
     hidden_values : bool, default False
         Also write each Dirichlet face's prescribed value into the face nodes of every hidden channel after every
         Fourier layer (after its activation and channel MLP), so that the value enters the hidden layers and not
         only the output: this package's version of the per-layer T1 step of the paper's Dirichlet reference code
         (which holds ``2 g`` there, one ``g`` per branch; here each hidden channel holds ``g``). Combines with
         either ``kernel_correction``. Defined only when every condition is Dirichlet and ``out_channels == 1``
-        (a hidden channel has no output channel whose value it could take); refused otherwise.
+        (a hidden channel has no output channel whose value it could take); refused otherwise. With the kernel
+        correction and trained to convergence (``docs/boon_results.md``), it was better than the plain FNO on
+        Dirichlet Burgers (1.17x lower error, median of 3 seeds) and worse on Stokes' second problem (0.62x):
+        compare it with the default on your own validation data before relying on it.
 
     Notes
     -----
