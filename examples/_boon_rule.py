@@ -178,7 +178,10 @@ def markdown(decision, labels=None, heading="##"):
         lines.append(f"| {labels.get(m, m)} | " + " | ".join(per_problem[p] for p in problems) + f" | {c} |")
     outcome = f"**Default: {labels.get(decision['default'], decision['default'])}.**" if decision["default"] else \
         "**No default chosen yet.**"
-    lines += ["", f"{outcome} {decision['reason'][0].upper() + decision['reason'][1:]}."]
+    reason = decision["reason"]
+    if not decision["default"]:  # a sentence of prose; a chosen default's reason starts with its model name
+        reason = reason[0].upper() + reason[1:]
+    lines += ["", f"{outcome} {reason}."]
     if decision.get("not_covered"):
         lines.append(f"Not covered (no finished FNO run): {', '.join(decision['not_covered'])}.")
     lines += findings(decision, labels)

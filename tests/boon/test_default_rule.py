@@ -135,6 +135,8 @@ def test_values_in_every_layer_are_never_the_default_but_recommended_where_bette
     md = rule.markdown(d, repro.MODEL_LABELS)
     assert "Better than the FNO (recommended there" in md and "not defined" in md
     assert "Not covered (no finished FNO run): stokes_spacetime." in md
+    # The outcome quotes the reason as the rule wrote it: it starts with the model's name, not capitalised.
+    assert f"**Default: {repro.MODEL_LABELS['boon']}.** boon is level with the FNO on every problem" in md
     # Even where it is defined on every problem with runs, it is no candidate for the constructor's default.
     dirichlet_only = {p: e for p, e in _uniform(rule, repro, hidden=0.001).items() if p != "heat"}
     assert "boon_hidden" not in rule.DEFAULT_CANDIDATES
