@@ -67,9 +67,9 @@ class BOONFNO(FNO, name="boon_fno"):
         ``docs/benchmarks.md``), above the 1.3x the package allows its default. Trained to convergence on four
         1-D problems (3 seeds each; ``examples/reproduce_boon.py``, ``docs/boon_results.md``), the default was
         level with the plain FNO on all four and better on none; the correction was better on a Neumann heat
-        problem (1.08x lower error, median), level on two Dirichlet problems and worse on periodic Burgers
-        (0.93x), so it is worth its cost for Neumann conditions. Weights trained without it lose accuracy when it
-        is switched on (see :meth:`from_fno`).
+        problem (the FNO's error 1.08x its own, median), level on two Dirichlet problems and worse on periodic
+        Burgers (0.93x: about 7% higher error), so it is worth its cost for Neumann conditions. Weights trained
+        without it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.
@@ -78,7 +78,8 @@ class BOONFNO(FNO, name="boon_fno"):
         (:func:`~boon_ext.enforce_boundary`). An int ``w``: the boundary residual is spread over ``w`` nodes next
         to each face by a smooth lift (:func:`~boon_ext.lift_boundary`); the conditions hold exactly either way.
         Trained to convergence with ``w = 4`` (``docs/boon_results.md``), it was level with the plain FNO on three
-        1-D problems and worse on Stokes' second problem (0.87x, median of 3 seeds), so it is not the default.
+        1-D problems and worse on Stokes' second problem (about 15% higher error, median of 3 seeds), so it is
+        not the default.
     hidden_values : bool, default False
         Also write each Dirichlet face's prescribed value into the face nodes of every hidden channel after every
         Fourier layer (after its activation and channel MLP), so that the value enters the hidden layers and not
@@ -87,8 +88,9 @@ class BOONFNO(FNO, name="boon_fno"):
         either ``kernel_correction``. Defined only when every condition is Dirichlet and ``out_channels == 1``
         (a hidden channel has no output channel whose value it could take); refused otherwise. With the kernel
         correction and trained to convergence (``docs/boon_results.md``), it was better than the plain FNO on
-        Dirichlet Burgers (1.17x lower error, median of 3 seeds) and worse on Stokes' second problem (0.62x):
-        compare it with the default on your own validation data before relying on it.
+        Dirichlet Burgers (the FNO's error 1.17x its own, median of 3 seeds) and worse on Stokes' second
+        problem (about 1.6x higher error): compare it with the default on your own validation data before
+        relying on it.
 
     Notes
     -----
