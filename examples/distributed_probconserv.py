@@ -29,7 +29,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _launch import init_distributed  # noqa: E402  (examples/_launch.py)
+from experiments.launch import init_distributed  # noqa: E402
 from probconserv_ext import DistributedProbConserv, ProbConserv, get_problem  # noqa: E402
 from probconserv_ext.collectives import CountingCollectives  # noqa: E402
 from probconserv_ext.distributed import conservation_slab, gather_slab, slab_bounds  # noqa: E402

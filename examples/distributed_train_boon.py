@@ -36,7 +36,7 @@ from torch.utils.data.distributed import DistributedSampler  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _launch import init_distributed  # noqa: E402  (examples/_launch.py)
+from experiments.launch import init_distributed  # noqa: E402
 from boon_ext import BOONFNO, BoundaryDataProcessor, boundary_error, load_ddp_checkpoint  # noqa: E402
 from boon_ext.datasets import BoundaryProblemDataset, heat_neumann  # noqa: E402
 

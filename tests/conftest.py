@@ -1,5 +1,7 @@
+import importlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,18 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+# The experiments are a package of the clone, not of the installed wheel: importable from its root, also when pytest
+# is started by its own entry point (which, unlike ``python -m pytest``, does not put the working folder on the path).
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def load_experiment():
+    """A function that imports ``experiments.NAME`` (e.g. ``"reproduce_boon"``, ``"boon_campaign.rule"``)."""
+    return lambda name: importlib.import_module(f"experiments.{name}")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The rule that chooses BOON's default from the converged reproduction (examples/_boon_rule.py)."""
+"""The rule that chooses BOON's default from the converged reproduction (experiments/boon_campaign/rule.py)."""
 
 import json
 
@@ -11,13 +11,13 @@ PROBLEMS = ("heat", "stokes", "burgers_periodic", "burgers_dirichlet")
 
 
 @pytest.fixture(scope="module")
-def rule(load_example):
-    return load_example("_boon_rule")
+def rule(load_experiment):
+    return load_experiment("boon_campaign.rule")
 
 
 @pytest.fixture(scope="module")
-def repro(load_example):
-    return load_example("reproduce_boon")
+def repro(load_experiment):
+    return load_experiment("reproduce_boon")
 
 
 def _runs(errors):
@@ -178,17 +178,17 @@ def test_thresholds_are_inclusive(rule):
     assert rule.choose_default(summary, over)["default"] is None
 
 
-def _full_benchmark(load_example, ratio=lambda config, variant: 1.0, repetitions=15):
-    bench = load_example("benchmark_boon")
+def _full_benchmark(load_experiment, ratio=lambda config, variant: 1.0, repetitions=15):
+    bench = load_experiment("benchmark_boon")
     return [dict(config=name, variant=v, fwd_bwd_ratio=ratio(name, v), repetitions=repetitions)
             for name, _, _, boon_kw in bench.configs() for v in bench.VARIANTS if bench.applies(v, boon_kw["boundary"])]
 
 
-def test_costs_are_the_worst_configuration_of_a_full_benchmark(rule, load_example, tmp_path):
+def test_costs_are_the_worst_configuration_of_a_full_benchmark(rule, load_experiment, tmp_path):
     def ratio(config, variant):  # distinct per row, the 2-D row the worst for T2
         return 1.0 + 0.01 * len(config) + (0.5 if (variant, config[:3]) == ("T2", "2-D") else 0.0)
 
-    rows = _full_benchmark(load_example, ratio)
+    rows = _full_benchmark(load_experiment, ratio)
     path = tmp_path / "benchmark_boon.json"
     path.write_text(json.dumps({"results": rows}))
     costs = rule.load_costs(path)
@@ -199,10 +199,10 @@ def test_costs_are_the_worst_configuration_of_a_full_benchmark(rule, load_exampl
     path.write_text(json.dumps({"results": [r for r in rows if "Neumann" not in r["config"]]}))
     with pytest.raises(ValueError, match=r"costs: .* lacks 1-D Neumann / T2"):
         rule.load_costs(path)
-    path.write_text(json.dumps({"results": _full_benchmark(load_example, repetitions=5)}))
+    path.write_text(json.dumps({"results": _full_benchmark(load_experiment, repetitions=5)}))
     with pytest.raises(ValueError, match=r"costs: .* \[5\] repetitions \(--quick\)"):
         rule.load_costs(path)
-    path.write_text(json.dumps({"results": _full_benchmark(load_example, lambda c, v: float("nan"))}))
+    path.write_text(json.dumps({"results": _full_benchmark(load_experiment, lambda c, v: float("nan"))}))
     with pytest.raises(ValueError, match="costs: .* not positive finite numbers"):
         rule.load_costs(path)
     path.write_text(json.dumps({"runs": []}))  # e.g. reproduce_boon's results.json by mistake
@@ -212,8 +212,8 @@ def test_costs_are_the_worst_configuration_of_a_full_benchmark(rule, load_exampl
         rule.load_costs(tmp_path / "missing.json")
 
 
-def test_benchmark_measures_every_variant_the_rule_compares(rule, repro, load_example):
-    bench = load_example("benchmark_boon")
+def test_benchmark_measures_every_variant_the_rule_compares(rule, repro, load_experiment):
+    bench = load_experiment("benchmark_boon")
     from boon_ext import Dirichlet, Neumann, Periodic
 
     # the same BOONFNO settings as the reproduction's models

@@ -1,12 +1,12 @@
-"""Smoke test of examples/estimate_boon_cost.py on a tiny configuration: its extrapolation arithmetic."""
+"""Smoke test of experiments/estimate_boon_cost.py on a tiny configuration: its extrapolation arithmetic."""
 
 
 import pytest
 
 
 @pytest.fixture(scope="module")
-def cost(load_example):
-    return load_example("estimate_boon_cost")
+def cost(load_experiment):
+    return load_experiment("estimate_boon_cost")
 
 
 def test_estimate_extrapolates_the_timed_steps(cost, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Smoke test of examples/reproduce_boon.py at a tiny size, and checks of its metric helpers."""
+"""Smoke test of experiments/reproduce_boon.py at a tiny size, and checks of its metric helpers."""
 
 import json
 import os
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
-def repro(load_example):
-    return load_example("reproduce_boon")
+def repro(load_experiment):
+    return load_experiment("reproduce_boon")
 
 
 TINY = dict(
@@ -157,7 +157,8 @@ def test_resume_keeps_finished_runs_and_continues_interrupted_ones(repro, tmp_pa
 
 
 def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
-    # Worker processes import train_one's module by name; _train_in_parallel puts its folder on the path (restored).
+    # Worker processes import train_one's module by name; _train_in_parallel puts the repository on the path
+    # (restored).
     monkeypatch.setattr(sys, "path", list(sys.path))
     kw = dict(problems=["heat", "stokes"], models=["fno", "boon_output"], quick=True, plots=False, verbose=False,
               config=dict(TINY, seeds=[0]))
@@ -175,11 +176,11 @@ def test_parallel_jobs_give_the_serial_numbers(repro, tmp_path, monkeypatch):
 
 
 def test_command_line_jobs_run_in_worker_processes(tmp_path):
-    # The script run as a program: its workers import train_one's module (_boon_campaign) from its folder.
-    script = Path(__file__).resolve().parents[2] / "examples" / "reproduce_boon.py"
-    cmd = [sys.executable, str(script), "--quick", "--problems", "heat", "--models", "fno,boon_output", "--seeds",
+    # The script run as a program: its workers import train_one's module (experiments.boon_campaign.campaign).
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "experiments.reproduce_boon", "--quick", "--problems", "heat", "--models", "fno,boon_output", "--seeds",
            "0", "--jobs", "2", "--threads", "1", "--no-plots", "--out", str(tmp_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["heat_boon_output_s0.json", "heat_fno_s0.json"]

@@ -367,15 +367,15 @@ def test_lift_refuses_bad_widths():
                 lift_width="4")
 
 
-def test_measurement_script_runs_and_reports_every_mechanism(tmp_path, load_example):
-    """examples/wrap_checkpoint_accuracy.py at smoke size: the JSON holds every mechanism, with exact conditions."""
+def test_measurement_script_runs_and_reports_every_mechanism(tmp_path, load_experiment):
+    """experiments/wrap_checkpoint_accuracy.py at smoke size: the JSON holds every mechanism, with exact conditions."""
     import json
 
-    module = load_example("wrap_checkpoint_accuracy")
+    module = load_experiment("wrap_checkpoint_accuracy")
     module.main(["--quick", "heat", "--seeds", "0", "--mechanisms", "kernel", "overwrite", "lift2",
                  "--finetune", "heat", "--finetune-epochs", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "wrap_accuracy.json").read_text())
-    assert result["command"].startswith("python examples/wrap_checkpoint_accuracy.py --quick heat --seeds 0")
+    assert result["command"].startswith("python -m experiments.wrap_checkpoint_accuracy --quick heat --seeds 0")
     assert result["commit"] and "torch" in result["machine"] and result["seconds"] > 0
     per = result["summary"]["heat"]
     assert set(per) == {"plain", "kernel", "overwrite", "lift2"}

@@ -1,4 +1,4 @@
-"""Fast smoke test of examples/reproduce_probconserv.py."""
+"""Fast smoke test of experiments/reproduce_probconserv.py."""
 
 import json
 
@@ -7,8 +7,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def repro(load_example):
-    return load_example("reproduce_probconserv")
+def repro(load_experiment):
+    return load_experiment("reproduce_probconserv")
 
 
 @pytest.fixture(scope="module")

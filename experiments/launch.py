@@ -1,4 +1,4 @@
-"""Process-group set-up shared by the torchrun examples."""
+"""Process-group set-up shared by the torchrun scripts (``examples/distributed_*.py``)."""
 
 import datetime
 import os

@@ -1,7 +1,7 @@
 """Benchmark of the domain-decomposed ProbConserv update with 1 and 2 processes (gloo on CPU).
 
-    python examples/benchmark_distributed_probconserv.py            # 10^6 and 10^7 nodes
-    python examples/benchmark_distributed_probconserv.py --quick    # 10^5 and 10^6 nodes, fewer repeats
+    python -m experiments.benchmark_distributed_probconserv            # 10^6 and 10^7 nodes
+    python -m experiments.benchmark_distributed_probconserv --quick    # 10^5 and 10^6 nodes, fewer repeats
 
 For each process count the script starts that many gloo processes on 127.0.0.1 (torch.multiprocessing, one torch
 thread each) and times, on every configuration (nodes n, constraint rows m, diagonal or rank-r-plus-diagonal
@@ -18,11 +18,8 @@ Outputs (``--out``, default ``outputs/benchmark_distributed_probconserv``): ``re
 import argparse
 import datetime
 import json
-import os
-import platform
 import socket
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +32,7 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from experiments.provenance import machine_description  # noqa: E402
 from probconserv_ext import DistributedProbConserv, LinearConstraint, ProbConserv  # noqa: E402
 from probconserv_ext.collectives import CountingCollectives  # noqa: E402
 from probconserv_ext.distributed import conservation_slab, slab_bounds  # noqa: E402
@@ -163,7 +160,7 @@ def main():
     for r in rows:
         key = (r["n"], r["m"], r["cov"])
         r["speedup_vs_1_process"] = base[key] / r["seconds_per_update"] if key in base else None
-    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}, gloo on 127.0.0.1"
+    machine = machine_description() + ", gloo on 127.0.0.1"
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(dict(machine=machine, repeats=repeats, rows=rows), indent=2))

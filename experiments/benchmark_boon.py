@@ -7,8 +7,8 @@ machine load), and the median over repetitions is reported with the ratio, for
 * ``fwd (grad)``: a forward pass that builds the graph, as in training: the blocks are rebuilt from the weights;
 * ``fwd+bwd``: a training step's forward and backward passes.
 
-    python examples/benchmark_boon.py            # full: 1-D, 2-D and space-time
-    python examples/benchmark_boon.py --quick    # fewer repetitions
+    python -m experiments.benchmark_boon            # full: 1-D, 2-D and space-time
+    python -m experiments.benchmark_boon --quick    # fewer repetitions
 
 Writes ``benchmark_boon.json`` and ``benchmark_boon.md`` to ``--out`` (default ``outputs/``).
 """
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import statistics
 import time
 import warnings
@@ -29,8 +27,9 @@ import torch
 from neuralop.models import FNO
 
 from boon_ext import BOONFNO, Dirichlet, Neumann, Periodic
+from experiments.provenance import machine_description, machine_info
 
-# The BOON configurations of examples/reproduce_boon.py (whose default-selection rule reads these costs): the paper's
+# The BOON configurations of experiments/reproduce_boon.py (whose default-selection rule reads these costs): the paper's
 # kernel correction T2 in every layer (opt-in), T2 with the prescribed values written into every hidden layer's face
 # nodes (the reference's per-layer T1; Dirichlet conditions only), output enforcement only (the default, for new
 # models and for from_fno / from_checkpoint), and the smooth output lift over 4 nodes.
@@ -141,16 +140,9 @@ def run(quick: bool, only=None, variants=tuple(VARIANTS), clock="wall"):
     return rows
 
 
-def machine():
-    return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                cpu_count=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                cuda=torch.cuda.is_available())
-
-
 def markdown(rows, info, clock="wall"):
     what = "wall-clock" if clock == "wall" else "CPU time of this process (`--clock cpu`)"
-    lines = [f"Machine: {info['platform']}, {info['cpu_count']} CPUs, torch {info['torch']} "
-             f"({info['torch_threads']} threads). Median of alternating repetitions, {what}; same weights.", "",
+    lines = [f"Machine: {machine_description(info)}. Median of alternating repetitions, {what}; same weights.", "",
              "| configuration | BOON variant | input | FNO fwd (ms) | BOON fwd (ms) | fwd ratio | fwd (grad) ratio | "
              "FNO fwd+bwd (ms) | BOON fwd+bwd (ms) | fwd+bwd ratio |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -173,7 +165,7 @@ def main(argv=None):
                    help="torch threads (default 1: stable timings on a small, shared machine)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    info = machine()
+    info = machine_info()
     variants = args.variants.split(",")
     for v in variants:
         if v not in VARIANTS:

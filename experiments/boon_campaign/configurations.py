@@ -1,4 +1,4 @@
-"""What the BOON reproduction trains: its problems, models and configurations (``reproduce_boon.py``).
+"""What the BOON reproduction trains: its problems, models and configurations (``experiments/reproduce_boon.py``).
 
 The problems come from the generators in ``boon_ext.datasets``, with every Dirichlet face's value taken per sample
 from the target as the paper does; the models are neuralop's FNO and the BOON variants compared with it.
@@ -8,20 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's boon_ext, also when run from a clone
-
-from boon_ext.datasets import (  # noqa: E402
-    burgers_dirichlet,
-    burgers_periodic,
-    heat_neumann,
-    stokes_second_problem,
-)
-from boon_ext.datasets.base import BoundaryProblem  # noqa: E402
+from boon_ext.datasets import burgers_dirichlet, burgers_periodic, heat_neumann, stokes_second_problem
+from boon_ext.datasets.base import BoundaryProblem
 
 
 PROBLEMS = ("heat", "stokes", "stokes_spacetime", "burgers_periodic", "burgers_dirichlet", "stokes_nu001")
@@ -61,7 +52,7 @@ CONFIGS = {
                       stokes_nu001=65),
         n_times=8, checkpoint_every=0,
     ),
-    # The paper's reference experiments (see reproduce_boon.py's docstring).
+    # The paper's reference experiments (see experiments/reproduce_boon.py's docstring).
     "full": dict(
         n_train=500, n_val=100, n_test=100, st_train=1000, st_val=200, st_test=200, batch_size=20, seeds=[0, 1, 2],
         max_epochs=500, step_size=50, gamma=0.5, lr=1e-3, weight_decay=1e-4, patience=50, tol=0.01,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _boon_setup import MODEL_LABELS
+from experiments.boon_campaign.configurations import MODEL_LABELS
 
 
 def _stats(vals):

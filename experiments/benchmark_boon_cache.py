@@ -11,7 +11,7 @@ with a snapshot (see ``boon_ext.blocks``). This script times, side by side in on
 on the 1-D setting of the paper (width 64, 16 modes, batch 32, 256 nodes, Dirichlet) and on a 2-D model with
 Dirichlet conditions on all four walls (width 32, 16x16 modes, batch 8, 64x64).
 
-    python examples/benchmark_boon_cache.py [--repeats 20] [--out outputs/benchmark_boon_cache.json]
+    python -m experiments.benchmark_boon_cache [--repeats 20] [--out outputs/benchmark_boon_cache.json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from boon_ext import BOONFNO, Dirichlet
 from boon_ext.blocks import _bits
 
-from _bench import median_ms, write_json
+from experiments.bench import median_ms, write_json
 
 warnings.filterwarnings("ignore", category=UserWarning)
 

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _boon_metrics import evaluate
-from _boon_setup import MODELS, _sizes, architecture, build_model, check_selection, defined, make_problem, \
-    training_order
-from _boon_training import _git_commit, _machine, _run_name, _write_json, finished_run, resumable_keys, run_key, train
+from experiments.boon_campaign.configurations import MODELS, _sizes, architecture, build_model, check_selection, \
+    defined, make_problem, training_order
+from experiments.boon_campaign.metrics import evaluate
+from experiments.boon_campaign.training import _git_commit, _run_name, _write_json, finished_run, resumable_keys, \
+    run_key, train
+from experiments.provenance import machine_description
 
 
 def _pid_alive(pid):
@@ -161,7 +163,7 @@ def verify_runs(out, problems, models, cfg, schedule, epochs, cache_dir=None, de
     problems, models : sequence of str
         Which runs to check (those not finished are skipped).
     cfg : dict
-        The configuration the runs were trained with (``_boon_setup.make_config``).
+        The configuration the runs were trained with (``configurations.make_config``).
     schedule : str
         Their schedule.
     epochs : int
@@ -328,7 +330,7 @@ def train_one(job):
         n_train, n_val, n_test = _sizes(cfg, prob)
         test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
         metrics = evaluate(model, problem, test_idx)
-        record.update(hist, **metrics, commit=job.get("commit") or _git_commit(), machine=_machine())
+        record.update(hist, **metrics, commit=job.get("commit") or _git_commit(), machine=machine_description())
         _write_json(path, record)
         ckpt.unlink(missing_ok=True)
         Path(str(ckpt) + ".tmp").unlink(missing_ok=True)  # left by a session stopped while writing a checkpoint
@@ -349,11 +351,11 @@ def _train_in_parallel(jobs, n_jobs, threads_per_job):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # A worker imports this module (train_one's) by name, which resolves only with its folder on the path; spawned
-    # workers copy the path from this process.
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.append(here)
+    # A worker imports this module (train_one's) by name, which resolves only with the repository on the path;
+    # spawned workers copy the path from this process.
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.append(root)
     # "spawn": a forked child would inherit torch's thread pools (unsafe after they have started).
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,

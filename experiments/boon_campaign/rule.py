@@ -1,4 +1,4 @@
-"""The rule that chooses BOON's constructor default from the converged reproduction (``reproduce_boon.py``).
+"""The rule that chooses BOON's constructor default from the converged reproduction (``experiments/reproduce_boon.py``).
 
 The rule was fixed before the converged runs finished (``results/boon_full/README.md``), so that the table decides
 the default rather than the other way round. Per problem, each variant is compared with the FNO of the same seed
@@ -24,7 +24,7 @@ thresholds: a NaN ratio as "worse", an infinite variant error as a ratio of 0). 
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 from pathlib import Path
@@ -48,7 +48,7 @@ DEFAULT_CANDIDATES = ("boon", "boon_output", "boon_lift")
 
 
 def verdict(entry, fno_entry, min_seeds=MIN_SEEDS):
-    """Classify one variant on one problem from ``_boon_report.summarize``'s entries.
+    """Classify one variant on one problem from ``report.summarize``'s entries.
 
     Returns one of ``"better"``, ``"level"``, ``"worse"``, ``"not defined"``, ``"pending"`` (fewer than
     ``min_seeds`` seeds compared with the FNO of the same seed) and ``"not finite"`` (an error of the variant or
@@ -83,7 +83,7 @@ def training_costs(benchmark):
 
 
 def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
-    """Apply the rule to ``_boon_report.summarize``'s output.
+    """Apply the rule to ``report.summarize``'s output.
 
     Parameters
     ----------
@@ -133,7 +133,7 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
     if costs is None or any(cost[m] is None for m in DEFAULT_CANDIDATES):
         unmeasured = [m for m in DEFAULT_CANDIDATES if cost[m] is None]
         return dict(out, reason="training cost not measured for " + ", ".join(unmeasured)
-                    + " (pass the JSON that examples/benchmark_boon.py writes)")
+                    + " (pass the JSON that experiments/benchmark_boon.py writes)")
     level_everywhere = [m for m in DEFAULT_CANDIDATES
                         if all(v in ("level", "better") for v in verdicts[m].values())]
     eligible = [m for m in level_everywhere if cost[m] <= COST_CAP]
@@ -168,7 +168,7 @@ def markdown(decision, labels=None, heading="##"):
         f"{rule['level']}`; better: median `r >= {rule['better']}` and every seed `r >= 1`; pending: fewer than "
         f"{rule['min_seeds']} seeds. The default is the candidate ({', '.join(rule['candidates'])}) that is level on "
         f"every problem ({', '.join(rule['required'])} at least) and better on the most, at most {rule['cost_cap']}x "
-        "the FNO's training step (worst configuration of `examples/benchmark_boon.py`).",
+        "the FNO's training step (worst configuration of `experiments/benchmark_boon.py`).",
         "",
         "| variant | " + " | ".join(problems) + " | training step / FNO (worst) |",
         "|---|" + "---|" * len(problems) + "---|",
@@ -239,11 +239,8 @@ def summary_markdown(decision, summary, labels=None, source=None):
 
 
 def _benchmark_script():
-    """``examples/benchmark_boon.py`` as a module: its configurations and variants define a complete cost table."""
-    spec = importlib.util.spec_from_file_location("_benchmark_boon", Path(__file__).with_name("benchmark_boon.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """``experiments.benchmark_boon``: its configurations and variants define a complete cost table."""
+    return importlib.import_module("experiments.benchmark_boon")
 
 
 def load_costs(path):
@@ -262,7 +259,7 @@ def load_costs(path):
         bench = json.loads(Path(path).read_text())
         rows = {(r["config"], r["variant"]): r for r in bench["results"]}
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"costs: expected the benchmark_boon.json of examples/benchmark_boon.py, could not read "
+        raise ValueError(f"costs: expected the benchmark_boon.json of experiments/benchmark_boon.py, could not read "
                          f"{path}: {err!r}") from err
     script = _benchmark_script()
     needed = [(name, v) for name, _, _, boon_kw in script.configs() for v in script.VARIANTS
@@ -270,7 +267,7 @@ def load_costs(path):
     absent = [f"{c} / {v}" for c, v in needed if (c, v) not in rows]
     if absent:
         raise ValueError(f"costs: {path} lacks {', '.join(absent)}; expected a full run of "
-                         "examples/benchmark_boon.py (without --only or --variants)")
+                         "experiments/benchmark_boon.py (without --only or --variants)")
     quick = sorted({r["repetitions"] for r in rows.values() if r.get("repetitions", 0) < script.FULL_REPETITIONS})
     if quick:
         raise ValueError(f"costs: {path} was timed with {quick} repetitions (--quick); expected the full "

@@ -6,7 +6,7 @@ machine load. Times are compared by their minimum over the rounds (the timing le
 the machine). For BOON the within-tree ratios BOON-FNO / FNO are compared too, by their median over the rounds: the
 plain FNO is the same code in both trees, so its time normalises away drifts in the machine's speed.
 
-    python scripts/compare_benchmarks.py --before /path/to/old/checkout --after . --rounds 2
+    python -m experiments.compare_benchmarks --before /path/to/old/checkout --after . --rounds 2
 
 Writes ``compare_benchmarks.json`` and ``compare_benchmarks.md`` to ``--out``.
 """
@@ -15,32 +15,41 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 
+from experiments.provenance import machine_description, machine_info
+
 # name -> (benchmark script, JSON file it writes, list key, row label fields, fields compared)
 BENCHMARKS = {
-    "boon": ("examples/benchmark_boon.py", "benchmark_boon.json", "results", ("config", "variant"),
+    "boon": ("benchmark_boon", "benchmark_boon.json", "results", ("config", "variant"),
              ("boon_fwd_ms", "boon_fwd_grad_ms", "boon_fwd_bwd_ms", "fno_fwd_bwd_ms", "fwd_ratio", "fwd_grad_ratio",
               "fwd_bwd_ratio")),
-    "probconserv": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "sweep", ("n",),
+    "probconserv": ("benchmark_probconserv", "benchmark_probconserv.json", "sweep", ("n",),
                     ("min_time_layer_s",)),
-    "probconserv_big": ("examples/benchmark_probconserv.py", "benchmark_probconserv.json", "big",
+    "probconserv_big": ("benchmark_probconserv", "benchmark_probconserv.json", "big",
                         ("n", "input_dtype"), ("min_time_s",)),
 }
 
 
 # Benchmarks whose script is taken from the new tree for both trees (its API calls work on both), so that both
 # measure the same configurations; the others run each tree's own copy.
-NEW_SCRIPT_FOR_BOTH = {"examples/benchmark_boon.py"}
+NEW_SCRIPT_FOR_BOTH = {"benchmark_boon"}
+
+
+def script_path(tree, script):
+    """The benchmark ``script`` of a source tree: ``experiments/<script>.py``, or ``examples/`` in a checkout from
+    before the experiments had their own folder."""
+    new = tree / "experiments" / f"{script}.py"
+    return new if new.is_file() else tree / "examples" / f"{script}.py"
 
 
 def run_once(tree, script_tree, script, out_dir, extra):
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    cmd = [sys.executable, str(script_tree / script), "--quick", "--out", str(out_dir), *extra]
+    # The tree's packages first; the script's tree second, for its ``experiments`` helpers when the tree is older.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), str(script_tree)]))
+    cmd = [sys.executable, str(script_path(script_tree, script)), "--quick", "--out", str(out_dir), *extra]
     subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -75,9 +84,9 @@ def main(argv=None):
                     print(f"round {r + 1}/{args.rounds}: {script} on {side}", flush=True)
                     script_tree = trees["after"] if script in NEW_SCRIPT_FOR_BOTH else tree
                     extra = ["--threads", args.threads]
-                    if args.clock and script == "examples/benchmark_boon.py":
+                    if args.clock and script == "benchmark_boon":
                         extra += ["--clock", args.clock]
-                    if args.variants and script == "examples/benchmark_boon.py":
+                    if args.variants and script == "benchmark_boon":
                         extra += ["--variants", args.variants]
                     run_once(tree, script_tree, script, out_dir, extra)
                     for name, (s, j, key, labels, fields) in chosen.items():
@@ -91,8 +100,8 @@ def main(argv=None):
     # Times: the minimum over the rounds. Ratios (measured within one tree and run): the median.
     best = {k: {label: {f: (statistics.median(v) if f.endswith("ratio") else min(v)) for f, v in row.items()}
                 for label, row in acc.items()} for k, acc in runs.items()}
-    lines = [f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, threads "
-             f"{args.threads}{', clock ' + args.clock if args.clock else ''}; {args.rounds} alternating rounds of "
+    lines = [f"Machine: {machine_description(machine_info(threads=args.threads))}"
+             f"{', clock ' + args.clock if args.clock else ''}; {args.rounds} alternating rounds of "
              "`--quick` runs: times are the minimum over the "
              "rounds, ratios the median.", ""]
     result = dict(rounds=args.rounds, threads=args.threads, before=str(trees["before"]), after=str(trees["after"]),

@@ -16,10 +16,10 @@ log-likelihood, and for the shock problems the shock position from posterior sam
 
 Usage::
 
-    python examples/reproduce_probconserv.py --quick           # < 2 minutes on 2 CPU cores
-    python examples/reproduce_probconserv.py                   # full mode, < 30 minutes on 2 CPU cores
-    python examples/reproduce_probconserv.py --regime paper --quick   # the paper's regime, < 1 minute
-    python examples/reproduce_probconserv.py --regime paper    # about 45 minutes on 2 shared CPU cores
+    python -m experiments.reproduce_probconserv --quick           # < 2 minutes on 2 CPU cores
+    python -m experiments.reproduce_probconserv                   # full mode, < 30 minutes on 2 CPU cores
+    python -m experiments.reproduce_probconserv --regime paper --quick   # the paper's regime, < 1 minute
+    python -m experiments.reproduce_probconserv --regime paper    # about 45 minutes on 2 shared CPU cores
 
 ``--regime paper`` is the paper's own setting: an attentive neural process (``AttentiveNeuralProcess``) conditioned
 at test time on 100 observations of each test solution, Stefan on ``t in (0, 0.1]`` with metrics at
@@ -34,8 +34,6 @@ ICML 2023.
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -43,13 +41,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from probconserv_ext import conservation_constraint  # noqa: E402
-from probconserv_ext.metrics import METHODS, compare_methods, draw_samples, shock_positions  # noqa: E402
-from probconserv_ext.models import (  # noqa: E402
+from experiments.provenance import command_line, machine_description
+from probconserv_ext import conservation_constraint
+from probconserv_ext.metrics import METHODS, compare_methods, draw_samples, shock_positions
+from probconserv_ext.models import (
     AttentiveNeuralProcess,
     FNOEnsemble,
     HeteroscedasticFNO,
@@ -57,8 +52,10 @@ from probconserv_ext.models import (  # noqa: E402
     fit_heteroscedastic,
     fit_neural_process,
 )
-from probconserv_ext.models.neural_process import sample_observations  # noqa: E402
-from probconserv_ext.problems import PROBLEMS, get_problem, trapezoid_weights  # noqa: E402
+from probconserv_ext.models.neural_process import sample_observations
+from probconserv_ext.problems import PROBLEMS, get_problem, trapezoid_weights
+
+REPO = Path(__file__).resolve().parents[1]  # the default output folder is the clone's outputs/
 
 # "ensemble": sample covariance of the members (rank S - 1) plus jitter; "ensemble-shrunk": the same ensemble
 # with half of the sample covariance moved to its diagonal (same marginal variances, full rank).
@@ -505,8 +502,8 @@ def _run_paper(args, argv):
 
 def _run_record(argv, **fields):
     """The run's settings, with the machine, torch version and the exact command line (for the results files)."""
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs visible"
-    command = "python examples/reproduce_probconserv.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    machine = machine_description()
+    command = command_line("reproduce_probconserv", argv if argv is not None else sys.argv[1:])
     return {**fields, "machine": machine, "torch": torch.__version__, "command": command}
 
 

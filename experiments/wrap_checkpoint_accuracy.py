@@ -15,10 +15,10 @@ node except those on a constrained face) and the largest boundary-condition viol
 it also fine-tunes the ``kernel`` wrapping with :func:`boon_ext.finetune_kernel_correction` and records, per
 epoch, the interior error, to count the epochs needed to get back to the plain model's accuracy.
 
-    python examples/wrap_checkpoint_accuracy.py --finetune heat stokes --out results/wrap_accuracy   # committed: 6 min
-    python examples/wrap_checkpoint_accuracy.py                   # table only
-    python examples/wrap_checkpoint_accuracy.py --no-table --finetune heat stokes --finetune-epochs 10
-    python examples/wrap_checkpoint_accuracy.py --quick           # smoke size
+    python -m experiments.wrap_checkpoint_accuracy --finetune heat stokes --out results/wrap_accuracy   # committed: 6 min
+    python -m experiments.wrap_checkpoint_accuracy                   # table only
+    python -m experiments.wrap_checkpoint_accuracy --no-table --finetune heat stokes --finetune-epochs 10
+    python -m experiments.wrap_checkpoint_accuracy --quick           # smoke size
 
 Prints markdown tables (median and min..max over seeds) and writes ``wrap_accuracy.json`` to ``--out``, with the
 command, commit, machine and wall time.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import shlex
 import statistics
 import sys
 import time
@@ -43,9 +42,7 @@ from neuralop.models import FNO
 from boon_ext import BOONFNO, BoundaryAccuracyWarning, boundary_error, finetune_kernel_correction
 from boon_ext.datasets import burgers_dirichlet, burgers_periodic, heat_neumann, stokes_second_problem
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (tests) rather than run as a script
-    sys.path.append(str(Path(__file__).resolve().parent))
-from _boon_training import _git_commit, _machine  # noqa: E402  (shared with reproduce_boon: one provenance)
+from experiments.provenance import command_line, git_commit, machine_description
 
 PROBLEMS = {
     # name: (generator, kwargs, condition kind)
@@ -143,10 +140,10 @@ def wrap(fno, problem, mechanism):
 
 def provenance(argv):
     """The command, commit and machine, so that the written figures can be traced to what produced them."""
-    return {"command": "python " + shlex.join(["examples/wrap_checkpoint_accuracy.py", *argv]),
-            "commit": _git_commit(("boon_ext", "_physics_constrained", "examples/wrap_checkpoint_accuracy.py"),
-                                  "the packages or this script"),
-            "machine": _machine()}
+    return {"command": command_line("wrap_checkpoint_accuracy", argv),
+            "commit": git_commit(("boon_ext", "_physics_constrained", "experiments/wrap_checkpoint_accuracy.py",
+                                  "experiments/provenance.py"), "the packages or this script"),
+            "machine": machine_description()}
 
 
 def summarize(values):

@@ -1,4 +1,4 @@
-"""Measured wall-time estimate of the full BOON reproduction (``examples/reproduce_boon.py``, full mode).
+"""Measured wall-time estimate of the full BOON reproduction (``python -m experiments.reproduce_boon``, full mode).
 
 For every problem and model it times a few optimizer steps at the full settings (batch, grid, architecture)
 and the per-epoch evaluation of the validation and test sets, with 1 and with 2 torch threads, and
@@ -8,8 +8,8 @@ The measured inputs are real generated samples at the full grid size.
 
 Usage::
 
-    python examples/estimate_boon_cost.py --threads 1 --out outputs/boon_cost    # about 3 min on 2 CPU cores
-    python examples/estimate_boon_cost.py --problems stokes --models fno,boon --threads 1,2 --steps 2
+    python -m experiments.estimate_boon_cost --threads 1 --out outputs/boon_cost    # about 3 min on 2 CPU cores
+    python -m experiments.estimate_boon_cost --problems stokes --models fno,boon --threads 1,2 --steps 2
 
 With the other core busy, 2 threads are 10-25x slower per step than 1 (measured): time 2 threads on a subset.
 
@@ -20,7 +20,6 @@ table records the load average next to them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import time
@@ -29,10 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-_SCRIPT = Path(__file__).resolve().parent / "reproduce_boon.py"
-_spec = importlib.util.spec_from_file_location("reproduce_boon", _SCRIPT)
-repro = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(repro)
+from experiments import reproduce_boon as repro
 
 
 def _time_steps(model, problem, idx_batches, loss_fn):

@@ -16,17 +16,15 @@ back to the OS; timings run with buffers kept in the heap (threshold 32 MiB), as
 
 Usage::
 
-    python examples/benchmark_probconserv.py            # n = 64 ... 4096, 100 slices, plus 10^6 nodes
-    python examples/benchmark_probconserv.py --quick    # n <= 1024, fewer repeats
-    python examples/benchmark_probconserv.py --out outputs/bench --threads 2
+    python -m experiments.benchmark_probconserv            # n = 64 ... 4096, 100 slices, plus 10^6 nodes
+    python -m experiments.benchmark_probconserv --quick    # n <= 1024, fewer repeats
+    python -m experiments.benchmark_probconserv --out outputs/bench --threads 2
 """
 
 import argparse
 import ctypes
 import gc
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from experiments.provenance import machine_description, machine_info
 from probconserv_ext import ProbConserv, conservation_constraint
 
 
@@ -172,17 +171,14 @@ def main():
                         bytes_per_node=mem * 2**20 / n,
                         conservation_error=float((post.mean.double() @ layer.G[0] - 0.1).abs())))
 
-    machine = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                   cpu_count=os.cpu_count(), torch_threads=args.threads, torch=torch.__version__,
-                   malloc_pinned=pinned)
+    machine = dict(machine_info(threads=args.threads), malloc_pinned=pinned)
     result = dict(machine=machine, slices=args.slices, sweep=rows, big=big)
     (out / "benchmark_probconserv.json").write_text(json.dumps(result, indent=2))
 
     lines = [
         f"# ProbConserv layer vs dense formula ({args.slices} time slices, diagonal prior, 1 constraint row)",
         "",
-        f"Machine: {machine['processor']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
-        f"{args.threads} threads.",
+        f"Machine: {machine_description(machine)}.",
         "",
         "Times are medians (minimum in parentheses); speedup = dense median / layer median.",
         "",

@@ -1,4 +1,4 @@
-"""One training run of the BOON reproduction, and the records that identify it (``reproduce_boon.py``).
+"""One training run of the BOON reproduction, and the records that identify it (``experiments/reproduce_boon.py``).
 
 ``train`` is the loop (Adam, step decay, relative-L2 loss, the convergence criterion, checkpoints that resume bit for
 bit); ``run_key`` fingerprints the settings a run depends on, so that only runs with the current settings are
@@ -11,15 +11,14 @@ import hashlib
 import json
 import math
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 
-from _boon_metrics import _batch_values, _call, predict, relative_l2
-from _boon_setup import MODEL_KWARGS, STOKES_VISCOSITY, _sizes, architecture
+from experiments.boon_campaign.configurations import MODEL_KWARGS, STOKES_VISCOSITY, _sizes, architecture
+from experiments.boon_campaign.metrics import _batch_values, _call, predict, relative_l2
+from experiments.provenance import git_commit
 
 
 def convergence(best_curve, patience, tol):
@@ -76,7 +75,7 @@ def _state_for_checkpoint(model):
 def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=(), stop_after=None):
     """Adam + step decay on the relative L2 loss, with per-epoch curves and the convergence criterion.
 
-    ``stop_after``: train only the first epochs of the run (``_boon_campaign.verify_runs``); everything else, the
+    ``stop_after``: train only the first epochs of the run (``campaign.verify_runs``); everything else, the
     learning rate schedule included, is the run's.
 
     ``keys``: the fingerprints under which a checkpoint at ``ckpt_path`` is resumed (see :func:`resumable_keys`);
@@ -231,41 +230,11 @@ def _run_name(prob, model, seed):
     return f"{prob}_{model}_s{seed}"
 
 
-def _git_commit(paths=("examples/reproduce_boon.py", "examples/_boon_*.py", "boon_ext"),
-                where="boon_ext/ or the scripts"):
-    """The short commit of the tree, flagged when any of ``paths`` has uncommitted changes (described as ``where``).
-
-    Written into every result file so that a figure can be traced to the code that produced it; only the
-    paths whose changes would alter the figures are checked, so that unrelated edits do not mark it.
-    ``"unknown (git not available)"`` outside a git checkout or without git.
-    """
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git not available)"
-    return (head or "unknown") + (f" (with uncommitted changes in {where})" if dirty else "")
+# The code a BOON run's figures depend on: an uncommitted change there marks the records it writes.
+BOON_CODE = ("experiments/reproduce_boon.py", "experiments/boon_campaign", "boon_ext")
 
 
-def _cpu():
-    """The processor's model name and the instruction set torch's CPU kernels use (e.g. ``"AMD EPYC, AVX512"``).
+def _git_commit(paths=BOON_CODE, where="boon_ext/ or the BOON experiment scripts"):
+    """:func:`experiments.provenance.git_commit` over the BOON reproduction's code."""
+    return git_commit(paths, where)
 
-    Recorded because the same seeded run differs at float32 round-off from one machine to another (measured:
-    1e-8 relative in the first epoch, with the same code, torch build and data), which a bit-for-bit check must
-    tell apart from a change of the code.
-    """
-    name = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
-
-
-def _machine():
-    return (f"{platform.machine()} {platform.system()}, {_cpu()}, {os.cpu_count()} CPU cores visible, torch "
-            f"{torch.__version__}, {torch.get_num_threads()} threads")

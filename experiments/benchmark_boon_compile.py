@@ -1,6 +1,6 @@
 """torch.compile on a BOON model: graph breaks, compilation time, and the speed of the compiled forward pass.
 
-    python examples/benchmark_boon_compile.py [--width 32] [--modes 16] [--batch 16] [--n 128] [--repeats 10]
+    python -m experiments.benchmark_boon_compile [--width 32] [--modes 16] [--batch 16] [--n 128] [--repeats 10]
         [--backend inductor] [--passes infer,train] [--out outputs/benchmark_boon_compile.json]
 
 Prints the number of graphs and graph breaks that ``torch._dynamo.explain`` finds (training and inference
@@ -25,7 +25,7 @@ import torch._dynamo
 
 from boon_ext import BOONFNO, Dirichlet, Neumann
 
-from _bench import median_ms, write_json
+from experiments.bench import median_ms, write_json
 
 warnings.filterwarnings("ignore")
 

@@ -1,11 +1,10 @@
 """Timing and result files shared by the benchmark scripts."""
 
 import json
-import platform
 import time
 from pathlib import Path
 
-import torch
+from experiments.provenance import machine_info
 
 
 def median_ms(fn, repeats, warmup=True):
@@ -25,8 +24,7 @@ def write_json(path, rows, **settings):
     """Write ``rows`` with the machine and the settings they were measured with; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "torch": torch.__version__, "threads": torch.get_num_threads()},
+    payload = {"machine": machine_info(),
                "settings": settings, "rows": rows}
     path.write_text(json.dumps(payload, indent=2))
     return path

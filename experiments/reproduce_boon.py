@@ -10,7 +10,7 @@ learning-rate schedule and batch order. Models (``--models``):
   paper's Dirichlet reference code); defined for Dirichlet problems only, reported as "n/a" elsewhere;
 - ``boon_output``: exact output enforcement only (``kernel_correction=False``), face nodes overwritten;
 - ``boon_lift``: exact output enforcement only, by the smooth lift over 4 nodes (``lift_width=4``; when wrapping
-  trained models, ``examples/wrap_checkpoint_accuracy.py`` over seeds 0-2, it helped on single-step Stokes, was
+  trained models, ``experiments/wrap_checkpoint_accuracy.py`` over seeds 0-2, it helped on single-step Stokes, was
   neutral on Burgers and cost accuracy on heat and space-time Stokes: ``docs/boon_design.md``).
 
 Full mode follows the paper's reference experiments: 1-D FNO with 16 retained Fourier modes (neuralop's
@@ -50,17 +50,19 @@ page's generated block.
 
 Usage::
 
-    python examples/reproduce_boon.py --quick                          # < 2 min on 2 CPU cores
-    nohup python examples/reproduce_boon.py --threads 1 --jobs 2 --resume --schedule converge \
-        --out results/boon_full --problems stokes,burgers_dirichlet,heat,burgers_periodic > boon_full.log 2>&1 &
+    python -m experiments.reproduce_boon --quick                          # < 2 min on 2 CPU cores
+    mkdir -p results/boon_full/logs
+    nohup python -m experiments.reproduce_boon --threads 1 --jobs 2 --resume --schedule converge \
+        --out results/boon_full --problems stokes,burgers_dirichlet,heat,burgers_periodic \
+        > results/boon_full/logs/main.log 2>&1 &
 
-The cost of the full run at these settings is measured by ``examples/estimate_boon_cost.py`` (see
+The cost of the full run at these settings is measured by ``experiments/estimate_boon_cost.py`` (see
 ``docs/boon_results.md``); ``--device cuda`` trains on a GPU (metrics are still computed on the CPU).
 
-This file holds the command line and ``run``; the building blocks are modules next to it: ``_boon_setup`` (problems,
-models, configurations), ``_boon_metrics``, ``_boon_training`` (the loop and the run fingerprints), ``_boon_report``
-(table, plots, documentation blocks), ``_boon_campaign`` (claims, workers, ``--status``, ``--verify``) and
-``_boon_rule`` (the rule that chooses the default).
+This file holds the command line and ``run``; the building blocks are the modules of ``experiments.boon_campaign``:
+``configurations`` (problems, models, configurations), ``metrics``, ``training`` (the loop and the run
+fingerprints), ``report`` (table, plots, documentation blocks), ``campaign`` (claims, workers, ``--status``,
+``--verify``) and ``rule`` (the rule that chose the default).
 """
 
 from __future__ import annotations
@@ -68,37 +70,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (tests) rather than run as a script
-    sys.path.append(str(Path(__file__).resolve().parent))
 # The building blocks, one module each; their public names are re-exported here, where tests and the other scripts
 # reach them.
-from _boon_campaign import (  # noqa: E402,F401
+from experiments.boon_campaign.campaign import (  # noqa: F401
     _train_in_parallel, campaign_status, claim_run, merge_verify, status_text, train_one, verify_runs,
     verify_text,
 )
-from _boon_metrics import (  # noqa: E402,F401
-    _batch_values, _call, boundary_residual, node_masks, predict, relative_l2,
-)
-from _boon_report import (  # noqa: E402,F401
-    DOCS_BEGIN, DOCS_END, SUMMARY_BEGIN, SUMMARY_END, check_docs_block, markdown_table, plot_curves,
-    plot_solutions, summarize, training_time_line, write_docs_blocks,
-)
-from _boon_rule import choose_default, load_costs, markdown as decision_markdown, summary_markdown  # noqa: E402
-from _boon_setup import (  # noqa: E402,F401
+from experiments.boon_campaign.configurations import (  # noqa: F401
     CONFIGS, MODEL_KWARGS, MODEL_LABELS, MODELS, PROBLEMS, SCHEDULES, _sizes, architecture, build_model,
     check_selection, defined, generate, make_config, make_problem, parse_overrides, training_order,
 )
-from _boon_training import (  # noqa: E402,F401
-    _current, _git_commit, _machine, _run_name, best_so_far, convergence, finished_run, resumable_keys, run_key,
-    train,
+from experiments.boon_campaign.metrics import (  # noqa: F401
+    _batch_values, _call, boundary_residual, node_masks, predict, relative_l2,
 )
+from experiments.boon_campaign.report import (  # noqa: F401
+    DOCS_BEGIN, DOCS_END, SUMMARY_BEGIN, SUMMARY_END, check_docs_block, markdown_table, plot_curves,
+    plot_solutions, summarize, training_time_line, write_docs_blocks,
+)
+from experiments.boon_campaign.rule import choose_default, load_costs, markdown as decision_markdown, summary_markdown
+from experiments.boon_campaign.training import (  # noqa: F401
+    _current, _git_commit, _run_name, best_so_far, convergence, finished_run, resumable_keys, run_key, train,
+)
+from experiments.provenance import command_line, machine_description
 
 
 def _data_check(prob, cfg, cache_dir):
@@ -152,15 +151,15 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     report_only : bool
         Train nothing: rebuild the table and the plots from the finished runs in ``out``.
     costs : str or Path, optional
-        ``benchmark_boon.json`` written by ``examples/benchmark_boon.py``: the training-step costs with which
-        the report applies the default-selection rule (``examples/_boon_rule.py``). Without it the report lists
+        ``benchmark_boon.json`` written by ``experiments/benchmark_boon.py``: the training-step costs with which
+        the report applies the default-selection rule (``experiments/boon_campaign/rule.py``). Without it the report lists
         the verdicts and chooses no default.
     docs : str or Path or sequence of them, optional
         Markdown files whose generated blocks are rewritten, so that a page shows exactly what the finished runs
         give. A block between ``DOCS_BEGIN`` and ``DOCS_END`` (``docs/boon_results.md``) gets the whole report
         (command, commit, table, the rule's verdicts, plots); one between ``SUMMARY_BEGIN`` and ``SUMMARY_END``
         (the README) gets the ratios and verdicts per problem and variant and the outcome
-        (:func:`_boon_rule.summary_markdown`). Each file holds one or both.
+        (:func:`experiments.boon_campaign.rule.summary_markdown`). Each file holds one or both.
 
     Returns
     -------
@@ -254,7 +253,7 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
                 first_runs = [r for r in trained if r["seed"] == first]
                 first_runs.sort(key=lambda r: MODELS.index(r["model"]))
                 pngs[prob] = plot_solutions(out, prob, problem_plot, n_train + n_val, first_runs)
-    machine = _machine()
+    machine = machine_description()
     commit = _git_commit()  # the report's code (the runs record the code they trained with)
     command = command or "run(...) called from Python"
     slim = [{k: v for k, v in r.items() if k != "pred_sample0"} for r in runs]
@@ -320,8 +319,8 @@ def main(argv=None):
                         help="override a configuration entry, e.g. --set n_points.stokes_spacetime=129 "
                              "(recorded in results.json; runs with other settings are not mixed)")
     parser.add_argument("--costs", default=None, metavar="JSON",
-                        help="benchmark_boon.json of examples/benchmark_boon.py: with it the report applies the "
-                             "default-selection rule (examples/_boon_rule.py)")
+                        help="benchmark_boon.json of experiments/benchmark_boon.py: with it the report applies the "
+                             "default-selection rule (experiments/boon_campaign/rule.py)")
     parser.add_argument("--docs", action="append", default=None, metavar="MARKDOWN",
                         help="also rewrite this page's generated blocks: the report (docs/boon_results.md) or its "
                              "summary (README.md); may be given more than once")
@@ -358,7 +357,7 @@ def main(argv=None):
         rows = campaign_status(out, problems, models, cfg, args.schedule)
         print(status_text(rows, args.jobs))
         return
-    command = "python " + shlex.join(["examples/reproduce_boon.py"] + list(sys.argv[1:] if argv is None else argv))
+    command = command_line("reproduce_boon", sys.argv[1:] if argv is None else argv)
     if args.verify is not None:
         cfg = make_config(args.quick, config, seeds, args.max_epochs)
         # The code that retrains the runs is the code at the start: files edited during a long check must not
@@ -368,7 +367,7 @@ def main(argv=None):
                            log=lambda msg: print(msg, flush=True))
         path = out / "verify.json"
         previous = json.loads(path.read_text()) if path.exists() else None
-        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, _machine()), indent=1))
+        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, machine_description()), indent=1))
         print(verify_text(rows) + f"; wrote {path}")
         if not all(r["identical"] for r in rows):
             sys.exit(1)
