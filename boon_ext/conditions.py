@@ -200,9 +200,35 @@ class Neumann(BoundaryCondition):
 
 
 class Periodic(BoundaryCondition):
-    """Periodicity ``u(left) = u(right)`` on a grid whose last node repeats the first.
+    """Periodicity ``u(left) = u(right)`` along one axis, on a grid whose last node repeats the first.
 
-    Both faces are always constrained; the output's two faces are replaced by their average.
+    The grid along ``dim`` holds both end points of the period (``N + 1`` nodes, node ``N`` the same point as
+    node 0), as the generated periodic problems of :mod:`boon_ext.datasets` do. Both faces are always
+    constrained, and the condition takes no values: the output's two face nodes are replaced by their average,
+    so they are equal to the last bit. With ``kernel_correction=True`` the two faces of the hidden fields are
+    averaged after every Fourier layer as well (the FFT convolution is periodic already, so the kernel itself
+    needs no correction along a periodic axis). In a mix of conditions, periodic faces are written first, so a
+    corner shared with a Neumann or Dirichlet face belongs to that face.
+
+    Parameters
+    ----------
+    dim : int, default -1
+        The periodic axis of the ``(batch, channels, *spatial)`` output.
+    channels : sequence of int, optional
+        Output channels the condition applies to (default: all).
+    faces : sequence of str, optional
+        Accepted for symmetry with the other conditions; must name both faces.
+
+    Raises
+    ------
+    ValueError
+        If ``faces`` is not both faces, or a face value or ``keys`` is given (a periodic condition reads no
+        values).
+
+    Examples
+    --------
+    >>> Periodic()                               # the last axis
+    >>> Periodic(dim=-2, channels=[0])           # the first spatial axis of a 2-D field, channel 0 only
     """
 
     kind = "periodic"

@@ -3,6 +3,10 @@
     python scripts/build_docs.py                       # boon_ext and probconserv_ext -> build/api/
     python scripts/build_docs.py --out DIR pkg [pkg]   # other packages or folder
 
+The start page (``index.html``) is the user guide's index (``docs/guide/index.md``) followed by the public names of
+each package (its ``__all__``), linked to their entries, then every module; the guide's pages are rendered next to
+it (``guide/*.html``).
+
 Every public module of the packages is rendered (numpydoc docstrings). pdoc leaves a cross-reference it cannot
 resolve as plain code text, silently, so after rendering every Sphinx-style role in a docstring
 (``:class:`~boon_ext.Dirichlet```, ``:func:`parse_boundary```, ``:meth:`BoundarySpec.check_values``` ...) is
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -23,6 +28,34 @@ import warnings
 from pathlib import Path
 
 ROLE = re.compile(r":(?:py:)?(?:mod|func|data|const|class|meth|attr|exc|obj):`([^`]+)`")
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "guide"
+
+
+def _plain_role(m: re.Match) -> str:
+    """A Sphinx role as pdoc can link it: the target alone, without ``~`` / ``!`` or a ``title <target>`` form.
+
+    pdoc turns ``:class:`x``` into the code span ``x`` and links it when ``x`` names a documented object; it does not
+    know Sphinx's ``~`` (show the last component only), so ``~boon_ext.Dirichlet`` stayed a literal, unlinked
+    ``~`` name. The full dotted name is shown instead, linked.
+    """
+    return m.group(0).replace(m.group(1), _target(m.group(1)) + ("()" if m.group(1).endswith("()") else ""))
+
+
+def _patch_pdoc_roles():
+    """Make pdoc's reST conversion see plain role targets (see :func:`_plain_role`)."""
+    import pdoc.docstrings
+
+    if getattr(pdoc.docstrings.rst, "_plain_roles", False):
+        return
+    original = pdoc.docstrings.rst
+
+    def rst(contents, source_file):
+        return original(ROLE.sub(_plain_role, contents), source_file)
+
+    rst._plain_roles = True
+    pdoc.docstrings.rst = rst
+    pdoc.docstrings.convert.cache_clear()
 
 
 def public_modules(packages):
@@ -123,6 +156,7 @@ def build(out: Path, packages) -> int:
     import pdoc.render
 
     names = public_modules(packages)
+    _patch_pdoc_roles()
     pdoc.render.configure(docformat="numpy", show_source=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -131,6 +165,8 @@ def build(out: Path, packages) -> int:
     pdoc_warnings = [w for w in caught if "pdoc" in (w.filename or "")]
     problems = [f"pdoc warning: {w.message}" for w in pdoc_warnings]
     problems += check_references(module_docs, set(packages))
+    if GUIDE.is_dir() and set(packages) <= {"boon_ext", "probconserv_ext", "_physics_constrained"}:
+        write_start_page(out, packages, module_docs)
     pages = sorted(out.rglob("*.html"))
     print(f"built {len(pages)} pages for {len(names)} modules in {out}")
     for p in problems:
@@ -140,6 +176,71 @@ def build(out: Path, packages) -> int:
         return 1
     print("all docstring references resolve")
     return 0
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}
+code,pre{{background:#f4f4f4;border-radius:3px}}pre{{padding:.6rem;overflow-x:auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def _markdown_page(path: Path, out_dir: Path) -> str:
+    """A guide page as HTML for ``out_dir``: links to guide pages go to their rendered ``.html``, other links of
+    the repository to the files in the clone."""
+    from pdoc.render_helpers import to_html
+
+    def link(m):
+        target, anchor = m.group(1), m.group(2) or ""
+        if re.fullmatch(r"[a-z_]+\.md", target) and (GUIDE / target).is_file():
+            return f"]({target[:-3]}.html{anchor})"
+        resolved = (path.parent / target).resolve()
+        return f"]({os.path.relpath(resolved, out_dir.resolve()).replace(os.sep, '/')}{anchor})"
+
+    return to_html(re.sub(r"\]\((?!https?:|#)([^)#\s]+)(#[^)\s]*)?\)", link, path.read_text()))
+
+
+def _inline(text: str) -> str:
+    """A docstring's first paragraph as HTML: escaped, its ``code`` spans as code."""
+    import html
+
+    return re.sub(r"``?([^`]+)``?", r"<code>\1</code>", html.escape(text))
+
+
+def write_start_page(out: Path, packages, module_docs) -> None:
+    """``index.html``: the guide's index, the public API of each package, every module; ``guide/*.html``."""
+    (out / "guide").mkdir(parents=True, exist_ok=True)
+    for page in sorted(GUIDE.glob("*.md")):
+        body = _markdown_page(page, out / "guide")
+        body = '<p><a href="../index.html">API reference</a></p>' + body
+        (out / "guide" / f"{page.stem}.html").write_text(PAGE.format(title=page.stem, body=body))
+    guide = _markdown_page(GUIDE / "index.md", out)
+    guide = re.sub(r'href="([a-z_]+\.html)', r'href="guide/\1', guide)
+    parts = [guide, "<h1>Public API</h1>"]
+    docs = {d.modulename: d for d in module_docs}
+    for name in packages:
+        module = importlib.import_module(name)
+        public = [n for n in getattr(module, "__all__", []) if not n.startswith("_")]
+        if not public:
+            continue
+        summary = (docs[name].docstring or "").strip().split("\n\n")[0] if name in docs else ""
+        rows = []
+        for n in public:
+            member = docs[name].get(n) if name in docs else None
+            first = (member.docstring or "").strip().split("\n\n")[0].replace("\n", " ") if member else ""
+            first = re.sub(ROLE, lambda m: _target(m.group(1)), first)
+            rows.append(f'<tr><td><a href="{name.replace(".", "/")}.html#{n}"><code>{n}</code></a></td>'
+                        f"<td>{_inline(first)}</td></tr>")
+        parts.append(f"<h2><a href=\"{name.replace('.', '/')}.html\">{name}</a></h2><p>{_inline(summary)}</p>"
+                     f"<table>{''.join(rows)}</table>")
+    modules = "".join(f'<li><a href="{n.replace(".", "/")}.html">{n}</a></li>' for n in docs)
+    parts.append(f"<h1>All modules</h1><ul>{modules}</ul>")
+    (out / "index.html").write_text(PAGE.format(title="physics-constrained-operators", body="\n".join(parts)))
 
 
 def main(argv=None) -> int:

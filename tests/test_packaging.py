@@ -81,6 +81,18 @@ def test_api_reference_builds_and_every_reference_resolves(tmp_path):
         assert (tmp_path / "api" / page).is_file(), page
     html = (tmp_path / "api" / "boon_ext" / "config.html").read_text()
     assert "build_model" in html and "load_config" in html
+    # Sphinx's "~" (show the last component) is not pdoc's: no page shows it before a reference.
+    tilde = [p.name for p in (tmp_path / "api").rglob("*.html") if "<code>~" in p.read_text()]
+    assert not tilde, tilde
+    # The start page is the user guide's index, then each package's public names linked to their entries.
+    start = (tmp_path / "api" / "index.html").read_text()
+    assert "User guide" in start and 'href="guide/boon_conditions.html"' in start
+    assert start.index("User guide") < start.index("Public API") < start.index("All modules")
+    for package in (boon_ext, probconserv_ext):
+        for name in package.__all__:
+            if not name.startswith("_"):
+                assert f'{package.__name__}.html#{name}"' in start, name
+    assert (tmp_path / "api" / "guide" / "training.html").is_file()
 
 
 def test_api_reference_build_fails_on_a_broken_reference(tmp_path):
