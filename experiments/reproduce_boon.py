@@ -152,13 +152,13 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
         Train nothing: rebuild the table and the plots from the finished runs in ``out``.
     costs : str or Path, optional
         ``benchmark_boon.json`` written by ``experiments/benchmark_boon.py``: the training-step costs with which
-        the report applies the default-selection rule (``experiments/boon_campaign/rule.py``). Without it the report lists
-        the verdicts and chooses no default.
+        the report applies the default-selection rule (``experiments/boon_campaign/rule.py``). Without it the
+        report lists the verdicts and chooses no default.
     docs : str or Path or sequence of them, optional
         Markdown files whose generated blocks are rewritten, so that a page shows exactly what the finished runs
         give. A block between ``DOCS_BEGIN`` and ``DOCS_END`` (``docs/boon_results.md``) gets the whole report
         (command, commit, table, the rule's verdicts, plots); one between ``SUMMARY_BEGIN`` and ``SUMMARY_END``
-        (the README) gets the ratios and verdicts per problem and variant and the outcome
+        (``docs/guide/results.md``) gets the ratios and verdicts per problem and variant and the outcome
         (:func:`experiments.boon_campaign.rule.summary_markdown`). Each file holds one or both.
 
     Returns
@@ -323,7 +323,7 @@ def main(argv=None):
                              "default-selection rule (experiments/boon_campaign/rule.py)")
     parser.add_argument("--docs", action="append", default=None, metavar="MARKDOWN",
                         help="also rewrite this page's generated blocks: the report (docs/boon_results.md) or its "
-                             "summary (README.md); may be given more than once")
+                             "summary (docs/guide/results.md); may be given more than once")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--status", action="store_true",
                         help="list which runs in --out are finished, in training or to train, with an estimate of "

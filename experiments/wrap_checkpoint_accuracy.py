@@ -15,7 +15,7 @@ node except those on a constrained face) and the largest boundary-condition viol
 it also fine-tunes the ``kernel`` wrapping with :func:`boon_ext.finetune_kernel_correction` and records, per
 epoch, the interior error, to count the epochs needed to get back to the plain model's accuracy.
 
-    python -m experiments.wrap_checkpoint_accuracy --finetune heat stokes --out results/wrap_accuracy   # committed: 6 min
+    python -m experiments.wrap_checkpoint_accuracy --finetune heat stokes --out results/wrap_accuracy # committed, 6 min
     python -m experiments.wrap_checkpoint_accuracy                   # table only
     python -m experiments.wrap_checkpoint_accuracy --no-table --finetune heat stokes --finetune-epochs 10
     python -m experiments.wrap_checkpoint_accuracy --quick           # smoke size

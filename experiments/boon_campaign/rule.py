@@ -202,8 +202,8 @@ def findings(decision, labels=None):
 
 
 def summary_markdown(decision, summary, labels=None, source=None):
-    """The decision in a few lines, for a page that quotes it (the README): per problem and variant, the median
-    FNO / variant ratio with its spread and verdict, and the outcome.
+    """The decision in a few lines, for a page that quotes it (``docs/guide/results.md``): per problem and variant,
+    the median FNO / variant ratio with its spread and verdict, and the outcome.
 
     A ratio is shown only once it has ``min_seeds`` seeds; before that a cell says how many seeds it has, so the page
     claims nothing the rule would not. ``source``: Markdown naming where the full table is (a link), or ``None``.

@@ -150,7 +150,8 @@ def test_lid_driven_cavity_conditions_hold_exactly(dtype, correction):
         model = model.double()
     y = model(torch.randn(2, 3, 32, 32, dtype=dtype))
     u, v = y[:, 0], y[:, 1]
-    # side walls (x = 0, 1) up to the lid; the lid's end nodes belong to the lid (the later axis, see README)
+    # side walls (x = 0, 1) up to the lid; the lid's end nodes belong to the lid (the later axis, see "Corners" in
+    # docs/guide/boon_conditions.md)
     assert torch.all(u[:, 0, :-1] == 0) and torch.all(u[:, -1, :-1] == 0) and torch.all(u[:, :, 0] == 0)
     assert torch.all(u[:, :, -1] == 1)
     assert torch.all(v[:, 0, :] == 0) and torch.all(v[:, -1, :] == 0) and torch.all(v[:, :, 0] == 0) and torch.all(v[:, :, -1] == 0)
