@@ -81,9 +81,9 @@ def main():
         print(f"{'y':>7} {'u':>9} {'Ghia u':>9} {'diff':>9} | {'x':>7} {'v':>9} {'Ghia v':>9} {'diff':>9}")
         for k in range(len(tab["y"])):
             mark = " *" if tab["x"][k] in tab["excluded_v_points"] else ""
-            print(f"{tab['y'][k]:7.4f} {tab['u'][k]:9.5f} {tab['u_ghia'][k]:9.5f} {tab['u'][k] - tab['u_ghia'][k]:9.5f} |"
-                  f" {tab['x'][k]:7.4f} {tab['v'][k]:9.5f} {tab['v_ghia'][k]:9.5f} {tab['v'][k] - tab['v_ghia'][k]:9.5f}"
-                  f"{mark}")
+            u, ug, v, vg = tab["u"][k], tab["u_ghia"][k], tab["v"][k], tab["v_ghia"][k]
+            print(f"{tab['y'][k]:7.4f} {u:9.5f} {ug:9.5f} {u - ug:9.5f} | {tab['x'][k]:7.4f} {v:9.5f} {vg:9.5f} "
+                  f"{v - vg:9.5f}{mark}")
         print(f"max |diff|: u {tab['max_abs_diff_u']:.5f}, v {tab['max_abs_diff_v']:.5f}"
               + (" (* excluded: misprint in Table II)" if tab["excluded_v_points"] else ""))
     # Grid convergence at Re = 100: differences of successive grids at the coarsest grid's centreline nodes.
@@ -107,7 +107,8 @@ def main():
         diffs["psi_centre"].append(abs(lines[a][2] - lines[b][2]))
     orders = {k: [float(np.log(d[i] / d[i + 1]) / np.log(2)) for i in range(len(d) - 1)] for k, d in diffs.items()}
     record["convergence"] = {"reynolds": 100, "grids": grids, "successive_max_diffs": diffs, "observed_orders": orders}
-    print(f"\nGrid convergence, Re = 100, grids {grids}: successive max differences at the {coarse}-node centreline nodes")
+    print(f"\nGrid convergence, Re = 100, grids {grids}: successive max differences at the {coarse}-node "
+          "centreline nodes")
     for k in diffs:
         print(f"  {k:10s} diffs {['%.2e' % d for d in diffs[k]]}  observed order {['%.2f' % o for o in orders[k]]}")
     out = Path(args.out)

@@ -19,7 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from boon_ext.datasets import STOKES_PRESETS, solve_stokes_dirichlet, solve_wave, stokes_exact, stokes_layer  # noqa: E402
+from boon_ext.datasets import (  # noqa: E402
+    STOKES_PRESETS,
+    solve_stokes_dirichlet,
+    solve_wave,
+    stokes_exact,
+    stokes_layer,
+)
 
 GRIDS = (65, 129, 257, 513)
 

@@ -188,7 +188,8 @@ def solve_cavity(psi0, times, lid_speed=1.0, viscosity=0.01, cfl=0.8):
     if psi0.ndim != 3 or psi0.shape[1] != psi0.shape[2] or psi0.shape[1] < 5 or not psi0.is_floating_point():
         raise ValueError(f"psi0 must be a floating (S, N, N) tensor with N >= 5, got shape {tuple(psi0.shape)}")
     times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)) or times[0] <= 0 or np.any(np.diff(times) <= 0):
+    bad = times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times))
+    if bad or times[0] <= 0 or np.any(np.diff(times) <= 0):
         raise ValueError(f"times must be a non-empty increasing sequence of positive times, got {times}")
     cfl = check_real(cfl, "cfl", positive=True)
     if cfl > 1:

@@ -99,7 +99,8 @@ def stokes_exact(y, times, amplitude, frequency, viscosity, length=1.0, n_terms=
     kappa = np.sqrt(1j * frequency / viscosity)
 
     def periodic(yy, tt):
-        # sinh(kappa (L - y)) / sinh(kappa L) without overflow: exp(-kappa y) (1 - e^{-2 kappa (L - y)}) / (1 - e^{-2 kappa L})
+        # sinh(kappa (L - y)) / sinh(kappa L) without overflow:
+        # exp(-kappa y) (1 - e^{-2 kappa (L - y)}) / (1 - e^{-2 kappa L}).
         shape = (np.exp(-kappa * yy) * (1 - np.exp(-2 * kappa * (length - yy))) / (1 - np.exp(-2 * kappa * length)))
         return np.real(amplitude * np.multiply.outer(shape, np.exp(1j * frequency * np.atleast_1d(tt))))
 

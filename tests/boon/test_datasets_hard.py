@@ -101,8 +101,9 @@ def _smooth(n):
 
 
 @settings(max_examples=5, deadline=None)
-@given(n_points=st.integers(5, 12), n_times=st.integers(1, 4), fields=st.sampled_from(["vorticity", "velocity", "both"]),
-       initial=st.sampled_from(["random", "rest"]), seed=st.integers(0, 2**16))
+@given(n_points=st.integers(5, 12), n_times=st.integers(1, 4),
+       fields=st.sampled_from(["vorticity", "velocity", "both"]), initial=st.sampled_from(["random", "rest"]),
+       seed=st.integers(0, 2**16))
 def test_cavity_frames_hold_their_wall_data(n_points, n_times, fields, initial, seed):
     p = lid_driven_cavity(3, n_points=n_points, n_times=n_times, t_final=0.2, fields=fields, initial=initial,
                           refine=1, seed=seed)
@@ -122,12 +123,44 @@ def test_cavity_frames_hold_their_wall_data(n_points, n_times, fields, initial, 
         assert torch.equal(u[:, 1:-1, -1], lid[:, None, None].expand(3, n_points - 2, n_times))
         # The input frame is the t = 0 state with the lid moving.
         assert torch.equal(p.x[:, -2, 1:-1, -1, 0], lid[:, None].expand(3, n_points - 2))
+        # Incompressible: the central-difference divergence vanishes at every interior node (float32 storage).
+        h = p.spacing
+        for t in (p.x, p.y):
+            uu, vv = t[:, -2].double(), t[:, -1].double()
+            div = (uu[:, 2:, 1:-1] - uu[:, :-2, 1:-1] + vv[:, 1:-1, 2:] - vv[:, 1:-1, :-2]) / (2 * h)
+            assert float(div.abs().max()) < 8 * EPS32 * (1 + float(t.abs().max())) / h
     assert torch.equal(p.x, p.x[..., :1].expand_as(p.x))
     if initial == "rest":
         assert torch.all(p.x[:, :, 1:-1, 1:-1] == 0)
     lo, hi = p.params["lid_speed"].min(), p.params["lid_speed"].max()
     assert 0.5 <= lo and hi <= 1.5
     np.testing.assert_allclose(p.params["reynolds"], p.params["lid_speed"] / 0.01)
+
+
+def test_cavity_solver_dtypes_agree():
+    # The solver runs in the dtype (and on the device) of psi0; float32 follows float64 to its precision.
+    psi = torch.from_numpy(_random_streamfunction(np.random.default_rng(2), 2, 17, 3, 0.5))
+    a = solve_cavity(psi, [0.1, 0.3], lid_speed=torch.tensor([0.7, 1.2]), viscosity=0.01)
+    b = solve_cavity(psi.float(), [0.1, 0.3], lid_speed=torch.tensor([0.7, 1.2]), viscosity=0.01)
+    assert b["vorticity"].dtype == torch.float32 and a["vorticity"].shape == (2, 3, 17, 17)
+    for k in ("vorticity", "u", "v", "psi"):
+        scale = float(a[k].abs().max())
+        assert float((a[k] - b[k].double()).abs().max()) < 1e-4 * scale, k
+
+
+def test_boundary_problem_accepts_square_space_time_layouts_only():
+    from boon_ext.datasets import BoundaryProblem
+
+    g = torch.linspace(0, 1, 5, dtype=torch.float64)
+    ok = BoundaryProblem("p", torch.zeros(2, 3, 5, 5, 4), torch.zeros(2, 3, 5, 5, 4), g, [], {}, (0.0, 1.0))
+    assert ok.n_points == 5 and ok.spacing == 0.25
+    with pytest.raises(ValueError, match="same number of nodes on both spatial axes"):
+        BoundaryProblem("p", torch.zeros(2, 1, 5, 6, 4), torch.zeros(2, 1, 5, 6, 4), g, [], {}, (0.0, 1.0))
+    with pytest.raises(ValueError, match="x must have shape"):
+        BoundaryProblem("p", torch.zeros(2, 1, 5, 5, 5, 4), torch.zeros(2, 1, 5, 5, 5, 4), g, [], {}, (0.0, 1.0))
+    with pytest.raises(ValueError, match="boundary_values"):
+        BoundaryProblem("p", torch.zeros(2, 1, 5, 5, 4), torch.zeros(2, 1, 5, 5, 4), g, [],
+                        {"left0": torch.zeros(3, 1, 5, 4)}, (0.0, 1.0))
 
 
 def test_cavity_sub_sampling_keeps_the_fine_grid_values():
@@ -409,3 +442,47 @@ def test_new_docstrings_document_every_parameter(func):
     documented = [n.strip() for line in re.findall(r"^    (\*{0,2}\w[\w, ]*) :", doc, re.M) for n in line.split(",")]
     params = [("**" + n if p.kind == p.VAR_KEYWORD else n) for n, p in inspect.signature(func).parameters.items()]
     assert sorted(documented) == sorted(params)
+
+
+# ------------------------------------------------------------------ the data feed BOON as they are
+@pytest.mark.parametrize(
+    "make, n_modes",
+    [
+        (lambda: lid_driven_cavity(2, n_points=9, n_times=3, t_final=0.1, refine=1, fields="both"), (4, 4, 3)),
+        (lambda: wave_equation(2, n_points=16, n_times=4, walls="neumann"), (4, 3)),
+        (lambda: wave_equation(2, n_points=16, n_times=4, walls="dirichlet"), (4, 3)),
+        (lambda: stokes_spacetime(2, "thin_layer", n_points=16, n_times=4), (4, 3)),
+        (lambda: burgers_dirichlet(2, n_points=16, n_steps=5, left=(-1, 1), right=(-1, 1)), (4,)),
+        (lambda: heat_neumann_preset(2, n_points=16, n_steps=5), (4,)),
+    ],
+)
+def test_boon_output_enforcement_reproduces_the_targets_wall_data(make, n_modes):
+    # boundary and boundary_values go to BOONFNO unchanged; its output then holds the target's wall data.
+    from boon_ext import BOONFNO
+
+    p = make()
+    torch.manual_seed(0)
+    c = p.x.shape[1]
+    model = BOONFNO(boundary=p.boundary, time_dim=-1 if p.x.ndim >= 4 else None, kernel_correction=False,
+                    n_modes=n_modes, hidden_channels=4, n_layers=1, in_channels=c, out_channels=c)
+    batch = next(iter(torch.utils.data.DataLoader(p.dataset(), batch_size=2)))
+    with torch.no_grad():
+        out = model(batch["x"], boundary_values=batch.get("boundary_values"))
+    y = batch["y"]
+    h = p.spacing
+    for cond in p.boundary:
+        dim = cond.get("dim", -1)
+        faces = cond.get("faces") or [f for f in ("left", "right") if f in cond]
+        for face, idx in (("left", 0), ("right", -1)):
+            if face not in faces:
+                continue
+            if cond["type"] == "dirichlet":
+                torch.testing.assert_close(out.select(dim, idx), y.select(dim, idx), rtol=0, atol=1e-6)
+            else:
+                u = out.movedim(dim, -1).double()
+                d = ((-3 * u[..., 0] + 4 * u[..., 1] - u[..., 2]) if face == "left"
+                     else (3 * u[..., -1] - 4 * u[..., -2] + u[..., -3])) / (2 * h)
+                target = cond.get(face)
+                g = (batch["boundary_values"][face].double().reshape(-1, *[1] * (d.ndim - 1)) if target is None
+                     else torch.full_like(d, target))
+                assert torch.allclose(d, g.expand_as(d), atol=1e-3 * (1 + float(g.abs().max()))), (face, d, g)
