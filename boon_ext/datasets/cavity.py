@@ -181,7 +181,7 @@ def solve_cavity(psi0, times, lid_speed=1.0, viscosity=0.01, cfl=0.8):
     References
     ----------
     Thom, A. (1933). The flow past circular cylinders at low speeds. Proc. R. Soc. Lond. A 141, 651-669.
-    Weinan, E. and Liu, J.-G. (1996). Vorticity boundary condition and related issues for finite difference
+    E, W. and Liu, J.-G. (1996). Vorticity boundary condition and related issues for finite difference
     schemes. J. Comput. Phys. 124, 368-382.
     """
     psi0 = torch.as_tensor(psi0)
