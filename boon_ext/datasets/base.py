@@ -69,7 +69,8 @@ class BoundaryProblem:
     name : str
         Problem name (e.g. ``"heat_neumann"``).
     x : torch.Tensor
-        Inputs, float32, ``(S, 1, N)`` or ``(S, 1, N, T)`` for space-time problems.
+        Inputs, float32, ``(S, C, N)``, ``(S, C, N, T)`` for space-time problems, or ``(S, C, N, N, T)`` for
+        space-time problems on a square (both spatial axes on ``grid``).
     y : torch.Tensor
         Targets, same layout as ``x``.
     grid : torch.Tensor
@@ -81,7 +82,8 @@ class BoundaryProblem:
         ``"faces"`` take their value per sample from ``boundary_values``. Neumann values are du/dx in
         physical units; space-time problems add ``"dim": -2`` (conditions on the spatial axis).
     boundary_values : dict of str to torch.Tensor
-        Per-sample boundary values: face -> ``(S,)`` (single-step) or ``(S, 1, T)`` (space-time).
+        Per-sample boundary values: face -> ``(S,)`` (single-step), ``(S, 1, T)`` (space-time) or
+        ``(S, C, N, T)`` (a face of a square, per frame).
     domain : tuple of float
         ``(a, b)``, the spatial interval.
     times : torch.Tensor or None
@@ -106,8 +108,11 @@ class BoundaryProblem:
     def __post_init__(self):
         if self.x.shape != self.y.shape:
             raise ValueError(f"y must have the shape of x {tuple(self.x.shape)}, got {tuple(self.y.shape)}")
-        if self.x.ndim not in (3, 4) or self.x.shape[1] != 1:
-            raise ValueError(f"x must have shape (S, 1, N) or (S, 1, N, T), got {tuple(self.x.shape)}")
+        if self.x.ndim not in (3, 4, 5) or self.x.shape[1] < 1:
+            raise ValueError(f"x must have shape (S, C, N), (S, C, N, T) or (S, C, N, N, T), got {tuple(self.x.shape)}")
+        if self.x.ndim == 5 and self.x.shape[3] != self.x.shape[2]:
+            raise ValueError(f"x must have the same number of nodes on both spatial axes (S, C, N, N, T), got "
+                             f"{tuple(self.x.shape)}")
         if self.grid.shape != (self.x.shape[2],):
             raise ValueError(f"grid must have shape ({self.x.shape[2]},), got {tuple(self.grid.shape)}")
         for face, v in self.boundary_values.items():
@@ -141,8 +146,33 @@ class BoundaryProblem:
             indices = range(self.n_samples)
         return BoundaryProblemDataset(self, indices)
 
-    def split(self, n_train: int, n_test: Optional[int] = None) -> Tuple[BoundaryProblemDataset, BoundaryProblemDataset]:
-        """The first ``n_train`` samples for training, the next ``n_test`` (default: the rest) for testing."""
+    def split(self, n_train: int, n_test: Optional[int] = None,
+              order_by: Optional[str] = None) -> Tuple[BoundaryProblemDataset, BoundaryProblemDataset]:
+        """Training and test datasets: in generation order (iid), or ordered by a physical parameter.
+
+        Parameters
+        ----------
+        n_train : int
+            Training samples.
+        n_test : int, optional
+            Test samples (default: the rest).
+        order_by : str, optional
+            None: the first ``n_train`` samples train and the next ``n_test`` test (the samples are drawn
+            independently, so this is an iid split). A key of ``params`` (e.g. ``"ic_frequency"``,
+            ``"viscosity"``, ``"lid_speed"``): the samples are sorted by that parameter (ties in generation
+            order), the ``n_train`` lowest train and the ``n_test`` highest test, a test by extrapolation as in
+            the reference code's files; samples in between (when ``n_train + n_test < n_samples``) are unused.
+
+        Returns
+        -------
+        (BoundaryProblemDataset, BoundaryProblemDataset)
+
+        Raises
+        ------
+        ValueError
+            Sizes that do not fit, an unknown ``order_by``, or a parameter that does not vary (its order would
+            be the generation order, i.e. no extrapolation at all).
+        """
         n_train = check_int(n_train, "n_train", minimum=1)
         rest = self.n_samples - n_train
         if n_test is None:
@@ -152,7 +182,34 @@ class BoundaryProblem:
             raise ValueError(
                 f"n_train + n_test must be at most n_samples={self.n_samples}, got {n_train} + {n_test}"
             )
-        return self.dataset(range(n_train)), self.dataset(range(n_train, n_train + n_test))
+        if order_by is None:
+            return self.dataset(range(n_train)), self.dataset(range(n_train, n_train + n_test))
+        order = self.parameter_order(order_by)
+        return self.dataset(order[:n_train].tolist()), self.dataset(order[self.n_samples - n_test:].tolist())
+
+    def parameter_order(self, name: str) -> np.ndarray:
+        """Sample indices sorted by the per-sample parameter ``params[name]`` (stable: ties keep generation order).
+
+        Parameters
+        ----------
+        name : str
+            A key of ``params`` holding one value per sample.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(S,)`` int64 indices, lowest parameter first.
+        """
+        if not isinstance(name, str) or name not in self.params:
+            raise ValueError(f"order_by must be one of the per-sample parameters {sorted(self.params)}, got {name!r}")
+        value = np.asarray(self.params[name])
+        if value.shape != (self.n_samples,):
+            raise ValueError(f"order_by must name a parameter with one value per sample ({self.n_samples},), got "
+                             f"{name!r} of shape {value.shape}")
+        if np.all(value == value.flat[0]):
+            raise ValueError(f"order_by must name a parameter that varies between samples, got {name!r}, equal to "
+                             f"{value.flat[0]} in every sample")
+        return np.argsort(value, kind="stable")
 
     # ----------------------------------------------------------------- persistence
     def save(self, path) -> None:

@@ -19,9 +19,9 @@ import scipy.sparse.linalg as spla
 import torch
 from scipy.special import ive
 
-from _physics_constrained.validation import check_int, check_real
+from _physics_constrained.validation import check_int, check_range, check_real
 
-from .base import BoundaryProblem, _to_tensor, cached_problem, common_settings, shared_docs
+from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings, shared_docs
 from .grf import gaussian_random_field
 
 __all__ = [
@@ -171,8 +171,8 @@ def solve_burgers_dirichlet(u0, grid, t_final, viscosity, n_steps, left=0.0, rig
         ``nu > 0``.
     n_steps : int
         Time steps (the first is IMEX Euler, the rest CN/AB2).
-    left, right : float
-        Wall values ``u(0, t)``, ``u(L, t)``.
+    left, right : float or numpy.ndarray
+        Wall values ``u(0, t)``, ``u(L, t)``: shared, or ``(S,)`` per sample.
 
     Returns
     -------
@@ -303,8 +303,9 @@ def burgers_dirichlet(n_samples, n_points=501, t_final=1.0, viscosity=0.1, left=
         Final time ``T``.
     viscosity : float
         ``nu``.
-    left, right : float
-        ``u(a, t)`` and ``u(b, t)`` (same for every sample).
+    left, right : float or (float, float)
+        ``u(a, t)`` and ``u(b, t)``: one value for every sample, or an interval to draw the sample's wall
+        value from uniformly (non-zero wall values per sample, as in the reference code's Dirichlet data).
     n_steps : int, optional
         IMEX steps (default: ``dt = min(h, 2e-3)``; with implicit diffusion dominating at the
         grid scale (cell Peclet number ``max|u| h / nu << 1``) the explicit advection is stable
@@ -318,16 +319,25 @@ def burgers_dirichlet(n_samples, n_points=501, t_final=1.0, viscosity=0.1, left=
     Returns
     -------
     BoundaryProblem
-        ``(S, 1, N)`` inputs/targets; ``boundary = [{"type": "dirichlet", "left": left, "right": right}]``,
-        no per-sample boundary values.
+        ``(S, 1, N)`` inputs/targets. With fixed wall values ``boundary = [{"type": "dirichlet", "left": left,
+        "right": right}]`` and no per-sample boundary values; a face drawn per sample is listed under
+        ``"faces"`` instead of given a value, its values are ``boundary_values[face]`` of shape ``(S,)`` and
+        ``params[face]``.
     """
     settings = common_settings(n_samples, n_points, t_final, domain, seed, ic_alpha=ic_alpha, ic_tau=ic_tau,
                                ic_sigma=ic_sigma)
     n_samples, n_points, t_final, seed = (settings[k] for k in ("n_samples", "n_points", "t_final", "seed"))
     domain = tuple(settings["domain"])
     viscosity = settings["viscosity"] = check_real(viscosity, "viscosity", positive=True)
-    left = settings["left"] = check_real(left, "left")
-    right = settings["right"] = check_real(right, "right")
+    walls = {}
+    for face, value in (("left", left), ("right", right)):
+        if isinstance(value, (tuple, list)):
+            walls[face] = check_range(value, face)
+            settings[face] = list(walls[face])
+        else:
+            # A fixed value stays a plain number in the settings: earlier cache keys stay valid.
+            settings[face] = check_real(value, face)
+            walls[face] = None
     h = (domain[1] - domain[0]) / (n_points - 1)
     if n_steps is None:
         n_steps = int(np.ceil(t_final / min(h, 2e-3)))
@@ -340,18 +350,29 @@ def burgers_dirichlet(n_samples, n_points=501, t_final=1.0, viscosity=0.1, left=
         u0 = gaussian_random_field(
             n_samples, grid, "dirichlet", settings["ic_alpha"], settings["ic_tau"], settings["ic_sigma"], rng=rng
         )
-        u0 = u0 + left + (right - left) * s[None, :]
-        u0[:, 0], u0[:, -1] = left, right
-        u = solve_burgers_dirichlet(u0, grid, t_final, viscosity, n_steps, left, right)
+        # Per-sample wall values are drawn after the field, so fixed-value data are unchanged by this option.
+        values = {f: (np.full(n_samples, settings[f]) if walls[f] is None else _uniform(rng, walls[f], n_samples))
+                  for f in ("left", "right")}
+        lo, hi = values["left"][:, None], values["right"][:, None]
+        u0 = u0 + lo + (hi - lo) * s[None, :]
+        u0[:, 0], u0[:, -1] = values["left"], values["right"]
+        u = solve_burgers_dirichlet(u0, grid, t_final, viscosity, n_steps, values["left"], values["right"])
+        per_sample = [f for f in ("left", "right") if walls[f] is not None]
+        if per_sample:
+            boundary = [{"type": "dirichlet", "faces": ["left", "right"],
+                         **{f: settings[f] for f in ("left", "right") if walls[f] is None}}]
+        else:
+            boundary = [{"type": "dirichlet", "left": settings["left"], "right": settings["right"]}]
         return BoundaryProblem(
             name="burgers_dirichlet",
             x=_to_tensor(u0[:, None, :]),
             y=_to_tensor(u[:, None, :]),
             grid=torch.from_numpy(grid),
-            boundary=[{"type": "dirichlet", "left": left, "right": right}],
-            boundary_values={},
+            boundary=boundary,
+            boundary_values={f: _to_tensor(values[f]) for f in per_sample},
             domain=domain,
             times=torch.tensor([t_final], dtype=torch.float64),
+            params={f: values[f] for f in per_sample},
             settings=settings,
         )
 

@@ -15,13 +15,22 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from _physics_constrained.validation import check_int, check_range, check_real
+from _physics_constrained.validation import check_choice, check_int, check_range, check_real
 
 from ..stencil import neumann_stencil
 from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings, shared_docs
 from .grf import gaussian_random_field
 
-__all__ = ["heat_neumann", "solve_heat_neumann"]
+__all__ = ["heat_neumann", "heat_neumann_preset", "solve_heat_neumann", "HEAT_PRESETS"]
+
+_INITIAL = ("grf", "cosine")
+
+# The reference code's heat regime: a steep flux layer (about sqrt(k T) = 0.07 wide) and an initial condition
+# cos(w pi x) that meets the insulated left end but not the right-end flux.
+HEAT_PRESETS = {
+    "reference": dict(diffusivity=0.01, flux_amplitude=5.0, initial="cosine", ic_frequency=(2.01, 3.99),
+                      t_final=0.5),
+}
 
 
 @shared_docs
@@ -94,7 +103,8 @@ def solve_heat_neumann(u0, grid, t_final, diffusivity, flux_amplitude, n_steps, 
 
 @shared_docs
 def heat_neumann(n_samples, n_points=501, t_final=0.5, diffusivity=0.1, flux_amplitude=1.0, n_steps=None,
-                 domain=(0.0, 1.0), ic_alpha=2.0, ic_tau=3.0, ic_sigma=10.0, seed=0, cache_dir=None):
+                 domain=(0.0, 1.0), initial="grf", ic_frequency=(2.01, 3.99), ic_alpha=2.0, ic_tau=3.0,
+                 ic_sigma=10.0, seed=0, cache_dir=None):
     """Heat equation, insulated left end and flux ``U sin(pi t)`` at the right: ``u(., 0) -> u(., T)``.
 
     Parameters
@@ -112,8 +122,14 @@ def heat_neumann(n_samples, n_points=501, t_final=0.5, diffusivity=0.1, flux_amp
         Crank-Nicolson steps (default ``ceil(1000 T)``, so the time error stays below the space error).
     domain : (float, float)
         Spatial interval ``(0, L)``; must start at 0 for the insulated end to sit at ``x = 0``.
+    initial : {"grf", "cosine"}
+        Initial condition: a Gaussian random field in the cosine basis (zero slope at both ends), or
+        ``cos(w pi x / L)`` with ``w`` drawn per sample from ``ic_frequency`` (zero slope at the left end only:
+        it does not meet the right-end flux, as in the reference regime, see :data:`HEAT_PRESETS`).
+    ic_frequency : float or (float, float)
+        ``w`` of the cosine initial condition (ignored for ``"grf"``).
     ic_alpha, ic_tau, ic_sigma : float
-        Gaussian random field of the initial condition (cosine basis: zero slope at both ends).
+        Gaussian random field of the initial condition (ignored for ``"cosine"``).
     {seed, cache_dir}
 
     Returns
@@ -122,7 +138,8 @@ def heat_neumann(n_samples, n_points=501, t_final=0.5, diffusivity=0.1, flux_amp
         ``x = u0``, ``y = u(., T)`` of shape ``(S, 1, N)``; ``boundary`` =
         ``[{"type": "neumann", "left": 0.0, "domain": [0, L]}, {"type": "neumann", "faces": ["right"],
         "domain": [0, L]}]`` (``domain`` sets the stencil spacing ``h = L / (N - 1)``) and
-        ``boundary_values = {"right": U sin(pi T)}`` of shape ``(S,)``.
+        ``boundary_values = {"right": U sin(pi T)}`` of shape ``(S,)``; ``params`` holds ``flux_amplitude``
+        (and ``ic_frequency`` for the cosine initial condition) per sample.
 
     References
     ----------
@@ -139,14 +156,26 @@ def heat_neumann(n_samples, n_points=501, t_final=0.5, diffusivity=0.1, flux_amp
     settings["flux_amplitude"] = list(amp_bounds)
     n_steps = int(np.ceil(1000 * t_final)) if n_steps is None else check_int(n_steps, "n_steps", minimum=1)
     settings["n_steps"] = n_steps
+    check_choice(initial, "initial", _INITIAL)
+    w_bounds = check_range(ic_frequency, "ic_frequency", positive=True)
+    if initial == "cosine":
+        # Only the arguments that shape the data enter the settings (and the cache key).
+        settings.update(initial=initial, ic_frequency=list(w_bounds))
+        for k in ("ic_alpha", "ic_tau", "ic_sigma"):
+            del settings[k]
 
     def build():
         rng = np.random.default_rng([seed, 1])
         grid = np.linspace(domain[0], domain[1], n_points)
         amp = _uniform(rng, amp_bounds, n_samples)
-        u0 = gaussian_random_field(
-            n_samples, grid, "neumann", settings["ic_alpha"], settings["ic_tau"], settings["ic_sigma"], rng=rng
-        )
+        params = {"flux_amplitude": amp}
+        if initial == "cosine":
+            w = params["ic_frequency"] = _uniform(rng, w_bounds, n_samples)
+            u0 = np.cos(np.pi * w[:, None] * (grid[None, :] - domain[0]) / (domain[1] - domain[0]))
+        else:
+            u0 = gaussian_random_field(
+                n_samples, grid, "neumann", settings["ic_alpha"], settings["ic_tau"], settings["ic_sigma"], rng=rng
+            )
         u = solve_heat_neumann(u0, grid, t_final, diffusivity, amp, n_steps)
         return BoundaryProblem(
             name="heat_neumann",
@@ -160,8 +189,38 @@ def heat_neumann(n_samples, n_points=501, t_final=0.5, diffusivity=0.1, flux_amp
             boundary_values={"right": _to_tensor(amp * np.sin(np.pi * t_final))},
             domain=domain,
             times=torch.tensor([t_final], dtype=torch.float64),
-            params={"flux_amplitude": amp},
+            params=params,
             settings=settings,
         )
 
     return cached_problem("heat_neumann", settings, build, cache_dir)
+
+
+def heat_neumann_preset(n_samples, preset="reference", n_points=501, seed=0, cache_dir=None, **overrides):
+    """:func:`heat_neumann` at one of :data:`HEAT_PRESETS`.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples ``S``.
+    preset : {"reference"}
+        ``"reference"``: diffusivity 0.01, flux amplitude 5 (the flux is ``5 sin(pi t)``, 5 at ``T = 0.5``),
+        initial condition ``cos(w pi x)`` with ``w ~ U[2.01, 3.99]`` per sample.
+    n_points : int
+        Spatial nodes ``N`` including both end points (the paper: 500).
+    seed : int
+        Seed of the random draws; equal arguments give identical data.
+    cache_dir : str or os.PathLike, optional
+        Folder to cache the generated data in (see :func:`cached_problem`).
+    **overrides : dict
+        Any other argument of :func:`heat_neumann`, replacing the preset's value.
+
+    Returns
+    -------
+    BoundaryProblem
+        As :func:`heat_neumann`; ``params["ic_frequency"]`` holds ``w`` (the parameter-ordered split's key).
+    """
+    if preset not in HEAT_PRESETS:
+        raise ValueError(f"preset must be one of {tuple(HEAT_PRESETS)}, got {preset!r}")
+    return heat_neumann(n_samples, n_points=n_points, seed=seed, cache_dir=cache_dir,
+                        **{**HEAT_PRESETS[preset], **overrides})

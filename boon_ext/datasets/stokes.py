@@ -21,7 +21,22 @@ from _physics_constrained.validation import check_int, check_range
 
 from .base import BoundaryProblem, _to_tensor, _uniform, cached_problem, common_settings, shared_docs
 
-__all__ = ["stokes_second_problem", "solve_stokes_dirichlet", "stokes_layer"]
+__all__ = [
+    "stokes_second_problem",
+    "stokes_spacetime",
+    "solve_stokes_dirichlet",
+    "stokes_layer",
+    "stokes_exact",
+    "STOKES_PRESETS",
+]
+
+# Space-time presets (25 frames up to t = 1.2, the paper's "t_M = 1.2"). "reference": the reference code's
+# viscosity-0.1 file. "thin_layer": the layer thickness 1 / k = sqrt(2 nu / w) is 0.035-0.071 for w in [2, 8],
+# i.e. 4.5-9 cells at N = 129 and 17-35 at N = 501, while 85% of ||y||^2 lies within 5% of the walls.
+STOKES_PRESETS = {
+    "reference": dict(viscosity=0.1, frequency=(2.0, 8.0), t_final=1.2, n_times=25),
+    "thin_layer": dict(viscosity=0.005, frequency=(2.0, 8.0), t_final=1.2, n_times=25),
+}
 
 
 def stokes_layer(y, t, amplitude, frequency, viscosity):
@@ -47,6 +62,58 @@ def stokes_layer(y, t, amplitude, frequency, viscosity):
     """
     k = np.sqrt(frequency / (2 * viscosity))
     return amplitude * np.exp(-k * y) * np.cos(frequency * t - k * y)
+
+
+def stokes_exact(y, times, amplitude, frequency, viscosity, length=1.0, n_terms=400, n_quadrature=20001):
+    """Exact solution of the generator's problem on a layer of finite depth ``L``.
+
+    ``u_t = nu u_yy``, ``u(0, t) = U cos(w t)``, ``u(L, t) = 0``, ``u(y, 0) = U exp(-k y) cos(k y)`` for
+    ``0 <= y < L`` (:func:`stokes_layer` at ``t = 0``, which does not vanish at ``y = L``; the solution is
+    smooth for ``t > 0``). It is the periodic state ``Re[U e^{i w t} sinh(kappa (L - y)) / sinh(kappa L)]``,
+    ``kappa = sqrt(i w / nu)``, plus a transient ``sum_n c_n exp(-nu (n pi / L)^2 t) sin(n pi y / L)`` whose
+    coefficients are sine-series coefficients of the initial mismatch (trapezoid rule on ``n_quadrature``
+    nodes).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        ``(N,)`` positions in ``[0, L]``.
+    times : numpy.ndarray
+        ``(T,)`` times ``> 0``.
+    amplitude, frequency, viscosity : float
+        ``U``, ``w``, ``nu``.
+    length : float
+        Depth ``L``.
+    n_terms : int
+        Sine terms of the transient (they decay like ``exp(-nu (n pi / L)^2 t)``).
+    n_quadrature : int
+        Quadrature nodes of the coefficients.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, T)`` float64.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    kappa = np.sqrt(1j * frequency / viscosity)
+
+    def periodic(yy, tt):
+        # sinh(kappa (L - y)) / sinh(kappa L) without overflow:
+        # exp(-kappa y) (1 - e^{-2 kappa (L - y)}) / (1 - e^{-2 kappa L}).
+        shape = (np.exp(-kappa * yy) * (1 - np.exp(-2 * kappa * (length - yy))) / (1 - np.exp(-2 * kappa * length)))
+        return np.real(amplitude * np.multiply.outer(shape, np.exp(1j * frequency * np.atleast_1d(tt))))
+
+    q = np.linspace(0.0, length, n_quadrature)
+    mismatch = stokes_layer(q, 0.0, amplitude, frequency, viscosity) - periodic(q, 0.0)[:, 0]
+    n = np.arange(1, n_terms + 1)
+    basis = np.sin(np.pi * np.outer(n, q) / length)
+    weights = np.full(q.size, q[1] - q[0])
+    weights[[0, -1]] /= 2
+    coef = (2 / length) * basis @ (mismatch * weights)
+    decay = np.exp(-viscosity * np.outer((np.pi * n / length) ** 2, t))
+    transient = np.sin(np.pi * np.outer(y, n) / length) @ (coef[:, None] * decay)
+    return periodic(y, t) + transient
 
 
 def solve_stokes_dirichlet(u0, grid, times, amplitude, frequency, viscosity):
@@ -189,3 +256,35 @@ def stokes_second_problem(n_samples, n_points=501, t_final=1.0, n_times=None, fr
         )
 
     return cached_problem("stokes_second_problem", settings, build, cache_dir)
+
+
+def stokes_spacetime(n_samples, preset="thin_layer", n_points=129, seed=0, cache_dir=None, **overrides):
+    """Space-time Stokes' second problem at one of :data:`STOKES_PRESETS`: 25 frames, wall values per frame.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples ``S``.
+    preset : {"reference", "thin_layer"}
+        ``"reference"``: viscosity 0.1 (the reference code's file); ``"thin_layer"``: viscosity 0.005, a layer
+        ``sqrt(2 nu / w)`` thin (0.035-0.071) that still spans 4.5-9 cells at the default ``N = 129``.
+        Frequencies ``w ~ U[2, 8]`` per sample, 25 frames up to ``t = 1.2``.
+    n_points : int
+        Spatial nodes ``N`` including both end points.
+    seed : int
+        Seed of the random draws; equal arguments give identical data.
+    cache_dir : str or os.PathLike, optional
+        Folder to cache the generated data in (see :func:`cached_problem`).
+    **overrides : dict
+        Any other argument of :func:`stokes_second_problem`, replacing the preset's value.
+
+    Returns
+    -------
+    BoundaryProblem
+        As :func:`stokes_second_problem` with ``n_times`` frames: ``(S, 1, N, 25)``, ``boundary_values["left"]``
+        of shape ``(S, 1, 25)``.
+    """
+    if preset not in STOKES_PRESETS:
+        raise ValueError(f"preset must be one of {tuple(STOKES_PRESETS)}, got {preset!r}")
+    kwargs = {**STOKES_PRESETS[preset], **overrides}
+    return stokes_second_problem(n_samples, n_points=n_points, seed=seed, cache_dir=cache_dir, **kwargs)
