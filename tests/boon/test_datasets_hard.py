@@ -3,7 +3,7 @@ heat regime, Dirichlet Burgers with wall values per sample, and the parameter-or
 
 Solvers are checked against published benchmarks (Ghia, Ghia & Shin 1982) or exact solutions, with observed
 convergence orders; generators for their wall conditions, layouts, seeding and caching. The expensive cavity
-validations (Re 400 and 1000, 129 x 129) are in ``scripts/validate_cavity.py``.
+validations (Re 400 and 1000, 129 x 129) are in ``python -m experiments.datasets.validate_cavity``.
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.interpolate import CubicSpline
 
-import ghia1982
+from experiments.datasets import ghia1982
 from boon_ext.datasets import (
     HEAT_PRESETS,
     STOKES_PRESETS,
@@ -48,7 +48,7 @@ def steady_re100():
 
 
 def test_cavity_matches_ghia_at_re100_on_a_coarse_grid(steady_re100):
-    # 33 x 33 nodes (h = 1/32); the 129-node comparison (0.0043 / 0.0084) is in scripts/validate_cavity.py.
+    # 33 x 33 nodes (h = 1/32); the 129-node comparison (0.0043 / 0.0084) is in python -m experiments.datasets.validate_cavity.
     sol = steady_re100
     x = sol["x"].numpy()
     u = CubicSpline(x, sol["u"].numpy()[16, :])(ghia1982.Y)

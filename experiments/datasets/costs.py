@@ -6,7 +6,7 @@ optimizer steps (forward, backward, Adam) of neuralop's FNO at the proposed arch
 output-only enforcement (``BOONFNO(kernel_correction=False)``) on the same batches, and extrapolates one epoch:
 ``n_train / batch`` steps plus the forward passes over the validation and test sets.
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/dataset_costs.py --out results/datasets/costs.json
+    OMP_NUM_THREADS=1 python -m experiments.datasets.costs --out results/datasets/costs.json
 
 Timings are the process's CPU seconds with one torch thread (the median of ``--steps`` steps): on a shared machine
 wall-clock time also counts other processes' turns on the core. The JSON records the load average. No timing is
@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from experiments.provenance import machine_info  # noqa: E402
 from boon_ext.datasets import (  # noqa: E402
     burgers_dirichlet,
     heat_neumann,
@@ -140,7 +138,7 @@ def main():
         print(f"{name:24s} shape {tuple(p.x.shape[1:])}  generate {t_gen / batch * 1e3:8.1f} ms/sample "
               f"(full {n_all}: ~{gen_full:6.0f} s)  FNO step {t_step:6.3f} s  epoch {epoch:6.1f} s"
               + ("" if args.no_boon else f"  BOON output/FNO {row['boon_output_ratio']:.2f}"), flush=True)
-    record = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    record = {"machine": machine_info(), "threads": torch.get_num_threads(),
               "clock": "process CPU time",
               "load_average": os.getloadavg(), "steps_timed": args.steps, "problems": rows}
     out = Path(args.out)

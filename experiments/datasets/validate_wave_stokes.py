@@ -5,19 +5,17 @@ and d'Alembert's solution for ``u0 = sin(2 pi x)^3`` with Dirichlet walls (c = 1
 Space-time Stokes (``solve_stokes_dirichlet``, the generator's initial layer, 25 frames up to t = 1.2) against
 ``stokes_exact`` at the presets' viscosities, wall frequencies 2 and 8. Errors are maxima over all nodes and frames.
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/validate_wave_stokes.py --out results/datasets/exact_errors.json
+    OMP_NUM_THREADS=1 python -m experiments.datasets.validate_wave_stokes --out results/datasets/exact_errors.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boon_ext.datasets import (  # noqa: E402
     STOKES_PRESETS,

@@ -6,15 +6,13 @@ profile through the grid nodes; the 129-node grid holds every published point as
 33, 65 and 129 nodes and reports the observed orders of convergence at the nodes the grids share. Prints tables
 and writes JSON.
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/validate_cavity.py --out results/datasets/cavity_validation.json
+    OMP_NUM_THREADS=1 python -m experiments.datasets.validate_cavity --out results/datasets/cavity_validation.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +20,11 @@ import numpy as np
 import torch
 from scipy.interpolate import CubicSpline
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "boon"))
+ROOT = Path(__file__).resolve().parents[2]
 
+from experiments.provenance import machine_info  # noqa: E402
 from boon_ext.datasets import solve_cavity_steady  # noqa: E402
-import ghia1982  # noqa: E402
+from experiments.datasets import ghia1982  # noqa: E402
 
 
 def centrelines(sol):
@@ -62,7 +59,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    record = {"machine": platform.processor() or platform.machine(), "device": args.device, "tol": args.tol,
+    record = {"machine": machine_info(), "device": args.device, "tol": args.tol,
               "ghia": {}, "convergence": {}}
     solutions = {}
     for re in args.reynolds:

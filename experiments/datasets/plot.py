@@ -1,6 +1,6 @@
 """Figures of the hard-regime data sets: a few samples per family, the cavity's frames and its Ghia comparison.
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/plot_datasets.py --out docs/figures/datasets
+    OMP_NUM_THREADS=1 python -m experiments.datasets.plot --out docs/figures/datasets
 
 Writes ``cavity_frames.png`` (vorticity, u, v of one sample at four times, from rest and from a random field),
 ``cavity_ghia.png`` (centreline profiles against Ghia, Ghia & Shin 1982, from
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -22,8 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 from boon_ext.datasets import (  # noqa: E402
     burgers_dirichlet,
