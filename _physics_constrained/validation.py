@@ -20,7 +20,8 @@ import torch
 
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
            "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
-           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype"]
+           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype", "check_bool",
+           "check_compute_dtype", "COMPUTE_DTYPES"]
 
 
 # ------------------------------------------------------------------ scalar settings
@@ -268,4 +269,46 @@ def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
     """A floating ``torch.dtype`` (the dtype a distribution or a computation is asked for)."""
     if not (isinstance(value, torch.dtype) and value.is_floating_point):
         raise ValueError(f"{name} must be a floating torch.dtype, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------ appended: switches and the compute dtype
+#: The dtypes a computation may run in: half precision (float16, bfloat16) has 3-4 significant digits, too few for
+#: the solves and round-off checks of either method (a conservation update in float16 conserves only to ~1e-3 and
+#: its Cholesky factorisation fails for two rows).
+COMPUTE_DTYPES = (torch.float32, torch.float64)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A ``bool`` (or NumPy ``bool_``); returned as ``bool``.
+
+    No truthiness: ``"false"``, ``0``, ``1``, ``None`` or a tensor are refused, since ``bool("false")`` is ``True``
+    (a switch read from a JSON or YAML file as a string would otherwise turn on silently).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a boolean.
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
+
+
+def check_compute_dtype(value: Any, name: str = "compute_dtype") -> torch.dtype:
+    """``torch.float32`` or ``torch.float64``: the dtype a solve runs in (:data:`COMPUTE_DTYPES`).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a floating ``torch.dtype`` (a string such as ``"float64"``, ``torch.int64``).
+    ValueError
+        For a half-precision dtype (``torch.float16``, ``torch.bfloat16``).
+    """
+    expected = "torch.float32 or torch.float64"
+    if not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    if value not in COMPUTE_DTYPES:
+        raise ValueError(f"{name} must be {expected}, got {value} (half precision has too few digits for the solve "
+                         "and its round-off checks)")
     return value

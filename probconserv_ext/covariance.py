@@ -419,7 +419,25 @@ class DowndatedCovariance(Covariance):
         return self.base.matmul(X) - self.W @ (self.W.mT @ X)
 
     def diagonal(self) -> torch.Tensor:
-        return self.base.diagonal() - (self.W**2).sum(-1)
+        # base - W W^T is positive semi-definite, so its diagonal is >= 0; the subtraction cancels at nodes the
+        # update fixes (a value constraint, an exact row through a single node), where it leaves round-off of either
+        # sign (about eps * base_ii). A negative entry is only that round-off: it is returned as 0, so that stddev,
+        # sampling and likelihoods never see a negative variance.
+        return (self.base.diagonal() - (self.W**2).sum(-1)).clamp_min(0)
+
+    def to_dense(self) -> torch.Tensor:
+        """The dense matrices, symmetric and with the (non-negative) diagonal of :meth:`diagonal`.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*batch_shape, n, n)``.
+        """
+        dense = super().to_dense()
+        dense = 0.5 * (dense + dense.mT)
+        diag = torch.diagonal(dense, dim1=-2, dim2=-1)
+        # the same round-off as in diagonal(): remove a negative diagonal entry without an in-place write
+        return dense - torch.diag_embed(diag.clamp_max(0))
 
     def _update(self, what):
         if self.G is None or self.M is None or self.noise is None:

@@ -25,7 +25,7 @@ from torch.distributions import Distribution, constraints
 from _physics_constrained.validation import eps_of
 from .collectives import LOCAL, LocalCollectives
 from .covariance import Covariance, DowndatedCovariance, Shared
-from .update import UpdateFactors, refine_to_roundoff
+from .update import UpdateFactors, refine_to_roundoff, residual_tolerance
 
 __all__ = ["StructuredGaussian", "ConstrainedGaussian"]
 
@@ -311,19 +311,50 @@ class ConstrainedGaussian(StructuredGaussian):
         # HardC: the prior's covariance; ProbConserv with s2 > 0: precision = prior precision + G^T G / s2.
         return self.covariance.inv_quad_logdet(x)
 
+    def support_tolerance(self, in_dtype: Optional[torch.dtype] = None) -> float:
+        """Relative tolerance of the support test ``|G v - b| <= tol (|G| |v| + |b|)`` of an exact update.
+
+        The posterior's mean and draws satisfy ``G u = b`` to the round-off of the compute dtype
+        (:func:`probconserv_ext.update.residual_tolerance`), and are then rounded to the output dtype; a value given
+        in ``in_dtype`` is rounded once more. Each rounding moves every entry by at most ``eps / 2`` relative, i.e.
+        ``G v`` by ``eps / 2 |G| |v|``. The coarsest of the three dtypes therefore sets the tolerance: the package's
+        round-off level of a length-``n`` dot product in that dtype. The test is relative to the sizes of ``v``,
+        ``G`` and ``b`` alone, so it gives the same verdict at every scale of the field.
+
+        Parameters
+        ----------
+        in_dtype : torch.dtype, optional
+            Dtype the value was given in (default: the output dtype).
+
+        Returns
+        -------
+        float
+        """
+        return residual_tolerance(self._coarsest(in_dtype), self.n)
+
+    def _coarsest(self, in_dtype: Optional[torch.dtype]) -> torch.dtype:
+        return max((in_dtype or self.out_dtype, self.out_dtype, self._loc.dtype), key=eps_of)
+
+    def _check_support(self, value: torch.Tensor, in_dtype: torch.dtype) -> None:
+        """Raise unless ``value`` (compute dtype) lies on ``{G u = b}`` to round-off (:meth:`support_tolerance`)."""
+        res = (self._collectives.sum(value @ self.G.mT) - self.b).abs()
+        scale = self._collectives.sum(value.abs() @ self.G.abs().mT) + self.b.abs()
+        tol = self.support_tolerance(in_dtype)
+        bad = res > tol * scale
+        if bool(bad.any()):
+            rel = res / scale.clamp_min(torch.finfo(scale.dtype).tiny)
+            raise ValueError(
+                "value must satisfy the exact constraint G value = b (the posterior is supported on that affine "
+                f"subspace only), to the relative round-off {tol:.1e} of {self._coarsest(in_dtype)}"
+                f"; largest |G value - b| / (|G| |value| + |b|) is {float(rel.detach().amax()):.3e}"
+            )
+
     def _log_prob_compute(self, value, in_dtype=None):
         if not self.exact:
             return super()._log_prob_compute(value)
         # Density on the affine subspace {G u = b} w.r.t. its surface measure: the conditional density
         # p(u | G u = b) = p(u) / (N(b; G mu, A) sqrt(det G G^T)).
-        res = value @ self.G.mT - self.b
-        scale = value.abs() @ self.G.abs().mT + self.b.abs()
-        tol = 1e4 * eps_of(torch.promote_types(in_dtype or value.dtype, self.out_dtype))
-        if bool((res.abs() > tol * (scale + 1.0)).any()):
-            raise ValueError(
-                "value must satisfy the exact constraint G value = b (the posterior is supported on that affine "
-                f"subspace only); largest |G value - b| is {float(res.abs().max()):.3e}"
-            )
+        self._check_support(value, in_dtype or value.dtype)
         if self.factors.logdet_A is None or isinstance(self.prior, ConstrainedGaussian):
             raise NotImplementedError(
                 "log_prob of an exact update is implemented for a prior with a density and a non-singular A"
