@@ -300,15 +300,15 @@ def check_compute_dtype(value: Any, name: str = "compute_dtype") -> torch.dtype:
 
     Raises
     ------
-    TypeError
-        If ``value`` is not a floating ``torch.dtype`` (a string such as ``"float64"``, ``torch.int64``).
     ValueError
-        For a half-precision dtype (``torch.float16``, ``torch.bfloat16``).
+        For anything else (as :func:`check_float_dtype`): half precision (``torch.float16``, ``torch.bfloat16``),
+        integer or complex dtypes, a string such as ``"float64"``.
     """
     expected = "torch.float32 or torch.float64"
-    if not (isinstance(value, torch.dtype) and value.is_floating_point):
-        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
     if value not in COMPUTE_DTYPES:
-        raise ValueError(f"{name} must be {expected}, got {value} (half precision has too few digits for the solve "
-                         "and its round-off checks)")
+        why = (" (half precision has too few digits for the solve and its round-off checks)"
+               if value.is_floating_point else "")
+        raise ValueError(f"{name} must be {expected}, got {value}{why}")
     return value
