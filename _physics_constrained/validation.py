@@ -95,6 +95,11 @@ def as_tensor(x, name, dtype=None, device=None):
     if isinstance(x, torch.Tensor):
         t = x
     else:
+        # A boolean given where numbers are meant is refused before the cast to a floating dtype would make it 1.0
+        # (Python and NumPy scalars and arrays, and sequences of them).
+        if isinstance(x, bool) or type(x).__name__ == "bool_" or str(getattr(x, "dtype", "")) == "bool" or (
+                isinstance(x, (list, tuple)) and _holds_bool(x)):
+            raise TypeError(f"{name} must be real-valued, got booleans ({type(x).__name__})")
         try:
             # Python scalars go straight to the requested dtype (a float32 detour would lose digits).
             t = torch.as_tensor(x, dtype=dtype if dtype is not None and dtype.is_floating_point else None)
@@ -107,6 +112,14 @@ def as_tensor(x, name, dtype=None, device=None):
     if dtype is not None or device is not None:
         t = t.to(dtype=dtype or t.dtype, device=device or t.device)
     return t
+
+
+def _holds_bool(seq) -> bool:
+    """Whether a (nested) list or tuple converts to a boolean tensor."""
+    try:
+        return torch.as_tensor(seq).dtype == torch.bool
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def compiling():

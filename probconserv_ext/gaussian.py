@@ -22,12 +22,28 @@ from typing import Optional, Sequence
 import torch
 from torch.distributions import Distribution, constraints
 
-from _physics_constrained.validation import eps_of
+from _physics_constrained.validation import check_bool, check_generator, check_int, eps_of
 from .collectives import LOCAL, LocalCollectives
 from .covariance import Covariance, DowndatedCovariance, Shared
 from .update import UpdateFactors, refine_to_roundoff, residual_tolerance
 
 __all__ = ["StructuredGaussian", "ConstrainedGaussian"]
+
+
+def check_sample_shape(sample_shape: Sequence[int], name: str = "sample_shape") -> torch.Size:
+    """A shape of draws: a ``torch.Size`` or a tuple/list of non-negative integers (``bool`` and floats refused).
+
+    Raises
+    ------
+    TypeError
+        If it is not a sequence of integers (e.g. a bare ``int`` or ``(2.0,)``).
+    ValueError
+        For a negative size.
+    """
+    if not isinstance(sample_shape, (torch.Size, tuple, list)):
+        raise TypeError(f"{name} must be a tuple of non-negative integers (e.g. (100,)), got {sample_shape!r} "
+                        f"({type(sample_shape).__name__})")
+    return torch.Size(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(sample_shape))
 
 
 class StructuredGaussian(Distribution):
@@ -106,7 +122,8 @@ class StructuredGaussian(Distribution):
         torch.Tensor
             Shape ``(*sample_shape, *batch_shape, n)``, in the output dtype.
         """
-        draws = self._rsample_compute(sample_shape, generator)
+        sample_shape = check_sample_shape(sample_shape)
+        draws = self._rsample_compute(sample_shape, check_generator(generator))
         return self._out(draws.expand(*sample_shape, *self.batch_shape, self.n))
 
     def sample(self, sample_shape: Sequence[int] = torch.Size(),
@@ -296,6 +313,8 @@ class ConstrainedGaussian(StructuredGaussian):
             Same shape as ``samples``, in the output dtype.
         """
         samples = self._check_value_shape(samples)
+        perturb = check_bool(perturb, "perturb")
+        check_generator(generator)
         return self._out(self._apply(samples.to(self._loc.dtype), generator, perturb))
 
     def _rsample_compute(self, sample_shape, generator=None, shared: Shared = None):
