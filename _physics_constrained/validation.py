@@ -21,7 +21,7 @@ import torch
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
            "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
            "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype", "check_bool",
-           "check_compute_dtype", "COMPUTE_DTYPES"]
+           "check_compute_dtype", "COMPUTE_DTYPES", "is_bool"]
 
 
 # ------------------------------------------------------------------ scalar settings
@@ -97,7 +97,7 @@ def as_tensor(x, name, dtype=None, device=None):
     else:
         # A boolean given where numbers are meant is refused before the cast to a floating dtype would make it 1.0
         # (Python and NumPy scalars and arrays, and sequences of them).
-        if isinstance(x, bool) or type(x).__name__ == "bool_" or str(getattr(x, "dtype", "")) == "bool" or (
+        if is_bool(x) or str(getattr(x, "dtype", "")) == "bool" or (
                 isinstance(x, (list, tuple)) and _holds_bool(x)):
             raise TypeError(f"{name} must be real-valued, got booleans ({type(x).__name__})")
         try:
@@ -292,6 +292,12 @@ def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
 COMPUTE_DTYPES = (torch.float32, torch.float64)
 
 
+def is_bool(value: Any) -> bool:
+    """Whether ``value`` is a Python or NumPy boolean scalar (NumPy 2 names its type ``bool``, NumPy 1 ``bool_``)."""
+    t = type(value)
+    return isinstance(value, bool) or (t.__module__ == "numpy" and t.__name__ in ("bool", "bool_"))
+
+
 def check_bool(value: Any, name: str) -> bool:
     """A ``bool`` (or NumPy ``bool_``); returned as ``bool``.
 
@@ -303,7 +309,7 @@ def check_bool(value: Any, name: str) -> bool:
     TypeError
         If ``value`` is not a boolean.
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if is_bool(value):
         return bool(value)
     raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from _physics_constrained.validation import (COMPUTE_DTYPES, as_tensor, check_bool, check_broadcasts_to,
-                                              check_compute_dtype, check_finite, check_nonnegative, compiling)
+                                              check_compute_dtype, check_finite, check_nonnegative, compiling, is_bool)
 from .collectives import LOCAL
 from .constraints import ConstraintShape, LinearConstraint, check_rhs
 from .gaussian import ConstrainedGaussian, StructuredGaussian
@@ -132,7 +132,7 @@ class ProbConserv(nn.Module, ConstraintShape):
     @staticmethod
     def _check_noise(noise: Any, dtype: torch.dtype) -> torch.Tensor:
         """The constraint variance as a finite, non-negative scalar tensor in ``dtype`` (``bool`` refused)."""
-        if isinstance(noise, bool) or type(noise).__name__ == "bool_" or (
+        if is_bool(noise) or (
                 isinstance(noise, torch.Tensor) and noise.dtype == torch.bool):
             raise TypeError(f"noise must be a non-negative real number, got {noise!r} (a boolean)")
         noise_t = as_tensor(noise, "noise", dtype=dtype)

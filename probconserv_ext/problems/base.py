@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from _physics_constrained.validation import check_int, check_real
+from _physics_constrained.validation import check_int, check_real, is_bool
 from ..quadrature import quadrature_weights
 
 __all__ = ["ConservationProblem", "ProblemData", "trapezoid_weights"]
@@ -326,7 +326,7 @@ class ConservationProblem:
             If ``n`` is not an integer >= 1.
         """
         n = check_int(n, "n", minimum=1)
-        if isinstance(seed, (bool, float, str)) or type(seed).__name__ == "bool_":
+        if isinstance(seed, (bool, float, str)) or is_bool(seed):
             raise TypeError(f"seed must be an integer or a numpy seed, got {seed!r} ({type(seed).__name__})")
         if isinstance(seed, int) and seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
