@@ -117,7 +117,10 @@ class DistributedProbConserv(ProbConserv):
     global factor, every ensemble member's slab; ``b`` is global) and returns this rank's
     :class:`SlabConstrainedGaussian`. Invalid input on any rank raises a ``ValueError`` on every rank (a
     ``TypeError`` on the rank that has non-numeric input), as do ranks that disagree on the batch shape or the
-    factor's rank.
+    factor's rank, on ``b`` (compared through a digest of its bytes after broadcasting to the batch shape, so any
+    difference, down to one ulp, is caught), on the noise as it is at the call, on ``m``, the global ``n``, the method
+    or the compute dtype. All of this is compared in the one agreement all-reduce of each call (``1 + 2 *``
+    :data:`AGREEMENT_SIZE` numbers, independent of the problem's size).
 
     Accepted priors are those whose covariance is a per-node diagonal or a low-rank-plus-diagonal with the
     factor split by rows: ``variance=``, ``cov_factor=``/``cov_diag=``, ``samples=`` (ensemble members' slabs),

@@ -50,10 +50,18 @@ class ProbConserv(nn.Module, ConstraintShape):
     learn_noise : bool
         Make the noise a learnable parameter (stored as its logarithm; needs ``noise > 0``).
     compute_dtype : torch.dtype
-        Dtype of the internal computation (float64 by default); results come back in the input dtype.
+        Dtype of the internal computation, ``torch.float32`` or ``torch.float64`` (the default); results come back in
+        the input dtype. Half precision is refused here and on every other path that sets it (the attribute,
+        ``.half()``/``.to(dtype)``, ``load_state_dict``): a conservation update in float16 conserves only to about
+        1e-3, and its round-off check could not fail.
     validate : bool
         Check inputs (finite, non-negative and not subnormal variances, symmetric PSD dense covariance: ``O(n^3)``
         for dense input).
+
+    The switches must be booleans (a string such as ``"false"`` is refused, not read as True), and the settings are
+    checked again whenever they are set afterwards: the ``nonnegative``, ``validate`` and ``compute_dtype``
+    attributes, assignments to the ``G``, ``b`` and noise tensors, and every entry of ``load_state_dict`` (checked
+    before anything is copied, so a bad file leaves the layer unchanged).
 
     Notes
     -----
@@ -196,10 +204,17 @@ class ProbConserv(nn.Module, ConstraintShape):
         return out
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # The constraint's tensors are buffers that plain assignment would replace unchecked.
+        # The constraint's tensors are buffers (and the learned noise a parameter) that plain assignment would
+        # replace unchecked.
         if name in ("G", "b", "_noise") and "_buffers" in self.__dict__ and name in self._buffers:
             value = self._checked_state(name, value, "")
+        elif name == "log_noise" and "_parameters" in self.__dict__ and name in self._parameters:
+            if not isinstance(value, nn.Parameter):
+                raise TypeError(f"log_noise must be a torch.nn.Parameter, got {type(value).__name__}")
+            self._checked_state(name, value, "")
         super().__setattr__(name, value)
+        if name == "_noise" and "_noise_is_zero" in self.__dict__:
+            self._noise_is_zero = not bool(self._noise.detach() > 0)  # the compiled path's flag follows
 
     def _checked_state(self, name: str, value: Any, prefix: str) -> Any:
         """``value`` for the buffer or parameter ``name``, checked as the constructor checks it (in the compute
