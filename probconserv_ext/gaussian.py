@@ -22,7 +22,8 @@ from typing import Optional, Sequence
 import torch
 from torch.distributions import Distribution, constraints
 
-from _physics_constrained.validation import check_bool, check_generator, check_int, eps_of
+from _physics_constrained.validation import (check_bool, check_float_dtype, check_generator, check_int, check_tensor,
+                                              eps_of)
 from .collectives import LOCAL, LocalCollectives
 from .covariance import Covariance, DowndatedCovariance, Shared
 from .update import UpdateFactors, refine_to_roundoff, residual_tolerance
@@ -64,10 +65,21 @@ class StructuredGaussian(Distribution):
     has_rsample = True
 
     def __init__(self, loc: torch.Tensor, covariance: Covariance, out_dtype: Optional[torch.dtype] = None):
+        check_tensor(loc, "loc", layout="(..., n)", floating=True)
+        if not isinstance(covariance, Covariance):
+            raise TypeError(f"covariance must be a Covariance (e.g. DiagonalCovariance), got "
+                            f"{type(covariance).__name__}")
+        if loc.ndim < 1 or loc.shape[-1] != covariance.n:
+            raise ValueError(f"loc must have the covariance's n = {covariance.n} nodes in its last dimension, got "
+                             f"shape {tuple(loc.shape)}")
+        try:
+            batch_shape = torch.broadcast_shapes(loc.shape[:-1], covariance.batch_shape)
+        except RuntimeError as err:
+            raise ValueError(f"loc of leading shape {tuple(loc.shape[:-1])} must broadcast with the covariance's "
+                             f"batch shape {tuple(covariance.batch_shape)}") from err
         self._loc = loc
         self.covariance = covariance
-        self.out_dtype = out_dtype or loc.dtype
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], covariance.batch_shape)
+        self.out_dtype = loc.dtype if out_dtype is None else check_float_dtype(out_dtype, "out_dtype")
         super().__init__(batch_shape, torch.Size([loc.shape[-1]]), validate_args=False)
 
     @property

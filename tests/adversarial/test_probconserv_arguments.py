@@ -219,3 +219,64 @@ def test_model_settings_checked_when_set(make, name, bad):
         with pytest.raises((TypeError, ValueError), match=f"^{name} must be"):
             setattr(model, name, value)
         assert getattr(model, name) == old
+
+
+# ------------------------------------------------------------------ building blocks users construct themselves
+@pytest.mark.parametrize("make, err, msg", [
+    (lambda: __import__("probconserv_ext.distributed", fromlist=["x"]).slab_bounds(10, rank=True, world_size=2),
+     TypeError, "^rank must be an integer"),
+    (lambda: __import__("probconserv_ext.distributed", fromlist=["x"]).slab_bounds(10, rank=0, world_size=2.0),
+     TypeError, "^world_size must be an integer"),
+    (lambda: __import__("probconserv_ext.distributed", fromlist=["x"]).constraint_slab(_constraint(), True, 4),
+     TypeError, "^start must be an integer"),
+    (lambda: __import__("probconserv_ext.distributed", fromlist=["x"]).conservation_slab(
+        torch.linspace(0, 1, 8), 0, 4.0), TypeError, "^stop must be an integer"),
+    (lambda: value_constraint(8, [0], 1.0, dtype="float64"), ValueError, "^dtype must be a floating torch.dtype"),
+    (lambda: value_constraint(8, [0], 1.0, dtype=torch.int64), ValueError, "^dtype must be a floating torch.dtype"),
+], ids=["slab_bounds.rank", "slab_bounds.world_size", "constraint_slab.start", "conservation_slab.stop",
+        "value_constraint.dtype_str", "value_constraint.dtype_int"])
+def test_slab_and_constraint_builders(make, err, msg):
+    """Strict validation: the slab helpers' integers (``rank=True`` was rank 1, a float world size gave float
+    bounds) and ``value_constraint``'s dtype."""
+    with pytest.raises(err, match=msg):
+        make()
+
+
+def test_structured_gaussian_and_covariances_check_their_arguments():
+    """Strict validation: the public distribution and covariance classes check what they are built from (before:
+    ``AttributeError`` on a list, a silently mismatched number of nodes, ``n=True``)."""
+    from probconserv_ext import (DenseCovariance, DiagonalCovariance, IdentityCovariance, LowRankCovariance,
+                                 StructuredGaussian)
+    from probconserv_ext import flatten_field, unflatten_field
+    cases = [
+        (lambda: StructuredGaussian([0.0] * 8, DiagonalCovariance(torch.ones(8))), TypeError, "^loc must be"),
+        (lambda: StructuredGaussian(torch.zeros(8), DiagonalCovariance(torch.ones(7))), ValueError, "^loc must have"),
+        (lambda: StructuredGaussian(torch.zeros(8), torch.ones(8)), TypeError, "^covariance must be a Covariance"),
+        (lambda: StructuredGaussian(torch.zeros(8), DiagonalCovariance(torch.ones(8)), out_dtype=torch.int64),
+         ValueError, "^out_dtype must be"),
+        (lambda: IdentityCovariance(True), TypeError, "^n must be an integer"),
+        (lambda: DiagonalCovariance([1.0, 2.0]), TypeError, "^diag must be a tensor"),
+        (lambda: LowRankCovariance(torch.ones(5, 2), torch.ones(4)), ValueError, "^diag must have the factor's n"),
+        (lambda: DenseCovariance(torch.ones(3, 4)), ValueError, "^matrix must be a tensor of shape"),
+        (lambda: flatten_field([1.0, 2.0], 1), TypeError, "^field must be a tensor"),
+        (lambda: unflatten_field([1.0, 2.0], (2,)), TypeError, "^flat must be a tensor"),
+    ]
+    for make, err, msg in cases:
+        with pytest.raises(err, match=msg):
+            make()
+
+
+@pytest.mark.parametrize("bad", ["negative", "nan"])
+def test_hand_built_prior_is_validated_by_the_layer(bad):
+    """Strict validation: a ``StructuredGaussian`` built by hand reaches the layer through the path that skipped
+    the value checks (before: a negative variance gave "singular constraint system", a NaN mean "did not enforce
+    G u = b"); it now gets the checks of every other form."""
+    from probconserv_ext import DiagonalCovariance, StructuredGaussian
+    mu, var = _prior()
+    if bad == "negative":
+        var = -var
+    else:
+        mu = mu.clone()
+        mu[3] = float("nan")
+    with pytest.raises(ValueError, match="^mean .*must be (non-negative|finite)"):
+        ProbConserv(_constraint())(StructuredGaussian(mu, DiagonalCovariance(var)))
