@@ -219,7 +219,7 @@ class IdentityCovariance(Covariance):
     """
 
     def __init__(self, n: int, dtype: torch.dtype = torch.float64, device: Device = None):
-        super().__init__(check_int(n, "n", minimum=1), torch.Size())
+        super().__init__(check_int(n, "n", minimum=0), torch.Size())  # a slab of a split field may hold no node
         self._dtype = check_float_dtype(dtype, "dtype")
         self._device = torch.device("cpu") if device is None else torch.device(device)
 

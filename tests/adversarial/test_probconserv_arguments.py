@@ -255,6 +255,7 @@ def test_structured_gaussian_and_covariances_check_their_arguments():
         (lambda: StructuredGaussian(torch.zeros(8), DiagonalCovariance(torch.ones(8)), out_dtype=torch.int64),
          ValueError, "^out_dtype must be"),
         (lambda: IdentityCovariance(True), TypeError, "^n must be an integer"),
+        (lambda: IdentityCovariance(-1), ValueError, "^n must be an integer >= 0"),
         (lambda: DiagonalCovariance([1.0, 2.0]), TypeError, "^diag must be a tensor"),
         (lambda: LowRankCovariance(torch.ones(5, 2), torch.ones(4)), ValueError, "^diag must have the factor's n"),
         (lambda: DenseCovariance(torch.ones(3, 4)), ValueError, "^matrix must be a tensor of shape"),
