@@ -334,21 +334,24 @@ def _check_override(value, name: str, expected: str, ok) -> None:
 
 
 def _build_on_meta(cls, args, kwargs, source):
-    """``cls(*args, **kwargs)`` on the meta device: its shapes, and nothing allocated. Warnings are left to the
-    real construction, which follows. ``TypeError``/``ValueError`` from the constructor propagate; anything else
-    that crafted metadata makes it raise is reported as a refusal naming the file."""
+    """``cls(*args, **kwargs)`` on the meta device: its shapes, with nothing allocated.
+
+    Warnings are left to the real construction, which follows. When the arguments come from a file (``source``),
+    whatever the constructor raises is reported as a refusal naming the file, with the constructor's message;
+    arguments the caller gave (``source=None``) keep the constructor's own exception.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.device("meta"):
                 return cls(*args, **kwargs)
-    except (TypeError, ValueError):
-        raise
     except Exception as e:  # noqa: BLE001
         if source is None:
             raise
-        raise UnsafeCheckpointError(f"{source}: its constructor arguments do not build a {cls.__name__} "
-                                    f"({type(e).__name__}: {str(e)[:300]})") from e
+        raise UnsafeCheckpointError(
+            f"{source}: the constructor arguments it holds (with any overrides passed) do not build a "
+            f"{cls.__name__}: {type(e).__name__}: {str(e)[:500]}"
+        ) from e
 
 
 def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_location=None,

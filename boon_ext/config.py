@@ -60,7 +60,7 @@ def _check_tree(value, path: Path) -> None:
         if isinstance(v, Mapping):
             for k, item in v.items():
                 if not isinstance(k, str):
-                    raise ValueError(f"{path}: keys must be strings, got {k!r} ({type(k).__name__}) at "
+                    raise ValueError(f"{path}: keys must be strings, got the key {k!r} ({type(k).__name__}) at "
                                      f"{where or 'the top level'}")
                 stack.append((item, f"{where}.{k}" if where else k))
         elif isinstance(v, list):

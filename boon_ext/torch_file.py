@@ -98,7 +98,8 @@ class _Interpreter:
     # -- the checked calls ------------------------------------------------------------------------------------
     def _ordered_dict(self, args):
         if args != ():
-            raise _Refused("it builds an OrderedDict from arguments (only an empty one, filled afterwards, is allowed)")
+            raise _Refused("it calls collections.OrderedDict with arguments (only an empty one, filled afterwards, is "
+                           "allowed)")
         return OrderedDict()
 
     def _rebuild_tensor(self, args):
