@@ -202,8 +202,9 @@ def _as_metadata(content, source: str, root: str = "metadata", trusted: bool = F
     return dict(content)
 
 
-def _as_state_dict(content, source: str) -> dict:
-    """``content`` checked as a state dict: string keys, dense tensors (and neuralop's ``_metadata`` dict)."""
+def _as_state_dict(content, source: str, trusted: bool = False) -> dict:
+    """``content`` checked as a state dict: string keys, dense tensors, and neuralop's ``_metadata`` entry checked
+    as metadata (see :func:`_as_metadata`)."""
     if not isinstance(content, Mapping):
         raise UnsafeCheckpointError(f"{source} holds a {type(content).__name__}, expected a state dict (a dict of "
                                     "tensors)")
@@ -212,6 +213,7 @@ def _as_state_dict(content, source: str) -> dict:
             raise UnsafeCheckpointError(f"{source}: state dict keys must be strings, got the key {k!r} "
                                         f"({type(k).__name__})"[:300])
         if k == "_metadata":
+            _as_metadata(v, source, "the state dict's '_metadata' entry", trusted)
             continue
         if not torch.is_tensor(v):
             raise UnsafeCheckpointError(f"{source}: state dict entry {k!r} must be a tensor, got a "
@@ -318,7 +320,7 @@ def _read_metadata(state_path: Path, meta_path: Path, model_kwargs, embedded: bo
             f"no metadata at {meta_path} (checkpoints saved under DDP have none): pass the constructor "
             "arguments as model_kwargs"
         )
-    state = _as_state_dict(read(state_path), state_path.name)
+    state = _as_state_dict(read(state_path), state_path.name, trusted)  # checks a '_metadata' entry's type
     if not isinstance(state.get("_metadata"), dict):
         raise ValueError(
             f"{state_path.name} has neither a metadata file nor an embedded '_metadata' entry: pass the "
@@ -431,7 +433,7 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
     kwargs = dict(boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim, lift_width=lift_width,
                   hidden_values=saved.get("hidden_values", False), **meta)
     if state is None:
-        state = _as_state_dict(read(state_path), state_path.name)
+        state = _as_state_dict(read(state_path), state_path.name, trust_pickle is True)
     if source is not None:
         _check_sizes(dict(meta, args=args, lift_width=lift_width, time_dim=time_dim), state, source)
     # Sizes come from the metadata, the weights from the state dict: build on the meta device and compare, so that

@@ -529,7 +529,8 @@ class BOONFNO(FNO, name="boon_fno"):
         path = Path(save_folder) / f"{save_name}_state_dict.pt"
         if not path.exists():
             raise FileNotFoundError(f"no state dict at {path}")
-        state = _as_state_dict(load_checkpoint_file(path, map_location, trust_pickle=trust_pickle), path.name)
+        state = _as_state_dict(load_checkpoint_file(path, map_location, trust_pickle=trust_pickle), path.name,
+                               trusted=trust_pickle is True)
         check_state_fits(self, state, path.name)  # entries, shapes and dtypes named, before any copy
         warn_untrained_settings(self, state.get("_metadata"), f"the checkpoint {path.name}")
         # The warning is given above with the file's name: load through the base class, not this class's override.
