@@ -436,17 +436,21 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
         state = _as_state_dict(read(state_path), state_path.name, trust_pickle is True)
     if source is not None:
         _check_sizes(dict(meta, args=args, lift_width=lift_width, time_dim=time_dim), state, source)
-    # Sizes come from the metadata, the weights from the state dict: build on the meta device and compare, so that
-    # a small file cannot make the real construction allocate more than its weights hold.
-    probe = _build_on_meta(cls, args, kwargs, source)
-    check_state_fits(probe, state, state_path.name)
-    held = sum(v.numel() for k, v in state.items() if k != "_metadata")
-    own = sum(b.numel() for b in probe.buffers()) + sum(p.numel() for p in probe.parameters())
-    if own > held + 2 ** 20:
-        raise UnsafeCheckpointError(f"{state_path.name}: the model its metadata describes holds {own} values "
-                                    f"outside its weights, the file {held}")
-    del probe
+    if source is not None:
+        # Sizes come from a file, the weights from another part of it: build on the meta device and compare, so
+        # that a small file cannot make the real construction allocate more than its weights hold. (The first
+        # meta construction in a process imports torch._dynamo, which torch's meta kernels need: about 1-3 s once.)
+        probe = _build_on_meta(cls, args, kwargs, source)
+        check_state_fits(probe, state, state_path.name)
+        held = sum(v.numel() for k, v in state.items() if k != "_metadata")
+        own = sum(b.numel() for b in probe.buffers()) + sum(p.numel() for p in probe.parameters())
+        if own > held + 2 ** 20:
+            raise UnsafeCheckpointError(f"{state_path.name}: the model its metadata describes holds {own} values, "
+                                        f"the file {held}")
+        del probe
     model = cls(*args, **kwargs)
+    if source is None:  # the caller's own model_kwargs: their sizes are the caller's choice, checked after building
+        check_state_fits(model, state, state_path.name)
     # Weights count as trained with a per-layer setting only if a BOON model saved them with it on.
     warn_untrained_settings(model, saved, f"the checkpoint {state_path.name}", stacklevel=_stacklevel)
     state.pop("_metadata", None)
