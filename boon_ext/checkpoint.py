@@ -179,7 +179,7 @@ def check_metadata_tree(value, source: str, root: str = "metadata") -> None:
 
 
 def _as_metadata(content, source: str, root: str = "metadata", trusted: bool = False) -> dict:
-    """``content`` checked as a metadata dict (see :func:`check_metadata_tree`, skipped for a ``trusted`` file,
+    """``content`` checked as a metadata dict (see ``check_metadata_tree``, skipped for a ``trusted`` file,
     which may hold any object) and the BOON fields' types."""
     if not isinstance(content, dict):
         raise UnsafeCheckpointError(f"{source}: {root} must be a dict of constructor arguments, got a "
@@ -204,7 +204,7 @@ def _as_metadata(content, source: str, root: str = "metadata", trusted: bool = F
 
 def _as_state_dict(content, source: str, trusted: bool = False) -> dict:
     """``content`` checked as a state dict: string keys, dense tensors, and neuralop's ``_metadata`` entry checked
-    as metadata (see :func:`_as_metadata`)."""
+    as metadata (see ``_as_metadata``)."""
     if not isinstance(content, Mapping):
         raise UnsafeCheckpointError(f"{source} holds a {type(content).__name__}, expected a state dict (a dict of "
                                     "tensors)")
@@ -231,7 +231,7 @@ def _size_bound(state: dict) -> int:
 
 
 def _check_sizes(meta: dict, state: dict, source: str) -> None:
-    """Refuse ints in the metadata (outside ``boundary``) beyond :func:`_size_bound`, before anything is built."""
+    """Refuse ints in the metadata (outside ``boundary``) beyond ``_size_bound``, before anything is built."""
     bound = _size_bound(state)
 
     def walk(v, path):
@@ -263,7 +263,7 @@ def check_state_fits(model, state: dict, source: str) -> None:
     ----------
     model : torch.nn.Module
     state : dict
-        Checked by :func:`_as_state_dict`.
+        A state dict as read from a file (string keys, tensors, and possibly a ``_metadata`` entry).
     source : str
         The file, for messages.
 
