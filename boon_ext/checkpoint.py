@@ -252,7 +252,7 @@ def _check_sizes(meta: dict, state: dict, source: str) -> None:
             walk(value, (key,))
 
 
-def check_state_fits(model, state: dict, source: str) -> None:
+def check_state_fits(model, state: dict, source: str, described_by: Optional[str] = None) -> None:
     """Refuse a state dict whose keys, shapes or dtypes differ from ``model``'s, naming the first entry that does.
 
     ``model`` may live on the ``meta`` device (nothing is allocated). Real weights must be real and complex ones
@@ -266,18 +266,22 @@ def check_state_fits(model, state: dict, source: str) -> None:
         A state dict as read from a file (string keys, tensors, and possibly a ``_metadata`` entry).
     source : str
         The file, for messages.
+    described_by : str, optional
+        The file the model's constructor arguments come from, for messages (the two files disagree, and either
+        may be the wrong one).
 
     Raises
     ------
     UnsafeCheckpointError
     """
+    described = f"the model {described_by} describes" if described_by else f"the model ({type(model).__name__})"
     expected = {k: v for k, v in model.state_dict().items() if k != "_metadata"}
     given = {k: v for k, v in state.items() if k != "_metadata"}
     missing = sorted(set(expected) - set(given))
     extra = sorted(set(given) - set(expected))
     if missing or extra:
         raise UnsafeCheckpointError(
-            f"{source} does not hold the weights of the model its metadata describes ({type(model).__name__}): "
+            f"{source} does not hold the weights of {described}: "
             f"missing entries {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected entries "
             f"{extra[:5]}{'...' if len(extra) > 5 else ''}"
         )
@@ -285,8 +289,8 @@ def check_state_fits(model, state: dict, source: str) -> None:
     for k, want in expected.items():
         got = given[k]
         if tuple(got.shape) != tuple(want.shape):
-            raise UnsafeCheckpointError(f"{source}: state dict entry {k!r} has shape {tuple(got.shape)}, the model "
-                                        f"its metadata describes needs {tuple(want.shape)}")
+            raise UnsafeCheckpointError(f"{source}: state dict entry {k!r} has shape {tuple(got.shape)}, "
+                                        f"{described} needs {tuple(want.shape)}")
         if want.is_complex():
             ok, expected_dtype = got.dtype in (torch.complex64, torch.complex128), "complex64 or complex128"
         elif want.is_floating_point():
@@ -441,11 +445,11 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
         # that a small file cannot make the real construction allocate more than its weights hold. (The first
         # meta construction in a process imports torch._dynamo, which torch's meta kernels need: about 1-3 s once.)
         probe = _build_on_meta(cls, args, kwargs, source)
-        check_state_fits(probe, state, state_path.name)
+        check_state_fits(probe, state, state_path.name, source)
         held = sum(v.numel() for k, v in state.items() if k != "_metadata")
         own = sum(b.numel() for b in probe.buffers()) + sum(p.numel() for p in probe.parameters())
         if own > held + 2 ** 20:
-            raise UnsafeCheckpointError(f"{state_path.name}: the model its metadata describes holds {own} values, "
+            raise UnsafeCheckpointError(f"{state_path.name}: the model {source} describes holds {own} values, "
                                         f"the file {held}")
         del probe
     model = cls(*args, **kwargs)

@@ -433,5 +433,4 @@ def read_torch_file(path, map_location=None, references: Dict[str, object] = Non
     except _Refused as e:
         raise UnsafeCheckpointError(f"refusing to load {path}: {e}") from None
     except Exception as e:  # noqa: BLE001  (whatever torch's reader says about a damaged archive)
-        raise UnsafeCheckpointError(f"cannot load {path}: it is damaged or not a torch checkpoint "
-                                    f"({type(e).__name__}: {str(e).strip()[:300]})") from e
+        raise UnsafeCheckpointError(f"cannot load {path} ({type(e).__name__}: {str(e).strip()[:300]})") from e

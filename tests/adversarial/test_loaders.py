@@ -236,8 +236,10 @@ def test_sizes_within_bounds_are_compared_on_the_meta_device(tmp_path, no_spectr
     dict, and refused naming the first entry that differs."""
     genuine(tmp_path)
     _with_metadata(tmp_path, **change)
-    _refused(STATE_READERS["from_checkpoint"], tmp_path, r"m_state_dict\.pt: state dict entry '.*' has shape|"
-                                                         r"m_state_dict\.pt does not hold the weights")
+    _refused(STATE_READERS["from_checkpoint"], tmp_path, r"m_state_dict\.pt: state dict entry '.*' has shape .*, "
+                                                         r"the model m_metadata\.pkl describes needs|"
+                                                         r"m_state_dict\.pt does not hold the weights of the model "
+                                                         r"m_metadata\.pkl describes")
 
 
 @settings(max_examples=15, deadline=None)
@@ -404,6 +406,45 @@ def test_fuzzed_files_load_or_are_refused(tmp_path_factory, target, mutant):
             _embedded(folder)
         except ValueError as e:  # UnsafeCheckpointError, or no conditions / no embedded metadata: names the file
             assert name in str(e)
+
+
+@settings(max_examples=60, deadline=None)
+@given(target=st.sampled_from(["state", "meta"]),
+       edits=st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete"]), st.integers(0, 10 ** 6),
+                                st.integers(0, 255)), min_size=1, max_size=4))
+def test_fuzzed_pickles_inside_valid_archives_load_or_are_refused(tmp_path_factory, target, edits):
+    """[call] Hypothesis over the pickle itself (bit flips, inserted and deleted bytes in data.pkl, the archive
+    around it intact): the interpreter either returns plain content or refuses with UnsafeCheckpointError, and
+    every loader either loads or refuses naming the file."""
+    files = _genuine_bytes(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("pickle")
+    (folder / "m_state_dict.pt").write_bytes(files["state"])
+    (folder / "m_metadata.pkl").write_bytes(files["meta"])
+    name = "m_state_dict.pt" if target == "state" else "m_metadata.pkl"
+
+    def edit(record, data):
+        if not record.endswith("/data.pkl"):
+            return data
+        out = bytearray(data)
+        for kind, at, value in edits:
+            at %= len(out) + 1
+            if kind == "flip" and at < len(out):
+                out[at] ^= 1 << (value % 8)
+            elif kind == "insert":
+                out[at:at] = bytes([value])
+            elif kind == "delete" and at < len(out):
+                del out[at]
+        return bytes(out)
+
+    rewrite(folder / name, edit)
+    readers = STATE_READERS if target == "state" else META_READERS
+    for label in ("load_checkpoint_file", "from_checkpoint"):
+        try:
+            readers[label](folder)
+        except UnsafeCheckpointError as e:
+            assert name in str(e)
+        except ValueError as e:
+            assert type(e) is ValueError and "pass boundary=" in str(e) and "m_state_dict.pt" in str(e)
 
 
 # ------------------------------------------------------------------ [bad-type]
