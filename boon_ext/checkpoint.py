@@ -250,6 +250,12 @@ def _check_sizes(meta: dict, state: dict, source: str) -> None:
     for key, value in meta.items():
         if key != "boundary":  # values and domains in the conditions are not sizes
             walk(value, (key,))
+    # Building costs time per layer even on the meta device: every layer holds weights, so there are fewer layers
+    # than state dict entries.
+    layers = meta.get("n_layers")
+    if type(layers) is int and layers > len(state):
+        raise UnsafeCheckpointError(f"{source}: metadata field 'n_layers' is {layers}, more than the {len(state)} "
+                                    "entries of the state dict (each layer holds weights)")
 
 
 def check_state_fits(model, state: dict, source: str, described_by: Optional[str] = None) -> None:

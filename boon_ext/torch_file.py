@@ -416,6 +416,11 @@ def read_torch_file(path, map_location=None, references: Dict[str, object] = Non
     """
     path = Path(path)
     records = _check_archive(path)
+    if os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in ("1", "y", "yes", "true"):
+        raise UnsafeCheckpointError(
+            f"cannot load {path}: TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch.load refuse this package's "
+            "restricted reader (stricter than weights_only: it calls nothing the file names). Unset it"
+        )
     references = dict(references or {})
 
     class Unpickler(_Interpreter):

@@ -229,7 +229,16 @@ def test_metadata_sizes_beyond_the_state_dict_are_refused_before_building(tmp_pa
     _refused(STATE_READERS[reader], tmp_path, r"field \['n_modes'\]\[0\] is 131072")
 
 
-@pytest.mark.parametrize("change", [dict(hidden_channels=2048), dict(n_modes=(4000,)), dict(n_layers=40),
+def test_a_layer_count_beyond_the_state_dict_is_refused_before_building(tmp_path, no_spectral_conv):
+    """[size] n_layers costs time per layer even on the meta device: more layers than state dict entries is
+    refused by the count."""
+    genuine(tmp_path)
+    _with_metadata(tmp_path, n_layers=3000)
+    _refused(STATE_READERS["from_checkpoint"], tmp_path, r"m_metadata\.pkl: metadata field 'n_layers' is 3000, more "
+                                                         r"than the \d+ entries")
+
+
+@pytest.mark.parametrize("change", [dict(hidden_channels=2048), dict(n_modes=(4000,)), dict(n_layers=3),
                                     dict(hidden_channels=256, n_modes=(1024,)), dict(in_channels=3)])
 def test_sizes_within_bounds_are_compared_on_the_meta_device(tmp_path, no_spectral_conv, change):
     """[size] Sizes small enough to pass the bound are built on the meta device only, compared with the state
