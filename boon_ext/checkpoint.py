@@ -562,7 +562,8 @@ def load_ddp_checkpoint(save_folder, save_name, boundary=_UNSET, *, map_location
     TypeError
         ``model_kwargs`` is not a mapping.
     UnsafeCheckpointError
-        A file references a global outside the allow-list (a ``ValueError``).
+        A file is refused, or its contents do not fit each other, as in :func:`load_checkpoint` (a
+        ``ValueError`` naming the file and the field).
     ValueError
         No constructor arguments anywhere, or a plain checkpoint and no ``boundary``.
     """
