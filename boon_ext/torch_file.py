@@ -311,6 +311,7 @@ class _Interpreter:
                     raise _Refused(f"it sets the state of a {type(inst).__name__} (only an OrderedDict's "
                                    "_metadata may be set)")
                 for k, v in state.items():
+                    _check_module_versions(v)
                     setattr(inst, k, v)
             elif op == 0x51:  # BINPERSID
                 if not stack:
@@ -318,6 +319,19 @@ class _Interpreter:
                 stack.append(self._persistent(stack.pop()))
             else:
                 raise _Refused(f"its pickle uses the opcode {bytes([op])!r}, which is not allowed")
+
+
+def _check_module_versions(value) -> None:
+    """A state dict's ``_metadata`` attribute, which ``load_state_dict`` hands to every module: torch writes
+    ``{module name: {"version": int}}``; anything else would reach torch's loading code as something it does not
+    expect."""
+    if not isinstance(value, dict):
+        raise _Refused(f"its state dict's _metadata attribute is a {type(value).__name__}, expected a dict")
+    for name, entry in value.items():
+        if (type(name) is not str or not isinstance(entry, dict) or len(entry) > 8
+                or not all(type(k) is str and (v is None or type(v) in (int, bool, str)) for k, v in entry.items())):
+            raise _Refused(f"its state dict's _metadata attribute holds {name!r}: {entry!r}, expected a dict of at "
+                           "most 8 plain values such as {'version': 1}"[:300])
 
 
 _CALLABLES = {

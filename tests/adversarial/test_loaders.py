@@ -146,6 +146,19 @@ def test_tensor_views_cannot_exceed_their_storage(tmp_path, reader, view):
     _refused(STATE_READERS[reader], tmp_path, r"does not fit|more than|claims")
 
 
+@pytest.mark.parametrize("versions", [{"": 5}, [1, 2], {"": {"version": torch.zeros(2)}}, {"": dict.fromkeys("abcdefghij", 1)}])
+def test_module_versions_of_the_wrong_type_are_refused(tmp_path, versions):
+    """[bad-type] The state dict's ``_metadata`` attribute (module versions, which load_state_dict hands to every
+    module) must hold {name: {"version": int}}: anything else is refused while the file is read."""
+    genuine(tmp_path)
+    state = load_checkpoint_file(tmp_path / "m_state_dict.pt")
+    assert "version" in state._metadata[""]  # the genuine attribute is kept
+    state._metadata = versions
+    torch.save(state, tmp_path / "m_state_dict.pt")
+    for reader in ("from_checkpoint", "instance load_checkpoint"):
+        _refused(STATE_READERS[reader], tmp_path, r"m_state_dict\.pt.*_metadata attribute")
+
+
 def test_a_storage_record_shorter_than_claimed_is_refused(tmp_path):
     """[call] A storage whose stated size differs from its record's is refused (torch would read past it)."""
     genuine(tmp_path)
