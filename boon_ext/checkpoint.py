@@ -446,7 +446,6 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
         state = _as_state_dict(read(state_path), state_path.name, trust_pickle is True)
     if source is not None:
         _check_sizes(dict(meta, args=args, lift_width=lift_width, time_dim=time_dim), state, source)
-    if source is not None:
         # Sizes come from a file, the weights from another part of it: build on the meta device and compare, so
         # that a small file cannot make the real construction allocate more than its weights hold. (The first
         # meta construction in a process imports torch._dynamo, which torch's meta kernels need: about 1-3 s once.)
