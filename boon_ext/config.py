@@ -18,13 +18,67 @@ from zencfg.bunch import Bunch
 __all__ = ["build_model", "load_config"]
 
 
+# A config file is a few kilobytes: these bounds are far above any real one and far below what hurts.
+_MAX_CONFIG_BYTES = 16 * 2 ** 20
+_MAX_CONFIG_NODES = 100_000  # values after anchors and merge keys are expanded
+_MAX_CONFIG_DEPTH = 64
+
+
+def _yaml_node_count(root, path: Path) -> None:
+    """Refuse a YAML node graph that refers to itself or expands (through aliases) beyond the bounds.
+
+    Aliases are shared nodes in the graph ``yaml.compose`` returns; constructing the data, and copying it into a
+    ``Bunch``, expands every one of them. Counting stops at the bound, so a file that doubles its size with
+    each level of aliases is refused after ``_MAX_CONFIG_NODES`` steps, not after its expansion.
+    """
+    import yaml
+
+    count = 0
+    stack = [(root, 0, ())]  # node, depth, the ids of its ancestors
+    while stack:
+        node, depth, ancestors = stack.pop()
+        count += 1
+        if count > _MAX_CONFIG_NODES:
+            raise ValueError(f"{path} expands to more than {_MAX_CONFIG_NODES} values (counting every use of "
+                             "each anchor): refusing it")
+        if depth > _MAX_CONFIG_DEPTH:
+            raise ValueError(f"{path} is nested more than {_MAX_CONFIG_DEPTH} levels deep")
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in ancestors:
+                raise ValueError(f"{path} has a recursive alias (an anchor used inside itself, line "
+                                 f"{node.start_mark.line + 1}): refusing it")
+            inner = ancestors + (id(node),)
+            children = node.value if isinstance(node, yaml.SequenceNode) else [n for kv in node.value for n in kv]
+            stack.extend((child, depth + 1, inner) for child in children)
+
+
+def _check_tree(value, path: Path) -> None:
+    """Refuse keys other than strings and values other than plain ones, naming where they are."""
+    stack = [(value, "")]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, Mapping):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"{path}: keys must be strings, got the key {k!r} ({type(k).__name__}) at "
+                                     f"{where or 'the top level'}")
+                stack.append((item, f"{where}.{k}" if where else k))
+        elif isinstance(v, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(v))
+        elif v is not None and not isinstance(v, (bool, int, float, str)):
+            raise ValueError(f"{path}: {where} must be a plain value (null, bool, number, string, list or "
+                             f"mapping), got a {type(v).__name__}")
+
+
 def load_config(path: Union[str, Path]) -> Bunch:
     """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) config file into a ``Bunch``.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        The file. YAML is read with ``yaml.safe_load`` (no arbitrary Python objects).
+        The file. YAML is read with ``yaml.safe_load`` (no arbitrary Python objects); anchors and aliases are
+        allowed as long as the config they expand to stays small (at most 100 000 values, 64 levels), and an
+        anchor used inside itself is refused.
 
     Returns
     -------
@@ -33,22 +87,49 @@ def load_config(path: Union[str, Path]) -> Bunch:
 
     Raises
     ------
+    FileNotFoundError
+        No file at ``path``.
     ValueError
-        If the suffix is neither YAML nor JSON, or the file does not hold a mapping at the top.
+        The suffix is neither YAML nor JSON; the path is not a regular file; the file is larger than 16 MiB, not
+        UTF-8, not valid YAML/JSON, expands (through aliases) beyond the bounds above or refers to itself, has keys
+        other than strings or values other than plain ones, or does not hold a mapping at the top. The message
+        names the file.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    text = path.read_text()
+    if suffix not in (".yaml", ".yml", ".json"):
+        raise ValueError(f"path must end in .yaml, .yml or .json, got {path.name!r}")
+    if not path.exists():
+        raise FileNotFoundError(f"no config file at {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a directory, device or pipe): not a config file")
+    size = path.stat().st_size
+    if size > _MAX_CONFIG_BYTES:
+        raise ValueError(f"{path} is {size} bytes, more than a config file may be ({_MAX_CONFIG_BYTES})")
+    try:
+        text = path.read_bytes()[:_MAX_CONFIG_BYTES + 1].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     if suffix in (".yaml", ".yml"):
         import yaml  # a neuraloperator dependency; imported here so JSON configs do not need it
 
-        data = yaml.safe_load(text)
-    elif suffix == ".json":
-        data = json.loads(text)
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            if node is not None:
+                _yaml_node_count(node, path)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path} is not valid YAML: {e}") from None
     else:
-        raise ValueError(f"path must end in .yaml, .yml or .json, got {path.name!r}")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ValueError(f"{path} is nested too deeply to be a config") from None
     if not isinstance(data, Mapping):
         raise ValueError(f"{path} must hold a mapping at the top level, got {type(data).__name__}")
+    _check_tree(data, path)
     return Bunch(data)
 
 

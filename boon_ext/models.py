@@ -440,7 +440,10 @@ class BOONFNO(FNO, name="boon_fno"):
         TypeError
             ``model_kwargs`` is not a mapping.
         UnsafeCheckpointError
-            A file references a global outside the allow-list (a ``ValueError``).
+            A file is refused (see :func:`~boon_ext.load_checkpoint_file`); the metadata holds a field of the wrong
+            type or a size its state dict does not hold; the state dict's entries, shapes or dtypes differ from
+            the model the metadata describes (the model is built on the ``meta`` device and compared before
+            anything is allocated). A ``ValueError``; the message names the file and the field.
         ValueError
             A plain checkpoint and no ``boundary``.
 
@@ -506,9 +509,8 @@ class BOONFNO(FNO, name="boon_fno"):
         FileNotFoundError
             No state dict.
         UnsafeCheckpointError
-            The file references a global outside the allow-list (a ``ValueError``).
-        ValueError
-            The file holds no state dict.
+            The file is refused (see :func:`~boon_ext.load_checkpoint_file`), holds no state dict, or its entries,
+            shapes or dtypes differ from this model's (a ``ValueError``; the message names the file and the entry).
 
         Warns
         -----
@@ -521,14 +523,15 @@ class BOONFNO(FNO, name="boon_fno"):
         ``torch.nn.Module.load_state_dict`` does: a float64 file loaded into a float32 model is rounded to float32.
         ``BOONFNO.from_checkpoint`` builds a model in the file's precision instead.
         """
-        from .checkpoint import load_checkpoint_file  # deferred: the checkpoint module builds these classes
+        # deferred: the checkpoint module builds these classes
+        from .checkpoint import _as_state_dict, check_state_fits, load_checkpoint_file
 
         path = Path(save_folder) / f"{save_name}_state_dict.pt"
         if not path.exists():
             raise FileNotFoundError(f"no state dict at {path}")
-        state = load_checkpoint_file(path, map_location, trust_pickle=trust_pickle)
-        if not isinstance(state, Mapping):
-            raise ValueError(f"{path.name} holds a {type(state).__name__}, expected a state dict")
+        state = _as_state_dict(load_checkpoint_file(path, map_location, trust_pickle=trust_pickle), path.name,
+                               trusted=trust_pickle is True)
+        check_state_fits(self, state, path.name)  # entries, shapes and dtypes named, before any copy
         warn_untrained_settings(self, state.get("_metadata"), f"the checkpoint {path.name}")
         # The warning is given above with the file's name: load through the base class, not this class's override.
         super().load_state_dict(state, strict=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -238,9 +239,27 @@ class BoundaryProblem:
 
     @classmethod
     def load(cls, path) -> "BoundaryProblem":
-        """Read a problem written by :meth:`save`."""
-        with np.load(Path(path)) as z:
+        """Read a problem written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            The file is not a cache file this package wrote (damaged, another format, an array whose stated
+            size differs from the bytes it holds): the message names the file.
+        """
+        path = Path(path)
+        _check_npz(path)
+        try:
+            return cls._load(path)
+        except (OSError, KeyError, TypeError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path} is not a readable problem cache file ({type(e).__name__}: {e})") from e
+
+    @classmethod
+    def _load(cls, path) -> "BoundaryProblem":
+        with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
+            if not isinstance(meta, dict):
+                raise ValueError(f"its meta record holds a {type(meta).__name__}, expected a mapping")
             if meta.get("format") != _CACHE_FORMAT:
                 raise ValueError(f"path must be a cache file of format {_CACHE_FORMAT}, got format "
                                  f"{meta.get('format')} in {path}")
@@ -258,6 +277,35 @@ class BoundaryProblem:
                 params=params,
                 settings=meta["settings"],
             )
+
+
+def _check_npz(path: Path) -> None:
+    """Refuse an ``.npz`` whose arrays state more elements than their records hold, before numpy reads them.
+
+    numpy allocates an array of the size stated in its header before reading its bytes, so a small damaged or
+    crafted cache file could otherwise ask for any amount of memory; compressed records are refused for the same
+    reason (:meth:`BoundaryProblem.save` stores them uncompressed).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                    raise ValueError(f"its record {info.filename} is compressed (save() stores records as they are)")
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0(f))
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise ValueError(f"its array {info.filename} holds Python objects")
+                stated = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if header + stated != info.file_size:
+                    raise ValueError(f"its array {info.filename} states shape {shape} ({stated} bytes), its record "
+                                     f"holds {info.file_size - header}")
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path} is not a readable problem cache file: {e}") from e
 
 
 def cached_problem(name: str, settings: dict, build: Callable[[], BoundaryProblem], cache_dir=None) -> BoundaryProblem:

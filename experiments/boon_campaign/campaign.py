@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from boon_ext import load_checkpoint_file
 from experiments.boon_campaign.configurations import MODELS, _sizes, architecture, build_model, check_selection, \
     defined, make_problem, training_order
 from experiments.boon_campaign.metrics import evaluate
@@ -131,8 +132,10 @@ def campaign_status(out, problems, models, cfg, schedule):
         epoch, ckpt = 0, runs_dir / f"{name}.ckpt.pt"
         if ckpt.exists():
             try:
-                ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+                ck = load_checkpoint_file(ckpt, map_location="cpu")
             except Exception:  # noqa: BLE001  (being replaced at this moment, or damaged: counted from the start)
+                ck = {}
+            if not isinstance(ck, dict):
                 ck = {}
             if ck.get("key") in resumable_keys(cfg, prob, m, schedule):  # what train() would resume
                 epoch = int(ck.get("epoch", 0))

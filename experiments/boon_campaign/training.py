@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from boon_ext import load_checkpoint_file
+from boon_ext.checkpoint import check_state_fits
 from experiments.boon_campaign.configurations import MODEL_KWARGS, STOKES_VISCOSITY, _sizes, architecture
 from experiments.boon_campaign.metrics import _batch_values, _call, predict, relative_l2
 from experiments.provenance import git_commit
@@ -104,12 +106,19 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     start_epoch = 0
     ck = None
     if ckpt_path is not None and Path(ckpt_path).exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        # The package's reader: a checkpoint can neither run code nor make the reader allocate beyond its size.
+        ck = load_checkpoint_file(ckpt_path, map_location="cpu")
+        missing = (sorted({"key", "model", "optimizer", "scheduler", "generator", "history", "epoch"} - set(ck))
+                   if isinstance(ck, dict) else None)
+        if missing is None or missing:
+            raise ValueError(f"{ckpt_path} is not a training checkpoint of this script: "
+                             + (f"it holds a {type(ck).__name__}" if missing is None else f"it lacks {missing}"))
     if ck is not None and ck.get("key") not in keys:
         if log:
             log(f"  {Path(ckpt_path).name} was written with other settings: ignored, training from the start")
         ck = None
     if ck is not None:
+        check_state_fits(model, ck["model"], f"{Path(ckpt_path).name}['model']")  # entries, shapes, dtypes named
         model.load_state_dict(ck["model"], strict=True)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
