@@ -294,8 +294,47 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     return result
 
 
+def _main_hard(args, argv):
+    """``--campaign hard``: the hard-regime campaign (``experiments.boon_campaign.hard_campaign``)."""
+    from experiments.boon_campaign import hard, hard_campaign
+
+    torch.set_num_threads(args.threads or 1)
+    models = [m for m in args.models.split(",") if m] if args.models != ",".join(MODELS) else list(hard.MODELS)
+    cells = None if args.cells is None else [c for c in args.cells.split(",") if c]
+    seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s]
+    cfg = hard.make_config(args.quick, seeds, cells)
+    hard.check_models(models)
+    out = Path(args.out or f"outputs/boon_hard{'_quick' if args.quick else ''}")
+    if args.plan:
+        print(hard_campaign.plan_text(hard_campaign.plan(cfg, models)))
+        return
+    if args.status:
+        print(hard_campaign.status_text(hard_campaign.status(out, cfg, models), args.jobs))
+        return
+    if args.verify is not None:
+        raise SystemExit("--verify: not yet available with --campaign hard (no committed hard runs to check)")
+    command = command_line("reproduce_boon", sys.argv[1:] if argv is None else argv)
+    result = hard_campaign.run(out, quick=args.quick, cells=cells, models=models, seeds=seeds, resume=args.resume,
+                               device=args.device, jobs=args.jobs, threads_per_job=args.threads or 1,
+                               cache_dir=args.cache_dir, plots=not args.no_plots, command=command,
+                               report_only=args.report_only, costs=args.costs)
+    print(hard_campaign.markdown_table(hard_campaign.summarize(
+        hard_campaign.finished_runs(out, cfg, models), cfg["cells"], models), models))
+    print(hard_campaign.plan_text(result["plan"]))
+    print(f"{result['seconds_this_call']:.0f} s this call; wrote {out}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--campaign", default="boon", choices=("boon", "hard"),
+                        help="boon: the first campaign's 1-D problems (results/boon_full); hard: the hard-regime "
+                             "campaign (experiments/boon_campaign/hard.py, results/boon_hard): heat reference, "
+                             "space-time Stokes (thin layer, 0.1), wave, Burgers with walls, the cavity twice")
+    parser.add_argument("--cells", default=None,
+                        help="--campaign hard: comma-separated <problem>/<split> cells (default: the mode's)")
+    parser.add_argument("--plan", action="store_true",
+                        help="--campaign hard: print the planned hours per cell against the 40 h budget, from the "
+                             "measured seconds per epoch (results/datasets/costs.json), and exit")
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (< 2 min on 2 CPU cores)")
     parser.add_argument("--out", default=None, help="output folder (default outputs/boon_quick or outputs/boon_full)")
     parser.add_argument("--problems", default=",".join(PROBLEMS), help=f"comma-separated subset of {PROBLEMS}")
@@ -336,6 +375,8 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
+    if args.campaign == "hard":
+        return _main_hard(args, argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     elif args.quick:
