@@ -211,7 +211,10 @@ def plot_over_time(out, cell, entries, models):
 
 
 # ----------------------------------------------------------------------------------------------------- the plan
-def plan(cfg, models=hard.MODELS, costs_path="results/datasets/costs.json"):
+COSTS = Path(__file__).resolve().parents[2] / "results" / "datasets" / "costs.json"
+
+
+def plan(cfg, models=hard.MODELS, costs_path=COSTS):
     """Planned training hours per cell from the measured seconds per epoch (``costs.json``, one thread).
 
     The measured sizes are docs/datasets.md's; a cell whose sizes differ is scaled by its training samples (epoch
