@@ -311,9 +311,18 @@ def _main_hard(args, argv):
     if args.status:
         print(hard_campaign.status_text(hard_campaign.status(out, cfg, models), args.jobs))
         return
-    if args.verify is not None:
-        raise SystemExit("--verify: not yet available with --campaign hard (no committed hard runs to check)")
     command = command_line("reproduce_boon", sys.argv[1:] if argv is None else argv)
+    if args.verify is not None:
+        commit = _git_commit()
+        rows = hard_campaign.verify(out, cfg, models, args.verify, args.cache_dir, args.device,
+                                    log=lambda msg: print(msg, flush=True))
+        path = out / "verify.json"
+        previous = json.loads(path.read_text()) if path.exists() else None
+        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, machine_description()), indent=1))
+        print(verify_text(rows) + f"; wrote {path}")
+        if not all(r["identical"] for r in rows):
+            sys.exit(1)
+        return
     result = hard_campaign.run(out, quick=args.quick, cells=cells, models=models, seeds=seeds, resume=args.resume,
                                device=args.device, jobs=args.jobs, threads_per_job=args.threads or 1,
                                cache_dir=args.cache_dir, plots=not args.no_plots, command=command,

@@ -42,34 +42,34 @@ PROBLEMS = {
     "heat": dict(
         generator="heat_neumann_preset", kwargs=dict(preset="reference", n_points=257), order_by="ic_frequency",
         kinds=("neumann",), spacetime=False, cost_key="heat_reference",
-        paper="N 500 nodes, 1000 train / 100 test (reference code: diffusivity 0.01, flux 5)",
+        paper="500 nodes, 500 / 100 samples, single step, FNO 16 modes, width 64",
     ),
     "burgers_walls": dict(
         generator="burgers_dirichlet", kwargs=dict(n_points=257, left=(-1.0, 1.0), right=(-1.0, 1.0)),
         order_by="left", kinds=("dirichlet",), spacetime=False, cost_key="burgers_dirichlet_walls",
-        paper="N 500, 1000 train / 100 test, wall values per sample",
+        paper="500 nodes, 500 / 100 samples, viscosity 0.1, wall values from the target",
     ),
     "stokes_thin": dict(
         generator="stokes_spacetime", kwargs=dict(preset="thin_layer", n_points=129), order_by="frequency",
         kinds=("dirichlet",), spacetime=True, cost_key="stokes_thin_layer",
-        paper="N 500 x 25 frames, 1000 train / 200 test, viscosity 0.1 (thin layer 0.005: not in the paper)",
+        paper="500 nodes x 25 frames, 1000 / 200 samples, 12 modes, width 32 (files at viscosity 0.1 and 0.001)",
     ),
     "stokes_ref": dict(
         generator="stokes_spacetime", kwargs=dict(preset="reference", n_points=65), order_by="frequency",
         kinds=("dirichlet",), spacetime=True, cost_key="stokes_reference",
-        paper="N 500 x 25 frames, 1000 train / 200 test, viscosity 0.1",
+        paper="500 nodes x 25 frames, 1000 / 200 samples, 12 modes, width 32, viscosity 0.1",
     ),
     "wave": dict(
         generator="wave_equation", kwargs=dict(n_points=65, walls="neumann", n_times=25), order_by=None,
         kinds=("neumann",), spacetime=True, cost_key="wave_neumann",
-        paper="N 100 x 25 frames, 1000 train / 200 test",
+        paper="a data set name only (3-D, Neumann), no code",
     ),
     "cavity_vorticity": dict(
         generator="lid_driven_cavity", kwargs=dict(n_points=17, n_times=25, t_final=2.0, refine=4,
                                                    fields="vorticity"),
         order_by="lid_speed", kinds=("dirichlet",), spacetime=True, cost_key="cavity",
-        paper="100 x 100 solved, 50 x 50 x 25 frames learned, 1000 train / 200 test, wall vorticity from the "
-              "target at every frame",
+        paper="100 x 100 solved, 50 x 50 x 25 frames learned, 1000 / 200 samples, modes 8, width 20, batch 10, "
+              "wall vorticity from the target at every frame",
     ),
     "cavity_velocity": dict(
         generator="lid_driven_cavity", kwargs=dict(n_points=17, n_times=25, t_final=2.0, refine=4,

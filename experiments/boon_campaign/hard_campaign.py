@@ -203,11 +203,63 @@ def plot_over_time(out, cell, entries, models):
             continue
         a = np.asarray(e["over_time"], dtype=float)
         t = np.arange(1, a.shape[1] + 1)
-        ax.semilogy(t, np.median(a, 0), label=hard.MODEL_LABELS[m])
-        ax.fill_between(t, a.min(0), a.max(0), alpha=0.2)
+        (line,) = ax.semilogy(t, np.median(a, 0), label=hard.MODEL_LABELS[m])
+        ax.fill_between(t, a.min(0), a.max(0), alpha=0.2, color=line.get_color())
     ax.set(xlabel="output frame", ylabel="test relative L2 (mean over samples)")
     ax.legend(fontsize=7)
     return _save(plt, fig, f"{cell}: error over time", Path(out) / f"over_time_{cell.replace('/', '_')}.png")
+
+
+def plot_curves(out, cell, runs, models):
+    """Training curves of a cell: test error against epoch per model, one line per seed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, m in enumerate(m for m in models if m in hard.TRAINED_MODELS):
+        for r in sorted((r for r in runs if r["cell"] == cell and r["model"] == m and "test_rel_l2" in r),
+                        key=lambda r: r["seed"]):
+            ax.semilogy(np.arange(1, len(r["test_rel_l2"]) + 1), r["test_rel_l2"], color=f"C{i}",
+                        label=hard.MODEL_LABELS[m] if r["seed"] == min(x["seed"] for x in runs) else None)
+    ax.set(xlabel="epoch", ylabel="test relative L2")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, f"{cell}: training curves", Path(out) / f"curves_{cell.replace('/', '_')}.png")
+
+
+def verify(out, cfg, models, epochs, cache_dir=None, device="cpu", log=None):
+    """Retrain the first ``epochs`` epochs of every finished run in ``out`` and compare its curves bit for bit
+    (as ``campaign.verify_runs`` does for the first campaign); rows for ``campaign.verify_text``."""
+    if int(epochs) < 1:
+        raise ValueError(f"epochs (--verify) must be a positive number of epochs, got {epochs!r}")
+    cache_dir = str(Path(cache_dir) if cache_dir is not None else Path(out) / "data")
+    rows = []
+    for r in finished_runs(out, cfg, [m for m in models if m in hard.TRAINED_MODELS]):
+        if "not_defined" in r or not r.get("epochs"):
+            continue
+        settings = hard.cell_settings(cfg, r["cell"])
+        problem = _data(settings, cache_dir)
+        n = min(int(epochs), r["epochs"])
+        model = hard.build_model(r["model"], problem, settings["arch"], r["seed"]).to(device)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(r.get("threads", threads))
+        t0 = time.perf_counter()
+        try:
+            hist = train(model, problem, r["cell"], settings, r["seed"], "paper", stop_after=n,
+                         indices=hard.split_indices(problem, settings))
+        finally:
+            torch.set_num_threads(threads)
+        curves = ("train_loss", "val_rel_l2", "test_rel_l2")
+        new = np.array([hist[k][:n] for k in curves], dtype=float)
+        old = np.array([r[k][:n] for k in curves], dtype=float)
+        diff = np.abs(new - old) / np.maximum(np.abs(old), 1e-30)
+        rows.append(dict(name=run_name(r["cell"], r["model"], r["seed"]), epochs=n,
+                         identical=bool(np.array_equal(new, old, equal_nan=True)),
+                         max_rel_diff=float(np.nan_to_num(diff, nan=0.0).max(initial=0.0)),
+                         recorded_commit=r.get("commit"), threads=r.get("threads"),
+                         seconds=time.perf_counter() - t0))
+        if log:
+            log(f"{rows[-1]['name']}: {n} epochs, identical {rows[-1]['identical']}")
+    if not rows:
+        raise ValueError(f"out: no finished run in {out} with the current settings to verify")
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------- the plan
@@ -347,6 +399,7 @@ def run(out, quick=False, cells=None, models=hard.MODELS, seeds=None, resume=Fal
     pngs = {}
     if plots:
         for cell in cells_done:
+            pngs[f"{cell} curves"] = plot_curves(out, cell, runs, models)
             if any("over_time" in e for e in summary[cell].values()):
                 pngs[cell] = plot_over_time(out, cell, summary[cell], models)
     rows = plan(hard.make_config(False), models)

@@ -68,6 +68,9 @@ def test_resume_keeps_finished_runs_and_status_reads_them(smoke):
     states = {r["name"]: r["state"] for r in rows}
     assert states["stokes_thin_iid_fno_s0"] == "finished" and states["wave_iid_fno_s0"] == "pending"
     assert states["cavity_velocity_iid_boon_s0"] == "pending the multi-axis T2"
+    # --verify: the first epoch of every finished run retrains to the recorded curves bit for bit
+    rows = hard_campaign.verify(out, hard.make_config(True, cells=CELLS[1:2]), hard.MODELS, 1)
+    assert len(rows) == len(hard.TRAINED_MODELS) and all(r["identical"] for r in rows), rows
 
 
 def test_ordered_split_trains_low_and_tests_high(tmp_path):
