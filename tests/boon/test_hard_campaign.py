@@ -237,3 +237,16 @@ def test_plan_fits_the_budget_and_reads_the_measured_costs():
     heat = next(r for r in rows if r["cell"] == "heat/iid")
     assert heat["fno_s_per_epoch"] == pytest.approx(measured["heat_reference"]["fno_epoch_s"])
     assert sum(r["hours"] for r in rows) <= hard.BUDGET_HOURS
+
+
+def test_command_line_plan_status_and_bad_cells(tmp_path, capsys):
+    from experiments.reproduce_boon import main
+
+    main(["--campaign", "hard", "--plan"])
+    assert "against the 40 h budget" in capsys.readouterr().out
+    main(["--campaign", "hard", "--quick", "--status", "--out", str(tmp_path), "--cells", "wave/iid"])
+    assert "wave_iid_fno_s0" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="cells must"):
+        main(["--campaign", "hard", "--plan", "--cells", "wave/ordered"])
+    with pytest.raises(ValueError, match="models must"):
+        main(["--campaign", "hard", "--plan", "--models", "fno,unet"])
