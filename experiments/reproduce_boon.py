@@ -56,6 +56,15 @@ Usage::
         --out results/boon_full --problems stokes,burgers_dirichlet,heat,burgers_periodic \
         > results/boon_full/logs/main.log 2>&1 &
 
+The hard-regime campaign (heat reference, space-time Stokes at viscosity 0.005 and 0.1, wave, Burgers with walls
+per sample, the lid-driven cavity twice; the FNO given the wall values as input, and the trained FNO wrapped with
+output enforcement, beside the BOON variants) is ``--campaign hard`` (``experiments/boon_campaign/hard.py``)::
+
+    python -m experiments.reproduce_boon --campaign hard --quick          # every cell and model, smoke size
+    python -m experiments.reproduce_boon --campaign hard --plan           # planned hours against the 40 h budget
+    nohup python -m experiments.reproduce_boon --campaign hard --resume --jobs 2 --threads 1 \
+        --out results/boon_hard > results/boon_hard/logs/main.log 2>&1 &
+
 The cost of the full run at these settings is measured by ``experiments/estimate_boon_cost.py`` (see
 ``docs/boon_results.md``); ``--device cuda`` trains on a GPU (metrics are still computed on the CPU).
 

@@ -180,7 +180,8 @@ def markdown_table(summary, models):
                          f"{e['boundary_error']['max']:.2g} |")
     lines += ["", "Error by region (root mean square over the test set, each part over the whole target's norm, so "
               "wall^2 + band^2 + interior^2 = total^2; medians over seeds; band: 5% of the domain next to each wall):",
-              "", "| cell | model | total (RMS) | wall nodes | near-wall band | interior |", "|---|---|---|---|---|---|"]
+              "", "| cell | model | total (RMS) | wall nodes | near-wall band | interior |",
+              "|---|---|---|---|---|---|"]
     for cell, entries in summary.items():
         for m in models:
             e = entries.get(m)
@@ -296,8 +297,9 @@ def plan_text(rows, budget=hard.BUDGET_HOURS):
         lines.append(f"{r['cell']:24s} {r['fno_s_per_epoch']:11.1f} {r['epochs']:6d} {r['fno_runs']:8.1f} "
                      f"{r['seeds']:5d} {r['hours']:6.1f} {r['pending_hours']:9.1f}")
     total, pend = sum(r["hours"] for r in rows), sum(r["pending_hours"] for r in rows)
+    generation = sum(r["generation_s"] for r in rows) / 60
     lines.append(f"planned: {total:.1f} h of single-thread training (+ {pend:.1f} h for the cells pending the "
-                 f"multi-axis T2) against the {budget:.0f} h budget; generation {sum(r['generation_s'] for r in rows) / 60:.0f} min")
+                 f"multi-axis T2) against the {budget:.0f} h budget; generation {generation:.0f} min")
     return "\n".join(lines)
 
 

@@ -102,7 +102,8 @@ def face_values(boundary, boundary_values, cond_index, side, n_axes):
 
     Keys follow ``boon_ext.conditions``: ``"left"`` / ``"right"`` when every condition is on one axis, else
     ``"left{axis}"`` / ``"right{axis}"`` with ``axis`` the spatial axis index (counted over the axes after
-    (batch, channels), ``n_axes`` of them, a time axis included); this module does not read ``boon_ext``'s resolution, so a mistake there cannot hide.
+    (batch, channels), ``n_axes`` of them, a time axis included). This module does not call ``boon_ext``'s own
+    resolution of the values, so a mistake there cannot hide from the check.
     """
     cond = boundary[cond_index]
     if side in cond:
