@@ -56,6 +56,15 @@ Usage::
         --out results/boon_full --problems stokes,burgers_dirichlet,heat,burgers_periodic \
         > results/boon_full/logs/main.log 2>&1 &
 
+The hard-regime campaign (heat reference, space-time Stokes at viscosity 0.005 and 0.1, wave, Burgers with walls
+per sample, the lid-driven cavity twice; the FNO given the wall values as input, and the trained FNO wrapped with
+output enforcement, beside the BOON variants) is ``--campaign hard`` (``experiments/boon_campaign/hard.py``)::
+
+    python -m experiments.reproduce_boon --campaign hard --quick          # every cell and model, smoke size
+    python -m experiments.reproduce_boon --campaign hard --plan           # planned hours against the 40 h budget
+    nohup python -m experiments.reproduce_boon --campaign hard --resume --jobs 2 --threads 1 \
+        --out results/boon_hard > results/boon_hard/logs/main.log 2>&1 &
+
 The cost of the full run at these settings is measured by ``experiments/estimate_boon_cost.py`` (see
 ``docs/boon_results.md``); ``--device cuda`` trains on a GPU (metrics are still computed on the CPU).
 
@@ -294,8 +303,56 @@ def run(problems=PROBLEMS, models=MODELS, quick=False, out=None, seeds=None, max
     return result
 
 
+def _main_hard(args, argv):
+    """``--campaign hard``: the hard-regime campaign (``experiments.boon_campaign.hard_campaign``)."""
+    from experiments.boon_campaign import hard, hard_campaign
+
+    torch.set_num_threads(args.threads or 1)
+    models = [m for m in args.models.split(",") if m] if args.models != ",".join(MODELS) else list(hard.MODELS)
+    cells = None if args.cells is None else [c for c in args.cells.split(",") if c]
+    seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",") if s]
+    cfg = hard.make_config(args.quick, seeds, cells)
+    hard.check_models(models)
+    out = Path(args.out or f"outputs/boon_hard{'_quick' if args.quick else ''}")
+    if args.plan:
+        print(hard_campaign.plan_text(hard_campaign.plan(cfg, models)))
+        return
+    if args.status:
+        print(hard_campaign.status_text(hard_campaign.status(out, cfg, models), args.jobs))
+        return
+    command = command_line("reproduce_boon", sys.argv[1:] if argv is None else argv)
+    if args.verify is not None:
+        commit = _git_commit()
+        rows = hard_campaign.verify(out, cfg, models, args.verify, args.cache_dir, args.device,
+                                    log=lambda msg: print(msg, flush=True))
+        path = out / "verify.json"
+        previous = json.loads(path.read_text()) if path.exists() else None
+        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, machine_description()), indent=1))
+        print(verify_text(rows) + f"; wrote {path}")
+        if not all(r["identical"] for r in rows):
+            sys.exit(1)
+        return
+    result = hard_campaign.run(out, quick=args.quick, cells=cells, models=models, seeds=seeds, resume=args.resume,
+                               device=args.device, jobs=args.jobs, threads_per_job=args.threads or 1,
+                               cache_dir=args.cache_dir, plots=not args.no_plots, command=command,
+                               report_only=args.report_only, costs=args.costs)
+    print(hard_campaign.markdown_table(hard_campaign.summarize(
+        hard_campaign.finished_runs(out, cfg, models), cfg["cells"], models), models))
+    print(hard_campaign.plan_text(result["plan"]))
+    print(f"{result['seconds_this_call']:.0f} s this call; wrote {out}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--campaign", default="boon", choices=("boon", "hard"),
+                        help="boon: the first campaign's 1-D problems (results/boon_full); hard: the hard-regime "
+                             "campaign (experiments/boon_campaign/hard.py, results/boon_hard): heat reference, "
+                             "space-time Stokes (thin layer, 0.1), wave, Burgers with walls, the cavity twice")
+    parser.add_argument("--cells", default=None,
+                        help="--campaign hard: comma-separated <problem>/<split> cells (default: the mode's)")
+    parser.add_argument("--plan", action="store_true",
+                        help="--campaign hard: print the planned hours per cell against the 40 h budget, from the "
+                             "measured seconds per epoch (results/datasets/costs.json), and exit")
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (< 2 min on 2 CPU cores)")
     parser.add_argument("--out", default=None, help="output folder (default outputs/boon_quick or outputs/boon_full)")
     parser.add_argument("--problems", default=",".join(PROBLEMS), help=f"comma-separated subset of {PROBLEMS}")
@@ -336,6 +393,8 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
+    if args.campaign == "hard":
+        return _main_hard(args, argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     elif args.quick:

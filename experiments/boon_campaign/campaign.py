@@ -349,8 +349,13 @@ def _worker_init(threads):
     torch.set_num_threads(threads)
 
 
-def _train_in_parallel(jobs, n_jobs, threads_per_job):
-    """Train ``jobs`` in ``n_jobs`` worker processes of ``threads_per_job`` torch threads each."""
+def _train_in_parallel(jobs, n_jobs, threads_per_job, worker=None):
+    """Train ``jobs`` in ``n_jobs`` worker processes of ``threads_per_job`` torch threads each.
+
+    ``worker``: the function each job is given to (default :func:`train_one`); a module-level function, so that a
+    spawned process can import it by name.
+    """
+    worker = train_one if worker is None else worker
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -363,5 +368,5 @@ def _train_in_parallel(jobs, n_jobs, threads_per_job):
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(threads_per_job,)) as pool:
-        for future in [pool.submit(train_one, job) for job in jobs]:
+        for future in [pool.submit(worker, job) for job in jobs]:
             future.result()  # re-raises a worker's exception

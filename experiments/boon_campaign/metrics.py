@@ -102,8 +102,9 @@ def _batch_values(problem, idx, dtype=None, device="cpu"):
 
 
 def _call(model, x, kwargs):
-    # FNO takes no boundary values: only BOON models get them.
-    return model(x, **kwargs) if getattr(model, "boundary_spec", None) else model(x)
+    # FNO takes no boundary values: only BOON models, and the FNO given them as input channels, get them.
+    takes = getattr(model, "boundary_spec", None) or getattr(model, "takes_boundary_values", False)
+    return model(x, **kwargs) if takes else model(x)
 
 
 @torch.no_grad()

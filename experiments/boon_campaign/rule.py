@@ -82,7 +82,8 @@ def training_costs(benchmark):
     return worst
 
 
-def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
+def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=(), required=REQUIRED_PROBLEMS,
+                   variants=None, candidates=DEFAULT_CANDIDATES):
     """Apply the rule to ``report.summarize``'s output.
 
     Parameters
@@ -95,6 +96,14 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
         Seeds needed per problem and variant before a verdict is given.
     expected : sequence of str
         Further problems to report as ``not_covered`` while they have no FNO run (they do not block the choice).
+    required : sequence of str
+        The problems that must all be complete before anything is chosen (default: the first campaign's; the
+        hard-regime campaign passes its own cells, ``"<problem>/<split>"``).
+    variants : dict, optional
+        ``{model: benchmark variant name or None}``: the models given a verdict, and the benchmark row of each
+        one's training cost (None: not a BOON variant, never costed; default :data:`BENCHMARK_VARIANT`).
+    candidates : sequence of str
+        The models that may become the constructor's default (each must be in ``variants`` with a cost).
 
     Returns
     -------
@@ -104,12 +113,18 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
         (variant, problem) pairs still short of seeds), ``missing`` (required problems without an FNO run),
         ``not_covered``, ``default`` (a model name or None) and ``reason`` (one sentence).
     """
-    missing = [p for p in REQUIRED_PROBLEMS if "fno" not in summary.get(p, {})]
-    problems = [p for p in REQUIRED_PROBLEMS if p not in missing]
-    problems += [p for p in summary if p not in REQUIRED_PROBLEMS and "fno" in summary[p]]
-    models = list(BENCHMARK_VARIANT)
+    required = tuple(required)
+    variants = dict(BENCHMARK_VARIANT if variants is None else variants)
+    candidates = tuple(candidates)
+    for m in candidates:
+        if m not in variants or variants[m] is None:
+            raise ValueError(f"candidates must be models of variants with a benchmark row, got {m!r}")
+    missing = [p for p in required if "fno" not in summary.get(p, {})]
+    problems = [p for p in required if p not in missing]
+    problems += [p for p in summary if p not in required and "fno" in summary[p]]
+    models = list(variants)
     verdicts = {m: {p: verdict(summary[p].get(m), summary[p]["fno"], min_seeds) for p in problems} for m in models}
-    cost = {m: None if costs is None else costs.get(BENCHMARK_VARIANT[m]) for m in models}
+    cost = {m: None if costs is None or variants[m] is None else costs.get(variants[m]) for m in models}
     better_on = {m: [p for p in problems if verdicts[m][p] == "better"] for m in models}
     pending = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "pending"]
     # Problems where every variant has its verdict and none is better: said plainly, not left to the reader.
@@ -118,7 +133,7 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
                  and not any(verdicts[m][p] == "better" for m in models)]
     not_finite = [f"{m} on {p}" for m in models for p in problems if verdicts[m][p] == "not finite"]
     out = dict(rule=dict(level=LEVEL, better=BETTER, cost_cap=COST_CAP, min_seeds=min_seeds,
-                         required=list(REQUIRED_PROBLEMS), candidates=list(DEFAULT_CANDIDATES)),
+                         required=list(required), candidates=list(candidates)),
                problems=problems, missing=missing,
                not_covered=[p for p in expected if p not in problems and p not in missing],
                verdicts=verdicts, cost=cost, better_on=better_on, no_better=no_better, pending=pending,
@@ -130,11 +145,11 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
                     "nothing is chosen until those runs are investigated")
     if pending:
         return dict(out, reason=f"pending: fewer than {min_seeds} seeds compared with the FNO for {_listed(pending)}")
-    if costs is None or any(cost[m] is None for m in DEFAULT_CANDIDATES):
-        unmeasured = [m for m in DEFAULT_CANDIDATES if cost[m] is None]
+    if costs is None or any(cost[m] is None for m in candidates):
+        unmeasured = [m for m in candidates if cost[m] is None]
         return dict(out, reason="training cost not measured for " + ", ".join(unmeasured)
                     + " (pass the JSON that experiments/benchmark_boon.py writes)")
-    level_everywhere = [m for m in DEFAULT_CANDIDATES
+    level_everywhere = [m for m in candidates
                         if all(v in ("level", "better") for v in verdicts[m].values())]
     eligible = [m for m in level_everywhere if cost[m] <= COST_CAP]
     if not eligible:
@@ -144,8 +159,8 @@ def choose_default(summary, costs=None, min_seeds=MIN_SEEDS, expected=()):
         else:
             reason = "no candidate is level with the FNO on every problem"
         return dict(out, reason=reason)
-    # Better on the most problems; ties to the cheaper variant, then to the order of DEFAULT_CANDIDATES.
-    best = min(eligible, key=lambda m: (-len(better_on[m]), cost[m], DEFAULT_CANDIDATES.index(m)))
+    # Better on the most problems; ties to the cheaper variant, then to the order of the candidates.
+    best = min(eligible, key=lambda m: (-len(better_on[m]), cost[m], candidates.index(m)))
     return dict(out, default=best, reason=(
         f"{best} is level with the FNO on every problem, better on {len(better_on[best])} of {len(problems)}, and "
         f"costs {cost[best]:.2f}x the FNO per training step (cap {COST_CAP}x)"))

@@ -74,7 +74,8 @@ def _state_for_checkpoint(model):
     return state
 
 
-def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=(), stop_after=None):
+def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, keys=(), stop_after=None,
+          indices=None):
     """Adam + step decay on the relative L2 loss, with per-epoch curves and the convergence criterion.
 
     ``stop_after``: train only the first epochs of the run (``campaign.verify_runs``); everything else, the
@@ -82,6 +83,9 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
 
     ``keys``: the fingerprints under which a checkpoint at ``ckpt_path`` is resumed (see :func:`resumable_keys`);
     checkpoints are written under the first.
+
+    ``indices``: ``(train, val, test)`` sample indices (the hard-regime campaign's splits, iid or ordered by a
+    parameter); default: the first ``n_train`` samples train, the next ``n_val`` validate, the next ``n_test`` test.
 
     Returns
     -------
@@ -94,10 +98,15 @@ def train(model, problem, prob, cfg, seed, schedule, ckpt_path=None, log=None, k
     if isinstance(keys, str):  # `in` would test substrings, and keys[0] be one character
         raise TypeError(f"keys: expected a sequence of fingerprints (resumable_keys), got the str {keys!r}")
     device = next(model.parameters()).device
-    n_train, n_val, n_test = _sizes(cfg, prob)
-    train_idx = torch.arange(n_train)
-    val_idx = list(range(n_train, n_train + n_val))
-    test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
+    if indices is None:
+        n_train, n_val, n_test = _sizes(cfg, prob)
+        train_idx = torch.arange(n_train)
+        val_idx = list(range(n_train, n_train + n_val))
+        test_idx = list(range(n_train + n_val, n_train + n_val + n_test))
+    else:
+        train_idx, val_idx, test_idx = (torch.as_tensor(indices[0], dtype=torch.long), list(indices[1]),
+                                        list(indices[2]))
+        n_train = len(train_idx)
     loss_fn = LpLoss(d=problem.x.ndim - 2, p=2)  # relative L2, summed over the batch
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
