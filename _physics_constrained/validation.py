@@ -20,7 +20,8 @@ import torch
 
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
            "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
-           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype"]
+           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype", "check_bool",
+           "check_optional_int"]
 
 
 # ------------------------------------------------------------------ scalar settings
@@ -269,3 +270,27 @@ def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
     if not (isinstance(value, torch.dtype) and value.is_floating_point):
         raise ValueError(f"{name} must be a floating torch.dtype, got {value!r}")
     return value
+
+
+# ------------------------------------------------------------------ appended: flags and optional integers
+def check_bool(value: Any, name: str) -> bool:
+    """A Python or NumPy ``bool`` (not a string, a number or ``None``); returned as ``bool``.
+
+    Truthiness is not used: ``"false"`` read from a JSON or YAML file, ``0``, ``1`` or ``None`` are refused, so
+    that a switch is never turned on or off by a value that was meant otherwise.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a bool.
+    """
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy.bool_
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
+
+
+def check_optional_int(value: Any, name: str, minimum: Optional[int] = None) -> Optional[int]:
+    """``None``, or an integer as :func:`check_int` accepts it (``bool`` refused)."""
+    return None if value is None else check_int(value, name, minimum=minimum)
