@@ -55,7 +55,8 @@ def test_from_fno_after_live_changes_reproduces_the_interior(modes, new, tfno, s
     x = torch.randn(3, 1, 24, generator=torch.Generator().manual_seed(seed))
     values = {"right": torch.randn(3, generator=torch.Generator().manual_seed(seed + 1))}
     gap, scale, w = _interior_gap(base, wrapped, x, values)
-    assert gap <= 1e-5 * scale, (gap, scale)
+    # float32 round-off of the layers' O(1) intermediates (the modes' differences were 1e-3 to 3e-2 before)
+    assert gap <= 1e-5 * max(scale, 1.0), (gap, scale)
     assert float(boundary_error(w, conditions, values, relative=True)) < TOL32
     assert tuple(wrapped.n_modes) == tuple(base.n_modes)
     assert [list(c.n_modes) for c in wrapped.fno_blocks.convs] == [list(c.n_modes) for c in base.fno_blocks.convs]
