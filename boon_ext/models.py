@@ -391,6 +391,14 @@ class BOONFNO(FNO, name="boon_fno"):
     # -- forward -------------------------------------------------------------------------------------
     def _model_dtype(self) -> torch.dtype:
         """The real dtype of the parameters; refuses parameters that cannot carry an exact correction."""
+        dtypes = {p.dtype for p in self.parameters() if p.is_floating_point()}
+        if len(dtypes) > 1:
+            # A submodule cast on its own (model.projection.double()) would fail deep inside torch with a message
+            # about one layer's input and bias.
+            raise TypeError(
+                f"the real parameters of {type(self).__name__} must share one dtype, got {sorted(map(str, dtypes))}: "
+                "a submodule was cast on its own; cast the whole model with model.double() or model.float()"
+            )
         dtype = next(p for p in self.lifting.parameters() if p.is_floating_point()).dtype
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(

@@ -150,3 +150,16 @@ def test_checkpoint_round_trip_after_double_keeps_complex128(tmp_path):
     loaded = BOONFNO.from_checkpoint(tmp_path, "m")
     for (n, p), (_, q) in zip(model.named_parameters(), loaded.named_parameters()):
         assert p.dtype == q.dtype and torch.equal(p, q), n
+
+
+@pytest.mark.parametrize("part", ["projection", "lifting", "fno_blocks", "fno_blocks.channel_mlp"])
+def test_a_submodule_cast_on_its_own_is_named_at_the_call(part):
+    """Class 5 (dtype casts) and class 4 (a later call names the cause): a submodule cast alone is reported as such,
+    not as a mismatch deep inside one layer."""
+    model = _model(6)
+    model.get_submodule(part).double()
+    with pytest.raises(TypeError, match="must share one dtype.*model.double"):
+        model(torch.randn(1, 1, 16))
+    model.double()  # the whole-model cast repairs it, without losing the imaginary parts
+    assert all(p.dtype in (torch.float64, torch.complex128) for p in model.parameters())
+    model(torch.randn(1, 1, 16, dtype=torch.float64))

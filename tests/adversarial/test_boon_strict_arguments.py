@@ -253,3 +253,27 @@ def test_finetune_arguments_are_strict():
     with pytest.raises(TypeError, match="weight_decay must be a real number"):
         finetune_kernel_correction(model, [], epochs=1, weight_decay="0")
     assert model.kernel_correction is False  # nothing switched before the refusal
+
+
+@pytest.mark.parametrize("name", ["relative", "per_face"])
+def test_boundary_error_flags_are_strict(name):
+    """Class 3 (truthiness): boundary_error(relative="false") does not switch the relative error on."""
+    from boon_ext import boundary_error
+
+    u = torch.zeros(1, 1, 8)
+    with pytest.raises(TypeError, match=rf"{name} must be a bool"):
+        boundary_error(u, Dirichlet(left=1.0), **{name: "false"})
+
+
+def test_constants_for_stale_conditions_are_refused_naming_the_keys():
+    """Class 1/4: a processor built for other conditions than the model's is refused at the call, naming keys."""
+    from neuralop.data.transforms.normalizers import UnitGaussianNormalizer
+    from boon_ext import BoundaryDataProcessor
+
+    model = _model()
+    processor = BoundaryDataProcessor(None, UnitGaussianNormalizer(mean=torch.ones(1), std=torch.ones(1) * 2),
+                                      boundary=model.boundary_spec)
+    model.boundary = [Dirichlet(right=3.0)]  # changed after the processor was built
+    sample = processor.preprocess({"x": torch.randn(2, 1, 16), "y": torch.randn(2, 1, 16)})
+    with pytest.raises(ValueError, match="no face reads"):
+        model(**sample)
