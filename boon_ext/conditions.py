@@ -123,7 +123,8 @@ class BoundaryCondition:
             v = values[s]
             if v is not None and channels is not None and len(v) not in (1, len(channels)):
                 raise ValueError(
-                    f"{s} has {len(v)} per-channel values but channels selects {len(channels)} channels"
+                    f"{s} must be one value or one per channel it applies to ({len(channels)}: the selected "
+                    f"channels), got {len(v)} values"
                 )
         self.faces = tuple(s for s in SIDES if s in faces)
         self.values = values
