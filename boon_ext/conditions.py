@@ -123,8 +123,8 @@ class BoundaryCondition:
             v = values[s]
             if v is not None and channels is not None and len(v) not in (1, len(channels)):
                 raise ValueError(
-                    f"{s} must be one value or one per channel it applies to ({len(channels)}: the selected "
-                    f"channels), got {len(v)} values"
+                    f"{s} must be one value or per-channel values, one for each of the {len(channels)} channels it "
+                    f"applies to (the selected channels), got {len(v)} values"
                 )
         self.faces = tuple(s for s in SIDES if s in faces)
         self.values = values
@@ -386,9 +386,9 @@ class BoundarySpec:
                 v = c.values.get(side)
                 if v is not None and n_sel is not None and len(v) not in (1, n_sel):
                     raise ValueError(
-                        f"{side} must be one value or one per channel it applies to ({n_sel}: "
-                        f"{'the selected channels' if c.channels is not None else 'out_channels'}), got {len(v)} "
-                        f"values in {c!r}"
+                        f"{side} must be one value or per-channel values, one for each of the {n_sel} channels it "
+                        f"applies to ({'the selected channels' if c.channels is not None else 'out_channels'}), got "
+                        f"{len(v)} values in {c!r}"
                     )
             for side in c.faces:
                 key = c.keys.get(side) or (side if single_axis else f"{side}{axis}")

@@ -171,7 +171,8 @@ def _check_loaded_state(module, state_dict, prefix, local_metadata, strict, miss
     (``load_state_dict``, ``load_checkpoint``, ``from_fno``, the checkpoint loaders).
     """
     assign = bool(local_metadata.get("assign_to_params_buffers", False))
-    own = list(module.named_parameters(prefix=prefix.rstrip("."))) + list(module.named_buffers(prefix=prefix.rstrip(".")))
+    root = prefix.rstrip(".")
+    own = list(module.named_parameters(prefix=root)) + list(module.named_buffers(prefix=root))
     for key, current in own:
         if key not in state_dict:
             continue  # missing keys are reported by torch
@@ -179,7 +180,8 @@ def _check_loaded_state(module, state_dict, prefix, local_metadata, strict, miss
         name = f"state_dict[{key!r}]"
         if not torch.is_tensor(value):
             raise TypeError(f"{name} must be a tensor, got {type(value).__name__}")
-        if not (value.is_floating_point() or value.is_complex()) and (current.is_floating_point() or current.is_complex()):
+        numeric = current.is_floating_point() or current.is_complex()
+        if numeric and not (value.is_floating_point() or value.is_complex()):
             raise TypeError(f"{name} must be a floating tensor like the model's {current.dtype} parameter, got dtype "
                             f"{value.dtype}")
         if current.is_complex() and not value.is_complex():

@@ -110,8 +110,8 @@ def test_state_dict_of_another_precision_keeps_imaginary_parts(seed, tfno, targe
         if p.is_complex():
             assert p.imag.abs().min() > 0  # imaginary parts arrived
             # rounding to the target's precision, and nothing else
-            torch.testing.assert_close(p.detach().to(torch.complex128), q.to(torch.complex128),
-                                       rtol=0 if target64 or not source64 else 1e-7, atol=0 if target64 or not source64 else 1e-7)
+            tol = 0 if target64 or not source64 else 1e-7
+            torch.testing.assert_close(p.detach().to(torch.complex128), q.to(torch.complex128), rtol=tol, atol=tol)
 
 
 @settings(max_examples=8, deadline=None)

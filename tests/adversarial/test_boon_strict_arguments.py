@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from neuralop.models import FNO
 
 from _physics_constrained.validation import check_bool
-from boon_ext import BOONFNO, BOONTFNO, BoundarySpec, Dirichlet, Neumann, Periodic, build_model, finetune_kernel_correction
+from boon_ext import (BOONFNO, BOONTFNO, BoundarySpec, Dirichlet, Neumann, build_model,
+                      finetune_kernel_correction)
 
 KW = dict(n_modes=(6,), in_channels=1, out_channels=1, hidden_channels=4, n_layers=2)
 
@@ -149,7 +150,7 @@ def test_per_channel_values_that_cannot_fit_are_refused_at_construction(out_chan
         y = model(torch.randn(1, 1, 16))
         assert y.shape[1] == out_channels
     else:
-        with pytest.raises(ValueError, match=rf"{side} must be one value or one per channel"):
+        with pytest.raises(ValueError, match=rf"{side} must be one value or per-channel values"):
             BOONFNO(**kw, boundary=kind(**{side: [0.25] * n_values}, channels=channels))
 
 
@@ -159,7 +160,7 @@ def test_per_channel_values_that_cannot_fit_are_refused_at_construction(out_chan
     ("lift_width", True, TypeError, "lift_width must be an integer"),
     ("time_dim", "x", TypeError, "time_dim must be an int"),
     ("time_dim", -1, ValueError, "dim must be a spatial axis, not the time axis"),
-    ("boundary", [Dirichlet(left=[1.0, 2.0])], ValueError, "left must be one value or one per channel"),
+    ("boundary", [Dirichlet(left=[1.0, 2.0])], ValueError, "left must be one value or per-channel values"),
     ("boundary", "dirichlet", TypeError, "boundary must be a condition"),
     ("boundary_spec", [{"type": "neumann", "right": 0.5, "order": True}], TypeError, "order must be an integer"),
     ("hidden_values", True, ValueError, "hidden_values=True writes prescribed Dirichlet values"),
