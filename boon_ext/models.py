@@ -62,9 +62,21 @@ def _live_constructor_kwargs(model) -> dict:
     bound = inspect.signature(FNO.__init__).bind_partial(None, *args).arguments
     bound.pop("self", None)
     meta.update(bound)
-    meta["n_modes"] = tuple(model.n_modes)
-    meta["max_n_modes"] = list(model.fno_blocks.convs[0].max_n_modes)
+    meta.update(_live_modes(model))
     return meta
+
+
+def _live_modes(model) -> dict:
+    """``n_modes``, ``max_n_modes`` and ``layer_modes`` that rebuild ``model``'s Fourier layers as they are now.
+
+    ``layer_modes`` is None when every layer keeps the modes ``n_modes`` gives it; otherwise it lists each layer's
+    kept modes as ``SpectralConv`` holds them (neuralop's incremental training changes the first layer's only).
+    """
+    n_modes = tuple(model.n_modes)
+    kept = list(n_modes[:-1]) + [n_modes[-1] // 2 + 1]  # SpectralConv keeps n // 2 + 1 of a real FFT's last axis
+    layers = [list(conv.n_modes) for conv in model.fno_blocks.convs]
+    return dict(n_modes=n_modes, max_n_modes=list(model.fno_blocks.convs[0].max_n_modes),
+                layer_modes=None if all(layer == kept for layer in layers) else layers)
 
 
 # Private attributes that hold live configuration (set through neuralop's setters); other private attributes are
@@ -248,6 +260,11 @@ class BOONFNO(FNO, name="boon_fno"):
         Dirichlet Burgers (the FNO's error 1.17x its own, median of 3 seeds) and worse on Stokes' second
         problem (about 1.6x higher error): compare it with the default on your own validation data before
         relying on it.
+    layer_modes : list of tuple of int, optional
+        The modes each Fourier layer keeps, as neuralop's ``SpectralConv`` holds them (``n // 2 + 1`` on the last
+        axis), when the layers differ: checkpoints record it for a model whose layers were given their own modes
+        after construction (neuralop's incremental training changes the first layer's alone). ``None`` (default):
+        every layer keeps ``n_modes``.
 
     Notes
     -----
@@ -259,6 +276,12 @@ class BOONFNO(FNO, name="boon_fno"):
     Unsupported settings (norm layers, complex data, domain padding, resolution scaling, half precision,
     pre-activation, stabilizer, other conv modules) are refused at construction.
 
+    Every argument is checked strictly (a bool must be ``True``/``False``, not ``"false"`` or ``0``; an int is not
+    a bool, a string or a float), and ``boundary``, ``kernel_correction``, ``time_dim``, ``lift_width``,
+    ``hidden_values`` and ``n_modes`` stay checked when set later as attributes; each such setting is recorded in
+    the metadata that checkpoints save. ``double()`` / ``float()`` keep the spectral weights complex
+    (complex128 / complex64); casts that would drop their imaginary parts are refused.
+
     References
     ----------
     .. [1] Saad, N., Gupta, G., Alizadeh, S., Maddix, D. C. "Guiding continuous operator learning through
@@ -266,7 +289,7 @@ class BOONFNO(FNO, name="boon_fno"):
     """
 
     def __init__(self, *args, boundary=None, kernel_correction: bool = False, time_dim: Optional[int] = None,
-                 lift_width: Optional[int] = None, hidden_values: bool = False, **kwargs):
+                 lift_width: Optional[int] = None, hidden_values: bool = False, layer_modes=None, **kwargs):
         kwargs.pop("_config_name", None)  # added by zencfg's to_dict()
         # Every argument is checked before anything is built, with the name the caller used.
         _check_fno_arguments(args, kwargs)
@@ -275,6 +298,7 @@ class BOONFNO(FNO, name="boon_fno"):
         lift_width = None if lift_width is None else check_lift_width(lift_width)
         super().__init__(*args, **kwargs)
         self._operator_cache = {}
+        self._set_layer_modes(layer_modes)
         self._hidden_values = False
         # The settings are properties: every path that sets them (here, attribute assignment, finetuning) checks
         # them the same way and records them in the metadata saved with checkpoints.
@@ -285,6 +309,34 @@ class BOONFNO(FNO, name="boon_fno"):
         self.register_load_state_dict_pre_hook(_check_loaded_state)
 
     # -- settings ------------------------------------------------------------------------------------
+    def _set_layer_modes(self, layer_modes) -> None:
+        """Give each Fourier layer its own kept modes (``SpectralConv``'s layout), checked against its weights."""
+        self._init_kwargs["layer_modes"] = None
+        if layer_modes is None:
+            return
+        convs = self.fno_blocks.convs
+        if isinstance(layer_modes, (str, bytes)) or not isinstance(layer_modes, Sequence) or len(layer_modes) != len(convs):
+            raise TypeError(f"layer_modes must be None or one tuple of kept modes per layer ({len(convs)}), got "
+                            f"{layer_modes!r}")
+        checked = [_check_sequence_of_ints(m, f"layer_modes[{i}]", self.n_dim) for i, m in enumerate(layer_modes)]
+        for i, (modes, conv) in enumerate(zip(checked, convs)):
+            if any(k > h for k, h in zip(modes, conv.max_n_modes)):
+                raise ValueError(f"layer_modes[{i}] must fit the layer's Fourier weights ({list(conv.max_n_modes)} "
+                                 f"modes), got {list(modes)}")
+        for modes, conv in zip(checked, convs):
+            conv._n_modes = list(modes)  # SpectralConv's own layout (its setter would halve the last axis again)
+        self._init_kwargs["layer_modes"] = [list(m) for m in checked]
+
+    def state_dict(self, *args, **kwargs):
+        """neuralop's ``BaseModel.state_dict``, whose metadata records the live modes of the Fourier layers.
+
+        neuralop's ``n_modes`` setters (incremental training sets the first layer's alone) change what the model
+        computes after construction; the record is brought up to date here, so that a checkpoint (which
+        ``save_checkpoint`` writes from this record) rebuilds the model as it is.
+        """
+        self._init_kwargs.update(_live_modes(self))
+        return super().state_dict(*args, **kwargs)
+
     def _set_boundary(self, boundary, time_dim) -> None:
         """Resolve and check the conditions (and ``time_dim``), and record them in the metadata."""
         if isinstance(boundary, BoundarySpec):
@@ -385,6 +437,7 @@ class BOONFNO(FNO, name="boon_fno"):
                     f"keeps n // 2 + 1), got {n_modes} (layer {i} would keep {kept})"
                 )
         FNO.n_modes.fset(self, n_modes)
+        self._init_kwargs["layer_modes"] = None
         # The metadata records the live modes, with the weights' size, so that a checkpoint rebuilds this model.
         self._init_kwargs["n_modes"] = n_modes
         self._init_kwargs["max_n_modes"] = list(self.fno_blocks.convs[0].max_n_modes)
@@ -439,6 +492,13 @@ class BOONFNO(FNO, name="boon_fno"):
             )
         if x.shape[0] == 0:
             raise ValueError(f"x must have at least one sample, got an empty batch (shape {tuple(x.shape)})")
+        for i, conv in enumerate(self.fno_blocks.convs):
+            # neuralop's per-layer setter takes any modes; beyond the weights' the layer's slicing keeps others
+            if any(k > h for k, h in zip(conv.n_modes, conv.max_n_modes)):
+                raise ValueError(
+                    f"fno_blocks.convs[{i}].n_modes must fit the layer's Fourier weights ({list(conv.max_n_modes)} "
+                    f"modes kept at most, n // 2 + 1 on the last axis), got {list(conv.n_modes)}"
+                )
         check_nodes(x, spec, "x")
         if any(s == 0 for s in x.shape[2:]):
             raise ValueError(f"x must have no spatial axis of length 0, got shape {tuple(x.shape)}")
@@ -605,7 +665,8 @@ class BOONFNO(FNO, name="boon_fno"):
         """``torch.nn.Module.to`` for devices; a dtype is refused (use :meth:`float` / :meth:`double`).
 
         ``Module.to(dtype)`` casts complex parameters to the real dtype, which would drop the imaginary parts of
-        the spectral weights; ``model.double()`` and ``model.float()`` change only the real parameters.
+        the spectral weights; ``model.double()`` and ``model.float()`` cast the real parameters to that dtype and
+        the complex ones to the matching complex dtype.
 
         Raises
         ------
@@ -657,12 +718,16 @@ class BOONFNO(FNO, name="boon_fno"):
         Returns
         -------
         BOONFNO
-            On the device and in the dtype of ``fno``'s parameters.
+            On the device and in the dtype of ``fno``'s parameters, with ``fno``'s live configuration: modes set
+            with neuralop's ``n_modes`` setter (incremental training), per-layer modes, ``fft_norm`` and other
+            settings changed after construction are taken from ``fno`` itself, not from its init arguments.
 
         Raises
         ------
         TypeError
-            ``fno`` is not a neuralop FNO or TFNO.
+            ``fno`` is not a neuralop FNO or TFNO, or an argument has the wrong type (``kernel_correction="false"``).
+        ValueError
+            ``fno``'s module tree is not the one its init arguments build (a submodule replaced after construction).
 
         Warns
         -----
@@ -754,6 +819,12 @@ class BOONFNO(FNO, name="boon_fno"):
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """neuralop's ``BaseModel.load_state_dict``, warning when the weights lack this model's per-layer settings.
 
+        Every entry is checked before anything is copied (on every path that loads weights into a BOON model,
+        this method, ``load_checkpoint``, ``from_fno`` and the checkpoint loaders, through a load-state-dict
+        pre-hook): a real tensor for a complex spectral weight (its imaginary parts were dropped by a cast), a
+        complex tensor for a real parameter, a non-floating or non-finite tensor, and with ``assign=True`` a dtype
+        other than the parameter's (which would leave the model in mixed precision) are refused.
+
         A state dict from ``state_dict()`` records its model's constructor arguments (its ``_metadata`` entry):
         when they show that the weights were trained without the kernel correction or the hidden values this
         model uses, a :class:`~boon_ext.BoundaryAccuracyWarning` says what that costs. A state dict without
@@ -768,6 +839,14 @@ class BOONFNO(FNO, name="boon_fno"):
         -------
         NamedTuple
             ``missing_keys`` and ``unexpected_keys``, as in ``torch.nn.Module.load_state_dict``.
+
+        Raises
+        ------
+        TypeError
+            An entry is not a floating tensor, or the record's ``kernel_correction`` / ``hidden_values`` is not a
+            bool.
+        ValueError
+            An entry would load lossily or leave the model inconsistent (see above).
 
         Warns
         -----
@@ -837,6 +916,7 @@ def _signature(base, **overrides):
         inspect.Parameter("time_dim", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("lift_width", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("hidden_values", inspect.Parameter.KEYWORD_ONLY, default=False),
+        inspect.Parameter("layer_modes", inspect.Parameter.KEYWORD_ONLY, default=None),
     ]
     return inspect.Signature(params + extra)
 

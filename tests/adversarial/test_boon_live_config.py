@@ -117,3 +117,49 @@ def test_from_fno_refuses_a_module_tree_changed_after_construction():
     base.positional_embedding = torch.nn.Identity()
     with pytest.raises(ValueError, match="module tree"):
         BOONFNO.from_fno(base, Dirichlet(left=0.0))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10**6), first=st.integers(1, 6), tfno=st.booleans())
+def test_checkpoint_after_incremental_first_layer_modes_rebuilds_the_model(tmp_path_factory, seed, first, tfno):
+    """Class 2 (live configuration) on the checkpoint path: neuralop's incremental training sets the FIRST
+    layer's modes alone (``fno_blocks.convs[0].n_modes = ...``); the checkpoint must rebuild that model."""
+    cls = BOONTFNO if tfno else BOONFNO
+    model = _randomize(cls(n_modes=(12,), in_channels=1, out_channels=1, hidden_channels=6, n_layers=3,
+                           boundary=[Dirichlet(left=1.0), Neumann(right=0.0)]), seed)
+    model.fno_blocks.convs[0].n_modes = (2 * first,)  # as neuralop's IncrementalFNO callback does
+    x = torch.randn(2, 1, 32, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        expected = model(x)
+    folder = tmp_path_factory.mktemp("ckpt")
+    model.save_checkpoint(folder, "m")
+    loaded = cls.from_checkpoint(folder, "m")
+    assert [list(c.n_modes) for c in loaded.fno_blocks.convs] == [list(c.n_modes) for c in model.fno_blocks.convs]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
+    # and from_fno of the same model
+    with torch.no_grad():
+        torch.testing.assert_close(cls.from_fno(model, model.boundary)(x), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("value, error, match", [
+    ("7", TypeError, "layer_modes must be None or one tuple"),
+    ([(7,)], TypeError, "layer_modes must be None or one tuple"),
+    ([(7,), (True,)], TypeError, r"layer_modes\[1\]\[0\] must be an integer"),
+    ([(7,), (8,)], ValueError, r"layer_modes\[1\] must fit the layer's Fourier weights"),
+])
+def test_layer_modes_are_checked(value, error, match):
+    """Class 4 (validation at construction): the per-layer modes a checkpoint records are checked when read."""
+    with pytest.raises(error, match=match):
+        BOONFNO(n_modes=(12,), in_channels=1, out_channels=1, hidden_channels=4, n_layers=2,
+                boundary=Dirichlet(left=0.0), layer_modes=value)
+
+
+def test_layer_modes_beyond_the_weights_are_refused_at_the_call():
+    """Class 4 (a setting made by another path fails later naming something else): neuralop's per-layer setter
+    accepts modes the weights do not hold; the call names the layer and the limit."""
+    model = BOONFNO(n_modes=(12,), in_channels=1, out_channels=1, hidden_channels=4, n_layers=2,
+                    boundary=Dirichlet(left=0.0))
+    model.fno_blocks.convs[1].n_modes = (14,)  # keeps 14 // 2 + 1 = 8 > 7
+    with pytest.raises(ValueError, match=r"fno_blocks.convs\[1\].n_modes must fit the layer's Fourier weights"):
+        model(torch.randn(1, 1, 32))

@@ -278,3 +278,14 @@ def test_constants_for_stale_conditions_are_refused_naming_the_keys():
     sample = processor.preprocess({"x": torch.randn(2, 1, 16), "y": torch.randn(2, 1, 16)})
     with pytest.raises(ValueError, match="no face reads"):
         model(**sample)
+
+
+@pytest.mark.parametrize("field", ["kernel_correction", "hidden_values"])
+def test_checkpoint_metadata_flags_are_not_read_by_truthiness(tmp_path, field):
+    """Class 3 (truthiness) on the checkpoint path: metadata saying "false" is refused, never switched on."""
+    model = BOONFNO(**KW, boundary=[Dirichlet(left=1.0, right=0.0)])
+    model.save_checkpoint(tmp_path, "m")
+    meta = dict(model._init_kwargs, **{field: "false"})
+    torch.save(meta, tmp_path / "m_metadata.pkl")
+    with pytest.raises((TypeError, ValueError), match=field):
+        BOONFNO.from_checkpoint(tmp_path, "m")
