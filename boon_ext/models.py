@@ -315,7 +315,8 @@ class BOONFNO(FNO, name="boon_fno"):
         if layer_modes is None:
             return
         convs = self.fno_blocks.convs
-        if isinstance(layer_modes, (str, bytes)) or not isinstance(layer_modes, Sequence) or len(layer_modes) != len(convs):
+        is_list = isinstance(layer_modes, Sequence) and not isinstance(layer_modes, (str, bytes))
+        if not is_list or len(layer_modes) != len(convs):
             raise TypeError(f"layer_modes must be None or one tuple of kept modes per layer ({len(convs)}), got "
                             f"{layer_modes!r}")
         checked = [_check_sequence_of_ints(m, f"layer_modes[{i}]", self.n_dim) for i, m in enumerate(layer_modes)]
