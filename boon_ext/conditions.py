@@ -15,7 +15,7 @@ import copy
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from _physics_constrained.validation import check_choice, check_index, check_int, check_interval, check_real
 
@@ -296,13 +296,13 @@ def missing_value_message(rule: "FaceRule", boundary_values: Optional[Mapping]) 
     )
 
 
-@dataclass(frozen=True)
-class ConstantKey:
+class ConstantKey(NamedTuple):
     """Key, in ``boundary_values``, of a constant face's value given in the units the model's output is in.
 
     :class:`~boon_ext.BoundaryDataProcessor` gives a model trained on normalised outputs its constant conditions
     in normalised units under these keys (see :meth:`BoundarySpec.with_constants_at_call`). Call-time keys are
-    strings, so these can never collide with them.
+    strings, so these can never collide with them. (A named tuple: ``torch.compile`` traces dictionaries keyed by
+    tuples, not by dataclass instances.)
     """
 
     kind: str

@@ -232,3 +232,26 @@ def test_refusals_name_the_condition_and_the_fix():
     out = BoundaryDataProcessor(None, per_node, boundary=Dirichlet(left=1.0), n_dim=1).preprocess(sample())
     keys = BoundaryDataProcessor(boundary=Dirichlet(left=1.0), n_dim=1).spec.constant_keys
     assert set(out["boundary_values"]) == set(keys) and len(keys) == 1
+
+
+def test_normalised_constants_compile_without_graph_breaks():
+    """Class 1 (constant conditions in physical units): the processor's constants (ConstantKey entries) pass
+    through torch.compile(fullgraph=True) and give the eager result."""
+    import torch._dynamo
+
+    model = BOONFNO(n_modes=(6,), in_channels=1, out_channels=3, hidden_channels=4, n_layers=1,
+                    boundary=[Dirichlet(left=[1.0, 2.0], channels=[0, 1]), Neumann(right=0.5, channels=[2]),
+                              Dirichlet(faces=["right"], channels=[0])], kernel_correction=True)
+    normalizer = UnitGaussianNormalizer(mean=torch.tensor([3.0, -1.0, 0.5]).reshape(1, 3, 1),
+                                        std=torch.tensor([2.0, 0.5, 4.0]).reshape(1, 3, 1))
+    processor = BoundaryDataProcessor(None, normalizer, boundary=model.boundary_spec)
+    sample = processor.preprocess({"x": torch.randn(2, 1, 16), "y": torch.randn(2, 3, 16),
+                                   "boundary_values": {"right": torch.randn(2)}})
+    torch._dynamo.reset()
+    with torch.no_grad():
+        eager = model(sample["x"], boundary_values=sample["boundary_values"])
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")(
+            sample["x"], boundary_values=sample["boundary_values"])
+    torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
+    physical = normalizer.inverse_transform(compiled)
+    torch.testing.assert_close(physical[:, :2, 0], torch.tensor([[1.0, 2.0]] * 2), rtol=0, atol=4e-7)
