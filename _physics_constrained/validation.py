@@ -21,7 +21,7 @@ import torch
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
            "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
            "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype", "check_bool",
-           "check_compute_dtype", "COMPUTE_DTYPES", "is_bool"]
+           "check_compute_dtype", "COMPUTE_DTYPES", "is_bool", "check_optional_int"]
 
 
 # ------------------------------------------------------------------ scalar settings
@@ -331,3 +331,8 @@ def check_compute_dtype(value: Any, name: str = "compute_dtype") -> torch.dtype:
                if value.is_floating_point else "")
         raise ValueError(f"{name} must be {expected}, got {value}{why}")
     return value
+
+
+def check_optional_int(value: Any, name: str, minimum: Optional[int] = None) -> Optional[int]:
+    """``None``, or an integer as :func:`check_int` accepts it (``bool`` refused)."""
+    return None if value is None else check_int(value, name, minimum=minimum)

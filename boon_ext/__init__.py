@@ -10,7 +10,7 @@ References
 
 from _physics_constrained import distribution_version
 
-from .conditions import BoundaryCondition, BoundarySpec, Dirichlet, Neumann, Periodic, parse_boundary
+from .conditions import BoundaryCondition, BoundarySpec, ConstantKey, Dirichlet, Neumann, Periodic, parse_boundary
 from .data_processor import BoundaryDataProcessor
 from .checkpoint import (CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_checkpoint_file, load_ddp_checkpoint,
                          save_ddp_checkpoint, unwrap_ddp)
@@ -32,6 +32,7 @@ __all__ = [
     "BoundaryDataProcessor",
     "BoundarySpec",
     "CHECKPOINT_GLOBALS",
+    "ConstantKey",
     "TargetLoss",
     "UnsafeCheckpointError",
     "__version__",

@@ -11,12 +11,13 @@ conditions can live in a YAML or zencfg config and in a weights-only checkpoint.
 
 from __future__ import annotations
 
+import copy
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
-from _physics_constrained.validation import check_choice, check_index, check_interval, check_real
+from _physics_constrained.validation import check_choice, check_index, check_int, check_interval, check_real
 
 __all__ = [
     "BoundaryCondition",
@@ -25,6 +26,7 @@ __all__ = [
     "Periodic",
     "FaceRule",
     "BoundarySpec",
+    "ConstantKey",
     "parse_boundary",
     "missing_value_message",
 ]
@@ -121,7 +123,8 @@ class BoundaryCondition:
             v = values[s]
             if v is not None and channels is not None and len(v) not in (1, len(channels)):
                 raise ValueError(
-                    f"{s} has {len(v)} per-channel values but channels selects {len(channels)} channels"
+                    f"{s} must be one value or per-channel values, one for each of the {len(channels)} channels it "
+                    f"applies to (the selected channels), got {len(v)} values"
                 )
         self.faces = tuple(s for s in SIDES if s in faces)
         self.values = values
@@ -192,8 +195,8 @@ class Neumann(BoundaryCondition):
     def __init__(self, left: Value = None, right: Value = None, *, domain=(0.0, 1.0), order: int = 2, **kwargs):
         super().__init__(left, right, **kwargs)
         self.domain = check_interval(domain, "domain")
-        check_choice(order, "order", (1, 2))
-        self.order = int(order)
+        # check_int first: True and 2.0 compare equal to 1 and 2, and would pass the choice alone.
+        self.order = check_choice(check_int(order, "order"), "order", (1, 2))
 
     def _extra_config(self) -> dict:
         return {"domain": list(self.domain), "order": self.order}
@@ -319,6 +322,21 @@ def missing_value_message(rule: "FaceRule", boundary_values: Optional[Mapping]) 
     )
 
 
+class ConstantKey(NamedTuple):
+    """Key, in ``boundary_values``, of a constant face's value given in the units the model's output is in.
+
+    :class:`~boon_ext.BoundaryDataProcessor` gives a model trained on normalised outputs its constant conditions
+    in normalised units under these keys (see :meth:`BoundarySpec.with_constants_at_call`). Call-time keys are
+    strings, so these can never collide with them. (A named tuple: ``torch.compile`` traces dictionaries keyed by
+    tuples, not by dataclass instances.)
+    """
+
+    kind: str
+    axis: int
+    side: str
+    source: int  # index of the condition the face comes from
+
+
 @dataclass(frozen=True)
 class FaceRule:
     """One condition on one face, resolved against a model of known dimension."""
@@ -344,6 +362,11 @@ class FaceRule:
     def needs_value(self) -> bool:
         return self.kind != "periodic" and self.constant is None
 
+    @property
+    def constant_key(self) -> ConstantKey:
+        """The key under which a data processor gives this face's constant in the output's units."""
+        return ConstantKey(self.kind, self.axis, self.side, self.source)
+
 
 class BoundarySpec:
     """The conditions of a model, resolved against its number of spatial dimensions.
@@ -362,8 +385,13 @@ class BoundarySpec:
 
     def __init__(self, boundary, n_dim: int, time_dim: Optional[int] = None, out_channels: Optional[int] = None):
         self.conditions = parse_boundary(boundary)
-        self.n_dim = int(n_dim)
-        self.time_axis = None if time_dim is None else self._axis(time_dim, "time_dim")
+        self.n_dim = check_int(n_dim, "n_dim", minimum=1)
+        if time_dim is not None and (isinstance(time_dim, bool) or not isinstance(time_dim, numbers.Integral)):
+            raise TypeError(f"time_dim must be an int (an axis of the (batch, channels, *spatial) tensor) or None, "
+                            f"got {time_dim!r} ({type(time_dim).__name__})")
+        if out_channels is not None:
+            out_channels = check_int(out_channels, "out_channels", minimum=1)
+        self.time_axis = None if time_dim is None else self._axis(int(time_dim), "time_dim")
         axes = {self._axis(c.dim, "dim") for c in self.conditions}
         single_axis = len(axes) <= 1
         rules: List[FaceRule] = []
@@ -379,6 +407,15 @@ class BoundarySpec:
                     f"channels must be output channels of the model (out_channels={out_channels}), got channel "
                     f"{max(c.channels)} in {c!r}"
                 )
+            n_sel = len(c.channels) if c.channels is not None else out_channels
+            for side in SIDES:
+                v = c.values.get(side)
+                if v is not None and n_sel is not None and len(v) not in (1, n_sel):
+                    raise ValueError(
+                        f"{side} must be one value or per-channel values, one for each of the {n_sel} channels it "
+                        f"applies to ({'the selected channels' if c.channels is not None else 'out_channels'}), got "
+                        f"{len(v)} values in {c!r}"
+                    )
             for side in c.faces:
                 key = c.keys.get(side) or (side if single_axis else f"{side}{axis}")
                 rules.append(
@@ -434,6 +471,36 @@ class BoundarySpec:
                         f"conditions conflict: a {a.kind} and a {b.kind} condition both hold on the {a.side} face "
                         f"of spatial axis {a.axis} for the same channels"
                     )
+
+    # -- constants in other units ------------------------------------------------------------------
+    @property
+    def constant_keys(self) -> Tuple[ConstantKey, ...]:
+        """Keys of the faces with a constant value (see :class:`ConstantKey`)."""
+        return tuple(r.constant_key for r in self.rules if r.constant is not None)
+
+    def with_constants_at_call(self) -> "BoundarySpec":
+        """This spec with every constant face reading its value at call time, under its :class:`ConstantKey`.
+
+        A model trained on normalised outputs must impose its constants in normalised units, which depend on the
+        normaliser's statistics: :class:`~boon_ext.BoundaryDataProcessor` gives them at each call, and the model
+        enforces this spec when ``boundary_values`` holds them (see :meth:`for_values`).
+        """
+        derived = self.__dict__.get("_constants_at_call")
+        if derived is None:
+            rules = [replace(r, constant=None, key=r.constant_key) if r.constant is not None else r for r in self.rules]
+            needed = tuple(r.key for r in rules if r.needs_value)
+            derived = copy.copy(self)
+            derived.rules = tuple(replace(r, needed_keys=needed) for r in rules)
+            derived._constants_at_call = derived
+            self._constants_at_call = derived
+        return derived
+
+    def for_values(self, boundary_values) -> "BoundarySpec":
+        """The spec to enforce with ``boundary_values``: :meth:`with_constants_at_call` if they hold a
+        :class:`ConstantKey`, else this one."""
+        if isinstance(boundary_values, Mapping) and any(isinstance(k, ConstantKey) for k in boundary_values):
+            return self.with_constants_at_call()
+        return self
 
     # -- queries -------------------------------------------------------------------------------------
     def __bool__(self):

@@ -14,6 +14,8 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
+from _physics_constrained.validation import check_bool
+
 from . import stencil
 from .conditions import BoundarySpec, FaceRule, missing_value_message
 
@@ -280,6 +282,7 @@ def boundary_error(
     torch.Tensor or dict
         The maximum absolute (or relative) violation over owned face nodes, as a 0-d tensor.
     """
+    relative, per_face = check_bool(relative, "relative"), check_bool(per_face, "per_face")  # "false" is not False
     spec = _as_spec(conditions, u, time_dim)
     _check_field(u, spec)
     u = u.detach()

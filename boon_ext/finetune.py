@@ -9,12 +9,12 @@ retrains the weights for a few epochs so the model gets its accuracy back.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Callable, Iterable, Optional, Tuple
 
 import torch
 
-from _physics_constrained.validation import check_int, check_real
+from _physics_constrained.validation import check_bool, check_int, check_real
 
 __all__ = ["BoundaryAccuracyWarning", "finetune_kernel_correction", "warn_untrained_settings"]
 
@@ -82,9 +82,17 @@ def _untrained_settings(model, metadata) -> Tuple[str, ...]:
     """
     if not isinstance(metadata, Mapping) or not model.boundary_spec:
         return ()
-    saved_with_boundary = bool(metadata.get("boundary"))
+    # The record is read strictly: a string "false" is not a setting that was off (nor one that was on).
+    for name in ("kernel_correction", "hidden_values"):
+        if metadata.get(name) is not None:
+            check_bool(metadata[name], f"the metadata's {name}")
+    saved = metadata.get("boundary")  # condition configs in a record; a bool in a source model's live settings
+    if saved is not None and not isinstance(saved, bool) and (
+            isinstance(saved, str) or not isinstance(saved, (Sequence, Mapping))):
+        raise TypeError(f"the metadata's boundary must be a list of condition configs or None, got {saved!r}")
+    saved_with_boundary = saved is True or (saved is not None and saved is not False and len(saved) > 0)
     return tuple(f"{name}=True" for name in ("kernel_correction", "hidden_values")
-                 if getattr(model, name) and not (saved_with_boundary and metadata.get(name)))
+                 if getattr(model, name) and not (saved_with_boundary and metadata.get(name) is True))
 
 
 def finetune_kernel_correction(
@@ -149,6 +157,13 @@ def finetune_kernel_correction(
         raise ValueError("model must have boundary conditions (a kernel correction to train), got boundary=None")
     epochs = check_int(epochs, "epochs", minimum=1)
     lr = check_real(lr, "lr", positive=True)
+    weight_decay = check_real(weight_decay, "weight_decay", nonnegative=True)
+    progress = check_bool(progress, "progress")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be callable (loss(pred, y)) or None, got {type(loss).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (callback(epoch, model, mean_loss)) or None, got "
+                        f"{type(callback).__name__}")
     if loss is None:
         from neuralop.losses import LpLoss
 
@@ -157,9 +172,7 @@ def finetune_kernel_correction(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     if scheduler is None:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    model.kernel_correction = True
-    model._init_kwargs["kernel_correction"] = True
-    model._operator_cache.clear()
+    model.kernel_correction = True  # the setter records it in the metadata and clears the operator cache
     device = next(model.parameters()).device
     history = []
     epochs_iter = range(epochs)

@@ -7,8 +7,10 @@ load the wrapped model's state dict as it is, register under ``"boon_fno"`` / ``
 
 from __future__ import annotations
 
+import copy
 import inspect
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Mapping, Optional
@@ -16,6 +18,7 @@ from typing import Mapping, Optional
 import torch
 from neuralop.models import FNO, TFNO
 
+from _physics_constrained.validation import check_bool, check_fraction, check_int, check_real
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks, layer_operators
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
@@ -46,6 +49,172 @@ def _constructor_kwargs(model) -> tuple:
     meta["factorization"] = model.factorization
     meta["rank"] = model.rank
     return args, meta
+
+
+def _live_constructor_kwargs(model) -> dict:
+    """Keyword arguments that rebuild ``model`` with its live modes (neuralop's ``n_modes`` setter included).
+
+    The recorded init arguments hold the constructor's ``n_modes``; incremental training changes them later with
+    ``model.n_modes = ...``, and the weights keep the size the constructor gave them (``max_n_modes``).
+    """
+    args, meta = _constructor_kwargs(model)
+    # Positional arguments become keywords, so that the live modes below replace a positional n_modes too.
+    bound = inspect.signature(FNO.__init__).bind_partial(None, *args).arguments
+    bound.pop("self", None)
+    meta.update(bound)
+    meta.update(_live_modes(model))
+    return meta
+
+
+def _live_modes(model) -> dict:
+    """``n_modes``, ``max_n_modes`` and ``layer_modes`` that rebuild ``model``'s Fourier layers as they are now.
+
+    ``layer_modes`` is None when every layer keeps the modes ``n_modes`` gives it; otherwise it lists each layer's
+    kept modes as ``SpectralConv`` holds them (neuralop's incremental training changes the first layer's only).
+    """
+    n_modes = tuple(model.n_modes)
+    kept = list(n_modes[:-1]) + [n_modes[-1] // 2 + 1]  # SpectralConv keeps n // 2 + 1 of a real FFT's last axis
+    layers = [list(conv.n_modes) for conv in model.fno_blocks.convs]
+    return dict(n_modes=n_modes, max_n_modes=list(model.fno_blocks.convs[0].max_n_modes),
+                layer_modes=None if all(layer == kept for layer in layers) else layers)
+
+
+# Private attributes that hold live configuration (set through neuralop's setters); other private attributes are
+# caches or bookkeeping.
+_LIVE_PRIVATE = ("_n_modes",)
+# The model's own attributes (not a submodule's) that neuralop reads after construction.
+_LIVE_TOP = ("_n_modes", "non_linearity", "resolution_scaling_factor")
+
+
+def _copy_live_settings(src, dst) -> None:
+    """Copy every setting of ``src``'s submodules that a user can change after construction onto ``dst``.
+
+    ``dst`` is built from ``src``'s init arguments, so the two have the same module tree; what can differ is
+    what was set later: per-layer modes (``SpectralConv.n_modes``), ``fft_norm``, an activation, a dropout rate.
+    Every public plain attribute of each submodule is copied (with ``_n_modes``), so that ``dst`` computes what
+    ``src`` computes.
+
+    Raises
+    ------
+    ValueError
+        The module trees differ (a submodule was added or replaced after construction).
+    """
+    src_modules, dst_modules = dict(src.named_modules()), dict(dst.named_modules())
+    if list(src_modules) != list(dst_modules) or any(
+            type(src_modules[n]) is not type(dst_modules[n]) for n in src_modules if n):
+        extra = sorted(set(src_modules) ^ set(dst_modules)) or [
+            n for n in src_modules if n and type(src_modules[n]) is not type(dst_modules[n])]
+        raise ValueError(
+            f"fno must have the module tree its init arguments build, got submodules that differ: {extra[:5]} "
+            "(a submodule added or replaced after construction cannot be wrapped)"
+        )
+    for name, module in src_modules.items():
+        target = dst_modules[name]
+        keys = _LIVE_TOP if not name else [k for k in module.__dict__
+                                            if (not k.startswith("_") or k in _LIVE_PRIVATE) and k != "training"]
+        for k in keys:
+            if k in module.__dict__:
+                target.__dict__[k] = copy.deepcopy(module.__dict__[k])
+
+
+def _check_sequence_of_ints(value, name: str, length: Optional[int] = None) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not len(value):
+        raise TypeError(f"{name} must be a tuple of positive ints (one per spatial dim), got {value!r} "
+                        f"({type(value).__name__})")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must have one entry per spatial dim ({length}), got {value!r}")
+    return tuple(check_int(v, f"{name}[{i}]", minimum=1) for i, v in enumerate(value))
+
+
+def _check_fno_arguments(args, kwargs) -> None:
+    """Types and ranges of the FNO arguments BOON relies on, named as the caller named them.
+
+    neuralop reads ``n_modes=(True, 4)``, ``hidden_channels="8"`` or ``n_layers=2.0`` without complaint or fails
+    deep inside a layer; here they are refused first, with the argument's name.
+    """
+    try:
+        given = inspect.signature(FNO.__init__).bind_partial(None, *args, **kwargs).arguments
+    except TypeError as err:
+        raise TypeError(f"{err} (the arguments of neuralop's FNO)") from None
+    n_modes = _check_sequence_of_ints(given.get("n_modes"), "n_modes") if "n_modes" in given else None
+    for name in ("in_channels", "out_channels", "hidden_channels", "n_layers"):
+        if name in given:
+            check_int(given[name], name, minimum=1)
+    if given.get("max_n_modes") is not None:
+        m = given["max_n_modes"]
+        if isinstance(m, bool) or not isinstance(m, int):
+            _check_sequence_of_ints(m, "max_n_modes", None if n_modes is None else len(n_modes))
+        else:
+            check_int(m, "max_n_modes", minimum=1)
+    for name in ("lifting_channel_ratio", "projection_channel_ratio"):
+        if name in given:
+            check_real(given[name], name, nonnegative=True)
+    if "channel_mlp_expansion" in given:
+        check_real(given["channel_mlp_expansion"], "channel_mlp_expansion", positive=True)
+    if "channel_mlp_dropout" in given:
+        check_fraction(given["channel_mlp_dropout"], "channel_mlp_dropout", include_one=False)
+    for name in ("use_channel_mlp", "separable", "preactivation", "complex_data"):
+        if name in given:
+            check_bool(given[name], name)
+
+
+def _check_hidden_values(hidden_values: bool, spec: BoundarySpec, out_channels: int) -> None:
+    if not hidden_values:
+        return
+    kinds = sorted({r.kind for r in spec.rules})
+    if kinds != ["dirichlet"]:
+        raise ValueError(
+            "hidden_values=True writes prescribed Dirichlet values into the hidden layers' face nodes; it "
+            f"needs Dirichlet conditions only, got {kinds or 'no boundary conditions'} (a Neumann value is a "
+            "slope and a periodic pair has no value to write)"
+        )
+    if out_channels != 1:
+        raise ValueError(
+            f"hidden_values=True needs out_channels=1, got {out_channels}: a hidden channel has no "
+            "output channel whose prescribed value it could take"
+        )
+
+
+def _check_loaded_state(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                        error_msgs) -> None:
+    """Refuse, before anything is copied, weights that would load lossily or leave the model inconsistent.
+
+    Registered as a load-state-dict pre-hook of every BOON model, so that every path that loads weights runs it
+    (``load_state_dict``, ``load_checkpoint``, ``from_fno``, the checkpoint loaders).
+    """
+    assign = bool(local_metadata.get("assign_to_params_buffers", False))
+    root = prefix.rstrip(".")
+    own = list(module.named_parameters(prefix=root)) + list(module.named_buffers(prefix=root))
+    for key, current in own:
+        if key not in state_dict:
+            continue  # missing keys are reported by torch
+        value = state_dict[key]
+        name = f"state_dict[{key!r}]"
+        if not torch.is_tensor(value):
+            raise TypeError(f"{name} must be a tensor, got {type(value).__name__}")
+        numeric = current.is_floating_point() or current.is_complex()
+        if numeric and not (value.is_floating_point() or value.is_complex()):
+            raise TypeError(f"{name} must be a floating tensor like the model's {current.dtype} parameter, got dtype "
+                            f"{value.dtype}")
+        if current.is_complex() and not value.is_complex():
+            raise ValueError(
+                f"{name} is real ({value.dtype}) where the model's parameter is complex ({current.dtype}): the "
+                "imaginary parts of the spectral weights were dropped before saving (by a cast such as "
+                "model.to(torch.float64) or model.type(...)); load the weights saved before that cast"
+            )
+        if value.is_complex() and not current.is_complex():
+            raise ValueError(
+                f"{name} is complex ({value.dtype}) where the model's parameter is real ({current.dtype}): loading "
+                "it would drop its imaginary part"
+            )
+        if assign and value.dtype != current.dtype:
+            raise ValueError(
+                f"{name} has dtype {value.dtype} but the model's parameter is {current.dtype}: with assign=True the "
+                "model would be left with parameters of mixed precision; cast the model first (model.double() or "
+                "model.float()) or load with assign=False"
+            )
+        if value.numel() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} must be finite, but it contains NaN or inf")
 
 
 class BOONFNO(FNO, name="boon_fno"):
@@ -91,6 +260,11 @@ class BOONFNO(FNO, name="boon_fno"):
         Dirichlet Burgers (the FNO's error 1.17x its own, median of 3 seeds) and worse on Stokes' second
         problem (about 1.6x higher error): compare it with the default on your own validation data before
         relying on it.
+    layer_modes : list of tuple of int, optional
+        The modes each Fourier layer keeps, as neuralop's ``SpectralConv`` holds them (``n // 2 + 1`` on the last
+        axis), when the layers differ: checkpoints record it for a model whose layers were given their own modes
+        after construction (neuralop's incremental training changes the first layer's alone). ``None`` (default):
+        every layer keeps ``n_modes``.
 
     Notes
     -----
@@ -102,6 +276,12 @@ class BOONFNO(FNO, name="boon_fno"):
     Unsupported settings (norm layers, complex data, domain padding, resolution scaling, half precision,
     pre-activation, stabilizer, other conv modules) are refused at construction.
 
+    Every argument is checked strictly (a bool must be ``True``/``False``, not ``"false"`` or ``0``; an int is not
+    a bool, a string or a float), and ``boundary``, ``kernel_correction``, ``time_dim``, ``lift_width``,
+    ``hidden_values`` and ``n_modes`` stay checked when set later as attributes; each such setting is recorded in
+    the metadata that checkpoints save. ``double()`` / ``float()`` keep the spectral weights complex
+    (complex128 / complex64); casts that would drop their imaginary parts are refused.
+
     References
     ----------
     .. [1] Saad, N., Gupta, G., Alizadeh, S., Maddix, D. C. "Guiding continuous operator learning through
@@ -109,54 +289,172 @@ class BOONFNO(FNO, name="boon_fno"):
     """
 
     def __init__(self, *args, boundary=None, kernel_correction: bool = False, time_dim: Optional[int] = None,
-                 lift_width: Optional[int] = None, hidden_values: bool = False, **kwargs):
+                 lift_width: Optional[int] = None, hidden_values: bool = False, layer_modes=None, **kwargs):
         kwargs.pop("_config_name", None)  # added by zencfg's to_dict()
+        # Every argument is checked before anything is built, with the name the caller used.
+        _check_fno_arguments(args, kwargs)
+        kernel_correction = check_bool(kernel_correction, "kernel_correction")
+        hidden_values = check_bool(hidden_values, "hidden_values")
+        lift_width = None if lift_width is None else check_lift_width(lift_width)
         super().__init__(*args, **kwargs)
+        self._operator_cache = {}
+        self._set_layer_modes(layer_modes)
+        self._hidden_values = False
+        # The settings are properties: every path that sets them (here, attribute assignment, finetuning) checks
+        # them the same way and records them in the metadata saved with checkpoints.
+        self._set_boundary(boundary, time_dim)
+        self.kernel_correction = kernel_correction
+        self.lift_width = lift_width
+        self.hidden_values = hidden_values
+        self.register_load_state_dict_pre_hook(_check_loaded_state)
+
+    # -- settings ------------------------------------------------------------------------------------
+    def _set_layer_modes(self, layer_modes) -> None:
+        """Give each Fourier layer its own kept modes (``SpectralConv``'s layout), checked against its weights."""
+        self._init_kwargs["layer_modes"] = None
+        if layer_modes is None:
+            return
+        convs = self.fno_blocks.convs
+        is_list = isinstance(layer_modes, Sequence) and not isinstance(layer_modes, (str, bytes))
+        if not is_list or len(layer_modes) != len(convs):
+            raise TypeError(f"layer_modes must be None or one tuple of kept modes per layer ({len(convs)}), got "
+                            f"{layer_modes!r}")
+        checked = [_check_sequence_of_ints(m, f"layer_modes[{i}]", self.n_dim) for i, m in enumerate(layer_modes)]
+        for i, (modes, conv) in enumerate(zip(checked, convs)):
+            if any(k > h for k, h in zip(modes, conv.max_n_modes)):
+                raise ValueError(f"layer_modes[{i}] must fit the layer's Fourier weights ({list(conv.max_n_modes)} "
+                                 f"modes), got {list(modes)}")
+        for modes, conv in zip(checked, convs):
+            conv._n_modes = list(modes)  # SpectralConv's own layout (its setter would halve the last axis again)
+        self._init_kwargs["layer_modes"] = [list(m) for m in checked]
+
+    def state_dict(self, *args, **kwargs):
+        """neuralop's ``BaseModel.state_dict``, whose metadata records the live modes of the Fourier layers.
+
+        neuralop's ``n_modes`` setters (incremental training sets the first layer's alone) change what the model
+        computes after construction; the record is brought up to date here, so that a checkpoint (which
+        ``save_checkpoint`` writes from this record) rebuilds the model as it is.
+        """
+        self._init_kwargs.update(_live_modes(self))
+        return super().state_dict(*args, **kwargs)
+
+    def _set_boundary(self, boundary, time_dim) -> None:
+        """Resolve and check the conditions (and ``time_dim``), and record them in the metadata."""
+        if isinstance(boundary, BoundarySpec):
+            boundary = boundary.conditions
         spec = BoundarySpec(boundary, self.n_dim, time_dim=time_dim, out_channels=self.out_channels)
         if spec:
             if self.domain_padding is not None:
                 raise ValueError(
                     "domain_padding must be None with boundary conditions (padding moves the boundary nodes inside "
-                    f"the grid the Fourier layers see), got {kwargs.get('domain_padding', 'a padding')!r}"
+                    f"the grid the Fourier layers see), got {self._init_kwargs.get('domain_padding', 'a padding')!r}"
                 )
             check_blocks(self.fno_blocks)
-        self.boundary_spec = spec
-        self.kernel_correction = bool(kernel_correction)
-        self.time_dim = time_dim
-        self.lift_width = None if lift_width is None else check_lift_width(lift_width)
-        if not isinstance(hidden_values, bool):
-            raise TypeError(f"hidden_values must be a bool, got {hidden_values!r}")
-        if hidden_values:
-            kinds = sorted({r.kind for r in spec.rules})
-            if kinds != ["dirichlet"]:
-                raise ValueError(
-                    "hidden_values=True writes prescribed Dirichlet values into the hidden layers' face nodes; it "
-                    f"needs Dirichlet conditions only, got {kinds or 'no boundary conditions'} (a Neumann value is a "
-                    "slope and a periodic pair has no value to write)"
-                )
-            if self.out_channels != 1:
-                raise ValueError(
-                    f"hidden_values=True needs out_channels=1, got {self.out_channels}: a hidden channel has no "
-                    "output channel whose prescribed value it could take"
-                )
-        self.hidden_values = hidden_values
+        _check_hidden_values(self._hidden_values, spec, self.out_channels)
+        self._boundary_spec = spec
+        self._time_dim = time_dim
         self._correction = CorrectionPlan.from_spec(spec)
-        self._operator_cache = {}
+        self._operator_cache.clear()
         # The metadata saved with checkpoints holds the conditions as plain config values.
         self._init_kwargs["boundary"] = spec.to_config() if spec else None
-        self._init_kwargs["kernel_correction"] = self.kernel_correction
         self._init_kwargs["time_dim"] = time_dim
-        self._init_kwargs["lift_width"] = self.lift_width
-        self._init_kwargs["hidden_values"] = self.hidden_values
+
+    @property
+    def boundary_spec(self) -> BoundarySpec:
+        """The conditions resolved against the model; settable with conditions or a ``BoundarySpec``."""
+        return self._boundary_spec
+
+    @boundary_spec.setter
+    def boundary_spec(self, value):
+        self._set_boundary(value, self._time_dim)
 
     @property
     def boundary(self):
-        """The boundary conditions, as condition objects."""
+        """The boundary conditions, as condition objects; settable (checked as in the constructor)."""
         return list(self.boundary_spec.conditions)
+
+    @boundary.setter
+    def boundary(self, value):
+        self._set_boundary(value, self._time_dim)
+
+    @property
+    def time_dim(self) -> Optional[int]:
+        """The time axis of a space-time model, or None; settable (the conditions are checked against it)."""
+        return self._time_dim
+
+    @time_dim.setter
+    def time_dim(self, value):
+        self._set_boundary(self._boundary_spec.conditions, value)
+
+    @property
+    def kernel_correction(self) -> bool:
+        """Whether the per-layer kernel correction (T2) runs; settable with a bool."""
+        return self._kernel_correction
+
+    @kernel_correction.setter
+    def kernel_correction(self, value):
+        self._kernel_correction = check_bool(value, "kernel_correction")
+        self._init_kwargs["kernel_correction"] = self._kernel_correction
+        self._operator_cache.clear()
+
+    @property
+    def hidden_values(self) -> bool:
+        """Whether Dirichlet values are written into the hidden layers' faces; settable with a bool."""
+        return self._hidden_values
+
+    @hidden_values.setter
+    def hidden_values(self, value):
+        value = check_bool(value, "hidden_values")
+        _check_hidden_values(value, self._boundary_spec, self.out_channels)
+        self._hidden_values = value
+        self._init_kwargs["hidden_values"] = value
+
+    @property
+    def lift_width(self) -> Optional[int]:
+        """Width of the smooth lift, or None (the face nodes are overwritten); settable."""
+        return self._lift_width
+
+    @lift_width.setter
+    def lift_width(self, value):
+        self._lift_width = None if value is None else check_lift_width(value)
+        self._init_kwargs["lift_width"] = self._lift_width
+
+    @property
+    def n_modes(self):
+        """Fourier modes kept per spatial axis; settable as in neuralop (incremental training), and checked."""
+        return self._n_modes
+
+    @n_modes.setter
+    def n_modes(self, n_modes):
+        if isinstance(n_modes, int) and not isinstance(n_modes, bool) and self.n_dim == 1:
+            n_modes = (n_modes,)
+        n_modes = _check_sequence_of_ints(n_modes, "n_modes", self.n_dim)
+        for i, conv in enumerate(self.fno_blocks.convs):
+            held = list(conv.max_n_modes)
+            kept = list(n_modes[:-1]) + [n_modes[-1] // 2 + 1]  # the layer keeps n // 2 + 1 of a real FFT's last axis
+            if any(k > h for k, h in zip(kept, held)):
+                raise ValueError(
+                    f"n_modes must fit the Fourier weights, which hold {held} modes (the last axis of a real FFT "
+                    f"keeps n // 2 + 1), got {n_modes} (layer {i} would keep {kept})"
+                )
+        FNO.n_modes.fset(self, n_modes)
+        self._init_kwargs["layer_modes"] = None
+        # The metadata records the live modes, with the weights' size, so that a checkpoint rebuilds this model.
+        self._init_kwargs["n_modes"] = n_modes
+        self._init_kwargs["max_n_modes"] = list(self.fno_blocks.convs[0].max_n_modes)
+        self._operator_cache.clear()
 
     # -- forward -------------------------------------------------------------------------------------
     def _model_dtype(self) -> torch.dtype:
         """The real dtype of the parameters; refuses parameters that cannot carry an exact correction."""
+        dtypes = {p.dtype for p in self.parameters() if p.is_floating_point()}
+        if len(dtypes) > 1:
+            # A submodule cast on its own (model.projection.double()) would fail deep inside torch with a message
+            # about one layer's input and bias.
+            raise TypeError(
+                f"the real parameters of {type(self).__name__} must share one dtype, got {sorted(map(str, dtypes))}: "
+                "a submodule was cast on its own; cast the whole model with model.double() or model.float()"
+            )
         dtype = next(p for p in self.lifting.parameters() if p.is_floating_point()).dtype
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(
@@ -175,7 +473,7 @@ class BOONFNO(FNO, name="boon_fno"):
                     )
         return dtype
 
-    def _check_call(self, x, boundary_values) -> torch.dtype:
+    def _check_call(self, x, boundary_values, spec) -> torch.dtype:
         if not torch.is_tensor(x):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 2 + self.n_dim:
@@ -195,11 +493,18 @@ class BOONFNO(FNO, name="boon_fno"):
             )
         if x.shape[0] == 0:
             raise ValueError(f"x must have at least one sample, got an empty batch (shape {tuple(x.shape)})")
-        check_nodes(x, self.boundary_spec, "x")
+        for i, conv in enumerate(self.fno_blocks.convs):
+            # neuralop's per-layer setter takes any modes; beyond the weights' the layer's slicing keeps others
+            if any(k > h for k, h in zip(conv.n_modes, conv.max_n_modes)):
+                raise ValueError(
+                    f"fno_blocks.convs[{i}].n_modes must fit the layer's Fourier weights ({list(conv.max_n_modes)} "
+                    f"modes kept at most, n // 2 + 1 on the last axis), got {list(conv.n_modes)}"
+                )
+        check_nodes(x, spec, "x")
         if any(s == 0 for s in x.shape[2:]):
             raise ValueError(f"x must have no spatial axis of length 0, got shape {tuple(x.shape)}")
         # Missing keys are reported by the face that needs them, when its value is resolved.
-        self.boundary_spec.check_values(boundary_values, allow_missing=True)
+        spec.check_values(boundary_values, allow_missing=True)
         if self.kernel_correction:
             for axis, _ in self._correction.corrected:
                 for d in range(self.n_dim - 1):
@@ -251,7 +556,10 @@ class BOONFNO(FNO, name="boon_fno"):
             warnings.warn(f"{type(self).__name__}.forward() ignores the arguments {sorted(kwargs)}", UserWarning, stacklevel=2)
         if output_shape is not None:
             raise ValueError("output_shape is not supported with boundary conditions: the output grid is the input grid")
-        dtype = self._check_call(x, boundary_values)
+        # Constants given in the output's units (by BoundaryDataProcessor under a normaliser) replace the physical
+        # ones: the spec then reads them from boundary_values.
+        spec = self.boundary_spec.for_values(boundary_values)
+        dtype = self._check_call(x, boundary_values, spec)
         # Under autocast the point-wise lifting and projection run in low precision; the Fourier layers with their
         # correction and the enforcement run in the model's dtype with autocast off, so that the correction's
         # linear solves are accurate and the conditions hold exactly in the (full-precision) output.
@@ -263,7 +571,7 @@ class BOONFNO(FNO, name="boon_fno"):
         # Weight-derived operators are reused across calls only when no graph is being built (and not while
         # compiling: the cache's checks compare weights' values, which would cut the graph).
         cache = None if torch.is_grad_enabled() or torch.compiler.is_compiling() else self._operator_cache
-        hidden = self._hidden_face_values(x, boundary_values, dtype) if self.hidden_values else None
+        hidden = self._hidden_face_values(x, boundary_values, dtype, spec) if self.hidden_values else None
         with full:
             x = x.to(dtype)
             operators = [None] * self.n_layers
@@ -277,14 +585,14 @@ class BOONFNO(FNO, name="boon_fno"):
         with full:
             x = x.to(dtype)
             if self.lift_width is not None:
-                return lift_boundary(x, self.boundary_spec, boundary_values, self.lift_width)
-            return enforce_boundary(x, self.boundary_spec, boundary_values)
+                return lift_boundary(x, spec, boundary_values, self.lift_width)
+            return enforce_boundary(x, spec, boundary_values)
 
-    def _hidden_face_values(self, x, boundary_values, dtype):
+    def _hidden_face_values(self, x, boundary_values, dtype, spec):
         """(axis, side, g) of every Dirichlet face, ``g`` shaped (batch or 1, 1, *face) for the hidden layers."""
         # A zero-stride stand-in for the output: resolve_face_values reads only its shape, dtype and device.
         out_like = torch.zeros((), dtype=dtype, device=x.device).expand(x.shape[0], self.out_channels, *x.shape[2:])
-        return [(r.axis, r.side, resolve_face_values(r, out_like, boundary_values)) for r in self.boundary_spec.rules]
+        return [(r.axis, r.side, resolve_face_values(r, out_like, boundary_values)) for r in spec.rules]
 
     # -- precision -----------------------------------------------------------------------------------
     def half(self):
@@ -311,11 +619,55 @@ class BOONFNO(FNO, name="boon_fno"):
             "in float32 and train under torch.autocast, e.g. Trainer(mixed_precision=True)"
         )
 
+    def _cast(self, dtype: torch.dtype):
+        """Real parameters and buffers to ``dtype``, complex ones to the matching complex dtype (nothing dropped)."""
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        self._operator_cache.clear()
+        return self._apply(lambda t: t.to(dtype) if t.is_floating_point() else t.to(cdtype) if t.is_complex() else t)
+
+    def double(self):
+        """Cast to float64: real parameters to float64 and the complex spectral weights to complex128.
+
+        ``torch.nn.Module.double`` leaves complex parameters as they are, so a float64 model would keep complex64
+        spectral weights; here they follow the real parameters, and no imaginary part is dropped.
+
+        Returns
+        -------
+        BOONFNO
+            ``self``.
+        """
+        return self._cast(torch.float64)
+
+    def float(self):
+        """Cast to float32: real parameters to float32 and the complex spectral weights to complex64.
+
+        Returns
+        -------
+        BOONFNO
+            ``self``.
+        """
+        return self._cast(torch.float32)
+
+    def type(self, dst_type):
+        """Refused: ``Module.type`` casts every parameter, complex ones included, to one type.
+
+        Raises
+        ------
+        TypeError
+            Always; use :meth:`double` / :meth:`float` for precision and ``.to(device)`` to move the model.
+        """
+        raise TypeError(
+            f"{type(self).__name__}.type({dst_type}) would cast the complex spectral weights to that type, dropping "
+            "their imaginary parts: use model.double() or model.float() to change precision, and .to(device) to "
+            "move the model"
+        )
+
     def to(self, *args, **kwargs):
         """``torch.nn.Module.to`` for devices; a dtype is refused (use :meth:`float` / :meth:`double`).
 
         ``Module.to(dtype)`` casts complex parameters to the real dtype, which would drop the imaginary parts of
-        the spectral weights; ``model.double()`` and ``model.float()`` change only the real parameters.
+        the spectral weights; ``model.double()`` and ``model.float()`` cast the real parameters to that dtype and
+        the complex ones to the matching complex dtype.
 
         Raises
         ------
@@ -367,12 +719,16 @@ class BOONFNO(FNO, name="boon_fno"):
         Returns
         -------
         BOONFNO
-            On the device and in the dtype of ``fno``'s parameters.
+            On the device and in the dtype of ``fno``'s parameters, with ``fno``'s live configuration: modes set
+            with neuralop's ``n_modes`` setter (incremental training), per-layer modes, ``fft_norm`` and other
+            settings changed after construction are taken from ``fno`` itself, not from its init arguments.
 
         Raises
         ------
         TypeError
-            ``fno`` is not a neuralop FNO or TFNO.
+            ``fno`` is not a neuralop FNO or TFNO, or an argument has the wrong type (``kernel_correction="false"``).
+        ValueError
+            ``fno``'s module tree is not the one its init arguments build (a submodule replaced after construction).
 
         Warns
         -----
@@ -383,13 +739,17 @@ class BOONFNO(FNO, name="boon_fno"):
             raise TypeError(f"fno must be a neuralop FNO or TFNO, got {type(fno).__name__}")
         source_is_boon = isinstance(fno, BOONFNO)
         if kernel_correction is None:
-            kernel_correction = bool(source_is_boon and fno.boundary_spec and fno.kernel_correction)
-        kernel_correction = bool(kernel_correction)
+            kernel_correction = source_is_boon and len(fno.boundary_spec.rules) > 0 and fno.kernel_correction
         if hidden_values is None:
-            hidden_values = bool(source_is_boon and fno.hidden_values)
-        args, kwargs = _constructor_kwargs(fno)
-        model = cls(*args, boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
+            hidden_values = source_is_boon and fno.hidden_values
+        # The model's live configuration, not its constructor's: modes changed with neuralop's n_modes setter
+        # (incremental training), per-layer settings changed after construction.
+        kwargs = _live_constructor_kwargs(fno)
+        model = cls(boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
                     lift_width=lift_width, hidden_values=hidden_values, **kwargs)
+        _copy_live_settings(fno, model)
+        if model.boundary_spec:
+            check_blocks(model.fno_blocks)  # a setting copied above may be one BOON cannot correct
         # What fno's weights were trained with: its live settings (a plain FNO has none).
         trained = (dict(boundary=bool(fno.boundary_spec), kernel_correction=fno.kernel_correction,
                         hidden_values=fno.hidden_values) if source_is_boon else {})
@@ -399,7 +759,7 @@ class BOONFNO(FNO, name="boon_fno"):
         ref = next(p for p in fno.parameters() if p.is_floating_point())
         model.to(device=ref.device)
         if ref.dtype == torch.float64:
-            model.double()  # casts real parameters only; .to(torch.float64) would drop the spectral weights' imaginary part
+            model.double()  # complex weights to complex128; .to(torch.float64) would drop their imaginary parts
         model.load_state_dict(state, strict=True)
         return model
 
@@ -463,6 +823,12 @@ class BOONFNO(FNO, name="boon_fno"):
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """neuralop's ``BaseModel.load_state_dict``, warning when the weights lack this model's per-layer settings.
 
+        Every entry is checked before anything is copied (on every path that loads weights into a BOON model,
+        this method, ``load_checkpoint``, ``from_fno`` and the checkpoint loaders, through a load-state-dict
+        pre-hook): a real tensor for a complex spectral weight (its imaginary parts were dropped by a cast), a
+        complex tensor for a real parameter, a non-floating or non-finite tensor, and with ``assign=True`` a dtype
+        other than the parameter's (which would leave the model in mixed precision) are refused.
+
         A state dict from ``state_dict()`` records its model's constructor arguments (its ``_metadata`` entry):
         when they show that the weights were trained without the kernel correction or the hidden values this
         model uses, a :class:`~boon_ext.BoundaryAccuracyWarning` says what that costs. A state dict without
@@ -477,6 +843,14 @@ class BOONFNO(FNO, name="boon_fno"):
         -------
         NamedTuple
             ``missing_keys`` and ``unexpected_keys``, as in ``torch.nn.Module.load_state_dict``.
+
+        Raises
+        ------
+        TypeError
+            An entry is not a floating tensor, or the record's ``kernel_correction`` / ``hidden_values`` is not a
+            bool.
+        ValueError
+            An entry would load lossily or leave the model inconsistent (see above).
 
         Warns
         -----
@@ -546,6 +920,7 @@ def _signature(base, **overrides):
         inspect.Parameter("time_dim", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("lift_width", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("hidden_values", inspect.Parameter.KEYWORD_ONLY, default=False),
+        inspect.Parameter("layer_modes", inspect.Parameter.KEYWORD_ONLY, default=None),
     ]
     return inspect.Signature(params + extra)
 
