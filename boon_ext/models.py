@@ -232,11 +232,11 @@ class BOONFNO(FNO, name="boon_fno"):
         outputs depend on boundary inputs only. ``False`` (default): the layers are the plain FNO's and the
         output is made exact (step T1 on the output; the Neumann stencil; periodic averaging), at the plain FNO's
         cost. The correction is opt-in because it costs 1.59x-1.77x the FNO per training step for a 2-D model
-        with four corrected walls (the two most recent runs of ``examples/benchmark_boon.py``;
+        with four corrected walls (the two most recent runs of ``python -m experiments.benchmark_boon``;
         ``docs/benchmarks.md``), above the 1.3x the package allows its default. Trained to convergence on four
-        1-D problems (3 seeds each; ``examples/reproduce_boon.py``, ``docs/boon_results.md``), the default was
-        level with the plain FNO on all four and better on none; the correction was better on a Neumann heat
-        problem (the FNO's error 1.08x its own, median), level on two Dirichlet problems and worse on periodic
+        1-D problems (3 seeds each; ``python -m experiments.reproduce_boon``, ``docs/boon_results.md``), the
+        default was level with the plain FNO on all four and better on none; the correction was better on a
+        Neumann heat problem (the FNO's error 1.08x its own, median), level on two Dirichlet problems and worse on periodic
         Burgers (0.93x: about 7% higher error), so it is worth its cost for Neumann conditions. Weights trained
         without it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
@@ -694,8 +694,8 @@ class BOONFNO(FNO, name="boon_fno"):
         By default the wrapped model runs ``fno``'s own layers and makes the output exact by overwriting the
         face nodes (``kernel_correction=False``, ``lift_width=None``): its interior predictions are ``fno``'s
         own, so wrapping never costs accuracy there, and every condition holds exactly. This default was chosen
-        by measurement (``examples/wrap_checkpoint_accuracy.py``, ``docs/boon_design.md``): switching the kernel
-        correction on made trained models 2.5x to 47x less accurate (medians over 3 seeds), and the smooth lift
+        by measurement (``python -m experiments.wrap_checkpoint_accuracy``, ``docs/boon_design.md``): switching
+        the kernel correction on made trained models 2.5x to 47x less accurate (medians over 3 seeds), and the smooth lift
         helped on single-step Stokes but cost accuracy on heat and on space-time Stokes.
 
         Parameters
