@@ -36,13 +36,22 @@ class CorrectionPlan:
     corrected: Tuple[Tuple[int, Tuple[str, ...]], ...]  # (axis, sides) of Dirichlet/Neumann faces
     periodic_axes: Tuple[int, ...]
     face_axes: Tuple[Tuple[int, Tuple[str, ...]], ...]  # every constrained face: activations skip them
+    # Order in which the rows of corrected faces are written when several axes are corrected (a node shared by
+    # two faces keeps the later one's): the output's order (BoundarySpec), so that hidden layers and the output
+    # give an edge or corner to the same face. Empty: by axis, left before right.
+    face_order: Tuple[Tuple[int, str], ...] = ()
 
     @classmethod
     def from_spec(cls, spec: BoundarySpec) -> "CorrectionPlan":
         corrected = tuple((a, spec.sides(a)) for a in spec.axes(("dirichlet", "neumann")))
         periodic = spec.axes(("periodic",))
         faces = tuple((a, spec.sides(a, ("dirichlet", "neumann", "periodic"))) for a in spec.axes())
-        return cls(corrected, periodic, faces)
+        last = {(r.axis, r.side): k for k, r in enumerate(spec.rules) if r.kind in ("dirichlet", "neumann")}
+        return cls(corrected, periodic, faces, tuple(sorted(last, key=last.get)))
+
+    def write_order(self) -> Tuple[Tuple[int, str], ...]:
+        """The corrected faces ``(axis, side)`` in the order their rows are written (see ``face_order``)."""
+        return self.face_order or tuple((a, s) for a, sides in self.corrected for s in sides)
 
     def face_mask(self, shape, device) -> torch.Tensor:
         """Boolean (1, 1, *shape): True on the nodes of a constrained face."""
@@ -248,6 +257,35 @@ class _WriteFaces(torch.autograd.Function):
         return (grad_h if ctx.needs_input_grad[0] else None, None, *grad_faces)
 
 
+def _own_face_rows(h, x, x_faces, solvers, axes, spectral: SpectralPlan, skip, w_skip, order) -> torch.Tensor:
+    """``h`` with every corrected face set to the output T2 along its own axis gives, ``D x_faces + c``.
+
+    Along one axis, T2 makes ``(K z)_faces = D x_faces + c`` exactly (``D`` the eliminated face blocks, ``c`` the
+    biases). Along several, the faces' rows of ``K z`` also see the other axes' changes, which depend on the
+    interior; cancelling those by a change of the face inputs alone would couple every retained face frequency of
+    every corrected axis into one dense system per layer. Instead each face's row is the one its own elimination
+    gives, which reads the inputs of that face's axis's faces only; faces are written in ``order`` (the output's
+    order), so an edge or corner shared by two corrected faces keeps the later face's row, as in the output.
+    Interior rows are those of ``K z``.
+    """
+    bias = None
+    if spectral.bias is not None:
+        bias = spectral.bias.reshape(1, -1, *([1] * (x.ndim - 2)))
+    if skip is not None:
+        # A skip's own bias, if any: its response to a zero input (the matrix W excludes it).
+        zero = skip(x.new_zeros((1, x.shape[1]) + (1,) * (x.ndim - 2)))
+        bias = zero if bias is None else bias + zero
+    rows = {}
+    for axis, faces, solver in zip(axes, x_faces, solvers):
+        r = solver.face_output(faces, w_skip)  # (b, C, P, *face)
+        rows[axis] = (r if bias is None else r + bias).to(h.dtype)
+    for axis, side in order:
+        p = 0 if side == "left" else len(solvers[axes.index(axis)].positions) - 1
+        # h is the fresh output of the layer's sum (or of its inverse transform): written in place, face nodes only.
+        h.select(2 + axis, 0 if side == "left" else h.shape[2 + axis] - 1).copy_(rows[axis].select(2, p))
+    return h
+
+
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
                        cache=None, hidden_values=None, operators=None) -> torch.Tensor:
     """Layer ``index`` of ``blocks`` with the BOON correction (see the module docstring).
@@ -288,13 +326,21 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
         xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis])
         corrections.append((axis, positions, d))
     h = spectral.inverse(spectral.contract(xm))
+    # On several axes the per-axis changes do not compose: a later axis's change reaches an earlier axis's face
+    # rows through the convolution (and the earlier change reaches the later faces on the edges they share), so
+    # the face rows of K z see the interior again. Each constrained face then gets the row its own axis's
+    # elimination gives, D x_faces + c, from the faces' inputs alone (see _own_face_rows).
+    own_rows = len(corrections) > 1
     if skip is not None:
         h = h + skip(x)
         # skip(z) = skip(x) + W d on the faces: the skip is point-wise, so only face nodes change. h is the
         # fresh output of an addition, which may be updated in place.
-        for axis, positions, d in corrections:
+        for axis, positions, d in corrections if not own_rows else ():
             dw = torch.einsum("bi...,io->bo...", d, w_skip).movedim(2, 2 + axis)
             h.index_add_(2 + axis, torch.tensor(positions, device=h.device), dw)
+    if own_rows:
+        h = _own_face_rows(h, x, x_faces, [solvers[axis] for axis in axes], axes, spectral, skip, w_skip,
+                           plan.write_order())
     if corrected:
         for axis in plan.periodic_axes:
             dim = 2 + axis

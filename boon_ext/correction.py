@@ -187,6 +187,44 @@ class FaceSolver:
         return d
 
 
+    def face_output(self, faces: torch.Tensor, w_skip: Optional[torch.Tensor]) -> torch.Tensor:
+        """Linear part of the face outputs that T2 along this axis gives, from the faces' inputs alone.
+
+        With ``z`` the input corrected along this axis only, ``(K z)_faces = D x_faces`` (bias excluded), ``D``
+        the target blocks at the face frequencies the layer acts on and the skip matrix elsewhere (where the
+        blocks reduce to it).
+
+        Parameters
+        ----------
+        faces : torch.Tensor
+            The faces' inputs ``x_faces``, real (batch, C, P, *face).
+        w_skip : torch.Tensor or None
+            Skip matrix ``(in, out)`` the blocks were built with.
+
+        Returns
+        -------
+        torch.Tensor
+            ``D x_faces``, real (batch, C, P, *face).
+        """
+        b, c, n_p = faces.shape[:3]
+        dims = list(range(3, faces.ndim))
+        xf = self.to_freq(faces)
+        f_shape = xf.shape[3:]
+        nf = len(f_shape)
+        cols = xf.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
+        target = self.target
+        if w_skip is not None:
+            # The skip's share (block W^T on the diagonal of faces, rows (p, o), columns (q, i)) is applied in
+            # space below, at every face frequency; only the rest is confined to the retained ones.
+            eye_p = torch.eye(n_p, dtype=target.dtype, device=target.device)
+            target = target - torch.kron(eye_p, w_skip.t().contiguous().to(target.dtype))
+        v = (target @ cols).reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
+        out = self._from_freq(v, dims) if nf else v
+        if w_skip is not None:
+            out = out + torch.einsum("bi...,io->bo...", faces, w_skip.to(faces.dtype))
+        return out
+
+
 def _faces(t: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
     idx = torch.tensor(list(positions), device=t.device, dtype=torch.long)
     return t.index_select(2 + axis, idx).movedim(2 + axis, 2)
