@@ -3,8 +3,10 @@
 The corrected pass uses the very parameters of an ``FNOBlocks`` instance, so a wrapped model keeps the
 state-dict layout of the model it wraps. Per layer it (1) corrects the input on the constrained faces of every
 Dirichlet/Neumann axis (T2, :mod:`boon_ext.correction`), (2) applies the spectral convolution and the skip to
-the corrected input, (3) averages the two faces of every periodic axis, and (4) applies the point-wise
-non-linearities on interior nodes only, so the values on constrained faces pass through unchanged.
+the corrected input (with such faces on several axes, each of them then gets the row its own axis's elimination
+gives, which reads face inputs only: see :func:`_own_face_rows`), (3) averages the two faces of every periodic
+axis, and (4) applies the point-wise non-linearities on interior nodes only, so the values on constrained faces
+pass through unchanged.
 
 Optionally (``hidden_values``, the ``hidden_values=True`` option of :class:`~boon_ext.BOONFNO`), (5) every
 Dirichlet face node of the layer's output, in every hidden channel, is overwritten with the prescribed value
