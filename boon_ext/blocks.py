@@ -281,11 +281,9 @@ def _own_face_rows(h, x, x_faces, solvers, axes, spectral: SpectralPlan, skip, w
     for axis, faces, solver in zip(axes, x_faces, solvers):
         r = solver.face_output(faces, w_skip)  # (b, C, P, *face)
         rows[axis] = (r if bias is None else r + bias).to(h.dtype)
-    for axis, side in order:
-        p = 0 if side == "left" else len(solvers[axes.index(axis)].positions) - 1
-        # h is the fresh output of the layer's sum (or of its inverse transform): written in place, face nodes only.
-        h.select(2 + axis, 0 if side == "left" else h.shape[2 + axis] - 1).copy_(rows[axis].select(2, p))
-    return h
+    faces = [rows[axis].select(2, 0 if side == "left" else rows[axis].shape[2] - 1) for axis, side in order]
+    # One copy of the field each way for all faces (slice assignments would clone the gradient once per face).
+    return _WriteFaces.apply(h, tuple((2 + axis, side) for axis, side in order), *faces)
 
 
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
