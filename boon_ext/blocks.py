@@ -266,8 +266,8 @@ def _own_face_rows(h, x, x_faces, solvers, axes, spectral: SpectralPlan, skip, w
     biases). Along several, the faces' rows of ``K z`` also see the other axes' changes, which depend on the
     interior; cancelling those by a change of the face inputs alone would couple every retained face frequency of
     every corrected axis into one dense system per layer. Instead each face's row is the one its own elimination
-    gives, which reads the inputs of that face's axis's faces only; faces are written in ``order`` (the output's
-    order), so an edge or corner shared by two corrected faces keeps the later face's row, as in the output.
+    gives, which reads that face's inputs only; faces are written in ``order`` (the output's order), so an edge or
+    corner shared by two corrected faces keeps the later face's row, as in the output.
     Interior rows are those of ``K z``.
     """
     bias = None

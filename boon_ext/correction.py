@@ -186,13 +186,12 @@ class FaceSolver:
             d = self._from_freq(d, list(range(3, 3 + nf)))
         return d
 
-
     def face_output(self, faces: torch.Tensor, w_skip: Optional[torch.Tensor]) -> torch.Tensor:
         """Linear part of the face outputs that T2 along this axis gives, from the faces' inputs alone.
 
         With ``z`` the input corrected along this axis only, ``(K z)_faces = D x_faces`` (bias excluded), ``D``
         the target blocks at the face frequencies the layer acts on and the skip matrix elsewhere (where the
-        blocks reduce to it).
+        blocks reduce to it). ``D`` is block diagonal in the faces: each face's row reads that face's input only.
 
         Parameters
         ----------
