@@ -259,31 +259,44 @@ class _WriteFaces(torch.autograd.Function):
         return (grad_h if ctx.needs_input_grad[0] else None, None, *grad_faces)
 
 
-def _own_face_rows(h, x, x_faces, solvers, axes, spectral: SpectralPlan, skip, w_skip, order) -> torch.Tensor:
-    """``h`` with every corrected face set to the output T2 along its own axis gives, ``D x_faces + c``.
+class _OverwriteFaces(_WriteFaces):
+    """:class:`_WriteFaces` writing into ``h`` itself, for an ``h`` that nothing else holds (the fresh output of the
+    layer's sum, whose producers save no output for their backward pass): the forward pass then copies nothing but
+    the faces; the backward pass is the same."""
+
+    @staticmethod
+    def forward(ctx, h, dims_sides, *faces):
+        ctx.dims_sides = dims_sides
+        for (dim, side), face in zip(dims_sides, faces):
+            h.select(dim, 0 if side == "left" else h.shape[dim] - 1).copy_(face)
+        ctx.mark_dirty(h)
+        return h
+
+
+def _own_face_rows(y, x_faces, solvers, axes, spectral: SpectralPlan, w_skip, order) -> torch.Tensor:
+    """The convolution's output ``y`` with every corrected face set so that, once the skip is added, the face holds
+    the output T2 along its own axis gives, ``D x_faces + c``.
 
     Along one axis, T2 makes ``(K z)_faces = D x_faces + c`` exactly (``D`` the eliminated face blocks, ``c`` the
     biases). Along several, the faces' rows of ``K z`` also see the other axes' changes, which depend on the
     interior; cancelling those by a change of the face inputs alone would couple every retained face frequency of
     every corrected axis into one dense system per layer. Instead each face's row is the one its own elimination
     gives, which reads that face's inputs only; faces are written in ``order`` (the output's order), so an edge or
-    corner shared by two corrected faces keeps the later face's row, as in the output.
-    Interior rows are those of ``K z``.
+    corner shared by two corrected faces keeps the later face's row, as in the output. Interior rows are those of
+    ``K z``.
+
+    ``y`` gets the convolution's share ``(D - W) x_faces`` plus its bias; the point-wise skip, added afterwards to
+    the uncorrected input, brings ``W x_faces`` and its own bias on the faces.
     """
-    bias = None
-    if spectral.bias is not None:
-        bias = spectral.bias.reshape(1, -1, *([1] * (x.ndim - 2)))
-    if skip is not None:
-        # A skip's own bias, if any: its response to a zero input (the matrix W excludes it).
-        zero = skip(x.new_zeros((1, x.shape[1]) + (1,) * (x.ndim - 2)))
-        bias = zero if bias is None else bias + zero
+    bias = None if spectral.bias is None else spectral.bias.reshape(1, -1, *([1] * (y.ndim - 2)))
     rows = {}
     for axis, faces, solver in zip(axes, x_faces, solvers):
         r = solver.face_output(faces, w_skip)  # (b, C, P, *face)
-        rows[axis] = (r if bias is None else r + bias).to(h.dtype)
+        rows[axis] = (r if bias is None else r + bias).to(y.dtype)
     faces = [rows[axis].select(2, 0 if side == "left" else rows[axis].shape[2] - 1) for axis, side in order]
-    # One copy of the field each way for all faces (slice assignments would clone the gradient once per face).
-    return _WriteFaces.apply(h, tuple((2 + axis, side) for axis, side in order), *faces)
+    # y is the fresh output of the inverse transform (plus bias), written in place; the backward pass clears the
+    # faces in one copy of the gradient (slice assignments would clone it once per face).
+    return _OverwriteFaces.apply(y, tuple((2 + axis, side) for axis, side in order), *faces)
 
 
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
@@ -331,16 +344,16 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     # the face rows of K z see the interior again. Each constrained face then gets the row its own axis's
     # elimination gives, D x_faces + c, from the faces' inputs alone (see _own_face_rows).
     own_rows = len(corrections) > 1
+    if own_rows:
+        h = _own_face_rows(h, x_faces, [solvers[axis] for axis in axes], axes, spectral, w_skip, plan.write_order())
     if skip is not None:
         h = h + skip(x)
         # skip(z) = skip(x) + W d on the faces: the skip is point-wise, so only face nodes change. h is the
-        # fresh output of an addition, which may be updated in place.
+        # fresh output of an addition, which may be updated in place. (With rows of their own the faces take
+        # skip(x) itself: W x_faces plus the skip's bias.)
         for axis, positions, d in corrections if not own_rows else ():
             dw = torch.einsum("bi...,io->bo...", d, w_skip).movedim(2, 2 + axis)
             h.index_add_(2 + axis, torch.tensor(positions, device=h.device), dw)
-    if own_rows:
-        h = _own_face_rows(h, x, x_faces, [solvers[axis] for axis in axes], axes, spectral, skip, w_skip,
-                           plan.write_order())
     if corrected:
         for axis in plan.periodic_axes:
             dim = 2 + axis

@@ -187,11 +187,13 @@ class FaceSolver:
         return d
 
     def face_output(self, faces: torch.Tensor, w_skip: Optional[torch.Tensor]) -> torch.Tensor:
-        """Linear part of the face outputs that T2 along this axis gives, from the faces' inputs alone.
+        """The convolution's share of the face outputs that T2 along this axis gives, from the faces' inputs alone.
 
         With ``z`` the input corrected along this axis only, ``(K z)_faces = D x_faces`` (bias excluded), ``D``
-        the target blocks at the face frequencies the layer acts on and the skip matrix elsewhere (where the
+        the target blocks at the face frequencies the layer acts on and the skip matrix ``W`` elsewhere (where the
         blocks reduce to it). ``D`` is block diagonal in the faces: each face's row reads that face's input only.
+        Returned is ``(D - W) x_faces``, which vanishes outside those frequencies; the point-wise skip adds the
+        rest, ``W x_faces``.
 
         Parameters
         ----------
@@ -203,7 +205,7 @@ class FaceSolver:
         Returns
         -------
         torch.Tensor
-            ``D x_faces``, real (batch, C, P, *face).
+            ``(D - W) x_faces``, real (batch, C, P, *face).
         """
         b, c, n_p = faces.shape[:3]
         dims = list(range(3, faces.ndim))
@@ -213,15 +215,11 @@ class FaceSolver:
         cols = xf.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
         target = self.target
         if w_skip is not None:
-            # The skip's share (block W^T on the diagonal of faces, rows (p, o), columns (q, i)) is applied in
-            # space below, at every face frequency; only the rest is confined to the retained ones.
+            # The skip's blocks: W^T on the diagonal of faces (rows (p, o), columns (q, i)).
             eye_p = torch.eye(n_p, dtype=target.dtype, device=target.device)
             target = target - torch.kron(eye_p, w_skip.t().contiguous().to(target.dtype))
         v = (target @ cols).reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
-        out = self._from_freq(v, dims) if nf else v
-        if w_skip is not None:
-            out = out + torch.einsum("bi...,io->bo...", faces, w_skip.to(faces.dtype))
-        return out
+        return self._from_freq(v, dims) if nf else v
 
 
 def _faces(t: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:

@@ -76,11 +76,11 @@ def test_face_outputs_do_not_depend_on_strictly_interior_inputs(case):
     on_a_face = plan.face_mask(shape, "cpu")  # every constrained face, periodic ones included
     x2 = torch.where(on_a_face, x, 10 * torch.randn(x.shape, generator=g, dtype=torch.float64))
     assert not torch.equal(x, x2)
-    y, y2 = boon_block_forward(blocks, 0, x, plan), boon_block_forward(blocks, 0, x2, plan)
+    y, y2 = (boon_block_forward(blocks, 0, v, plan).detach() for v in (x, x2))  # the training path (autograd on)
     faces = _mask(shape, plan.corrected).expand_as(y)
     # The face outputs are computed from the face inputs alone, by the same operations for x and x2: any
     # difference would be round-off of a few products per node (float64 eps 2.2e-16); 1e-12 leaves 10^4 x.
-    scale = float(y[faces].detach().abs().max().clamp_min(1.0))
+    scale = float(y[faces].abs().max().clamp_min(1.0))
     assert float((y - y2)[faces].abs().max()) <= 1e-12 * scale
     # ...while the interior does see its inputs (the test would not notice a layer that ignored them).
     assert not torch.allclose(y[~faces], y2[~faces])
@@ -146,6 +146,27 @@ def test_four_and_six_dirichlet_walls(n_dim):
     faces = plan.face_mask(shape, "cpu")
     x2 = torch.where(faces, x, x + 10 * torch.randn_like(x))
     for layer in range(2):
-        y, y2 = boon_block_forward(blocks, layer, x, plan), boon_block_forward(blocks, layer, x2, plan)
+        with torch.no_grad():  # the inference path (face blocks factorised once)
+            y, y2 = boon_block_forward(blocks, layer, x, plan), boon_block_forward(blocks, layer, x2, plan)
         m = faces.expand_as(y)
         assert float((y - y2)[m].abs().max()) <= 1e-12 * float(y[m].abs().max())
+
+
+@pytest.mark.parametrize("n_dim,skip", [(2, None), (2, "soft-gating"), (3, "linear"), (3, "identity")])
+def test_gradients_on_several_axes_match_finite_differences(n_dim, skip):
+    # The faces' rows are written into the layer's fresh output in place; its gradient must still be the
+    # derivative of the layer (float64 central differences, gradcheck's tolerances).
+    torch.manual_seed(n_dim)
+    blocks = FNOBlocks(2, 2, (3,) * n_dim, n_layers=2, fno_skip=skip)
+    for p in blocks.parameters():
+        p.data = p.data.to(torch.complex128 if p.is_complex() else torch.float64)
+    randomize(blocks, n_dim)
+    rules = [Dirichlet(left=0.0, right=1.0, dim=-1), Neumann(left=0.0, dim=-2)]
+    if n_dim == 3:
+        rules.append(Dirichlet(right=0.0, dim=-3))
+    plan = CorrectionPlan.from_spec(BoundarySpec(rules, n_dim=n_dim))
+    x = torch.randn(1, 2, *([6] * n_dim), dtype=torch.float64, requires_grad=True)
+    # fast_mode: the Jacobian along random directions, against as many finite differences (full Jacobians in 3-D
+    # take a minute)
+    assert torch.autograd.gradcheck(lambda x: boon_block_forward(blocks, 0, x, plan), (x,), atol=1e-6, rtol=1e-5,
+                                    fast_mode=True)
