@@ -273,7 +273,8 @@ class _OverwriteFaces(_WriteFaces):
         return h
 
 
-def _own_face_rows(y, x_faces, solvers, axes, spectral: SpectralPlan, w_skip, order) -> torch.Tensor:
+def _own_face_rows(y, x_faces, solvers, axes, spectral: SpectralPlan, w_skip, order, first_spectrum=None
+                   ) -> torch.Tensor:
     """The convolution's output ``y`` with every corrected face set so that, once the skip is added, the face holds
     the output T2 along its own axis gives, ``D x_faces + c``.
 
@@ -286,12 +287,13 @@ def _own_face_rows(y, x_faces, solvers, axes, spectral: SpectralPlan, w_skip, or
     ``K z``.
 
     ``y`` gets the convolution's share ``(D - W) x_faces`` plus its bias; the point-wise skip, added afterwards to
-    the uncorrected input, brings ``W x_faces`` and its own bias on the faces.
+    the uncorrected input, brings ``W x_faces`` and its own bias on the faces. ``first_spectrum`` is the face
+    spectrum of the first axis's faces, if already computed (their T2 step uses the same).
     """
     bias = None if spectral.bias is None else spectral.bias.reshape(1, -1, *([1] * (y.ndim - 2)))
     rows = {}
-    for axis, faces, solver in zip(axes, x_faces, solvers):
-        r = solver.face_output(faces, w_skip)  # (b, C, P, *face)
+    for k, (axis, faces, solver) in enumerate(zip(axes, x_faces, solvers)):
+        r = solver.face_output(faces, w_skip, first_spectrum if k == 0 else None)  # (b, C, P, *face)
         rows[axis] = (r if bias is None else r + bias).to(y.dtype)
     faces = [rows[axis].select(2, 0 if side == "left" else rows[axis].shape[2] - 1) for axis, side in order]
     # y is the fresh output of the inverse transform (plus bias), written in place; the backward pass clears the
@@ -333,10 +335,15 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     corrections = []  # (axis, positions, d): the corrected input is z = x + d on those faces
     axes = [axis for axis, _ in plan.corrected] if corrected else []
     x_faces = gather_faces(x, [(axis, solvers[axis].positions) for axis in axes]) if axes else []
+    first_spectrum = None
     for axis, faces in zip(axes, x_faces):
         positions = solvers[axis].positions
         z_faces = faces_of_input(x, corrections, axis, positions, faces)
-        xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis])
+        zf = None
+        if not corrections and len(axes) > 1:
+            # The first axis's faces are the input's own: their spectrum serves its face rows too.
+            zf = first_spectrum = solvers[axis].to_freq(z_faces)
+        xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis], zf=zf)
         corrections.append((axis, positions, d))
     h = spectral.inverse(spectral.contract(xm))
     # On several axes the per-axis changes do not compose: a later axis's change reaches an earlier axis's face
@@ -345,7 +352,8 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     # elimination gives, D x_faces + c, from the faces' inputs alone (see _own_face_rows).
     own_rows = len(corrections) > 1
     if own_rows:
-        h = _own_face_rows(h, x_faces, [solvers[axis] for axis in axes], axes, spectral, w_skip, plan.write_order())
+        h = _own_face_rows(h, x_faces, [solvers[axis] for axis in axes], axes, spectral, w_skip, plan.write_order(),
+                           first_spectrum)
     if skip is not None:
         h = h + skip(x)
         # skip(z) = skip(x) + W d on the faces: the skip is point-wise, so only face nodes change. h is the

@@ -186,7 +186,8 @@ class FaceSolver:
             d = self._from_freq(d, list(range(3, 3 + nf)))
         return d
 
-    def face_output(self, faces: torch.Tensor, w_skip: Optional[torch.Tensor]) -> torch.Tensor:
+    def face_output(self, faces: torch.Tensor, w_skip: Optional[torch.Tensor],
+                    xf: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The convolution's share of the face outputs that T2 along this axis gives, from the faces' inputs alone.
 
         With ``z`` the input corrected along this axis only, ``(K z)_faces = D x_faces`` (bias excluded), ``D``
@@ -201,6 +202,8 @@ class FaceSolver:
             The faces' inputs ``x_faces``, real (batch, C, P, *face).
         w_skip : torch.Tensor or None
             Skip matrix ``(in, out)`` the blocks were built with.
+        xf : torch.Tensor, optional
+            ``to_freq(faces)``, if already computed.
 
         Returns
         -------
@@ -209,7 +212,7 @@ class FaceSolver:
         """
         b, c, n_p = faces.shape[:3]
         dims = list(range(3, faces.ndim))
-        xf = self.to_freq(faces)
+        xf = self.to_freq(faces) if xf is None else xf
         f_shape = xf.shape[3:]
         nf = len(f_shape)
         cols = xf.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
@@ -293,6 +296,7 @@ def correct_axis(
     axis: int,
     positions: Sequence[int],
     solver: Optional[FaceSolver] = None,
+    zf: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Apply T2 along ``axis`` on the faces at ``positions``.
 
@@ -307,6 +311,8 @@ def correct_axis(
         The faces of ``z`` at ``positions``, (batch, C, P, *face) (see :func:`faces_of_input`).
     solver : FaceSolver, optional
         The layer's factorised boundary blocks for this axis and these faces, if already built.
+    zf : torch.Tensor, optional
+        ``solver.to_freq(z_faces)``, if already computed.
 
     Returns
     -------
@@ -315,7 +321,8 @@ def correct_axis(
     """
     if solver is None:
         solver = FaceSolver.for_layer(plan, w_skip, axis, positions)
-    zf = solver.to_freq(z_faces)
+    if zf is None:
+        zf = solver.to_freq(z_faces)
     # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
     # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
     kzf = plan.face_values_spectrum(xm, axis, positions, solver.face_weight)
