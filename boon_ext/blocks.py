@@ -4,7 +4,7 @@ The corrected pass uses the very parameters of an ``FNOBlocks`` instance, so a w
 state-dict layout of the model it wraps. Per layer it (1) corrects the input on the constrained faces of every
 Dirichlet/Neumann axis (T2, :mod:`boon_ext.correction`), (2) applies the spectral convolution and the skip to
 the corrected input (with such faces on several axes, each of them then gets the row its own axis's elimination
-gives, which reads face inputs only: see :func:`_own_face_rows`), (3) averages the two faces of every periodic
+gives, which reads face inputs only), (3) averages the two faces of every periodic
 axis, and (4) applies the point-wise non-linearities on interior nodes only, so the values on constrained faces
 pass through unchanged.
 
