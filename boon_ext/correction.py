@@ -65,6 +65,7 @@ class FaceSolver:
         self.m = m
         self.target = target
         self._lu = None
+        self._rest = None
 
     @classmethod
     def for_layer(cls, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int,
@@ -216,11 +217,15 @@ class FaceSolver:
         f_shape = xf.shape[3:]
         nf = len(f_shape)
         cols = xf.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
-        target = self.target
-        if w_skip is not None:
-            # The skip's blocks: W^T on the diagonal of faces (rows (p, o), columns (q, i)).
-            eye_p = torch.eye(n_p, dtype=target.dtype, device=target.device)
-            target = target - torch.kron(eye_p, w_skip.t().contiguous().to(target.dtype))
+        target = self._rest
+        if target is None:
+            target = self.target
+            if w_skip is not None:
+                # The skip's blocks: W^T on the diagonal of faces (rows (p, o), columns (q, i)).
+                eye_p = torch.eye(n_p, dtype=target.dtype, device=target.device)
+                target = target - torch.kron(eye_p, w_skip.t().contiguous().to(target.dtype))
+            if not torch.is_grad_enabled():  # kept while the weights do not change (cached solvers), as the LU
+                self._rest = target
         v = (target @ cols).reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
         return self._from_freq(v, dims) if nf else v
 
