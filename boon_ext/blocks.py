@@ -296,9 +296,15 @@ def _own_face_rows(y, x_faces, solvers, axes, spectral: SpectralPlan, w_skip, or
         r = solver.face_output(faces, w_skip, first_spectrum if k == 0 else None)  # (b, C, P, *face)
         rows[axis] = (r if bias is None else r + bias).to(y.dtype)
     faces = [rows[axis].select(2, 0 if side == "left" else rows[axis].shape[2] - 1) for axis, side in order]
-    # y is the fresh output of the inverse transform (plus bias), written in place; the backward pass clears the
-    # faces in one copy of the gradient (slice assignments would clone it once per face).
-    return _OverwriteFaces.apply(y, tuple((2 + axis, side) for axis, side in order), *faces)
+    dims_sides = tuple((2 + axis, side) for axis, side in order)
+    # y is the fresh output of the inverse transform (plus bias), written in place. With autograd, the backward
+    # pass clears the faces in one copy of the gradient (slice assignments would clone it once per face); without,
+    # plain copies (torch.compile does not trace mark_dirty there).
+    if torch.is_grad_enabled():
+        return _OverwriteFaces.apply(y, dims_sides, *faces)
+    for (dim, side), face in zip(dims_sides, faces):
+        y.select(dim, 0 if side == "left" else y.shape[dim] - 1).copy_(face)
+    return y
 
 
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
