@@ -3,8 +3,10 @@
 The corrected pass uses the very parameters of an ``FNOBlocks`` instance, so a wrapped model keeps the
 state-dict layout of the model it wraps. Per layer it (1) corrects the input on the constrained faces of every
 Dirichlet/Neumann axis (T2, :mod:`boon_ext.correction`), (2) applies the spectral convolution and the skip to
-the corrected input, (3) averages the two faces of every periodic axis, and (4) applies the point-wise
-non-linearities on interior nodes only, so the values on constrained faces pass through unchanged.
+the corrected input (with such faces on several axes, each of them then gets the row its own axis's elimination
+gives, which reads face inputs only), (3) averages the two faces of every periodic
+axis, and (4) applies the point-wise non-linearities on interior nodes only, so the values on constrained faces
+pass through unchanged.
 
 Optionally (``hidden_values``, the ``hidden_values=True`` option of :class:`~boon_ext.BOONFNO`), (5) every
 Dirichlet face node of the layer's output, in every hidden channel, is overwritten with the prescribed value
@@ -36,13 +38,22 @@ class CorrectionPlan:
     corrected: Tuple[Tuple[int, Tuple[str, ...]], ...]  # (axis, sides) of Dirichlet/Neumann faces
     periodic_axes: Tuple[int, ...]
     face_axes: Tuple[Tuple[int, Tuple[str, ...]], ...]  # every constrained face: activations skip them
+    # Order in which the rows of corrected faces are written when several axes are corrected (a node shared by
+    # two faces keeps the later one's): the output's order (BoundarySpec), so that hidden layers and the output
+    # give an edge or corner to the same face. Empty: by axis, left before right.
+    face_order: Tuple[Tuple[int, str], ...] = ()
 
     @classmethod
     def from_spec(cls, spec: BoundarySpec) -> "CorrectionPlan":
         corrected = tuple((a, spec.sides(a)) for a in spec.axes(("dirichlet", "neumann")))
         periodic = spec.axes(("periodic",))
         faces = tuple((a, spec.sides(a, ("dirichlet", "neumann", "periodic"))) for a in spec.axes())
-        return cls(corrected, periodic, faces)
+        last = {(r.axis, r.side): k for k, r in enumerate(spec.rules) if r.kind in ("dirichlet", "neumann")}
+        return cls(corrected, periodic, faces, tuple(sorted(last, key=last.get)))
+
+    def write_order(self) -> Tuple[Tuple[int, str], ...]:
+        """The corrected faces ``(axis, side)`` in the order their rows are written (see ``face_order``)."""
+        return self.face_order or tuple((a, s) for a, sides in self.corrected for s in sides)
 
     def face_mask(self, shape, device) -> torch.Tensor:
         """Boolean (1, 1, *shape): True on the nodes of a constrained face."""
@@ -248,6 +259,54 @@ class _WriteFaces(torch.autograd.Function):
         return (grad_h if ctx.needs_input_grad[0] else None, None, *grad_faces)
 
 
+class _OverwriteFaces(_WriteFaces):
+    """:class:`_WriteFaces` writing into ``h`` itself, for an ``h`` that nothing else holds (the fresh output of the
+    layer's sum, whose producers save no output for their backward pass): the forward pass then copies nothing but
+    the faces; the backward pass is the same."""
+
+    @staticmethod
+    def forward(ctx, h, dims_sides, *faces):
+        ctx.dims_sides = dims_sides
+        for (dim, side), face in zip(dims_sides, faces):
+            h.select(dim, 0 if side == "left" else h.shape[dim] - 1).copy_(face)
+        ctx.mark_dirty(h)
+        return h
+
+
+def _own_face_rows(y, x_faces, solvers, axes, spectral: SpectralPlan, w_skip, order, first_spectrum=None
+                   ) -> torch.Tensor:
+    """The convolution's output ``y`` with every corrected face set so that, once the skip is added, the face holds
+    the output T2 along its own axis gives, ``D x_faces + c``.
+
+    Along one axis, T2 makes ``(K z)_faces = D x_faces + c`` exactly (``D`` the eliminated face blocks, ``c`` the
+    biases). Along several, the faces' rows of ``K z`` also see the other axes' changes, which depend on the
+    interior; cancelling those by a change of the face inputs alone would couple every retained face frequency of
+    every corrected axis into one dense system per layer. Instead each face's row is the one its own elimination
+    gives, which reads that face's inputs only; faces are written in ``order`` (the output's order), so an edge or
+    corner shared by two corrected faces keeps the later face's row, as in the output. Interior rows are those of
+    ``K z``.
+
+    ``y`` gets the convolution's share ``(D - W) x_faces`` plus its bias; the point-wise skip, added afterwards to
+    the uncorrected input, brings ``W x_faces`` and its own bias on the faces. ``first_spectrum`` is the face
+    spectrum of the first axis's faces, if already computed (their T2 step uses the same).
+    """
+    bias = None if spectral.bias is None else spectral.bias.reshape(1, -1, *([1] * (y.ndim - 2)))
+    rows = {}
+    for k, (axis, faces, solver) in enumerate(zip(axes, x_faces, solvers)):
+        r = solver.face_output(faces, w_skip, first_spectrum if k == 0 else None)  # (b, C, P, *face)
+        rows[axis] = (r if bias is None else r + bias).to(y.dtype)
+    faces = [rows[axis].select(2, 0 if side == "left" else rows[axis].shape[2] - 1) for axis, side in order]
+    dims_sides = tuple((2 + axis, side) for axis, side in order)
+    # y is the fresh output of the inverse transform (plus bias), written in place. With autograd, the backward
+    # pass clears the faces in one copy of the gradient (slice assignments would clone it once per face); without,
+    # plain copies (torch.compile does not trace mark_dirty there).
+    if torch.is_grad_enabled():
+        return _OverwriteFaces.apply(y, dims_sides, *faces)
+    for (dim, side), face in zip(dims_sides, faces):
+        y.select(dim, 0 if side == "left" else y.shape[dim] - 1).copy_(face)
+    return y
+
+
 def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan, corrected: bool = True,
                        cache=None, hidden_values=None, operators=None) -> torch.Tensor:
     """Layer ``index`` of ``blocks`` with the BOON correction (see the module docstring).
@@ -282,17 +341,31 @@ def boon_block_forward(blocks, index: int, x: torch.Tensor, plan: CorrectionPlan
     corrections = []  # (axis, positions, d): the corrected input is z = x + d on those faces
     axes = [axis for axis, _ in plan.corrected] if corrected else []
     x_faces = gather_faces(x, [(axis, solvers[axis].positions) for axis in axes]) if axes else []
+    first_spectrum = None
     for axis, faces in zip(axes, x_faces):
         positions = solvers[axis].positions
         z_faces = faces_of_input(x, corrections, axis, positions, faces)
-        xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis])
+        zf = None
+        if not corrections and len(axes) > 1:
+            # The first axis's faces are the input's own: their spectrum serves its face rows too.
+            zf = first_spectrum = solvers[axis].to_freq(z_faces)
+        xm, d = correct_axis(spectral, w_skip, xm, z_faces, axis, positions, solver=solvers[axis], zf=zf)
         corrections.append((axis, positions, d))
     h = spectral.inverse(spectral.contract(xm))
+    # On several axes the per-axis changes do not compose: a later axis's change reaches an earlier axis's face
+    # rows through the convolution (and the earlier change reaches the later faces on the edges they share), so
+    # the face rows of K z see the interior again. Each constrained face then gets the row its own axis's
+    # elimination gives, D x_faces + c, from the faces' inputs alone (see _own_face_rows).
+    own_rows = len(corrections) > 1
+    if own_rows:
+        h = _own_face_rows(h, x_faces, [solvers[axis] for axis in axes], axes, spectral, w_skip, plan.write_order(),
+                           first_spectrum)
     if skip is not None:
         h = h + skip(x)
         # skip(z) = skip(x) + W d on the faces: the skip is point-wise, so only face nodes change. h is the
-        # fresh output of an addition, which may be updated in place.
-        for axis, positions, d in corrections:
+        # fresh output of an addition, which may be updated in place. (With rows of their own the faces take
+        # skip(x) itself: W x_faces plus the skip's bias.)
+        for axis, positions, d in corrections if not own_rows else ():
             dw = torch.einsum("bi...,io->bo...", d, w_skip).movedim(2, 2 + axis)
             h.index_add_(2 + axis, torch.tensor(positions, device=h.device), dw)
     if corrected:

@@ -65,6 +65,7 @@ class FaceSolver:
         self.m = m
         self.target = target
         self._lu = None
+        self._rest = None
 
     @classmethod
     def for_layer(cls, plan: SpectralPlan, w_skip: Optional[torch.Tensor], axis: int,
@@ -186,6 +187,48 @@ class FaceSolver:
             d = self._from_freq(d, list(range(3, 3 + nf)))
         return d
 
+    def face_output(self, faces: torch.Tensor, w_skip: Optional[torch.Tensor],
+                    xf: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The convolution's share of the face outputs that T2 along this axis gives, from the faces' inputs alone.
+
+        With ``z`` the input corrected along this axis only, ``(K z)_faces = D x_faces`` (bias excluded), ``D``
+        the target blocks at the face frequencies the layer acts on and the skip matrix ``W`` elsewhere (where the
+        blocks reduce to it). ``D`` is block diagonal in the faces: each face's row reads that face's input only.
+        Returned is ``(D - W) x_faces``, which vanishes outside those frequencies; the point-wise skip adds the
+        rest, ``W x_faces``.
+
+        Parameters
+        ----------
+        faces : torch.Tensor
+            The faces' inputs ``x_faces``, real (batch, C, P, *face).
+        w_skip : torch.Tensor or None
+            Skip matrix ``(in, out)`` the blocks were built with.
+        xf : torch.Tensor, optional
+            ``to_freq(faces)``, if already computed.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(D - W) x_faces``, real (batch, C, P, *face).
+        """
+        b, c, n_p = faces.shape[:3]
+        dims = list(range(3, faces.ndim))
+        xf = self.to_freq(faces) if xf is None else xf
+        f_shape = xf.shape[3:]
+        nf = len(f_shape)
+        cols = xf.permute(*range(3, 3 + nf), 2, 1, 0).reshape(*f_shape, n_p * c, b)
+        target = self._rest
+        if target is None:
+            target = self.target
+            if w_skip is not None:
+                # The skip's blocks: W^T on the diagonal of faces (rows (p, o), columns (q, i)).
+                eye_p = torch.eye(n_p, dtype=target.dtype, device=target.device)
+                target = target - torch.kron(eye_p, w_skip.t().contiguous().to(target.dtype))
+            if not torch.is_grad_enabled():  # kept while the weights do not change (cached solvers), as the LU
+                self._rest = target
+        v = (target @ cols).reshape(*f_shape, n_p, c, b).permute(nf + 2, nf + 1, nf, *range(nf))
+        return self._from_freq(v, dims) if nf else v
+
 
 def _faces(t: torch.Tensor, axis: int, positions: Sequence[int]) -> torch.Tensor:
     idx = torch.tensor(list(positions), device=t.device, dtype=torch.long)
@@ -258,6 +301,7 @@ def correct_axis(
     axis: int,
     positions: Sequence[int],
     solver: Optional[FaceSolver] = None,
+    zf: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Apply T2 along ``axis`` on the faces at ``positions``.
 
@@ -272,6 +316,8 @@ def correct_axis(
         The faces of ``z`` at ``positions``, (batch, C, P, *face) (see :func:`faces_of_input`).
     solver : FaceSolver, optional
         The layer's factorised boundary blocks for this axis and these faces, if already built.
+    zf : torch.Tensor, optional
+        ``solver.to_freq(z_faces)``, if already computed.
 
     Returns
     -------
@@ -280,7 +326,8 @@ def correct_axis(
     """
     if solver is None:
         solver = FaceSolver.for_layer(plan, w_skip, axis, positions)
-    zf = solver.to_freq(z_faces)
+    if zf is None:
+        zf = solver.to_freq(z_faces)
     # Linear part only: the biases of the convolution and the skip pass through T2 unchanged, so that
     # (K z)_p = D_p x_p + c_p for the affine kernel K x = L x + c.
     kzf = plan.face_values_spectrum(xm, axis, positions, solver.face_weight)
