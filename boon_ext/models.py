@@ -297,6 +297,13 @@ class BOONFNO(FNO, name="boon_fno"):
         hidden_values = check_bool(hidden_values, "hidden_values")
         lift_width = None if lift_width is None else check_lift_width(lift_width)
         super().__init__(*args, **kwargs)
+        # neuralop sizes the Fourier weights by max_n_modes and takes any n_modes beside them; modes beyond the
+        # weights would be sliced away at the call, so the model would not be the one its arguments describe.
+        for i, conv in enumerate(self.fno_blocks.convs):
+            if any(k > h for k, h in zip(conv.n_modes, conv.max_n_modes)):
+                raise ValueError(f"n_modes must fit the Fourier weights max_n_modes gives ({list(conv.max_n_modes)} "
+                                 f"modes kept at most, n // 2 + 1 on the last axis), got {list(conv.n_modes)} kept "
+                                 f"in layer {i}")
         self._operator_cache = {}
         self._set_layer_modes(layer_modes)
         self._hidden_values = False

@@ -99,15 +99,17 @@ MODEL_KWARGS = {
 # Training cost per epoch relative to the FNO, for the plan (T2: docs/datasets.md's 1.7x; the others about 1x).
 COST_FACTOR = {"fno": 1.0, "fno_walls": 1.0, "boon_output": 1.0, "boon": 1.7, "boon_hidden": 1.7,
                "fno_enforced": 0.0}
-# Cells whose T2 wait for the kernel correction with walls on several axes (issue 27's finding: on this branch the
-# corrected layer's faces still depend on interior inputs with walls on two axes). The cell stays in the plan and
-# the table, marked pending; it trains once boon_ext's multi-axis T2 lands and the mark is removed here.
-# T2 + values in every layer is T2 too, so it waits with it on the vorticity cavity (on the velocity cavity it is
-# not defined: two output channels). Both T2 models also need an even node count along the cavity's first axis
-# (neuralop's fftshift on a non-last axis of odd length): the cavity's size is revisited when they are enabled.
-PENDING = {("cavity_vorticity", "boon"): "pending the multi-axis T2",
-           ("cavity_vorticity", "boon_hidden"): "pending the multi-axis T2",
-           ("cavity_velocity", "boon"): "pending the multi-axis T2"}
+# Cells whose T2 waits. The multi-axis T2 has landed (faces on several axes decoupled exactly: tests/boon/
+# test_t2_multi_axis.py), but T2 needs an even node count along every non-last spatial axis (neuralop's fftshift on
+# an odd-length axis is not shift-equivariant; BOONFNO refuses it) and the cavity runs on 17 x 17 nodes. An 18-node
+# cavity trains (checked), at about 12% more per epoch, which with the three T2 cells (+4.8 h) exceeds the 40 h
+# budget: the cavity's size and epochs are to be re-planned before these cells are enabled. T2 + values in every
+# layer is T2 too, so it waits with it on the vorticity cavity (on the velocity cavity it is not defined: two
+# output channels). The cells stay in the plan and the table, marked pending.
+_PENDING_WHY = "pending T2: it needs an even node count along the cavity's first axis (17 now)"
+PENDING = {("cavity_vorticity", "boon"): _PENDING_WHY,
+           ("cavity_vorticity", "boon_hidden"): _PENDING_WHY,
+           ("cavity_velocity", "boon"): _PENDING_WHY}
 BUDGET_HOURS = 40.0
 
 _ARCH_1D = dict(n_modes=(32,), hidden_channels=64, n_layers=4)

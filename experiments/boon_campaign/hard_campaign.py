@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from boon_ext import load_checkpoint_file
 from experiments.boon_campaign import hard
 from experiments.boon_campaign.campaign import _train_in_parallel, claim_held, claim_run
 from experiments.boon_campaign.metrics import predict
@@ -329,10 +330,10 @@ def status(out, cfg, models=hard.MODELS):
         epoch, ckpt = 0, runs_dir / f"{name}.ckpt.pt"
         if ckpt.exists():
             try:
-                ck = torch.load(ckpt, map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 (being replaced at this moment: counted from the start)
+                ck = load_checkpoint_file(ckpt, map_location="cpu")  # the package's reader: no calls, no allocation
+            except Exception:  # noqa: BLE001 (being replaced at this moment, or damaged: counted from the start)
                 ck = {}
-            if ck.get("key") == hard.run_key(st, m):
+            if isinstance(ck, dict) and ck.get("key") == hard.run_key(st, m):
                 epoch = int(ck.get("epoch", 0))
         state = "training" if claim_held(runs_dir / f"{name}.claim") else ("interrupted" if epoch else "pending")
         own = measured.get((cell, m))

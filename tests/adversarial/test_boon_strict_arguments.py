@@ -107,6 +107,7 @@ def test_n_modes_refused_at_construction(value, match):
     (dict(lift_width=2.0), TypeError, "lift_width must be an integer"),
     (dict(lift_width=0), ValueError, "lift_width must be an integer >= 1"),
     (dict(bogus=1), TypeError, "bogus"),
+    (dict(n_modes=(16,), max_n_modes=(3,)), ValueError, r"n_modes must fit the Fourier weights max_n_modes gives"),
 ])
 def test_other_model_arguments_refused_at_construction(kw, error, match):
     """Class 4 (wrong types at construction): every other argument, named in the message."""
