@@ -30,9 +30,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from .finetune import warn_untrained_settings
 from .torch_file import UnsafeCheckpointError, read_torch_file, reference_names
-from .models import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, BOONFNO, BOONTFNO
+from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, checkpoint_class
+from .untrained import warn_untrained_settings
 
 __all__ = ["CHECKPOINT_GLOBALS", "UnsafeCheckpointError", "load_checkpoint_file", "load_checkpoint",
            "check_metadata_tree", "check_state_fits", "unwrap_ddp", "save_ddp_checkpoint", "load_ddp_checkpoint"]
@@ -418,7 +418,7 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
                                          trust_pickle is True)
     name = str(meta.get("_name", "")).lower()
     if cls is None:
-        cls = BOONTFNO if name in ("tfno", "boon_tfno", "boontfno") else BOONFNO
+        cls = checkpoint_class(name)  # BOONTFNO for a (BOON-)TFNO, else BOONFNO
     args = tuple(meta.pop("args", ()))
     for k in _META_KEYS:
         meta.pop(k, None)

@@ -19,22 +19,17 @@ import torch
 from neuralop.models import FNO, TFNO
 
 from _physics_constrained.validation import check_bool, check_fraction, check_int, check_real
+
 from .blocks import CorrectionPlan, boon_block_forward, check_blocks, layer_operators
+from .checkpoint import _as_state_dict, check_state_fits, load_checkpoint, load_checkpoint_file
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
-from .finetune import warn_untrained_settings
 from .lift import check_lift_width, lift_boundary
+# The metadata keys and "not given" (_UNSET: None is a value there) live in .metadata, shared with the readers.
+from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, register_checkpoint_class  # noqa: F401
+from .untrained import warn_untrained_settings
 
 __all__ = ["BOONFNO", "BOONTFNO"]
-
-# "Not given" for arguments whose default is read from a checkpoint (None is a value there).
-_UNSET = object()
-# Keys BaseModel puts into its metadata that are not constructor arguments.
-_META_KEYS = ("_version", "_name", "args", "_config_name")
-# The wrappers' own constructor arguments, recorded in their metadata next to FNO's.
-_BOON_KEYS = ("boundary", "kernel_correction", "time_dim", "lift_width", "hidden_values")
-# neuralop's TFNO sets these in its __init__ (which BOONTFNO runs); its metadata records only given arguments.
-_TFNO_DEFAULTS = {"factorization": "Tucker", "rank": 0.1}
 
 
 def _constructor_kwargs(model) -> tuple:
@@ -820,8 +815,6 @@ class BOONFNO(FNO, name="boon_fno"):
             ``kernel_correction=True`` on weights saved without it (a plain checkpoint, or a BOON checkpoint
             saved with ``kernel_correction=False``); fine-tune with :func:`~boon_ext.finetune_kernel_correction`.
         """
-        from .checkpoint import load_checkpoint  # deferred: the checkpoint module builds these classes
-
         return load_checkpoint(save_folder, save_name, boundary, cls=cls, map_location=map_location,
                                kernel_correction=kernel_correction, time_dim=time_dim, model_kwargs=model_kwargs,
                                lift_width=lift_width, trust_pickle=trust_pickle, _stacklevel=4)
@@ -904,9 +897,6 @@ class BOONFNO(FNO, name="boon_fno"):
         ``torch.nn.Module.load_state_dict`` does: a float64 file loaded into a float32 model is rounded to float32.
         ``BOONFNO.from_checkpoint`` builds a model in the file's precision instead.
         """
-        # deferred: the checkpoint module builds these classes
-        from .checkpoint import _as_state_dict, check_state_fits, load_checkpoint_file
-
         path = Path(save_folder) / f"{save_name}_state_dict.pt"
         if not path.exists():
             raise FileNotFoundError(f"no state dict at {path}")
@@ -943,3 +933,7 @@ class BOONTFNO(BOONFNO, TFNO, name="boon_tfno"):
 # FNO's full signature plus their own arguments, with TFNO's factorization defaults for BOONTFNO.
 BOONFNO.__signature__ = _signature(FNO)
 BOONTFNO.__signature__ = _signature(FNO, **_TFNO_DEFAULTS)
+
+# Checkpoints whose metadata names a (BOON-)TFNO are rebuilt as BOONTFNO, every other as BOONFNO.
+register_checkpoint_class(BOONFNO, "fno", "boon_fno", "boonfno")
+register_checkpoint_class(BOONTFNO, "tfno", "boon_tfno", "boontfno")
