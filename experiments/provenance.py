@@ -7,6 +7,7 @@ threads).
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -78,3 +79,14 @@ def command_line(module, argv):
     import shlex
 
     return "python " + shlex.join(["-m", f"experiments.{module}", *map(str, argv)])
+
+
+def write_record(path, record):
+    """Write a result ``record`` (a dict) as indented JSON to ``path``, with the commit it was measured at unless it
+    names one, creating the folder; print and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {**record, "commit": record.get("commit") or git_commit()}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {path}")
+    return path

@@ -325,12 +325,7 @@ def _main_hard(args, argv):
         commit = _git_commit()
         rows = hard_campaign.verify(out, cfg, models, args.verify, args.cache_dir, args.device,
                                     log=lambda msg: print(msg, flush=True))
-        path = out / "verify.json"
-        previous = json.loads(path.read_text()) if path.exists() else None
-        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, machine_description()), indent=1))
-        print(verify_text(rows) + f"; wrote {path}")
-        if not all(r["identical"] for r in rows):
-            sys.exit(1)
+        _write_verify(out, rows, command, commit)
         return
     result = hard_campaign.run(out, quick=args.quick, cells=cells, models=models, seeds=seeds, resume=args.resume,
                                device=args.device, jobs=args.jobs, threads_per_job=args.threads or 1,
@@ -341,6 +336,16 @@ def _main_hard(args, argv):
     print(hard_campaign.plan_text(result["plan"]))
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {out}")
 
+
+
+def _write_verify(out, rows, command, commit):
+    """Merge a ``--verify`` check's rows into ``out/verify.json``, print the verdict, and exit 1 if any run differs."""
+    path = out / "verify.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    path.write_text(json.dumps(merge_verify(previous, rows, command, commit, machine_description()), indent=1))
+    print(verify_text(rows) + f"; wrote {path}")
+    if not all(r["identical"] for r in rows):
+        sys.exit(1)
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -424,12 +429,7 @@ def main(argv=None):
         commit = _git_commit()
         rows = verify_runs(out, problems, models, cfg, args.schedule, args.verify, args.cache_dir, args.device,
                            log=lambda msg: print(msg, flush=True))
-        path = out / "verify.json"
-        previous = json.loads(path.read_text()) if path.exists() else None
-        path.write_text(json.dumps(merge_verify(previous, rows, command, commit, machine_description()), indent=1))
-        print(verify_text(rows) + f"; wrote {path}")
-        if not all(r["identical"] for r in rows):
-            sys.exit(1)
+        _write_verify(out, rows, command, commit)
         return
     result = run(
         problems=problems, models=models, quick=args.quick, out=out, seeds=seeds, max_epochs=args.max_epochs,

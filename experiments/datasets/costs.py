@@ -16,16 +16,14 @@ asserted anywhere: this is a planning tool.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 
-from experiments.provenance import machine_info  # noqa: E402
+from experiments.provenance import machine_info, write_record  # noqa: E402
 from boon_ext.datasets import (  # noqa: E402
     burgers_dirichlet,
     heat_neumann,
@@ -141,10 +139,7 @@ def main():
     record = {"machine": machine_info(), "threads": torch.get_num_threads(),
               "clock": "process CPU time",
               "load_average": os.getloadavg(), "steps_timed": args.steps, "problems": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

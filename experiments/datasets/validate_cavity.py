@@ -12,7 +12,6 @@ and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from scipy.interpolate import CubicSpline
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from experiments.provenance import machine_info  # noqa: E402
+from experiments.provenance import machine_info, write_record  # noqa: E402
 from boon_ext.datasets import solve_cavity_steady  # noqa: E402
 from experiments.datasets import ghia1982  # noqa: E402
 
@@ -108,10 +107,7 @@ def main():
           "centreline nodes")
     for k in diffs:
         print(f"  {k:10s} diffs {['%.2e' % d for d in diffs[k]]}  observed order {['%.2f' % o for o in orders[k]]}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

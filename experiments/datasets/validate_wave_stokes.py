@@ -11,12 +11,11 @@ Space-time Stokes (``solve_stokes_dirichlet``, the generator's initial layer, 25
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 
 
+from experiments.provenance import write_record
 from boon_ext.datasets import (  # noqa: E402
     STOKES_PRESETS,
     solve_stokes_dirichlet,
@@ -84,10 +83,7 @@ def main():
     for k, v in record["cases"].items():
         print(f"{k:36s} " + " ".join(f"{e:10.3e}" for e in v["max_abs_error"]) + "   "
               + " ".join(f"{o:.2f}" for o in v["observed_orders"]))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":
