@@ -337,7 +337,6 @@ def _main_hard(args, argv):
     print(f"{result['seconds_this_call']:.0f} s this call; wrote {out}")
 
 
-
 def _write_verify(out, rows, command, commit):
     """Merge a ``--verify`` check's rows into ``out/verify.json``, print the verdict, and exit 1 if any run differs."""
     path = out / "verify.json"
@@ -346,6 +345,7 @@ def _write_verify(out, rows, command, commit):
     print(verify_text(rows) + f"; wrote {path}")
     if not all(r["identical"] for r in rows):
         sys.exit(1)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
