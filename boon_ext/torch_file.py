@@ -145,7 +145,10 @@ class _Interpreter:
         if (type(pid) is not tuple or len(pid) != 5 or pid[0] not in ("storage", b"storage")
                 or type(pid[1]) is not torch.serialization.StorageType or type(pid[2]) is not str
                 or type(pid[3]) is not str):
-            raise _Refused(f"a persistent id must be ('storage', type, key, location, numel), got {pid!r}"[:200])
+            # Only the types are named: the repr of whatever a crafted file put there may itself run code or warn.
+            got = (f"a tuple of ({', '.join(type(v).__name__ for v in pid[:8])})" if type(pid) is tuple
+                   else f"a {type(pid).__name__}")
+            raise _Refused(f"a persistent id must be ('storage', type, key, location, numel), got {got}"[:200])
         _, storage_type, key, _, numel = pid
         _check_int(numel, "a storage's numel")
         dtype = storage_type.dtype
