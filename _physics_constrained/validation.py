@@ -20,7 +20,8 @@ import torch
 
 __all__ = ["as_tensor", "check_finite", "check_nonnegative", "check_variance", "check_broadcasts_to", "check_index",
            "check_int", "check_real", "check_range", "check_interval", "check_choice", "check_generator",
-           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype"]
+           "compiling", "eps_of", "check_fraction", "check_tensor", "check_float_dtype", "check_bool",
+           "check_compute_dtype", "COMPUTE_DTYPES", "is_bool"]
 
 
 # ------------------------------------------------------------------ scalar settings
@@ -94,6 +95,11 @@ def as_tensor(x, name, dtype=None, device=None):
     if isinstance(x, torch.Tensor):
         t = x
     else:
+        # A boolean given where numbers are meant is refused before the cast to a floating dtype would make it 1.0
+        # (Python and NumPy scalars and arrays, and sequences of them).
+        if is_bool(x) or str(getattr(x, "dtype", "")) == "bool" or (
+                isinstance(x, (list, tuple)) and _holds_bool(x)):
+            raise TypeError(f"{name} must be real-valued, got booleans ({type(x).__name__})")
         try:
             # Python scalars go straight to the requested dtype (a float32 detour would lose digits).
             t = torch.as_tensor(x, dtype=dtype if dtype is not None and dtype.is_floating_point else None)
@@ -106,6 +112,14 @@ def as_tensor(x, name, dtype=None, device=None):
     if dtype is not None or device is not None:
         t = t.to(dtype=dtype or t.dtype, device=device or t.device)
     return t
+
+
+def _holds_bool(seq) -> bool:
+    """Whether a (nested) list or tuple converts to a boolean tensor."""
+    try:
+        return torch.as_tensor(seq).dtype == torch.bool
+    except (TypeError, ValueError, RuntimeError):
+        return False
 
 
 def compiling():
@@ -268,4 +282,52 @@ def check_float_dtype(value: Any, name: str = "dtype") -> torch.dtype:
     """A floating ``torch.dtype`` (the dtype a distribution or a computation is asked for)."""
     if not (isinstance(value, torch.dtype) and value.is_floating_point):
         raise ValueError(f"{name} must be a floating torch.dtype, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------ appended: switches and the compute dtype
+#: The dtypes a computation may run in: half precision (float16, bfloat16) has 3-4 significant digits, too few for
+#: the solves and round-off checks of either method (a conservation update in float16 conserves only to ~1e-3 and
+#: its Cholesky factorisation fails for two rows).
+COMPUTE_DTYPES = (torch.float32, torch.float64)
+
+
+def is_bool(value: Any) -> bool:
+    """Whether ``value`` is a Python or NumPy boolean scalar (NumPy 2 names its type ``bool``, NumPy 1 ``bool_``)."""
+    t = type(value)
+    return isinstance(value, bool) or (t.__module__ == "numpy" and t.__name__ in ("bool", "bool_"))
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A ``bool`` (or NumPy ``bool_``); returned as ``bool``.
+
+    No truthiness: ``"false"``, ``0``, ``1``, ``None`` or a tensor are refused, since ``bool("false")`` is ``True``
+    (a switch read from a JSON or YAML file as a string would otherwise turn on silently).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a boolean.
+    """
+    if is_bool(value):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
+
+
+def check_compute_dtype(value: Any, name: str = "compute_dtype") -> torch.dtype:
+    """``torch.float32`` or ``torch.float64``: the dtype a solve runs in (:data:`COMPUTE_DTYPES`).
+
+    Raises
+    ------
+    ValueError
+        For anything else (as :func:`check_float_dtype`): half precision (``torch.float16``, ``torch.bfloat16``),
+        integer or complex dtypes, a string such as ``"float64"``.
+    """
+    expected = "torch.float32 or torch.float64"
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    if value not in COMPUTE_DTYPES:
+        why = (" (half precision has too few digits for the solve and its round-off checks)"
+               if value.is_floating_point else "")
+        raise ValueError(f"{name} must be {expected}, got {value}{why}")
     return value

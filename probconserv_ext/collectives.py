@@ -8,6 +8,7 @@ the shared draws from its first rank. The layer and its posterior call only thes
 one process and on a domain-decomposed field; all ``torch.distributed`` calls of the package are in this module.
 """
 
+import hashlib
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -17,7 +18,37 @@ import torch.distributed as dist
 # The type of a process group (None: the whole world); torch exposes it only where distributed is built.
 ProcessGroup = Any
 
-__all__ = ["LocalCollectives", "GroupCollectives", "CountingCollectives", "group_info", "LOCAL"]
+__all__ = ["LocalCollectives", "GroupCollectives", "CountingCollectives", "group_info", "fingerprint", "LOCAL",
+           "FINGERPRINT_SIZE"]
+
+#: Numbers :func:`fingerprint` returns.
+FINGERPRINT_SIZE = 3
+
+
+def fingerprint(t: Optional[torch.Tensor]) -> List[float]:
+    """A short digest of a tensor's shape, dtype and values, as floats that compare exactly across ranks.
+
+    Ranks that must hold the same tensor (the global right-hand side ``b``) compare digests instead of the tensor,
+    so that the check costs a fixed number of values in a collective whatever the size of ``b``: a BLAKE2b digest
+    of the bytes, split into integers below ``2**48`` (exact in float64). ``-0.0`` counts as ``0.0``.
+
+    Parameters
+    ----------
+    t : torch.Tensor or None
+
+    Returns
+    -------
+    list of float
+        :data:`FINGERPRINT_SIZE` numbers (``-1.0`` each for ``None``).
+    """
+    if t is None:
+        return [-1.0] * FINGERPRINT_SIZE
+    flat = (t.detach() + 0.0).to("cpu").contiguous()
+    h = hashlib.blake2b(digest_size=6 * FINGERPRINT_SIZE)
+    h.update(repr((tuple(flat.shape), str(flat.dtype))).encode())
+    h.update(flat.reshape(-1).view(torch.uint8).numpy().tobytes())
+    d = h.digest()
+    return [float(int.from_bytes(d[6 * i:6 * i + 6], "little")) for i in range(FINGERPRINT_SIZE)]
 
 
 def group_info(group: Optional[ProcessGroup] = None) -> Tuple[int, int]:
@@ -101,14 +132,16 @@ class LocalCollectives:
         """
         return t
 
-    def agree(self, error: Optional[Exception], spec: Sequence[float]) -> None:
-        """Raise ``error`` if parsing the input failed (with several ranks: on every rank, and shapes agree).
+    def agree(self, error: Optional[Exception], spec: Sequence[float], labels: Optional[Sequence[str]] = None) -> None:
+        """Raise ``error`` if parsing the input failed (with several ranks: on every rank, and ``spec`` agrees).
 
         Parameters
         ----------
         error : Exception or None
         spec : sequence of float
             What every part must agree on (unused on one process).
+        labels : sequence of str, optional
+            A name per entry of ``spec``, for the message of a disagreement (default: the prediction's shape).
 
         Raises
         ------
@@ -239,20 +272,27 @@ class GroupCollectives(LocalCollectives):
     def share(self, t: torch.Tensor) -> torch.Tensor:
         return self.broadcast(t)
 
-    def agree(self, error: Optional[Exception], spec: Sequence[float]) -> None:
+    def agree(self, error: Optional[Exception], spec: Sequence[float], labels: Optional[Sequence[str]] = None) -> None:
         spec = torch.as_tensor(spec, dtype=torch.float64)
         flag = torch.tensor([0.0 if error is None else 1.0], dtype=torch.float64)
+        # ONE collective: the error flag and the max of spec and of -spec (max and -min) of every entry.
         v = self.all_reduce(torch.cat([flag, spec, -spec]), op=dist.ReduceOp.MAX)
         if error is not None:
             raise error
         if float(v[0]) > 0:
             raise ValueError("invalid input on another rank of the group (its own error message says which argument)")
         k = spec.numel()
-        if not torch.equal(v[1:1 + k], -v[1 + k:]):
-            raise ValueError(
-                "the ranks disagree on the shape of the prediction: batch shape, ensemble size or covariance rank r "
-                f"must be the same on every rank (this rank: batch shape and r = {spec.long().tolist()})"
-            )
+        differs = v[1:1 + k] != -v[1 + k:]
+        if bool(differs.any()):
+            if labels is None:
+                raise ValueError(
+                    "the ranks disagree on the shape of the prediction: batch shape, ensemble size or covariance rank "
+                    f"r must be the same on every rank (this rank: batch shape and r = {spec.long().tolist()})"
+                )
+            names = sorted({labels[i] for i in torch.nonzero(differs).flatten().tolist()}, key=list(labels).index)
+            what = ", ".join(names)
+            raise ValueError(f"{what} must be the same on every rank of the group, got different values on different "
+                             f"ranks (the ranks disagree on {what})")
 
     def agree_values(self, values: Sequence[float]) -> bool:
         """Whether every rank holds the same ``values`` (one MAX all-reduce of ``2 len(values)`` numbers).

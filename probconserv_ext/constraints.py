@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import torch
 
-from _physics_constrained.validation import as_tensor, check_finite, check_index
+from _physics_constrained.validation import as_tensor, check_bool, check_finite, check_float_dtype, check_index
 from .quadrature import quadrature_weights
 
 __all__ = ["LinearConstraint", "ConstraintShape", "check_rhs", "conservation_constraint", "value_constraint",
@@ -97,6 +97,7 @@ class LinearConstraint(ConstraintShape):
     """
 
     def __init__(self, G: Any, b: Any = None, *, allow_zero_rows: bool = False):
+        allow_zero_rows = check_bool(allow_zero_rows, "allow_zero_rows")
         G = as_tensor(G, "G")
         if G.ndim == 1:
             G = G[None, :]
@@ -285,6 +286,7 @@ def value_constraint(n: int, index: Any, value: Any = None, dtype: Optional[torc
     if dtype is None:
         floating = isinstance(value, torch.Tensor) and value.is_floating_point()
         dtype = value.dtype if floating else torch.get_default_dtype()
+    check_float_dtype(dtype, "dtype")
     G = torch.zeros(idx.numel(), n, dtype=dtype)
     G[torch.arange(idx.numel()), idx] = 1.0
     b = None

@@ -15,6 +15,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
+from _physics_constrained.validation import check_float_dtype, check_int, check_tensor
+
 __all__ = ["Covariance", "IdentityCovariance", "DiagonalCovariance", "LowRankCovariance", "DenseCovariance",
            "DowndatedCovariance"]
 
@@ -184,6 +186,23 @@ class Covariance(abc.ABC):
         return torch.randn(*shape, *extra, dtype=self.dtype, device=self.device, generator=generator)
 
 
+def _check_operand(t: torch.Tensor, name: str, ndim: int, layout: str) -> None:
+    """A floating tensor with at least ``ndim`` dimensions (shape checks only: the layer checks values, e.g.
+    non-negative variances, where it reads a prediction; a slab of a split field may hold no node)."""
+    check_tensor(t, name, layout=layout, floating=True)
+    if t.ndim < ndim:
+        raise ValueError(f"{name} must be a tensor of shape {layout}, got shape {tuple(t.shape)}")
+
+
+def _batch(a: torch.Size, b: torch.Size, name_a: str, name_b: str) -> torch.Size:
+    """The broadcast of two batch shapes, or a ``ValueError`` naming both."""
+    try:
+        return torch.broadcast_shapes(a, b)
+    except RuntimeError as err:
+        raise ValueError(f"{name_a} and {name_b} must have broadcastable batch shapes, got {tuple(a)} and "
+                         f"{tuple(b)}") from err
+
+
 def _share(shared: Shared, z: torch.Tensor) -> torch.Tensor:
     return z if shared is None else shared(z)
 
@@ -200,8 +219,8 @@ class IdentityCovariance(Covariance):
     """
 
     def __init__(self, n: int, dtype: torch.dtype = torch.float64, device: Device = None):
-        super().__init__(n, torch.Size())
-        self._dtype = dtype
+        super().__init__(check_int(n, "n", minimum=1), torch.Size())
+        self._dtype = check_float_dtype(dtype, "dtype")
         self._device = torch.device("cpu") if device is None else torch.device(device)
 
     dtype = property(lambda self: self._dtype, doc="Dtype of the operator's tensors.")
@@ -241,6 +260,7 @@ class DiagonalCovariance(Covariance):
     """
 
     def __init__(self, diag: torch.Tensor):
+        _check_operand(diag, "diag", 1, "(..., n)")
         super().__init__(diag.shape[-1], diag.shape[:-1])
         self.diag = diag
 
@@ -281,7 +301,12 @@ class LowRankCovariance(Covariance):
     """
 
     def __init__(self, factor: torch.Tensor, diag: torch.Tensor):
-        super().__init__(factor.shape[-2], torch.broadcast_shapes(factor.shape[:-2], diag.shape[:-1]))
+        _check_operand(factor, "factor", 2, "(..., n, r)")
+        _check_operand(diag, "diag", 1, "(..., n)")
+        if diag.shape[-1] != factor.shape[-2]:
+            raise ValueError(f"diag must have the factor's n = {factor.shape[-2]} nodes in its last dimension, got "
+                             f"shape {tuple(diag.shape)}")
+        super().__init__(factor.shape[-2], _batch(factor.shape[:-2], diag.shape[:-1], "factor", "diag"))
         self.factor = factor
         self.diag = diag
 
@@ -336,6 +361,9 @@ class DenseCovariance(Covariance):
     """
 
     def __init__(self, matrix: torch.Tensor):
+        _check_operand(matrix, "matrix", 2, "(..., n, n)")
+        if matrix.shape[-1] != matrix.shape[-2]:
+            raise ValueError(f"matrix must be a tensor of shape (..., n, n), got shape {tuple(matrix.shape)}")
         super().__init__(matrix.shape[-1], matrix.shape[:-2])
         self.matrix = matrix
         self._root = None
@@ -407,7 +435,12 @@ class DowndatedCovariance(Covariance):
 
     def __init__(self, base: Covariance, W: torch.Tensor, G: Optional[torch.Tensor] = None,
                  M: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None):
-        super().__init__(base.n, torch.broadcast_shapes(base.batch_shape, W.shape[:-2]))
+        if not isinstance(base, Covariance):
+            raise TypeError(f"base must be a Covariance, got {type(base).__name__}")
+        _check_operand(W, "W", 2, "(..., n, m)")
+        if W.shape[-2] != base.n:
+            raise ValueError(f"W must have the base's n = {base.n} rows, got shape {tuple(W.shape)}")
+        super().__init__(base.n, _batch(base.batch_shape, W.shape[:-2], "base", "W"))
         self.base = base
         self.W = W
         self.G, self.M, self.noise = G, M, noise
@@ -419,7 +452,25 @@ class DowndatedCovariance(Covariance):
         return self.base.matmul(X) - self.W @ (self.W.mT @ X)
 
     def diagonal(self) -> torch.Tensor:
-        return self.base.diagonal() - (self.W**2).sum(-1)
+        # base - W W^T is positive semi-definite, so its diagonal is >= 0; the subtraction cancels at nodes the
+        # update fixes (a value constraint, an exact row through a single node), where it leaves round-off of either
+        # sign (about eps * base_ii). A negative entry is only that round-off: it is returned as 0, so that stddev,
+        # sampling and likelihoods never see a negative variance.
+        return (self.base.diagonal() - (self.W**2).sum(-1)).clamp_min(0)
+
+    def to_dense(self) -> torch.Tensor:
+        """The dense matrices, symmetric and with the (non-negative) diagonal of :meth:`diagonal`.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(*batch_shape, n, n)``.
+        """
+        dense = super().to_dense()
+        dense = 0.5 * (dense + dense.mT)
+        diag = torch.diagonal(dense, dim1=-2, dim2=-1)
+        # the same round-off as in diagonal(): remove a negative diagonal entry without an in-place write
+        return dense - torch.diag_embed(diag.clamp_max(0))
 
     def _update(self, what):
         if self.G is None or self.M is None or self.noise is None:

@@ -25,7 +25,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from _physics_constrained.validation import as_tensor, check_finite
-from .collectives import GroupCollectives, ProcessGroup
+from .collectives import FINGERPRINT_SIZE, GroupCollectives, ProcessGroup, fingerprint
 from .constraints import LinearConstraint
 from .gaussian import ConstrainedGaussian
 from .layer import ProbConserv
@@ -33,10 +33,18 @@ from .methods import METHOD_NAMES
 from .slabs import conservation_slab, constraint_slab, gather_slab, slab_bounds
 
 __all__ = ["DistributedProbConserv", "SlabConstrainedGaussian", "slab_bounds", "constraint_slab", "conservation_slab",
-           "gather_slab"]
+           "gather_slab", "AGREEMENT_SIZE"]
 
 # Batch dimensions the agreement check can describe; more are refused with a clear message.
 _MAX_BATCH_DIMS = 8
+# What the per-call agreement compares, entry by entry (names for the message of a disagreement): the prediction's
+# shape, then the settings every rank must share and a digest of the right-hand side actually used.
+_SHAPE_LABELS = (("the shape of the prediction (batch shape)",) * (_MAX_BATCH_DIMS + 1)
+                 + ("the shape of the prediction (covariance rank r)",))
+_SETTING_LABELS = ("m (constraint rows)", "the global number of nodes n", "method", "compute_dtype", "noise")
+_LABELS = _SHAPE_LABELS + _SETTING_LABELS + ("b",) * FINGERPRINT_SIZE
+#: Numbers each rank contributes to the per-call agreement check (its all-reduce sends 1 + 2 * AGREEMENT_SIZE).
+AGREEMENT_SIZE = len(_LABELS)
 
 
 class SlabConstrainedGaussian(ConstrainedGaussian):
@@ -109,7 +117,10 @@ class DistributedProbConserv(ProbConserv):
     global factor, every ensemble member's slab; ``b`` is global) and returns this rank's
     :class:`SlabConstrainedGaussian`. Invalid input on any rank raises a ``ValueError`` on every rank (a
     ``TypeError`` on the rank that has non-numeric input), as do ranks that disagree on the batch shape or the
-    factor's rank.
+    factor's rank, on ``b`` (compared through a digest of its bytes after broadcasting to the batch shape, so any
+    difference, down to one ulp, is caught), on the noise as it is at the call, on ``m``, the global ``n``, the method
+    or the compute dtype. All of this is compared in the one agreement all-reduce of each call (``1 + 2 *``
+    :data:`AGREEMENT_SIZE` numbers, independent of the problem's size).
 
     Accepted priors are those whose covariance is a per-node diagonal or a low-rank-plus-diagonal with the
     factor split by rows: ``variance=``, ``cov_factor=``/``cov_diag=``, ``samples=`` (ensemble members' slabs),
@@ -159,11 +170,13 @@ class DistributedProbConserv(ProbConserv):
         # every slab (the single-process LinearConstraint refuses zero rows).
         m = self.G.shape[0]
         noise_value = float(self.noise.detach())
-        if not collectives.agree_values([m, noise_value, METHOD_NAMES.index(self.method), self.G.dtype.itemsize]):
+        if not collectives.agree_values([m, noise_value, METHOD_NAMES.index(self.method), self.G.dtype.itemsize,
+                                         *fingerprint(self.b)]):
             raise ValueError(
-                "constraint_slab, noise and method must agree on every rank (same number of rows m, same noise, "
-                f"same method, same compute_dtype); this rank has m = {m}, noise = {noise_value}, method = "
-                f"{self.method!r}, compute_dtype = {compute_dtype}"
+                "constraint_slab, noise and method must agree on every rank (same number of rows m, same b, same "
+                f"noise, same method, same compute_dtype); this rank has m = {m}, noise = {noise_value}, method = "
+                f"{self.method!r}, compute_dtype = {compute_dtype}, b of shape "
+                f"{None if self.b is None else tuple(self.b.shape)}"
             )
         rows = self.G.abs().sum(-1).double() if self.G.shape[1] else torch.zeros(m, dtype=torch.float64)
         rows, n_total = collectives.sum_pieces([rows, torch.tensor([float(self.G.shape[1])], dtype=torch.float64)],
@@ -173,6 +186,14 @@ class DistributedProbConserv(ProbConserv):
             raise ValueError(
                 f"constraint_slab: row(s) {torch.nonzero(rows == 0).flatten().tolist()} of G are zero on every rank"
             )
+
+    def _check_nonnegative_supported(self) -> None:
+        raise ValueError("nonnegative must be False for a DistributedProbConserv, got True (its active-set loop would "
+                         "need a collective per iteration)")
+
+    def _check_constraint_rows(self, G: torch.Tensor, label: str) -> None:
+        # A row may vanish on a slab; that no row vanishes on every slab was checked collectively at construction.
+        pass
 
     @property
     def group(self) -> Optional[ProcessGroup]:
@@ -186,7 +207,7 @@ class DistributedProbConserv(ProbConserv):
     def _parse(self, mean, variance, covariance, cov_factor, cov_diag, samples, b):
         # Parsed on every rank, then one collective agreement: an error on any rank is raised on all of them
         # (instead of leaving the others waiting in the update's all-reduce), and the shapes must agree.
-        error, parsed, spec = None, None, [0.0] * (_MAX_BATCH_DIMS + 2)
+        error, parsed, spec = None, None, [0.0] * AGREEMENT_SIZE
         try:
             if covariance is not None or isinstance(mean, MultivariateNormal):
                 raise ValueError(
@@ -206,8 +227,15 @@ class DistributedProbConserv(ProbConserv):
             if len(batch) > _MAX_BATCH_DIMS:
                 raise ValueError(f"mean may have at most {_MAX_BATCH_DIMS} leading dimensions, got {len(batch)}")
             r = 0 if U is None else U.shape[-1]
-            spec = [len(batch), *batch, *([0] * (_MAX_BATCH_DIMS - len(batch))), r]
+            # b as the update uses it (expanded to the batch), so that the same totals given with different
+            # broadcast shapes agree; the noise as read now (a learned or reloaded one may have drifted).
+            b = parsed[1].expand(*batch, self.m)
+            settings = [self.m, self._n_total, METHOD_NAMES.index(self.method), self.compute_dtype.itemsize,
+                        float(self.noise.detach())]
+            spec = [len(batch), *batch, *([0] * (_MAX_BATCH_DIMS - len(batch))), r, *settings, *fingerprint(b)]
         except (ValueError, TypeError) as err:
             error = err
-        self.collectives.agree(error, spec)
+            spec = [0.0] * AGREEMENT_SIZE
+        # ONE collective compares all of it (and spreads an error of any rank to every rank).
+        self.collectives.agree(error, spec, _LABELS)
         return parsed

@@ -22,12 +22,29 @@ from typing import Optional, Sequence
 import torch
 from torch.distributions import Distribution, constraints
 
-from _physics_constrained.validation import eps_of
+from _physics_constrained.validation import (check_bool, check_float_dtype, check_generator, check_int, check_tensor,
+                                              eps_of)
 from .collectives import LOCAL, LocalCollectives
 from .covariance import Covariance, DowndatedCovariance, Shared
-from .update import UpdateFactors, refine_to_roundoff
+from .update import UpdateFactors, refine_to_roundoff, residual_tolerance
 
 __all__ = ["StructuredGaussian", "ConstrainedGaussian"]
+
+
+def check_sample_shape(sample_shape: Sequence[int], name: str = "sample_shape") -> torch.Size:
+    """A shape of draws: a ``torch.Size`` or a tuple/list of non-negative integers (``bool`` and floats refused).
+
+    Raises
+    ------
+    TypeError
+        If it is not a sequence of integers (e.g. a bare ``int`` or ``(2.0,)``).
+    ValueError
+        For a negative size.
+    """
+    if not isinstance(sample_shape, (torch.Size, tuple, list)):
+        raise TypeError(f"{name} must be a tuple of non-negative integers (e.g. (100,)), got {sample_shape!r} "
+                        f"({type(sample_shape).__name__})")
+    return torch.Size(check_int(s, f"{name}[{i}]", minimum=0) for i, s in enumerate(sample_shape))
 
 
 class StructuredGaussian(Distribution):
@@ -48,10 +65,21 @@ class StructuredGaussian(Distribution):
     has_rsample = True
 
     def __init__(self, loc: torch.Tensor, covariance: Covariance, out_dtype: Optional[torch.dtype] = None):
+        check_tensor(loc, "loc", layout="(..., n)", floating=True)
+        if not isinstance(covariance, Covariance):
+            raise TypeError(f"covariance must be a Covariance (e.g. DiagonalCovariance), got "
+                            f"{type(covariance).__name__}")
+        if loc.ndim < 1 or loc.shape[-1] != covariance.n:
+            raise ValueError(f"loc must have the covariance's n = {covariance.n} nodes in its last dimension, got "
+                             f"shape {tuple(loc.shape)}")
+        try:
+            batch_shape = torch.broadcast_shapes(loc.shape[:-1], covariance.batch_shape)
+        except RuntimeError as err:
+            raise ValueError(f"loc of leading shape {tuple(loc.shape[:-1])} must broadcast with the covariance's "
+                             f"batch shape {tuple(covariance.batch_shape)}") from err
         self._loc = loc
         self.covariance = covariance
-        self.out_dtype = out_dtype or loc.dtype
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], covariance.batch_shape)
+        self.out_dtype = loc.dtype if out_dtype is None else check_float_dtype(out_dtype, "out_dtype")
         super().__init__(batch_shape, torch.Size([loc.shape[-1]]), validate_args=False)
 
     @property
@@ -106,7 +134,8 @@ class StructuredGaussian(Distribution):
         torch.Tensor
             Shape ``(*sample_shape, *batch_shape, n)``, in the output dtype.
         """
-        draws = self._rsample_compute(sample_shape, generator)
+        sample_shape = check_sample_shape(sample_shape)
+        draws = self._rsample_compute(sample_shape, check_generator(generator))
         return self._out(draws.expand(*sample_shape, *self.batch_shape, self.n))
 
     def sample(self, sample_shape: Sequence[int] = torch.Size(),
@@ -296,6 +325,8 @@ class ConstrainedGaussian(StructuredGaussian):
             Same shape as ``samples``, in the output dtype.
         """
         samples = self._check_value_shape(samples)
+        perturb = check_bool(perturb, "perturb")
+        check_generator(generator)
         return self._out(self._apply(samples.to(self._loc.dtype), generator, perturb))
 
     def _rsample_compute(self, sample_shape, generator=None, shared: Shared = None):
@@ -311,19 +342,50 @@ class ConstrainedGaussian(StructuredGaussian):
         # HardC: the prior's covariance; ProbConserv with s2 > 0: precision = prior precision + G^T G / s2.
         return self.covariance.inv_quad_logdet(x)
 
+    def support_tolerance(self, in_dtype: Optional[torch.dtype] = None) -> float:
+        """Relative tolerance of the support test ``|G v - b| <= tol (|G| |v| + |b|)`` of an exact update.
+
+        The posterior's mean and draws satisfy ``G u = b`` to the round-off of the compute dtype
+        (:func:`probconserv_ext.update.residual_tolerance`), and are then rounded to the output dtype; a value given
+        in ``in_dtype`` is rounded once more. Each rounding moves every entry by at most ``eps / 2`` relative, i.e.
+        ``G v`` by ``eps / 2 |G| |v|``. The coarsest of the three dtypes therefore sets the tolerance: the package's
+        round-off level of a length-``n`` dot product in that dtype. The test is relative to the sizes of ``v``,
+        ``G`` and ``b`` alone, so it gives the same verdict at every scale of the field.
+
+        Parameters
+        ----------
+        in_dtype : torch.dtype, optional
+            Dtype the value was given in (default: the output dtype).
+
+        Returns
+        -------
+        float
+        """
+        return residual_tolerance(self._coarsest(in_dtype), self.n)
+
+    def _coarsest(self, in_dtype: Optional[torch.dtype]) -> torch.dtype:
+        return max((in_dtype or self.out_dtype, self.out_dtype, self._loc.dtype), key=eps_of)
+
+    def _check_support(self, value: torch.Tensor, in_dtype: torch.dtype) -> None:
+        """Raise unless ``value`` (compute dtype) lies on ``{G u = b}`` to round-off (:meth:`support_tolerance`)."""
+        res = (self._collectives.sum(value @ self.G.mT) - self.b).abs()
+        scale = self._collectives.sum(value.abs() @ self.G.abs().mT) + self.b.abs()
+        tol = self.support_tolerance(in_dtype)
+        bad = res > tol * scale
+        if bool(bad.any()):
+            rel = res / scale.clamp_min(torch.finfo(scale.dtype).tiny)
+            raise ValueError(
+                "value must satisfy the exact constraint G value = b (the posterior is supported on that affine "
+                f"subspace only), to the relative round-off {tol:.1e} of {self._coarsest(in_dtype)}"
+                f"; largest |G value - b| / (|G| |value| + |b|) is {float(rel.detach().amax()):.3e}"
+            )
+
     def _log_prob_compute(self, value, in_dtype=None):
         if not self.exact:
             return super()._log_prob_compute(value)
         # Density on the affine subspace {G u = b} w.r.t. its surface measure: the conditional density
         # p(u | G u = b) = p(u) / (N(b; G mu, A) sqrt(det G G^T)).
-        res = value @ self.G.mT - self.b
-        scale = value.abs() @ self.G.abs().mT + self.b.abs()
-        tol = 1e4 * eps_of(torch.promote_types(in_dtype or value.dtype, self.out_dtype))
-        if bool((res.abs() > tol * (scale + 1.0)).any()):
-            raise ValueError(
-                "value must satisfy the exact constraint G value = b (the posterior is supported on that affine "
-                f"subspace only); largest |G value - b| is {float(res.abs().max()):.3e}"
-            )
+        self._check_support(value, in_dtype or value.dtype)
         if self.factors.logdet_A is None or isinstance(self.prior, ConstrainedGaussian):
             raise NotImplementedError(
                 "log_prob of an exact update is implemented for a prior with a density and a non-singular A"

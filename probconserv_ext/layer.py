@@ -5,7 +5,8 @@ from typing import Any, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from _physics_constrained.validation import as_tensor, check_broadcasts_to, check_nonnegative, compiling
+from _physics_constrained.validation import (COMPUTE_DTYPES, as_tensor, check_bool, check_broadcasts_to,
+                                              check_compute_dtype, check_finite, check_nonnegative, compiling, is_bool)
 from .collectives import LOCAL
 from .constraints import ConstraintShape, LinearConstraint, check_rhs
 from .gaussian import ConstrainedGaussian, StructuredGaussian
@@ -49,10 +50,18 @@ class ProbConserv(nn.Module, ConstraintShape):
     learn_noise : bool
         Make the noise a learnable parameter (stored as its logarithm; needs ``noise > 0``).
     compute_dtype : torch.dtype
-        Dtype of the internal computation (float64 by default); results come back in the input dtype.
+        Dtype of the internal computation, ``torch.float32`` or ``torch.float64`` (the default); results come back in
+        the input dtype. Half precision is refused here and on every other path that sets it (the attribute,
+        ``.half()``/``.to(dtype)``, ``load_state_dict``): a conservation update in float16 conserves only to about
+        1e-3, and its round-off check could not fail.
     validate : bool
         Check inputs (finite, non-negative and not subnormal variances, symmetric PSD dense covariance: ``O(n^3)``
         for dense input).
+
+    The switches must be booleans (a string such as ``"false"`` is refused, not read as True), and the settings are
+    checked again whenever they are set afterwards: the ``nonnegative``, ``validate`` and ``compute_dtype``
+    attributes, assignments to the ``G``, ``b`` and noise tensors, and every entry of ``load_state_dict`` (checked
+    before anything is copied, so a bad file leaves the layer unchanged).
 
     Notes
     -----
@@ -104,28 +113,18 @@ class ProbConserv(nn.Module, ConstraintShape):
         if not isinstance(constraint, LinearConstraint):
             raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
         method_obj = resolve_method(method)
-        if not (isinstance(compute_dtype, torch.dtype) and compute_dtype.is_floating_point):
-            raise TypeError(f"compute_dtype must be a floating torch.dtype, got {compute_dtype!r}")
-        noise_t = as_tensor(noise, "noise", dtype=compute_dtype)
-        if noise_t.ndim != 0:
-            raise ValueError(f"noise must be a scalar, got shape {tuple(noise_t.shape)}")
-        check_nonnegative(noise_t, "noise")
+        compute_dtype = check_compute_dtype(compute_dtype)
+        learn_noise = check_bool(learn_noise, "learn_noise")
+        noise_t = self._check_noise(noise, compute_dtype)
         if learn_noise and not float(noise_t) > 0:
-            raise ValueError("learn_noise=True needs an initial noise > 0 (it is learned as log(noise))")
-        if nonnegative:
-            point_rows = (constraint.G != 0).sum(-1) == 1
-            if int((~point_rows).sum()) > 1:
-                raise ValueError(
-                    "nonnegative=True supports one constraint row plus rows that fix single nodes (value_constraint), "
-                    f"got {int((~point_rows).sum())} general rows"
-                )
+            raise ValueError(f"learn_noise=True needs an initial noise > 0 (it is learned as log(noise)), got "
+                             f"noise = {float(noise_t)}")
         self._method = method_obj
         # Sums over the node axis and shared draws: identity here, all-reduce/broadcast in DistributedProbConserv.
         self.collectives = LOCAL
         self._n_total = constraint.n  # nodes of the whole field (for the round-off tolerances)
-        self.nonnegative = bool(nonnegative)
-        self.compute_dtype = compute_dtype
-        self.validate = bool(validate)
+        self._compute_dtype = compute_dtype
+        self.validate = validate
         # Known at construction, so that a compiled forward pass needs no host synchronisation to decide whether the
         # update is exact (eager calls re-read the buffer, which load_state_dict may have changed).
         self._noise_is_zero = (not learn_noise) and float(noise_t) == 0.0
@@ -135,6 +134,122 @@ class ProbConserv(nn.Module, ConstraintShape):
             self.log_noise = nn.Parameter(noise_t.log())
         else:
             self.register_buffer("_noise", noise_t)
+        self.nonnegative = nonnegative  # checked against G by its setter
+
+    # ------------------------------------------------------------------ settings, checked on every path that sets them
+    @staticmethod
+    def _check_noise(noise: Any, dtype: torch.dtype) -> torch.Tensor:
+        """The constraint variance as a finite, non-negative scalar tensor in ``dtype`` (``bool`` refused)."""
+        if is_bool(noise) or (
+                isinstance(noise, torch.Tensor) and noise.dtype == torch.bool):
+            raise TypeError(f"noise must be a non-negative real number, got {noise!r} (a boolean)")
+        noise_t = as_tensor(noise, "noise", dtype=dtype)
+        if noise_t.ndim != 0:
+            raise ValueError(f"noise must be a scalar, got shape {tuple(noise_t.shape)}")
+        check_nonnegative(noise_t, "noise")
+        return noise_t
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """Dtype of the internal computation, ``torch.float32`` or ``torch.float64``.
+
+        Setting it casts the layer's constraint and noise to the new dtype (as ``layer.to(dtype)`` does); half
+        precision is refused on every path (constructor, this setter, ``.half()``/``.to(dtype)``,
+        ``load_state_dict(..., assign=True)``).
+        """
+        return self._compute_dtype
+
+    @compute_dtype.setter
+    def compute_dtype(self, value: torch.dtype) -> None:
+        self.to(check_compute_dtype(value))
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether the mean is kept non-negative (a ``bool``; see the class parameters)."""
+        return self._nonnegative
+
+    @nonnegative.setter
+    def nonnegative(self, value: bool) -> None:
+        value = check_bool(value, "nonnegative")
+        if value:
+            self._check_nonnegative_supported()
+        self._nonnegative = value
+
+    def _check_nonnegative_supported(self) -> None:
+        """Raise unless ``nonnegative=True`` can run with this ``G`` (one general row plus single-node rows)."""
+        general = int(((self.G != 0).sum(-1) != 1).sum())
+        if general > 1:
+            raise ValueError(
+                "nonnegative=True supports one constraint row plus rows that fix single nodes (value_constraint), "
+                f"got {general} general rows"
+            )
+
+    @property
+    def validate(self) -> bool:
+        """Whether inputs are checked (a ``bool``; see the class parameters)."""
+        return self._validate
+
+    @validate.setter
+    def validate(self, value: bool) -> None:
+        self._validate = check_bool(value, "validate")
+
+    def _apply(self, fn, recurse=True):
+        # .to(dtype), .half(), .float(), .double() cast the constraint and the noise: the compute dtype follows
+        # them, and half precision is refused before anything is cast (the layer stays as it was).
+        probe = fn(torch.zeros((), dtype=self._compute_dtype, device=self.G.device))
+        if probe.dtype not in COMPUTE_DTYPES:
+            check_compute_dtype(probe.dtype)
+        out = super()._apply(fn, recurse)
+        self._compute_dtype = probe.dtype
+        return out
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The constraint's tensors are buffers (and the learned noise a parameter) that plain assignment would
+        # replace unchecked.
+        if name in ("G", "b", "_noise") and "_buffers" in self.__dict__ and name in self._buffers:
+            value = self._checked_state(name, value, "")
+        elif name == "log_noise" and "_parameters" in self.__dict__ and name in self._parameters:
+            if not isinstance(value, nn.Parameter):
+                raise TypeError(f"log_noise must be a torch.nn.Parameter, got {type(value).__name__}")
+            self._checked_state(name, value, "")
+        super().__setattr__(name, value)
+        if name == "_noise" and "_noise_is_zero" in self.__dict__:
+            self._noise_is_zero = not bool(self._noise.detach() > 0)  # the compiled path's flag follows
+
+    def _checked_state(self, name: str, value: Any, prefix: str) -> Any:
+        """``value`` for the buffer or parameter ``name``, checked as the constructor checks it (in the compute
+        dtype for a buffer); ``prefix`` is the state-dict prefix shown in messages."""
+        label = prefix + name
+        if name == "b" and value is None:
+            return None
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{label} must be a tensor, got {type(value).__name__}")
+        if value.is_complex() or not value.is_floating_point():
+            raise TypeError(f"{label} must be a real floating tensor, got dtype {value.dtype}")
+        if name == "G":
+            if tuple(value.shape) != tuple(self.G.shape):
+                raise ValueError(f"{label} must have the layer's shape (m, n) = {tuple(self.G.shape)}, got "
+                                 f"{tuple(value.shape)}")
+            check_finite(value, label)
+            self._check_constraint_rows(value, label)
+        elif name == "b":
+            value = check_rhs(value, self.m, label, finite=True)
+        elif name == "_noise":
+            if value.ndim != 0:
+                raise ValueError(f"{label} must be a scalar, got shape {tuple(value.shape)}")
+            check_nonnegative(value, label)
+        elif name == "log_noise":
+            if value.ndim != 0:
+                raise ValueError(f"{label} must be a scalar, got shape {tuple(value.shape)}")
+            check_finite(value, label)
+        return value if name == "log_noise" else value.to(self._compute_dtype)
+
+    def _check_constraint_rows(self, G: torch.Tensor, label: str) -> None:
+        """No zero row (a slab of a distributed layer may have some: the check there is collective)."""
+        zero = (G == 0).all(dim=-1)
+        if bool(zero.any()):
+            raise ValueError(f"{label} must have no zero row, but row(s) {torch.nonzero(zero).flatten().tolist()} "
+                             "are zero")
 
     @property
     def method(self) -> str:
@@ -161,7 +276,24 @@ class ProbConserv(nn.Module, ConstraintShape):
         return not bool(self._noise.detach() > 0)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Every entry is checked before anything is copied, as the constructor checks it: a bad file leaves the layer
+        # unchanged and the error names the entry.
+        for name in ("G", "b", "_noise", "log_noise"):
+            if prefix + name in state_dict and (name in self._buffers or name in self._parameters):
+                self._checked_state(name, state_dict[prefix + name], prefix)
+        if self.nonnegative and prefix + "G" in state_dict:
+            G = state_dict[prefix + "G"]
+            if int(((G != 0).sum(-1) != 1).sum()) > 1:
+                raise ValueError(f"{prefix}G must have one general row plus single-node rows for nonnegative=True")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # load_state_dict(..., assign=True) keeps the file's tensors: bring them back to the compute dtype.
+        for name in ("G", "b", "_noise"):
+            t = self._buffers.get(name)
+            if t is not None and t.dtype != self._compute_dtype:
+                self._buffers[name] = t.to(self._compute_dtype)
+        p = self._parameters.get("log_noise")
+        if p is not None and p.dtype != self._compute_dtype:
+            self._parameters["log_noise"] = nn.Parameter(p.detach().to(self._compute_dtype))
         # keep the compiled path's flag in step with the loaded noise
         if not hasattr(self, "log_noise"):
             self._noise_is_zero = not bool(self._noise.detach() > 0)

@@ -9,7 +9,8 @@ import warnings
 import torch
 from torch.distributions import Distribution
 
-from _physics_constrained.validation import check_broadcasts_to, check_choice, check_finite, check_real, check_tensor
+from _physics_constrained.validation import (check_bool, check_broadcasts_to, check_choice, check_finite, check_real,
+                                              check_tensor)
 
 __all__ = ["gaussian_nll", "gaussian_nll_loss"]
 
@@ -55,6 +56,7 @@ def gaussian_nll(dist: Distribution, target: torch.Tensor, joint: bool = False, 
     """
     if not isinstance(dist, Distribution):
         raise TypeError(f"dist must be a torch Distribution (e.g. a ConstrainedGaussian), got {type(dist).__name__}")
+    joint = check_bool(joint, "joint")
     check_choice(reduction, "reduction", ("mean", "sum", "none"))
     check_tensor(target, "target", layout="(..., n)")
     eps = check_real(eps, "eps", nonnegative=True)
@@ -80,6 +82,8 @@ def gaussian_nll(dist: Distribution, target: torch.Tensor, joint: bool = False, 
         return per_field
     if reduction == "sum":
         return per_field.sum()
+    if per_field.numel() == 0:  # the mean of no field is NaN, not a likelihood
+        raise ValueError(f"target must hold at least one field for reduction='mean', got shape {tuple(target.shape)}")
     return per_field.mean() / n
 
 

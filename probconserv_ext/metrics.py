@@ -23,7 +23,7 @@ from torch.distributions import Distribution, Normal
 from _physics_constrained.validation import (as_tensor, check_broadcasts_to, check_choice, check_finite,
                                               check_generator, check_real)
 from .constraints import LinearConstraint
-from .gaussian import StructuredGaussian
+from .gaussian import StructuredGaussian, check_sample_shape
 from .layer import ProbConserv
 from .losses import gaussian_nll
 from .models._seeding import seeded
@@ -201,7 +201,7 @@ def draw_samples(dist: Distribution, sample_shape: Sequence[int],
     """
     _check_distribution(dist)
     check_generator(generator)
-    sample_shape = torch.Size(sample_shape)
+    sample_shape = check_sample_shape(sample_shape)
     if isinstance(dist, StructuredGaussian):
         return dist.sample(sample_shape, generator=generator)
     if generator is None:
@@ -212,6 +212,8 @@ def draw_samples(dist: Distribution, sample_shape: Sequence[int],
 
 
 def _check_methods(methods: Sequence[str]) -> Tuple[str, ...]:
+    if isinstance(methods, str) or not isinstance(methods, (tuple, list)):
+        raise TypeError(f"methods must be a tuple or list of names from {METHODS}, got {methods!r}")
     methods = tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods or len(set(methods)) != len(methods):

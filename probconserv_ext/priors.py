@@ -104,6 +104,11 @@ class PriorReader:
                     f"mean is a {type(dist).__name__} held in {dist.loc.dtype}, but this layer computes in "
                     f"{self.compute_dtype}; chain layers with the same compute_dtype"
                 )
+            if self.validate and not compiling():
+                # built by hand, it has had no check yet: its mean and variances get those of the other forms
+                # (a chained posterior passes them at O(n m) cost)
+                check_finite(dist.loc, "mean")
+                check_variance(dist.covariance.diagonal(), "mean (the variances of its covariance)", self.compute_dtype)
             return dist
         if isinstance(dist, Normal):
             return self.read(dist.loc, variance=dist.scale**2)

@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from _physics_constrained.validation import as_tensor, check_choice, check_finite, check_int, check_real
+from _physics_constrained.validation import as_tensor, check_choice, check_finite, check_int, check_real, check_tensor
 
 __all__ = ["quadrature_weights", "flatten_field", "unflatten_field"]
 
@@ -126,6 +126,7 @@ def flatten_field(field: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     TypeError, ValueError
         If ``spatial_dims`` is not an integer between 1 and ``field.ndim``.
     """
+    check_tensor(field, "field", layout="(*lead, n1[, n2[, n3]])")
     if check_int(spatial_dims, "spatial_dims", minimum=1) > field.ndim:
         raise ValueError(f"spatial_dims must be between 1 and field.ndim = {field.ndim}, got {spatial_dims}")
     return field.reshape(*field.shape[: field.ndim - spatial_dims], -1)
@@ -149,6 +150,9 @@ def unflatten_field(flat: torch.Tensor, spatial_shape: Sequence[int]) -> torch.T
     TypeError, ValueError
         If a size is not a positive integer or the sizes do not hold ``n`` nodes.
     """
+    check_tensor(flat, "flat", layout="(*lead, n)")
+    if flat.ndim < 1:
+        raise ValueError(f"flat must be a tensor of shape (*lead, n), got shape {tuple(flat.shape)}")
     spatial_shape = tuple(check_int(s, f"spatial_shape[{i}]", minimum=1) for i, s in enumerate(spatial_shape))
     n = 1
     for s in spatial_shape:

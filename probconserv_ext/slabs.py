@@ -10,7 +10,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 
-from _physics_constrained.validation import as_tensor, check_finite
+from _physics_constrained.validation import as_tensor, check_finite, check_int
 from .collectives import GroupCollectives, ProcessGroup, group_info
 from .constraints import LinearConstraint
 from .quadrature import quadrature_weights
@@ -39,6 +39,7 @@ def slab_bounds(n: int, group: Optional[ProcessGroup] = None, *, rank: Optional[
         raise ValueError(f"n must be a positive int, got {n!r}")
     if rank is None or world_size is None:
         rank, world_size = group_info(group)
+    rank, world_size = check_int(rank, "rank", minimum=0), check_int(world_size, "world_size", minimum=1)
     if not (0 <= rank < world_size):
         raise ValueError(f"rank must lie in [0, world_size = {world_size}), got {rank}")
     q, r = divmod(n, world_size)
@@ -62,6 +63,7 @@ def constraint_slab(constraint: LinearConstraint, start: int, stop: int) -> Line
     """
     if not isinstance(constraint, LinearConstraint):
         raise TypeError(f"constraint must be a LinearConstraint, got {type(constraint).__name__}")
+    start, stop = check_int(start, "start"), check_int(stop, "stop")
     if not (0 <= start <= stop <= constraint.n):
         raise ValueError(f"start, stop must satisfy 0 <= start <= stop <= n = {constraint.n}, got {start}, {stop}")
     return LinearConstraint(constraint.G[:, start:stop], constraint.b, allow_zero_rows=True)
@@ -94,6 +96,7 @@ def conservation_slab(grid: Any, start: int, stop: int, total: Any = None) -> Li
     if first.ndim != 1 or first.numel() < 2:
         raise ValueError(f"grid: the first axis must be 1-D with at least 2 nodes, got shape {tuple(first.shape)}")
     n = first.numel()
+    start, stop = check_int(start, "start"), check_int(stop, "stop")
     if not (0 <= start <= stop <= n):
         raise ValueError(
             f"start, stop must satisfy 0 <= start <= stop <= {n} (rows of the first axis), got {start}, {stop}"
@@ -131,6 +134,7 @@ def gather_slab(slab: torch.Tensor, group: Optional[ProcessGroup] = None, dim: i
     collectives = GroupCollectives(group)
     if not isinstance(slab, torch.Tensor):
         raise TypeError(f"slab must be a torch.Tensor, got {type(slab).__name__}")
+    dim = check_int(dim, "dim")
     slab = slab.movedim(dim, -1).contiguous()
     length = torch.tensor([slab.shape[-1]], dtype=torch.int64, device=slab.device)
     lengths = [int(x) for x in collectives.all_gather(length)]

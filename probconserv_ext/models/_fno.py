@@ -56,7 +56,11 @@ class FNOModel(HoldsNeuralopModels):
         with seeded(seed):
             return FNO(out_channels=out_channels, **self._fno_args)
 
-    @staticmethod
-    def _check_x(x: Any) -> torch.Tensor:
-        """The models' input: a tensor of shape ``(batch, in_channels, n)``."""
-        return check_tensor(x, "x", ndim=3, layout="(batch, channels, n)")
+    def _check_x(self, x: Any) -> torch.Tensor:
+        """The models' input: a floating tensor of shape ``(batch, in_channels, n)``, no dimension empty."""
+        c = self._fno_args["in_channels"]
+        layout = f"(batch >= 1, in_channels = {c}, n >= 1)"
+        check_tensor(x, "x", ndim=3, layout=layout, floating=True)
+        if x.shape[0] < 1 or x.shape[1] != c or x.shape[2] < 1:
+            raise ValueError(f"x must be a tensor of shape {layout}, got shape {tuple(x.shape)}")
+        return x

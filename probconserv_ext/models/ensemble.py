@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal
 
-from _physics_constrained.validation import (check_finite, check_float_dtype, check_fraction, check_int, check_real,
+from _physics_constrained.validation import (check_compute_dtype, check_finite, check_fraction, check_int, check_real,
                                               check_tensor)
 from ._fno import FNOModel
 
@@ -75,6 +75,15 @@ class FNOEnsemble(FNOModel):
         self.members = nn.ModuleList(self._seeded_fno(self.out_channels, self.seed + i) for i in range(n_members))
 
     @property
+    def jitter(self) -> float:
+        """Diagonal variance added to the low-rank covariance (a positive, finite float; checked when set)."""
+        return self._jitter
+
+    @jitter.setter
+    def jitter(self, value: float) -> None:
+        self._jitter = check_real(value, "jitter", positive=True)
+
+    @property
     def n_members(self) -> int:
         """The ensemble size S."""
         return len(self.members)
@@ -125,7 +134,8 @@ class FNOEnsemble(FNOModel):
             conditioning update collapse the variance to the jitter at every node (covariance shrinkage,
             Ledoit and Wolf 2004). ``0`` gives the plain sample covariance.
         dtype : torch.dtype
-            Dtype of the distribution (float64 by default, the ProbConserv layer's compute dtype). The centred
+            Dtype of the distribution, ``torch.float32`` or ``torch.float64`` (float64 by default, the ProbConserv
+            layer's compute dtype; its capacitance matrix is factored in it). The centred
             factor has rank ``S - 1`` < ``S`` columns, so the distribution's capacitance matrix
             ``I + U^T D^-1 U`` has eigenvalues 1 and about ``var / jitter``; its Cholesky factor fails in float32
             for the default jitter.
@@ -175,12 +185,13 @@ class FNOEnsemble(FNOModel):
             members' spread to factor the capacitance matrix in ``dtype``.
         """
         check_tensor(ens, "ens", layout="(S, ...) with S >= 2")
-        if ens.ndim < 2 or ens.shape[0] < 2:
-            raise ValueError(f"ens must be a tensor of shape (S, ...) with S >= 2, got shape {tuple(ens.shape)}")
+        if ens.ndim < 2 or ens.shape[0] < 2 or 0 in ens.shape[1:]:
+            raise ValueError(f"ens must be a tensor of shape (S, ..., n) with S >= 2 and no empty dimension (n >= 1 "
+                             f"nodes), got shape {tuple(ens.shape)}")
         check_finite(ens, "ens")
         jitter = check_real(jitter, "jitter", positive=True)
         shrinkage = check_fraction(shrinkage, "shrinkage")
-        check_float_dtype(dtype)
+        check_compute_dtype(dtype, "dtype")
         s = ens.shape[0]
         # statistics in the members' dtype (as the models produce them), then cast
         mean = ens.mean(0)

@@ -5,7 +5,7 @@ from typing import Any, Tuple
 import torch
 from torch.distributions import Normal
 
-from _physics_constrained.validation import check_float_dtype, check_real
+from _physics_constrained.validation import check_compute_dtype, check_real
 from ..losses import gaussian_nll_loss
 from ._fno import FNOModel
 
@@ -54,6 +54,15 @@ class HeteroscedasticFNO(FNOModel):
         self.min_variance = check_real(min_variance, "min_variance", nonnegative=True)
         self.fno = self._seeded_fno(2 * self.out_channels, self.seed)
 
+    @property
+    def min_variance(self) -> float:
+        """Variance floor of :meth:`predict` (a non-negative, finite float; checked when set)."""
+        return self._min_variance
+
+    @min_variance.setter
+    def min_variance(self, value: float) -> None:
+        self._min_variance = check_real(value, "min_variance", nonnegative=True)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of every field at every node (differentiable, e.g. for training).
 
@@ -82,7 +91,8 @@ class HeteroscedasticFNO(FNOModel):
         ----------
         x : torch.Tensor, shape (batch, in_channels, n)
         dtype : torch.dtype
-            Dtype of the distribution (float64 by default, the ProbConserv layer's compute dtype).
+            Dtype of the distribution, ``torch.float32`` or ``torch.float64`` (float64 by default, the ProbConserv
+            layer's compute dtype).
 
         Returns
         -------
@@ -96,7 +106,7 @@ class HeteroscedasticFNO(FNOModel):
             For a bad ``x`` or ``dtype``, or (``ValueError``) if a predicted variance is zero
             (``min_variance = 0`` and ``exp(log_var)`` underflows).
         """
-        check_float_dtype(dtype)
+        check_compute_dtype(dtype, "dtype")
         mean, log_var = self(x)
         var = torch.exp(log_var) + self.min_variance
         if not bool((var > 0).all()):

@@ -28,8 +28,8 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 from torch.nn import functional as F
 
-from _physics_constrained.validation import (check_finite, check_float_dtype, check_generator, check_int, check_real,
-                                              check_tensor)
+from _physics_constrained.validation import (check_bool, check_compute_dtype, check_finite, check_generator,
+                                              check_int, check_real, check_tensor)
 from ._seeding import seeded
 
 __all__ = ["AttentiveNeuralProcess", "fit_neural_process", "sample_observations"]
@@ -101,21 +101,32 @@ class AttentiveNeuralProcess(nn.Module):
             self.lat_head = _mlp([hidden, hidden, 2 * latent])
             self.decoder = _mlp([x_dim + hidden + latent] + [hidden] * (n_layers - 1) + [2])
 
+    @property
+    def min_std(self) -> float:
+        """Added to the decoder's standard deviation (a positive, finite float; checked when set)."""
+        return self._min_std
+
+    @min_std.setter
+    def min_std(self, value: float) -> None:
+        self._min_std = check_real(value, "min_std", positive=True)
+
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, x_context: torch.Tensor, u_context: torch.Tensor,
                       x_target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The checked inputs in the weights' dtype."""
         for name, t in (("x_context", x_context), ("u_context", u_context), ("x_target", x_target)):
             check_tensor(t, name, floating=True)
-        if x_context.ndim != 3 or x_context.shape[-1] != self.x_dim or x_context.shape[1] < 1:
-            raise ValueError(f"x_context must have shape (batch, n_context >= 1, {self.x_dim}), "
+        if x_context.ndim != 3 or x_context.shape[-1] != self.x_dim or x_context.shape[1] < 1 or x_context.shape[0] < 1:
+            raise ValueError(f"x_context must have shape (batch >= 1, n_context >= 1, {self.x_dim}), "
                              f"got {tuple(x_context.shape)}")
         if u_context.shape != x_context.shape[:2]:
             raise ValueError(f"u_context must have shape (batch, n_context) = {tuple(x_context.shape[:2])}, "
                              f"got {tuple(u_context.shape)}")
-        if x_target.ndim < 3 or x_target.shape[0] != x_context.shape[0] or x_target.shape[-1] != self.x_dim:
+        if (x_target.ndim < 3 or x_target.shape[0] != x_context.shape[0] or x_target.shape[-1] != self.x_dim
+                or 0 in x_target.shape[1:-1]):
             raise ValueError(f"x_target must have shape (batch, ..., {self.x_dim}) with batch = "
-                             f"{x_context.shape[0]}, got {tuple(x_target.shape)}")
+                             f"{x_context.shape[0]} and at least one target (no empty dimension), "
+                             f"got {tuple(x_target.shape)}")
         for name, t in (("x_context", x_context), ("u_context", u_context), ("x_target", x_target)):
             check_finite(t, name)
         # the layers compute in the weights' dtype (e.g. float64 grids fed to a float32 model)
@@ -283,7 +294,8 @@ class AttentiveNeuralProcess(nn.Module):
             generator is used (and advanced).
         generator : torch.Generator, optional
         dtype : torch.dtype
-            Dtype of the returned distribution (float64, the layer's compute dtype, by default).
+            Dtype of the returned distribution, ``torch.float32`` or ``torch.float64`` (float64, the layer's compute
+            dtype, by default).
         chunk : int
             Functions decoded at a time (bounds memory: ``chunk * n_latent * n_target * hidden`` floats).
 
@@ -306,7 +318,7 @@ class AttentiveNeuralProcess(nn.Module):
             raise ValueError("seed or generator must be given, not both: got both")
         if seed is not None:
             generator = torch.Generator(device=x_context.device).manual_seed(check_int(seed, "seed", minimum=0))
-        check_float_dtype(dtype)
+        check_compute_dtype(dtype, "dtype")
         means, variances = [], []
         for i in range(0, x_context.shape[0], chunk):
             sl = slice(i, i + chunk)
@@ -340,7 +352,9 @@ def sample_observations(fields: torch.Tensor, n_times: int, n_points: int,
         If ``fields`` is not a 3-D tensor, or ``n_times`` or ``n_points`` is not an integer between 1 and ``nt``
         or ``nx``.
     """
-    b, nt, nx = check_tensor(fields, "fields", ndim=3, layout="(batch, nt, nx)").shape
+    b, nt, nx = check_tensor(fields, "fields", ndim=3, layout="(batch >= 1, nt, nx)").shape
+    if b < 1:
+        raise ValueError(f"fields must be a tensor of shape (batch >= 1, nt, nx), got shape {tuple(fields.shape)}")
     check_int(n_times, "n_times", minimum=1)
     check_int(n_points, "n_points", minimum=1)
     if n_times > nt or n_points > nx:
@@ -405,12 +419,19 @@ def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_gr
 
     if not isinstance(model, AttentiveNeuralProcess) or model.x_dim != 2:
         raise TypeError(f"model must be an AttentiveNeuralProcess with x_dim=2, got {type(model).__name__}")
-    check_finite(check_tensor(fields, "fields", ndim=3, layout="(n, nt, nx)", floating=True), "fields")
+    check_finite(check_tensor(fields, "fields", ndim=3, layout="(n >= 1, nt, nx)", floating=True), "fields")
+    if fields.shape[0] < 1:
+        raise ValueError(f"fields must be a tensor of shape (n >= 1, nt, nx), got shape {tuple(fields.shape)}")
     for name, g, size in (("x_grid", x_grid, fields.shape[2]), ("t_grid", t_grid, fields.shape[1])):
         if check_tensor(g, name, layout=f"({size},)").shape != (size,):
             raise ValueError(f"{name} must be a tensor of shape ({size},), got shape {tuple(g.shape)}")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("n_target", n_target)):
         check_int(v, name, minimum=1)
+    for name, v, size in (("n_times", n_times, fields.shape[1]), ("n_points", n_points, fields.shape[2])):
+        if check_int(v, name, minimum=1) > size:
+            raise ValueError(f"{name} must be at most {size} (the fields' {'nt' if name == 'n_times' else 'nx'}), "
+                             f"got {v}")
+    progress = check_bool(progress, "progress")
     lr = check_real(lr, "lr", positive=True)
     seed = check_int(seed, "seed", minimum=0)
     dtype = next(model.parameters()).dtype

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from _physics_constrained.validation import check_finite, check_fraction, check_int, check_real, check_tensor
+from _physics_constrained.validation import (check_bool, check_finite, check_fraction, check_int, check_real,
+                                              check_tensor)
 from ..losses import _nll_log_var
 from .ensemble import FNOEnsemble
 from .heteroscedastic import HeteroscedasticFNO
@@ -26,8 +27,14 @@ class _TrainingRun:
             raise TypeError(f"model must be a {kind.__name__}, got {type(model).__name__}")
         check_tensor(inputs, "inputs", ndim=3, layout="(n, channels, nx)")
         check_tensor(targets, "targets", layout=f"(n, C, nx) matching inputs {tuple(inputs.shape)}")
-        if targets.ndim != 3 or targets.shape[0] != inputs.shape[0] or targets.shape[-1] != inputs.shape[-1]:
-            raise ValueError(f"targets must be a tensor of shape (n, C, nx) matching inputs {tuple(inputs.shape)}, "
+        c_in = model._fno_args["in_channels"]
+        if inputs.shape[0] < 1 or inputs.shape[1] != c_in or inputs.shape[2] < 1:
+            raise ValueError(f"inputs must be a tensor of shape (n >= 1, in_channels = {c_in}, nx >= 1), got shape "
+                             f"{tuple(inputs.shape)}")
+        c = model.out_channels
+        if targets.ndim != 3 or targets.shape != (inputs.shape[0], c, inputs.shape[2]):
+            raise ValueError(f"targets must be a tensor of shape (n, C, nx) = {(inputs.shape[0], c, inputs.shape[2])} "
+                             f"matching inputs {tuple(inputs.shape)} and the model's C = {c} fields, "
                              f"got shape {tuple(targets.shape)}")
         self.inputs, self.targets = check_finite(inputs, "inputs"), check_finite(targets, "targets")
         self.epochs = check_int(epochs, "epochs", minimum=1)
@@ -98,6 +105,7 @@ def fit_ensemble(model: FNOEnsemble, inputs: torch.Tensor, targets: torch.Tensor
         ``seed``.
     """
     training = _TrainingRun(model, FNOEnsemble, inputs, targets, epochs, lr, batch_size, seed)
+    progress = check_bool(progress, "progress")
     model.train()
     histories = []
     for i, member in enumerate(model.members):
@@ -138,6 +146,7 @@ def fit_heteroscedastic(model: HeteroscedasticFNO, inputs: torch.Tensor, targets
         As :func:`fit_ensemble` (for a :class:`HeteroscedasticFNO`), and for a bad ``warmup``.
     """
     training = _TrainingRun(model, HeteroscedasticFNO, inputs, targets, epochs, lr, batch_size, seed)
+    progress = check_bool(progress, "progress")
     n_warm = int(check_fraction(warmup, "warmup", include_one=False) * training.epochs)
     model.train()
 

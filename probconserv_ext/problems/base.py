@@ -8,10 +8,27 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from _physics_constrained.validation import check_int, check_real
+from _physics_constrained.validation import check_int, check_real, is_bool
 from ..quadrature import quadrature_weights
 
 __all__ = ["ConservationProblem", "ProblemData", "trapezoid_weights"]
+
+
+def _real_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a float64 array of at least one dimension, without coercing strings or booleans.
+
+    ``numpy.asarray(..., dtype=float64)`` would turn ``"0.5"`` into 0.5 and ``True`` into 1.0, so the kind of the
+    array is checked before the cast.
+    """
+    try:
+        arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a real number or an array of real numbers, got {type(value).__name__}") \
+            from err
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number or an array of real numbers, got {value!r} "
+                        f"(dtype {arr.dtype})")
+    return np.atleast_1d(arr.astype(np.float64))
 
 
 def trapezoid_weights(grid: ArrayLike) -> np.ndarray:
@@ -148,7 +165,7 @@ class ConservationProblem:
 
     @staticmethod
     def _check_times(t: ArrayLike) -> np.ndarray:
-        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        t = _real_array(t, "t")
         if t.ndim != 1:
             raise ValueError(f"t must be a scalar or a 1-D array, got shape {t.shape}")
         if not np.all(np.isfinite(t)) or np.any(t < 0):
@@ -156,7 +173,7 @@ class ConservationProblem:
         return t
 
     def _check_x(self, x: ArrayLike) -> np.ndarray:
-        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        x = _real_array(x, "x")
         if x.ndim != 1:
             raise ValueError(f"x must be a scalar or a 1-D array, got shape {x.shape}")
         lo, hi = self.domain
@@ -309,6 +326,10 @@ class ConservationProblem:
             If ``n`` is not an integer >= 1.
         """
         n = check_int(n, "n", minimum=1)
+        if isinstance(seed, (bool, float, str)) or is_bool(seed):
+            raise TypeError(f"seed must be an integer or a numpy seed, got {seed!r} ({type(seed).__name__})")
+        if isinstance(seed, int) and seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
         rng = np.random.default_rng(seed)
         lo, hi = self.train_range
         return np.sort(rng.uniform(lo, hi, size=n))
@@ -326,7 +347,7 @@ class ConservationProblem:
             Same shape, float64.
         """
         lo, hi = self.train_range
-        return (np.asarray(params, dtype=np.float64) - lo) / (hi - lo)
+        return (_real_array(params, "params").reshape(np.shape(params)) - lo) / (hi - lo)
 
     def make_data(self, params: ArrayLike, nx: int, nt: int) -> ProblemData:
         """Exact solutions, totals and model inputs for a list of parameters.
@@ -348,7 +369,7 @@ class ConservationProblem:
         TypeError, ValueError
             For empty or bad parameters, or a bad ``nx`` or ``nt``.
         """
-        params = np.atleast_1d(np.asarray(params, dtype=np.float64))
+        params = _real_array(params, "params")
         if params.ndim != 1 or params.size == 0:
             raise ValueError(f"params must be a non-empty 1-D array, got shape {params.shape}")
         params = np.array([self.check_param(p) for p in params])

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint
-from probconserv_ext.distributed import DistributedProbConserv, conservation_slab, constraint_slab, slab_bounds
+from probconserv_ext.distributed import (AGREEMENT_SIZE, DistributedProbConserv, conservation_slab, constraint_slab,
+                                         slab_bounds)
 
 EPS = torch.finfo(torch.float64).eps
 
@@ -91,7 +92,8 @@ def test_slabs_equal_single_process_and_conserve(gloo_pool, p, as_distribution):
     r = ref.prior.covariance.factor.shape[-1] if hasattr(ref.prior.covariance, "factor") else 0
     r = 0 if p["method"] == "hardc" else r
     fields = max(ref.batch_shape.numel(), 1)
-    assert out[0]["comm_bytes"] == 8 * (fields * (3 * m + m * m + r * m) + 1 + 2 * 10)
+    # (the header: an error flag, then the max of the agreement vector and of its negative)
+    assert out[0]["comm_bytes"] == 8 * (fields * (3 * m + m * m + r * m) + 1 + 2 * AGREEMENT_SIZE)
 
 
 @settings(max_examples=15)
