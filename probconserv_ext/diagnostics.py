@@ -55,6 +55,13 @@ def gain_bound(error: torch.Tensor, directions: torch.Tensor,
     metric_weights : torch.Tensor, shape ``(n,)``, optional
         Positive node weights of the MSE (normalized here); uniform by default.
 
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        For mismatched shapes, non-finite values or weights that are not positive and finite of shape ``(n,)``.
+
     Returns
     -------
     dict of torch.Tensor (float64), shapes ``(...)``
@@ -63,9 +70,20 @@ def gain_bound(error: torch.Tensor, directions: torch.Tensor,
         accuracy); ``cosine`` in ``[0, 1]``; ``bound = base_mse / best_mse`` (``inf`` where the error lies in the
         span, NaN where ``error`` is 0).
     """
-    e = error.to(torch.float64)
-    D = directions.to(torch.float64)
+    e = as_tensor(error, "error", dtype=torch.float64)
+    D = as_tensor(directions, "directions", dtype=torch.float64, device=e.device)
+    if e.ndim < 1 or D.ndim < 2 or D.shape[-2] != e.shape[-1]:
+        raise ValueError(f"directions must have shape (..., n, m) with n = {e.shape[-1] if e.ndim else 0} (the "
+                         f"error's last dimension), got error {tuple(e.shape)} and directions {tuple(D.shape)}")
+    check_finite(e, "error")
+    check_finite(D, "directions")
     n = e.shape[-1]
+    if metric_weights is not None:
+        metric_weights = as_tensor(metric_weights, "metric_weights", dtype=torch.float64, device=e.device)
+        if metric_weights.shape != (n,) or not bool(torch.isfinite(metric_weights).all()) or \
+                not bool((metric_weights > 0).all()):
+            raise ValueError(f"metric_weights must be positive and finite of shape ({n},), got shape "
+                             f"{tuple(metric_weights.shape)}")
     w = torch.ones(n, dtype=e.dtype, device=e.device) if metric_weights is None else \
         metric_weights.to(e.dtype)
     w = w / w.sum()

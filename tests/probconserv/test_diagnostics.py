@@ -202,3 +202,14 @@ def test_errors():
     with pytest.raises(ValueError, match="width must keep the bump"):
         positive_control(get_problem("stefan"), 0.6, 0.05, width=0.2)
     assert math.isnan(float(gain_bound(torch.zeros(3), torch.ones(3, 1))["bound"]))
+
+
+def test_gain_bound_rejects_bad_input():
+    with pytest.raises(ValueError, match="directions must have shape"):
+        gain_bound(torch.ones(4), torch.ones(3, 1))
+    with pytest.raises(ValueError, match="must be finite"):
+        gain_bound(torch.tensor([1.0, float("nan")]), torch.ones(2, 1))
+    with pytest.raises(ValueError, match="metric_weights must be positive"):
+        gain_bound(torch.ones(2), torch.ones(2, 1), metric_weights=torch.tensor([1.0, -1.0]))
+    with pytest.raises(TypeError, match="error must be"):
+        gain_bound("abc", torch.ones(2, 1))
