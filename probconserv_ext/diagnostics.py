@@ -156,7 +156,10 @@ def update_diagnostics(prediction: Any, truth: Any, constraint: LinearConstraint
     dict of torch.Tensor (float64)
         Per field, shape ``(...)``: ``base_mse``, ``constrained_mse``, ``best_mse`` (least-squares move along
         the update's directions), ``gain = base_mse / constrained_mse``, ``cosine``, ``bound = base_mse /
-        best_mse = 1 / (1 - cosine^2)``; shape ``(..., m)``: ``mass_error = G mu - b`` and ``mass_error_rel``
+        best_mse = 1 / (1 - cosine^2)``, ``coefficient_ratio`` (one row only, else NaN: ``c / c*``,
+        the amount moved along ``d = Sigma g`` over the least-squares amount ``<d, e> / <d, d>``; 1 reaches the bound,
+        outside ``(0, 2)`` the update raises the error); shape ``(..., m)``: ``mass_error = G mu - b`` and
+        ``mass_error_rel``
         (divided by ``max(|b|, |G| |truth|)``); plus the shock or region entries above. Averages over fields pool
         as ``mean(base_mse) / mean(best_mse)``, which bounds the gain of the mean MSE.
 
@@ -207,6 +210,18 @@ def update_diagnostics(prediction: Any, truth: Any, constraint: LinearConstraint
     out["constrained_mse"] = (((mu_c - u) ** 2) * wn).sum(-1)
     base = out["base_mse"]
     out["gain"] = base / out["constrained_mse"]
+    # One row: mu - mu~ = c d exactly, and MSE(mu~) = MSE(mu) (1 - cos^2) + (c - c*)^2 ||d||^2 with c* the
+    # least-squares amount of the error along d; c / c* = 1 reaches the bound, outside (0, 2) the update loses.
+    nan = torch.full_like(base, float("nan"))
+    if G.shape[0] == 1:
+        d = D[..., 0].to(torch.float64)
+        dd = (d * d * wn).sum(-1)
+        c_star = (e * d * wn).sum(-1)
+        moved = ((mu - mu_c) * d * wn).sum(-1)
+        ok = (dd > 0) & (c_star != 0)
+        out["coefficient_ratio"] = torch.where(ok, moved / torch.where(ok, c_star, torch.ones_like(c_star)), nan)
+    else:
+        out["coefficient_ratio"] = nan
     bb = torch.broadcast_to(c.b, (*mu.shape[:-1], G.shape[0]))
     out["mass_error"] = mu @ G.mT - bb
     scale = torch.maximum(bb.abs(), u.abs() @ G.abs().mT)

@@ -213,3 +213,23 @@ def test_gain_bound_rejects_bad_input():
         gain_bound(torch.ones(2), torch.ones(2, 1), metric_weights=torch.tensor([1.0, -1.0]))
     with pytest.raises(TypeError, match="error must be"):
         gain_bound("abc", torch.ones(2, 1))
+
+
+@settings(max_examples=30)
+@given(st.integers(6, 30), st.integers(0, 2**31 - 1), st.booleans(), st.sampled_from(("probconserv", "hardc")))
+def test_one_row_mse_decomposes_by_the_coefficient_ratio(n, seed, weighted, method):
+    """MSE(mu~) = best + (base - best) (c / c* - 1)^2: gain = bound at ratio 1, gain > 1 iff the ratio is in (0, 2)."""
+    gen = torch.Generator().manual_seed(seed)
+    grid = torch.cumsum(0.1 + torch.rand(n, generator=gen, dtype=torch.float64), 0)
+    var = 10.0 ** (3 * torch.rand(n, generator=gen, dtype=torch.float64) - 1)
+    mu, truth = torch.randn(2, n, generator=gen, dtype=torch.float64)
+    b = torch.randn(1, generator=gen, dtype=torch.float64)
+    w = 0.1 + torch.rand(n, generator=gen, dtype=torch.float64) if weighted else None
+    d = update_diagnostics(mu, truth, conservation_constraint(grid), b, variance=var, metric_weights=w, method=method)
+    rho, base, best = d["coefficient_ratio"], d["base_mse"], d["best_mse"]
+    torch.testing.assert_close(d["constrained_mse"], best + (base - best) * (rho - 1) ** 2, rtol=1e-9,
+                               atol=1e-12 * float(base))
+    if abs(float(rho) - 1) < 1 - 1e-6 and float(base - best) > 1e-9 * float(base):
+        assert float(d["gain"]) > 1
+    elif abs(float(rho) - 1) > 1 + 1e-6:
+        assert float(d["gain"]) < 1

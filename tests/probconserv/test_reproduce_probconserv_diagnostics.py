@@ -82,9 +82,14 @@ def test_bad_seed_and_window_arguments_exit(repro, argv):
 def test_default_regime_reports_the_bound_and_the_control(repro, tmp_path):
     res = repro.main(["--quick", "--problems", "pme", "--epochs", "2", "--n-train", "4", "--members", "2",
                       "--threads", "1", "--no-progress", "--no-plots", "--out", str(tmp_path)])
-    for r in res["rows"]:
-        if r["method"] in ("hardc", "probconserv"):
+    by = {(r["param"], r["model"], r["method"]): r for r in res["rows"]}
+    for (param, model, method), r in by.items():
+        if method in ("hardc", "probconserv"):
             assert 0.0 <= r["cosine"] <= 1.0 and r["bound"] >= 1.0 - 1e-12
+            # in units of the base MSE: MSE(mu~) = 1/bound + (1 - 1/bound) (c/c* - 1)^2
+            inv_gain = r["mse"] / by[(param, model, "unconstrained")]["mse"]
+            expected = 1 / r["bound"] + (1 - 1 / r["bound"]) * (r["coefficient_ratio"] - 1) ** 2
+            assert inv_gain == pytest.approx(expected, rel=1e-6)
     assert [r["predicted_gain"] for r in res["positive_control"]] == pytest.approx([3.0] * 4, rel=1e-6)
     md = (tmp_path / "results.md").read_text()
     assert "ProbConserv's bound 1/(1-cos^2) (cos)" in md and "Positive control" in md
