@@ -55,13 +55,6 @@ def gain_bound(error: torch.Tensor, directions: torch.Tensor,
     metric_weights : torch.Tensor, shape ``(n,)``, optional
         Positive node weights of the MSE (normalized here); uniform by default.
 
-    Raises
-    ------
-    TypeError
-        For non-numeric input.
-    ValueError
-        For mismatched shapes, non-finite values or weights that are not positive and finite of shape ``(n,)``.
-
     Returns
     -------
     dict of torch.Tensor (float64), shapes ``(...)``
@@ -69,6 +62,13 @@ def gain_bound(error: torch.Tensor, directions: torch.Tensor,
         residual is formed directly, not as ``1 - cos^2``, so that a bound near infinity keeps its relative
         accuracy); ``cosine`` in ``[0, 1]``; ``bound = base_mse / best_mse`` (``inf`` where the error lies in the
         span, NaN where ``error`` is 0).
+
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        For mismatched shapes, non-finite values or weights that are not positive and finite of shape ``(n,)``.
     """
     e = as_tensor(error, "error", dtype=torch.float64)
     D = as_tensor(directions, "directions", dtype=torch.float64, device=e.device)

@@ -48,6 +48,8 @@ def test_diagnostics_agree_with_the_metrics(run):
         assert r["diag_constrained_mse"] == pytest.approx(r["mse"], rel=1e-9)
         assert r["diag_gain"] <= r["diag_bound"] * (1 + 1e-9)
         assert 0.0 <= r["diag_cosine"] <= 1.0 and 0.0 <= r["diag_variance_share"] <= 1.0
+        # reference-parity inference from the same draws: both updates conserve, so both means differ from the base
+        assert r["ref_base_mse"] > 0 and r["ref_averaged_mse"] > 0 and r["ref_per_sample_mse"] > 0
         h = by[key[:-1] + ("hardc",)]
         assert h["hardc_gain"] <= h["hardc_bound"] * (1 + 1e-9)
         assert h["hardc_constrained_mse"] == pytest.approx(h["mse"], rel=1e-9)
@@ -69,6 +71,7 @@ def test_windows_seeds_and_shock_statistics(run):
                 assert r["shock_paper_mean"] == r["shock_node_mean"]
     md = (out / "results_paper.md").read_text()
     assert "bound 1/(1-cos^2)" in md and "paper's sampling (std as variance)" in md
+    assert "gain, per-draw update then average (reference)" in md
     assert "| pme | t in (0, 1] | m=3 | 0.5 | 2 |" in md and "..", md   # median [min..max] over the two seeds
 
 
