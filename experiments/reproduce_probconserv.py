@@ -34,7 +34,9 @@ Both regimes report, next to every ratio, why the update pays or not (:func:`pro
 the cosine between the base model's error and the update's direction ``Sigma g``, the bound ``1 / (1 - cos^2)`` on
 the MSE gain, the base model's mass error and (paper regime) the share of its variance near the front and its signed
 error behind and ahead of it; and a positive control (:func:`probconserv_ext.positive_control`, no training) whose
-predicted gain (3x) the layer must recover.
+predicted gain (3x) the layer must recover. The paper regime also measures the reference code's inference (each latent
+draw's Gaussian updated, then the constrained means averaged) against this package's one update of the averaged
+Gaussian, from the same draws.
 
 References
 ----------
