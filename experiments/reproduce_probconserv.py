@@ -66,7 +66,7 @@ from probconserv_ext.models import (
     fit_neural_process,
 )
 from probconserv_ext.models.neural_process import sample_observations
-from probconserv_ext.positive_control import positive_control
+from probconserv_ext.controls import positive_control
 from probconserv_ext.problems import PROBLEMS, get_problem, trapezoid_weights
 
 REPO = Path(__file__).resolve().parents[1]  # the default output folder is the clone's outputs/

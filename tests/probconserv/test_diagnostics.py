@@ -16,7 +16,7 @@ from pc_reference import random_constraint_matrix, random_prior
 
 from probconserv_ext import LinearConstraint, conservation_constraint, get_problem
 from probconserv_ext.diagnostics import gain_bound, update_diagnostics
-from probconserv_ext.positive_control import positive_control
+from probconserv_ext.controls import positive_control
 
 RTOL = 1e-9
 FORMS = ("diag", "dense", "normal", "mvn", "lowrank_mvn")
