@@ -52,6 +52,8 @@ from .metrics import (  # noqa: E402
     posteriors,
     shock_positions,
 )
+from .diagnostics import gain_bound, update_diagnostics  # noqa: E402
+from .controls import positive_control  # noqa: E402
 from .models import FNOEnsemble, HeteroscedasticFNO, fit_ensemble, fit_heteroscedastic, gaussian_nll_loss  # noqa: E402
 from .models import AttentiveNeuralProcess, fit_neural_process  # noqa: E402
 from .problems import (  # noqa: E402
@@ -90,4 +92,7 @@ __all__ += [
     "posteriors",
     "evaluate",
     "compare_methods",
+    "update_diagnostics",
+    "gain_bound",
+    "positive_control",
 ]
