@@ -26,20 +26,7 @@ from boon_ext import BOONFNO, BoundaryDataProcessor, Dirichlet, Neumann, Periodi
 from boon_ext.enforcement import neumann_derivative, resolve_face_values
 
 from physical_units_table import REFUSED, measure
-
-
-class _Samples(torch.utils.data.Dataset):
-    def __init__(self, x, y, values):
-        self.x, self.y, self.values = x, y, values
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        item = {"x": self.x[i], "y": self.y[i]}
-        if self.values:
-            item["boundary_values"] = {k: v[i] for k, v in self.values.items()}
-        return item
+from sample_data import Samples as _Samples
 
 
 @st.composite

@@ -10,24 +10,14 @@ from neuralop.training import Trainer
 
 from boon_ext import TargetLoss, BOONFNO, BOONTFNO, BoundaryDataProcessor, Dirichlet, Neumann, Periodic, boundary_error
 from boon_strategies import TOL, conditions_1d, randomize
+from sample_data import Samples
 
 
-
-class _Samples(torch.utils.data.Dataset):
+class _Samples(Samples):
     def __init__(self, n, size, keys, seed=0):
         g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 1, size, generator=g)
-        self.y = torch.randn(n, 1, size, generator=g)
-        self.values = {k: torch.randn(n, generator=g) for k in keys}
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        item = {"x": self.x[i], "y": self.y[i]}
-        if self.values:
-            item["boundary_values"] = {k: v[i] for k, v in self.values.items()}
-        return item
+        super().__init__(torch.randn(n, 1, size, generator=g), torch.randn(n, 1, size, generator=g),
+                         {k: torch.randn(n, generator=g) for k in keys})
 
 
 @settings(max_examples=5)

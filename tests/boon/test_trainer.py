@@ -11,19 +11,9 @@ from neuralop.training import Trainer
 
 import boon_ext
 from boon_ext import BOONFNO, BoundaryDataProcessor, Dirichlet, Neumann, TargetLoss, boundary_error, one_sided_derivative
+from sample_data import Samples as _Samples
 
 PLUGIN_DIR = str(Path(boon_ext.__file__).resolve().parent)
-
-
-class _Samples(torch.utils.data.Dataset):
-    def __init__(self, x, y, values):
-        self.x, self.y, self.values = x, y, values
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i], "boundary_values": {k: v[i] for k, v in self.values.items()}}
 
 
 def _data(n=48, s=32, seed=0):

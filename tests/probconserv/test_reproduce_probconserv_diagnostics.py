@@ -6,11 +6,6 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def repro(load_experiment):
-    return load_experiment("reproduce_probconserv")
-
-
-@pytest.fixture(scope="module")
 def run(repro, tmp_path_factory):
     out = tmp_path_factory.mktemp("pc_diag")
     res = repro.main(["--regime", "paper", "--quick", "--problems", "stefan", "pme", "--seeds", "0", "1", "--steps",

@@ -7,11 +7,6 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def repro(load_experiment):
-    return load_experiment("reproduce_probconserv")
-
-
-@pytest.fixture(scope="module")
 def run(repro, tmp_path_factory):
     out = tmp_path_factory.mktemp("pc")
     res = repro.main(["--quick", "--problems", "stefan", "diffusion", "--epochs", "2", "--n-train", "4",
