@@ -34,7 +34,8 @@ from .torch_file import UnsafeCheckpointError, read_torch_file, reference_names
 from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, checkpoint_class
 from .untrained import warn_untrained_settings
 
-__all__ = ["CHECKPOINT_GLOBALS", "UnsafeCheckpointError", "load_checkpoint_file", "load_checkpoint",
+__all__ = ["CHECKPOINT_GLOBALS", "UnsafeCheckpointError", "load_checkpoint_file", "load_state_dict_file",
+           "load_checkpoint",
            "check_metadata_tree", "check_state_fits", "unwrap_ddp", "save_ddp_checkpoint", "load_ddp_checkpoint"]
 
 
@@ -103,6 +104,39 @@ def load_checkpoint_file(path, map_location=None, *, trust_pickle: bool = False)
                 "constructor arguments as model_kwargs."
             ) from None
         raise
+
+
+def load_state_dict_file(path, map_location=None, *, trust_pickle: bool = False) -> dict:
+    """Read a state dict saved with ``torch.save(model.state_dict(), path)``, without executing code from it.
+
+    ``torch.load(path)`` (weights-only) refuses the state dict of a neuralop ``BaseModel`` (FNO, TFNO, UQNO):
+    its ``_metadata`` entry holds the activation by reference (``torch._C._nn.gelu``). This reads it with
+    :func:`load_checkpoint_file` and checks it is a state dict: string keys, dense tensors, and a ``_metadata``
+    entry of plain values.
+
+    Parameters
+    ----------
+    path : str or Path
+    map_location : optional
+        As in ``torch.load``.
+    trust_pickle : bool, default False
+        As in :func:`load_checkpoint_file` (``True`` runs any code in the file).
+
+    Returns
+    -------
+    dict
+        Ready for ``model.load_state_dict`` (neuralop models read and drop ``_metadata``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    UnsafeCheckpointError
+        The file is refused, or does not hold a state dict; the message names the file and the entry.
+    """
+    path = Path(path)
+    return _as_state_dict(load_checkpoint_file(path, map_location, trust_pickle=trust_pickle), path.name,
+                          trusted=trust_pickle is True)
 
 
 # ------------------------------------------------------------------ checking what a file holds

@@ -25,6 +25,7 @@ from .checkpoint import _as_state_dict, check_state_fits, load_checkpoint, load_
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
 from .lift import check_lift_width, lift_boundary
+from .sample_keys import gather_boundary_values
 # The metadata keys and "not given" (_UNSET: None is a value there) live in .metadata, shared with the readers.
 from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, register_checkpoint_class  # noqa: F401
 from .untrained import warn_untrained_settings
@@ -571,7 +572,9 @@ class BOONFNO(FNO, name="boon_fno"):
             Values of the faces without a constant, keyed as in ``model.boundary_spec.required_keys``: shape
             (batch,), (batch, channels) or (batch, channels, *face_shape).
         **kwargs
-            Other keys of a Trainer sample; the target ``y`` is accepted and ignored.
+            Other keys of a Trainer sample; the target ``y`` is accepted and ignored. A value may also come as its
+            own entry ``"boundary_values.<key>"`` (``model(**{"x": x, "boundary_values.left": g})``), which
+            neuralop's ``Trainer`` passes on without a data processor (it drops a nested dict).
 
         Returns
         -------
@@ -579,6 +582,8 @@ class BOONFNO(FNO, name="boon_fno"):
             (batch, out_channels, *spatial), satisfying every condition exactly.
         """
         kwargs.pop("y", None)  # neuralop's Trainer passes the whole sample
+        # Values given as flat tensor entries ("boundary_values.left") pass the Trainer without a data processor.
+        boundary_values = gather_boundary_values(boundary_values, kwargs)
         if isinstance(output_shape, Mapping):
             # m(x, {"right": g}): face values given positionally land in output_shape, the base class's second
             # argument. Nothing else that is a mapping could be meant there.
