@@ -13,9 +13,8 @@ from _physics_constrained import distribution_version
 
 from .conditions import BoundaryCondition, BoundarySpec, ConstantKey, Dirichlet, Neumann, Periodic, parse_boundary
 from .data_processor import BoundaryDataProcessor
-from .checkpoint import (CHECKPOINT_GLOBALS, UnsafeCheckpointError, load_checkpoint_file, load_ddp_checkpoint,
-                         load_state_dict_file,
-                         save_ddp_checkpoint, unwrap_ddp)
+from .checkpoint import (CHECKPOINT_GLOBALS, EarlyCheckpointWarning, UnsafeCheckpointError, load_checkpoint_file,
+                         load_ddp_checkpoint, load_state_dict_file, save_ddp_checkpoint, unwrap_ddp)
 from .enforcement import boundary_error, enforce_boundary
 from .finetune import BoundaryAccuracyWarning, finetune_kernel_correction
 from .lift import lift_boundary
@@ -37,6 +36,7 @@ __all__ = [
     "BoundaryDataProcessor",
     "BoundarySpec",
     "CHECKPOINT_GLOBALS",
+    "EarlyCheckpointWarning",
     "ConstantKey",
     "TargetLoss",
     "UnsafeCheckpointError",

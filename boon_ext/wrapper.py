@@ -19,7 +19,7 @@ from neuralop.models.base_model import BaseModel
 
 from _physics_constrained.validation import check_int
 from .checkpoint import (UnsafeCheckpointError, _as_metadata, _as_state_dict, _build_on_meta, _check_sizes,
-                         check_state_fits, load_checkpoint_file)
+                         check_state_fits, load_checkpoint_file, warn_early_checkpoint)
 from .conditions import BoundarySpec
 from .enforcement import enforce_boundary
 from .lift import check_lift_width, lift_boundary
@@ -320,6 +320,11 @@ class BOONWrapper(BaseModel, name="boon_wrapper"):
             model whose entries, shapes or dtypes differ from the state dict's. The message names the file.
         ValueError
             A plain checkpoint and no ``boundary``.
+
+        Warns
+        -----
+        EarlyCheckpointWarning
+            neuralop's training manifest beside the files says they were saved at epoch 0.
         """
         folder = Path(save_folder)
         state_path, meta_path = folder / f"{save_name}_state_dict.pt", folder / f"{save_name}_metadata.pkl"
@@ -367,6 +372,7 @@ class BOONWrapper(BaseModel, name="boon_wrapper"):
         if any(v.dtype == torch.float64 for v in state.values()):
             inner = inner.double()
         inner.load_state_dict(state, strict=True)
+        warn_early_checkpoint(folder, save_name)
         if boundary is _UNSET:
             if "boundary" not in saved:
                 raise ValueError(f"{state_path.name} is a plain {name} checkpoint: pass boundary=... (or "

@@ -7,10 +7,10 @@ import pytest
 import torch
 from neuralop.data.transforms.normalizers import UnitGaussianNormalizer
 from neuralop.losses import LpLoss
-from neuralop.models import UNO
+from neuralop.models import FNO, UNO
 from neuralop.training import Trainer
 
-from boon_ext import BOONFNO, BOONWrapper, BoundaryDataProcessor, TargetLoss, boundary_error, flat_key
+from boon_ext import BOONFNO, BOONWrapper, BoundaryDataProcessor, EarlyCheckpointWarning, TargetLoss, boundary_error, flat_key
 from boon_ext.datasets import BoundaryProblemDataset, heat_neumann
 from boon_strategies import TOL
 
@@ -109,3 +109,29 @@ def test_a_value_given_twice_is_refused():
         model(problem.x, boundary_values={key: g}, **{flat_key(key): g})
     with pytest.raises(TypeError, match="key must be a str"):
         flat_key(3)
+
+
+@pytest.mark.parametrize("wrapper", [False, True])
+@pytest.mark.parametrize("save_every, warns", [(2, True), (1, False)])
+def test_a_trainer_checkpoint_of_epoch_0_warns_when_wrapped(tmp_path, wrapper, save_every, warns):
+    # 2 epochs (0 and 1): save_every=2 saves epoch 0 only, save_every=1 saves epoch 1 last.
+    problem = _problem()
+    loader = torch.utils.data.DataLoader(BoundaryProblemDataset(problem, range(16), flat_values=True), batch_size=8)
+    if wrapper:
+        model = BOONWrapper(FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8), problem.boundary)
+    else:
+        model = BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=problem.boundary)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    trainer = Trainer(model=model, n_epochs=2, device="cpu", verbose=False)
+    trainer.train(loader, {}, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10),
+                  training_loss=TargetLoss(LpLoss(d=1)), save_every=save_every, save_dir=tmp_path)
+    load = BOONWrapper.from_checkpoint if wrapper else BOONFNO.from_checkpoint
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load(tmp_path, "model")
+    early = [w for w in caught if issubclass(w.category, EarlyCheckpointWarning)]
+    assert len(early) == int(warns)
+    if warns:
+        assert "save_every" in str(early[0].message) and early[0].filename == __file__
+    with torch.no_grad():
+        assert _exact(loaded, problem) < TOL[torch.float32]
