@@ -162,9 +162,10 @@ def build_model(config):
     ----------
     config : mapping or zencfg config
         A ``dict`` (e.g. from ``yaml.safe_load`` or ``json.load``), a ``Bunch``, or a zencfg ``ConfigBase``
-        instance, with a ``model`` section holding ``model_arch`` (``"boon_fno"``, ``"boon_tfno"`` or any
-        neuralop architecture), ``data_channels`` and the constructor's other arguments, e.g. ``boundary``
-        as a list of ``{"type": "dirichlet", ...}`` mappings.
+        instance, with a ``model`` section holding ``model_arch`` (``"boon_fno"``, ``"boon_tfno"``,
+        ``"boon_wrapper"`` with ``inner_arch`` naming the wrapped model, or any neuralop architecture),
+        ``data_channels`` and the constructor's other arguments, e.g. ``boundary`` as a list of
+        ``{"type": "dirichlet", ...}`` mappings.
 
     Returns
     -------

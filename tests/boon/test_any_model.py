@@ -284,3 +284,23 @@ def test_plain_state_dict_of_a_neuralop_model_reads_where_torch_load_fails(tmp_p
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UnsafeCheckpointError, match="bad.pt"):
         load_state_dict_file(tmp_path / "bad.pt")
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), padding=st.sampled_from([None, 0.1, 0.25, 0.5]),
+       norm=st.sampled_from([None, "group_norm", "instance_norm"]), n=st.integers(12, 40), seed=st.integers(0, 2 ** 16))
+def test_boonfno_output_enforcement_with_any_padding_and_norm(data, padding, norm, n, seed):
+    # The FNO-specific wrapper and the generic one agree, bit for bit, on FNOs with padding and norms. (float32:
+    # neuralop's FNO.double() keeps complex64 spectral weights and then fails on float64 inputs.)
+    bc = data.draw(conditions_1d())
+    torch.manual_seed(seed)
+    fno = FNO(n_modes=(6,), in_channels=1, out_channels=2, hidden_channels=8, domain_padding=padding, norm=norm)
+    boon = BOONFNO.from_fno(fno, boundary=bc)
+    values = call_values(data.draw, boon.boundary_spec, 2, 2)
+    x = torch.randn(2, 1, n)
+    with torch.no_grad():
+        u, plain, generic = boon(x, boundary_values=values), fno(x), BOONWrapper(fno, bc)(x, boundary_values=values)
+    assert boundary_error(u, bc, values, relative=True) < TOL[torch.float32]
+    mask = _off_faces(u, boon.boundary_spec)
+    assert torch.equal(u[mask], plain[mask])
+    assert torch.equal(u, generic)
