@@ -34,7 +34,9 @@ from .torch_file import UnsafeCheckpointError, read_torch_file, reference_names
 from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, checkpoint_class
 from .untrained import warn_untrained_settings
 
-__all__ = ["CHECKPOINT_GLOBALS", "UnsafeCheckpointError", "load_checkpoint_file", "load_checkpoint",
+__all__ = ["CHECKPOINT_GLOBALS", "EarlyCheckpointWarning", "UnsafeCheckpointError", "load_checkpoint_file",
+           "load_state_dict_file", "warn_early_checkpoint",
+           "load_checkpoint",
            "check_metadata_tree", "check_state_fits", "unwrap_ddp", "save_ddp_checkpoint", "load_ddp_checkpoint"]
 
 
@@ -103,6 +105,80 @@ def load_checkpoint_file(path, map_location=None, *, trust_pickle: bool = False)
                 "constructor arguments as model_kwargs."
             ) from None
         raise
+
+
+def load_state_dict_file(path, map_location=None, *, trust_pickle: bool = False) -> dict:
+    """Read a state dict saved with ``torch.save(model.state_dict(), path)``, without executing code from it.
+
+    ``torch.load(path)`` (weights-only) refuses the state dict of a neuralop ``BaseModel`` (FNO, TFNO, UQNO):
+    its ``_metadata`` entry holds the activation by reference (``torch._C._nn.gelu``). This reads it with
+    :func:`load_checkpoint_file` and checks it is a state dict: string keys, dense tensors, and a ``_metadata``
+    entry of plain values.
+
+    Parameters
+    ----------
+    path : str or Path
+    map_location : optional
+        As in ``torch.load``.
+    trust_pickle : bool, default False
+        As in :func:`load_checkpoint_file` (``True`` runs any code in the file).
+
+    Returns
+    -------
+    dict
+        Ready for ``model.load_state_dict`` (neuralop models read and drop ``_metadata``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    UnsafeCheckpointError
+        The file is refused, or does not hold a state dict; the message names the file and the entry.
+    """
+    path = Path(path)
+    return _as_state_dict(load_checkpoint_file(path, map_location, trust_pickle=trust_pickle), path.name,
+                          trusted=trust_pickle is True)
+
+
+class EarlyCheckpointWarning(UserWarning):
+    """A checkpoint's training manifest says its weights are those of the first epoch."""
+
+
+def warn_early_checkpoint(save_folder, save_name: str, stacklevel: int = 3) -> None:
+    """Warn when neuralop's training manifest beside a checkpoint says it was saved at epoch 0.
+
+    neuralop's ``Trainer`` saves only when ``epoch % save_every == 0``, counting from 0: 8 epochs with
+    ``save_every=8`` leave the weights after the first epoch, and a model wrapped from them looks broken. The
+    manifest (``manifest.pt``, read by the restricted reader) records the epoch but not the run's length, so only
+    epoch 0 can be told; nothing is said without a manifest, or when it names another checkpoint.
+
+    Parameters
+    ----------
+    save_folder : str or Path
+    save_name : str
+    stacklevel : int, default 3
+        As in ``warnings.warn`` called here: the default points at the caller of the loader that calls this.
+
+    Warns
+    -----
+    EarlyCheckpointWarning
+    """
+    path = Path(save_folder) / "manifest.pt"
+    if not path.is_file():
+        return
+    try:
+        manifest = load_checkpoint_file(path)
+    except (UnsafeCheckpointError, OSError):
+        return  # the manifest is not loaded for anything else: a refused one only means nothing can be said
+    if not isinstance(manifest, dict) or manifest.get("model") != f"{save_name}_state_dict.pt":
+        return
+    if type(manifest.get("epoch")) is int and manifest["epoch"] == 0:
+        warnings.warn(
+            f"{path} says the checkpoint {save_name!r} was saved at epoch 0: these are the weights after the first "
+            "epoch. neuralop's Trainer saves only when epoch % save_every == 0 (epochs count from 0), so a run of "
+            "n epochs with save_every=n saves only epoch 0; use a save_every that divides n - 1, or call "
+            "model.save_checkpoint(folder, name) after training",
+            EarlyCheckpointWarning, stacklevel=stacklevel)
 
 
 # ------------------------------------------------------------------ checking what a file holds
@@ -460,6 +536,7 @@ def load_checkpoint(save_folder, save_name, boundary=_UNSET, *, cls=None, map_lo
     model = cls(*args, **kwargs)
     if source is None:  # the caller's own model_kwargs: their sizes are the caller's choice, checked after building
         check_state_fits(model, state, state_path.name)
+    warn_early_checkpoint(folder, save_name, stacklevel=_stacklevel)
     # Weights count as trained with a per-layer setting only if a BOON model saved them with it on.
     warn_untrained_settings(model, saved, f"the checkpoint {state_path.name}", stacklevel=_stacklevel)
     state.pop("_metadata", None)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 from _physics_constrained.validation import check_choice, check_index, check_int, check_interval, check_real
+from .sample_keys import NO_PROCESSOR_HINT
 
 __all__ = [
     "BoundaryCondition",
@@ -315,11 +316,15 @@ def missing_value_message(rule: "FaceRule", boundary_values: Optional[Mapping]) 
         key the model needs.
     """
     needed = rule.needed_keys or (rule.key,)
-    return (
+    message = (
         f"boundary_values[{rule.key!r}] is missing: the {rule.kind} condition on the {rule.side} face of spatial "
         f"axis {rule.axis} has no constant value, so its value must be given at each call "
         f"({_given_needed(boundary_values, needed)})"
     )
+    if not boundary_values:
+        # Nothing at all arrived: the usual cause is the Trainer's tensor-only filter (see sample_keys).
+        message += f". If neuralop's Trainer calls the model: {NO_PROCESSOR_HINT}"
+    return message
 
 
 class ConstantKey(NamedTuple):

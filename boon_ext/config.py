@@ -52,6 +52,26 @@ def _yaml_node_count(root, path: Path) -> None:
             stack.extend((child, depth + 1, inner) for child in children)
 
 
+# YAML 1.1, which PyYAML implements, reads a float only with a dot: 1e-3 and 2E+5 are strings there, 1.0e-3 a float.
+# A plain (unquoted) scalar of this form is read as the number YAML 1.2 and JSON read it as; a quoted one stays a
+# string.
+_EXPONENT_FLOAT = r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"
+
+
+def _yaml_loader():
+    """``yaml.SafeLoader`` that also reads plain scalars in exponent form without a dot (``1e-3``) as floats."""
+    import re
+
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    # add_implicit_resolver copies the class's resolver table before adding to it: SafeLoader is left as it is.
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789."))
+    return _Loader
+
+
 def _check_tree(value, path: Path) -> None:
     """Refuse keys other than strings and values other than plain ones, naming where they are."""
     stack = [(value, "")]
@@ -76,9 +96,10 @@ def load_config(path: Union[str, Path]) -> Bunch:
     Parameters
     ----------
     path : str or pathlib.Path
-        The file. YAML is read with ``yaml.safe_load`` (no arbitrary Python objects); anchors and aliases are
+        The file. YAML is read with ``yaml.SafeLoader`` (no arbitrary Python objects); anchors and aliases are
         allowed as long as the config they expand to stays small (at most 100 000 values, 64 levels), and an
-        anchor used inside itself is refused.
+        anchor used inside itself is refused. A plain scalar in exponent form without a dot (``1e-3``, ``-2E+5``),
+        a string to PyYAML's YAML 1.1, is read as the float YAML 1.2 and JSON read; quoted, it stays a string.
 
     Returns
     -------
@@ -114,10 +135,11 @@ def load_config(path: Union[str, Path]) -> Bunch:
         import yaml  # a neuraloperator dependency; imported here so JSON configs do not need it
 
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            loader = _yaml_loader()
+            node = yaml.compose(text, Loader=loader)
             if node is not None:
                 _yaml_node_count(node, path)
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader subclass: plain values only)
         except yaml.YAMLError as e:
             raise ValueError(f"{path} is not valid YAML: {e}") from None
     else:
@@ -140,9 +162,10 @@ def build_model(config):
     ----------
     config : mapping or zencfg config
         A ``dict`` (e.g. from ``yaml.safe_load`` or ``json.load``), a ``Bunch``, or a zencfg ``ConfigBase``
-        instance, with a ``model`` section holding ``model_arch`` (``"boon_fno"``, ``"boon_tfno"`` or any
-        neuralop architecture), ``data_channels`` and the constructor's other arguments, e.g. ``boundary``
-        as a list of ``{"type": "dirichlet", ...}`` mappings.
+        instance, with a ``model`` section holding ``model_arch`` (``"boon_fno"``, ``"boon_tfno"``,
+        ``"boon_wrapper"`` with ``inner_arch`` naming the wrapped model, or any neuralop architecture),
+        ``data_channels`` and the constructor's other arguments, e.g. ``boundary`` as a list of
+        ``{"type": "dirichlet", ...}`` mappings.
 
     Returns
     -------

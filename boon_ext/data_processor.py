@@ -26,6 +26,7 @@ from neuralop.data.transforms.data_processors import DefaultDataProcessor
 
 from _physics_constrained.validation import check_int, eps_of
 from .conditions import BoundarySpec, FaceRule
+from .sample_keys import gather_boundary_values
 from .enforcement import neumann_derivative, resolve_face_values, stencil_nodes
 
 __all__ = ["BoundaryDataProcessor"]
@@ -180,7 +181,8 @@ class BoundaryDataProcessor(DefaultDataProcessor):
             )
 
     def preprocess(self, data_dict, batched=True):
-        bv = data_dict.get("boundary_values")
+        # Values given as flat entries ("boundary_values.left") are normalised like nested ones.
+        bv = gather_boundary_values(data_dict.get("boundary_values"), data_dict)
         data_dict = super().preprocess(data_dict, batched=batched)
         if bv is not None or (self.out_normalizer is not None and self.spec.rules):
             # Shapes and statistics come from the targets; y may be normalised already, only its shape is used.

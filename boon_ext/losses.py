@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .sample_keys import FLAT_PREFIX
+
 __all__ = ["TargetLoss"]
 
 # Keys of a BOON sample that the model reads and a data loss does not.
@@ -81,7 +83,9 @@ class TargetLoss:
         """
         if y is None:
             raise TypeError("y (the target) must be given: call the loss as loss(y_pred, y) or loss(y_pred, **sample)")
-        rest = {k: v for k, v in kwargs.items() if k not in self.drop}
+        # Flat boundary values ("boundary_values.left") are model inputs too.
+        rest = {k: v for k, v in kwargs.items() if k not in self.drop
+                and not (isinstance(k, str) and k.startswith(FLAT_PREFIX) and "boundary_values" in self.drop)}
         return self.loss(y_pred, y, **rest)
 
     def __repr__(self):

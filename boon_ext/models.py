@@ -25,6 +25,7 @@ from .checkpoint import _as_state_dict, check_state_fits, load_checkpoint, load_
 from .conditions import BoundarySpec
 from .enforcement import check_nodes, enforce_boundary, resolve_face_values
 from .lift import check_lift_width, lift_boundary
+from .sample_keys import gather_boundary_values
 # The metadata keys and "not given" (_UNSET: None is a value there) live in .metadata, shared with the readers.
 from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, register_checkpoint_class  # noqa: F401
 from .untrained import warn_untrained_settings
@@ -268,8 +269,10 @@ class BOONFNO(FNO, name="boon_fno"):
     every Dirichlet or Neumann axis so that boundary outputs depend on boundary inputs only (step T2, computed per
     channel block from the weights once per forward pass), the faces of periodic axes are averaged after every
     layer, and point-wise non-linearities act on interior nodes only.
-    Unsupported settings (norm layers, complex data, domain padding, resolution scaling, half precision,
-    pre-activation, stabilizer, other conv modules) are refused at construction.
+    Output enforcement (the default) runs neuralop's own forward pass when the FNO uses settings BOON's layer loop
+    does not (``domain_padding``, norm layers, pre-activation, a stabilizer) and makes its output exact: it needs
+    nothing from inside. The per-layer steps (``kernel_correction=True``, ``hidden_values=True``) refuse those
+    settings at construction, with the reason that applies to them; half precision is refused in every setting.
 
     Every argument is checked strictly (a bool must be ``True``/``False``, not ``"false"`` or ``0``; an int is not
     a bool, a string or a float), and ``boundary``, ``kernel_correction``, ``time_dim``, ``lift_width``,
@@ -302,6 +305,7 @@ class BOONFNO(FNO, name="boon_fno"):
         self._operator_cache = {}
         self._set_layer_modes(layer_modes)
         self._hidden_values = False
+        self._kernel_correction = False  # set below; the conditions are checked against it first
         # The settings are properties: every path that sets them (here, attribute assignment, finetuning) checks
         # them the same way and records them in the metadata saved with checkpoints.
         self._set_boundary(boundary, time_dim)
@@ -345,13 +349,12 @@ class BOONFNO(FNO, name="boon_fno"):
         if isinstance(boundary, BoundarySpec):
             boundary = boundary.conditions
         spec = BoundarySpec(boundary, self.n_dim, time_dim=time_dim, out_channels=self.out_channels)
-        if spec:
-            if self.domain_padding is not None:
-                raise ValueError(
-                    "domain_padding must be None with boundary conditions (padding moves the boundary nodes inside "
-                    f"the grid the Fourier layers see), got {self._init_kwargs.get('domain_padding', 'a padding')!r}"
-                )
-            check_blocks(self.fno_blocks)
+        if spec and self.fno_blocks.complex_data:
+            raise ValueError("complex_data must be False with boundary conditions (boundary conditions are imposed on "
+                             "real fields), got True")
+        if spec and (self._kernel_correction or self._hidden_values):
+            self._check_layer_settings(spec, "kernel_correction=True" if self._kernel_correction else
+                                       "hidden_values=True")
         _check_hidden_values(self._hidden_values, spec, self.out_channels)
         self._boundary_spec = spec
         self._time_dim = time_dim
@@ -360,6 +363,37 @@ class BOONFNO(FNO, name="boon_fno"):
         # The metadata saved with checkpoints holds the conditions as plain config values.
         self._init_kwargs["boundary"] = spec.to_config() if spec else None
         self._init_kwargs["time_dim"] = time_dim
+
+    def _check_layer_settings(self, spec, setting: str) -> None:
+        """Refuse, for the per-layer steps (T2, hidden values), the FNO settings under which they are not exact.
+
+        Output enforcement (the default) needs nothing from the layers and takes every setting; the per-layer
+        steps act on the grid the Fourier layers see, so they are refused here, each with the reason for them.
+        """
+        if not spec:
+            return
+        if self.domain_padding is not None:
+            raise ValueError(
+                f"domain_padding must be None with {setting} (padding moves the boundary nodes inside the grid "
+                "the Fourier layers see, so the per-layer step would act on padded nodes, not on the faces), got "
+                f"{self._init_kwargs.get('domain_padding', 'a padding')!r}; output enforcement "
+                "(kernel_correction=False, hidden_values=False) accepts it"
+            )
+        try:
+            check_blocks(self.fno_blocks)
+        except ValueError as e:
+            raise ValueError(f"{e} (with {setting}; output enforcement, kernel_correction=False and "
+                             "hidden_values=False, accepts it)") from None
+
+    def _layers_are_plain(self) -> bool:
+        """Whether the forward pass must run neuralop's own FNO forward (settings BOON's layer loop lacks)."""
+        if self.domain_padding is not None:
+            return True
+        try:
+            check_blocks(self.fno_blocks)
+        except ValueError:
+            return True
+        return False
 
     @property
     def boundary_spec(self) -> BoundarySpec:
@@ -395,7 +429,10 @@ class BOONFNO(FNO, name="boon_fno"):
 
     @kernel_correction.setter
     def kernel_correction(self, value):
-        self._kernel_correction = check_bool(value, "kernel_correction")
+        value = check_bool(value, "kernel_correction")
+        if value:
+            self._check_layer_settings(self._boundary_spec, "kernel_correction=True")
+        self._kernel_correction = value
         self._init_kwargs["kernel_correction"] = self._kernel_correction
         self._operator_cache.clear()
 
@@ -408,6 +445,8 @@ class BOONFNO(FNO, name="boon_fno"):
     def hidden_values(self, value):
         value = check_bool(value, "hidden_values")
         _check_hidden_values(value, self._boundary_spec, self.out_channels)
+        if value:
+            self._check_layer_settings(self._boundary_spec, "hidden_values=True")
         self._hidden_values = value
         self._init_kwargs["hidden_values"] = value
 
@@ -533,7 +572,9 @@ class BOONFNO(FNO, name="boon_fno"):
             Values of the faces without a constant, keyed as in ``model.boundary_spec.required_keys``: shape
             (batch,), (batch, channels) or (batch, channels, *face_shape).
         **kwargs
-            Other keys of a Trainer sample; the target ``y`` is accepted and ignored.
+            Other keys of a Trainer sample; the target ``y`` is accepted and ignored. A value may also come as its
+            own entry ``"boundary_values.<key>"`` (``model(**{"x": x, "boundary_values.left": g})``), which
+            neuralop's ``Trainer`` passes on without a data processor (it drops a nested dict).
 
         Returns
         -------
@@ -541,6 +582,8 @@ class BOONFNO(FNO, name="boon_fno"):
             (batch, out_channels, *spatial), satisfying every condition exactly.
         """
         kwargs.pop("y", None)  # neuralop's Trainer passes the whole sample
+        # Values given as flat tensor entries ("boundary_values.left") pass the Trainer without a data processor.
+        boundary_values = gather_boundary_values(boundary_values, kwargs)
         if isinstance(output_shape, Mapping):
             # m(x, {"right": g}): face values given positionally land in output_shape, the base class's second
             # argument. Nothing else that is a mapping could be meant there.
@@ -567,6 +610,15 @@ class BOONFNO(FNO, name="boon_fno"):
         # linear solves are accurate and the conditions hold exactly in the (full-precision) output.
         device_type = x.device.type
         full = torch.autocast(device_type, enabled=False) if torch.is_autocast_enabled(device_type) else nullcontext()
+        if not (self.kernel_correction or self.hidden_values) and self._layers_are_plain():
+            # Output enforcement needs nothing from inside: neuralop's own forward pass (its domain padding, its
+            # norms), then the output made exact.
+            x = super().forward(x)
+            with full:
+                x = x.to(dtype)
+                if self.lift_width is not None:
+                    return lift_boundary(x, spec, boundary_values, self.lift_width)
+                return enforce_boundary(x, spec, boundary_values)
         if self.positional_embedding is not None:
             x = self.positional_embedding(x)
         x = self.lifting(x)
@@ -750,8 +802,10 @@ class BOONFNO(FNO, name="boon_fno"):
         model = cls(boundary=boundary, kernel_correction=kernel_correction, time_dim=time_dim,
                     lift_width=lift_width, hidden_values=hidden_values, **kwargs)
         _copy_live_settings(fno, model)
-        if model.boundary_spec:
-            check_blocks(model.fno_blocks)  # a setting copied above may be one BOON cannot correct
+        if model.kernel_correction or model.hidden_values:
+            # a setting copied above may be one the per-layer steps cannot correct
+            model._check_layer_settings(model.boundary_spec, "kernel_correction=True" if model.kernel_correction
+                                        else "hidden_values=True")
         # What fno's weights were trained with: its live settings (a plain FNO has none).
         trained = (dict(boundary=bool(fno.boundary_spec), kernel_correction=fno.kernel_correction,
                         hidden_values=fno.hidden_values) if source_is_boon else {})

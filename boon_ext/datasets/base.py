@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from _physics_constrained.validation import check_int, check_interval, check_real
+from _physics_constrained.validation import check_bool, check_int, check_interval, check_real
+
+from ..sample_keys import flat_key
 
 __all__ = ["BoundaryProblem", "BoundaryProblemDataset", "cached_problem", "common_settings", "shared_docs"]
 
@@ -39,15 +41,21 @@ class BoundaryProblemDataset(Dataset):
         The problem whose samples are served.
     indices : sequence of int
         Sample indices into ``problem``.
+    flat_values : bool, default False
+        Serve each boundary value as its own tensor entry ``"boundary_values.<face>"`` instead of the nested
+        dict: neuralop's ``Trainer`` without a data processor keeps only tensor entries, and the BOON models read
+        these back (see :mod:`boon_ext.sample_keys`). With a :class:`~boon_ext.BoundaryDataProcessor` either
+        form works.
     """
 
-    def __init__(self, problem: "BoundaryProblem", indices: Sequence[int]):
+    def __init__(self, problem: "BoundaryProblem", indices: Sequence[int], flat_values: bool = False):
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         n = problem.n_samples
         if idx.ndim != 1 or (idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n)):
             raise ValueError(f"indices must be a 1-D sequence of sample indices in [0, {n}), got {list(indices)[:8]}...")
         self.problem = problem
         self.indices = idx
+        self.flat_values = check_bool(flat_values, "flat_values")
 
     def __len__(self) -> int:
         return int(self.indices.numel())
@@ -56,7 +64,9 @@ class BoundaryProblemDataset(Dataset):
         j = int(self.indices[i])
         p = self.problem
         item = {"x": p.x[j], "y": p.y[j]}
-        if p.boundary_values:
+        if p.boundary_values and self.flat_values:
+            item.update({flat_key(face): v[j] for face, v in p.boundary_values.items()})
+        elif p.boundary_values:
             item["boundary_values"] = {face: v[j] for face, v in p.boundary_values.items()}
         return item
 

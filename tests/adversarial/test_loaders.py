@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from neuralop.layers.spectral_convolution import SpectralConv
 
 from adversarial_files import KW, Call, genuine, raw, rewrite
-from boon_ext import BOONFNO, Dirichlet, UnsafeCheckpointError, load_checkpoint_file, load_ddp_checkpoint
+from boon_ext import (BOONFNO, BOONWrapper, Dirichlet, UnsafeCheckpointError, load_checkpoint_file, load_ddp_checkpoint,
+                      load_state_dict_file)
 
 BOUNDARY = Dirichlet(left=0.0)
 
@@ -50,11 +51,15 @@ STATE_READERS = {
     "load_ddp_checkpoint": lambda f: load_ddp_checkpoint(f, "m"),
     "load_ddp_checkpoint(embedded)": _embedded,
     "instance load_checkpoint": _instance,
+    "load_state_dict_file": lambda f: load_state_dict_file(Path(f) / "m_state_dict.pt"),
+    "BOONWrapper.from_checkpoint": lambda f: BOONWrapper.from_checkpoint(f, "m", boundary=BOUNDARY),
+    "BOONWrapper load_checkpoint": lambda f: BOONWrapper(BOONFNO(**KW), BOUNDARY).load_checkpoint(f, "m"),
 }
 META_READERS = {
     "load_checkpoint_file": lambda f: load_checkpoint_file(Path(f) / "m_metadata.pkl"),
     "from_checkpoint": lambda f: BOONFNO.from_checkpoint(f, "m"),
     "load_ddp_checkpoint": lambda f: load_ddp_checkpoint(f, "m"),
+    "BOONWrapper.from_checkpoint": lambda f: BOONWrapper.from_checkpoint(f, "m", boundary=BOUNDARY),
 }
 
 

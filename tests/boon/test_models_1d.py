@@ -1,6 +1,8 @@
 """Property tests of BOONFNO / BOONTFNO in 1-D: exact boundary conditions, gradients, identity, refusals."""
 
 
+import warnings
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -84,22 +86,54 @@ def test_kernel_correction_changes_the_interior():
     assert (wrapped(x)[..., 1:-1] - base(x)[..., 1:-1]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("kwargs, match", [
+_LAYER_SETTINGS = [
     (dict(norm="instance_norm"), "norm"),
     (dict(norm="group_norm"), "norm"),
-    (dict(complex_data=True), "complex_data"),
     (dict(domain_padding=0.25), "domain_padding"),
     (dict(resolution_scaling_factor=2), "resolution_scaling_factor"),
     (dict(fno_block_precision="mixed"), "fno_block_precision"),
     (dict(preactivation=True), "preactivation"),
     (dict(stabilizer="tanh"), "stabilizer"),
-])
-def test_unsupported_settings_are_refused_at_construction(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=Dirichlet(left=0.0), **kwargs)
+]
+
+
+@pytest.mark.parametrize("kwargs, match", _LAYER_SETTINGS + [(dict(complex_data=True), "complex_data")])
+def test_per_layer_steps_refuse_settings_they_cannot_correct(kwargs, match):
+    bc = Dirichlet(left=0.0)
+    for setting in (dict(kernel_correction=True), dict(hidden_values=True)):
+        with pytest.raises(ValueError, match=match):
+            BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=bc, **setting, **kwargs)
     base = FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, **kwargs)
-    with pytest.raises(ValueError, match=match):
-        BOONFNO.from_fno(base, boundary=Dirichlet(left=0.0))
+    with pytest.raises(ValueError, match=match), warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundaryAccuracyWarning)
+        BOONFNO.from_fno(base, boundary=bc, kernel_correction=True)
+    if match != "complex_data":
+        model = BOONFNO.from_fno(base, boundary=bc)
+        with pytest.raises(ValueError, match=match):
+            model.kernel_correction = True  # the setter checks as the constructor does
+        assert model.kernel_correction is False
+
+
+def test_complex_data_is_refused_with_output_enforcement_too():
+    with pytest.raises(ValueError, match="complex_data must be False .*real fields"):
+        BOONFNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, boundary=Dirichlet(left=0.0),
+                complex_data=True)
+
+
+# fno_block_precision="mixed" is left out: neuralop's own FNO does not run it on CPU (no half-precision FFT).
+@pytest.mark.parametrize("kwargs, _", [c for c in _LAYER_SETTINGS if "fno_block_precision" not in c[0]])
+def test_output_enforcement_takes_every_layer_setting(kwargs, _):
+    # Output enforcement needs nothing from inside: neuralop's own forward pass, then exact faces.
+    torch.manual_seed(0)
+    base = FNO(n_modes=(8,), in_channels=1, out_channels=1, hidden_channels=8, **kwargs)
+    bc = [Dirichlet(left=1.5), Neumann(right=-0.5)]
+    model = BOONFNO.from_fno(base, boundary=bc)
+    x = torch.randn(3, 1, 32)
+    with torch.no_grad():
+        u, plain = model(x), base(x)
+    assert u.shape == plain.shape
+    assert torch.equal(u[..., 1:-1], plain[..., 1:-1])
+    assert boundary_error(u, bc, relative=True) < 8 * torch.finfo(torch.float32).eps
 
 
 def _model(boundary, out_channels=2):

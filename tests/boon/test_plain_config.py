@@ -86,3 +86,26 @@ def test_bad_configs_are_refused_with_the_missing_part_named(tmp_path):
     top_list.write_text("[1, 2]")
     with pytest.raises(ValueError, match="mapping at the top level"):
         load_config(top_list)
+
+
+@settings(max_examples=40, deadline=None)
+@given(mantissa=st.integers(-10 ** 6, 10 ** 6), exponent=st.integers(-300, 300), upper=st.booleans(),
+       plus=st.booleans())
+def test_yaml_exponent_floats_without_a_dot_are_numbers(tmp_path_factory, mantissa, exponent, upper, plus):
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; load_config reads it as JSON and YAML 1.2 do.
+    text = f"{mantissa}{'E' if upper else 'e'}{'+' if plus and exponent >= 0 else ''}{exponent}"
+    path = tmp_path_factory.mktemp("cfg") / "c.yaml"
+    path.write_text(f"value: {text}\nquoted: '{text}'\nlisted: [{text}]\n")
+    cfg = load_config(path)
+    assert type(cfg["value"]) is float and cfg["value"] == float(text)
+    assert cfg["listed"] == [float(text)]
+    assert cfg["quoted"] == text  # quoted, it stays a string
+
+
+def test_yaml_config_with_exponent_values_builds_the_model(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {model_arch: boon_fno, data_channels: 1, n_modes: [4], out_channels: 1, "
+                    "hidden_channels: 4, boundary: [{type: dirichlet, left: 1e-3, right: -2E+1}]}\n")
+    model = build_model(load_config(path))
+    assert model.boundary[0] == Dirichlet(left=1e-3, right=-20.0)
+    assert yaml.safe_load("v: 1e-3")["v"] == "1e-3"  # the loader PyYAML exports is left as it was
