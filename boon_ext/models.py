@@ -28,6 +28,7 @@ from .lift import check_lift_width, lift_boundary
 from .sample_keys import gather_boundary_values
 # The metadata keys and "not given" (_UNSET: None is a value there) live in .metadata, shared with the readers.
 from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, register_checkpoint_class  # noqa: F401
+from .precision import PrecisionMixin
 from .untrained import warn_untrained_settings
 
 __all__ = ["BOONFNO", "BOONTFNO"]
@@ -213,7 +214,7 @@ def _check_loaded_state(module, state_dict, prefix, local_metadata, strict, miss
             raise ValueError(f"{name} must be finite, but it contains NaN or inf")
 
 
-class BOONFNO(FNO, name="boon_fno"):
+class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
     """Fourier neural operator with BOON boundary corrections (Saad et al., ICLR 2023).
 
     Takes every argument of :class:`neuralop.models.FNO`, plus:
@@ -648,97 +649,6 @@ class BOONFNO(FNO, name="boon_fno"):
         out_like = torch.zeros((), dtype=dtype, device=x.device).expand(x.shape[0], self.out_channels, *x.shape[2:])
         return [(r.axis, r.side, resolve_face_values(r, out_like, boundary_values)) for r in spec.rules]
 
-    # -- precision -----------------------------------------------------------------------------------
-    def half(self):
-        """Refused: BOON runs in float32 or float64 (use ``torch.autocast`` for mixed precision).
-
-        Raises
-        ------
-        TypeError
-        """
-        raise TypeError(
-            f"{type(self).__name__} does not run in half precision (float16 spectra cannot carry an exact "
-            "correction): keep it in float32 and train under torch.autocast, e.g. Trainer(mixed_precision=True)"
-        )
-
-    def bfloat16(self):
-        """Refused, as :meth:`half`.
-
-        Raises
-        ------
-        TypeError
-        """
-        raise TypeError(
-            f"{type(self).__name__} does not run in bfloat16 (the correction needs float32 or float64): keep it "
-            "in float32 and train under torch.autocast, e.g. Trainer(mixed_precision=True)"
-        )
-
-    def _cast(self, dtype: torch.dtype):
-        """Real parameters and buffers to ``dtype``, complex ones to the matching complex dtype (nothing dropped)."""
-        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        self._operator_cache.clear()
-        return self._apply(lambda t: t.to(dtype) if t.is_floating_point() else t.to(cdtype) if t.is_complex() else t)
-
-    def double(self):
-        """Cast to float64: real parameters to float64 and the complex spectral weights to complex128.
-
-        ``torch.nn.Module.double`` leaves complex parameters as they are, so a float64 model would keep complex64
-        spectral weights; here they follow the real parameters, and no imaginary part is dropped.
-
-        Returns
-        -------
-        BOONFNO
-            ``self``.
-        """
-        return self._cast(torch.float64)
-
-    def float(self):
-        """Cast to float32: real parameters to float32 and the complex spectral weights to complex64.
-
-        Returns
-        -------
-        BOONFNO
-            ``self``.
-        """
-        return self._cast(torch.float32)
-
-    def type(self, dst_type):
-        """Refused: ``Module.type`` casts every parameter, complex ones included, to one type.
-
-        Raises
-        ------
-        TypeError
-            Always; use :meth:`double` / :meth:`float` for precision and ``.to(device)`` to move the model.
-        """
-        raise TypeError(
-            f"{type(self).__name__}.type({dst_type}) would cast the complex spectral weights to that type, dropping "
-            "their imaginary parts: use model.double() or model.float() to change precision, and .to(device) to "
-            "move the model"
-        )
-
-    def to(self, *args, **kwargs):
-        """``torch.nn.Module.to`` for devices; a dtype is refused (use :meth:`float` / :meth:`double`).
-
-        ``Module.to(dtype)`` casts complex parameters to the real dtype, which would drop the imaginary parts of
-        the spectral weights; ``model.double()`` and ``model.float()`` cast the real parameters to that dtype and
-        the complex ones to the matching complex dtype.
-
-        Raises
-        ------
-        ValueError
-            A dtype was given.
-        """
-        _, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
-        if dtype is not None:
-            if dtype in (torch.float16, torch.bfloat16):
-                self.half() if dtype == torch.float16 else self.bfloat16()
-            raise ValueError(
-                f"{type(self).__name__}.to({dtype}) would cast the complex spectral weights to {dtype}, dropping "
-                "their imaginary parts: use model.double() or model.float() to change precision, and .to(device) "
-                "to move the model"
-            )
-        return super().to(*args, **kwargs)
-
     # -- construction from existing models -----------------------------------------------------------
     @classmethod
     def from_fno(cls, fno, boundary=None, *, kernel_correction: Optional[bool] = None, time_dim: Optional[int] = None,
@@ -749,8 +659,8 @@ class BOONFNO(FNO, name="boon_fno"):
         face nodes (``kernel_correction=False``, ``lift_width=None``): its interior predictions are ``fno``'s
         own, so wrapping never costs accuracy there, and every condition holds exactly. This default was chosen
         by measurement (``python -m experiments.wrap_checkpoint_accuracy``, ``docs/boon_design.md``): switching
-        the kernel correction on made trained models 2.5x to 47x less accurate (medians over 3 seeds), and the smooth lift
-        helped on single-step Stokes but cost accuracy on heat and on space-time Stokes.
+        the kernel correction on made trained models 2.5x to 47x less accurate (medians over 3 seeds), and the
+        smooth lift helped on single-step Stokes but cost accuracy on heat and on space-time Stokes.
 
         Parameters
         ----------

@@ -24,6 +24,7 @@ from .conditions import BoundarySpec
 from .enforcement import enforce_boundary
 from .lift import check_lift_width, lift_boundary
 from .metadata import _META_KEYS, _UNSET
+from .precision import PrecisionMixin
 from .sample_keys import gather_boundary_values
 
 __all__ = ["BOONWrapper"]
@@ -59,7 +60,7 @@ def _rename_for_inner(module, state_dict, prefix, *_):
         state_dict[prefix + "model." + key[len(prefix):]] = state_dict.pop(key)
 
 
-class BOONWrapper(BaseModel, name="boon_wrapper"):
+class BOONWrapper(PrecisionMixin, BaseModel, name="boon_wrapper"):
     """Any model whose output is a field on a regular grid, with its boundary conditions made exact.
 
     The wrapped module runs unchanged; its output's constrained face nodes are then overwritten so that every

@@ -158,3 +158,45 @@ def test_a_submodule_cast_on_its_own_is_named_at_the_call(part):
     model.double()  # the whole-model cast repairs it, without losing the imaginary parts
     assert all(p.dtype in (torch.float64, torch.complex128) for p in model.parameters())
     model(torch.randn(1, 1, 16, dtype=torch.float64))
+
+
+def _wrapped(seed):
+    """A trained-looking FNO (random weights) inside the generic wrapper."""
+    from neuralop.models import FNO
+
+    from boon_ext import BOONWrapper
+
+    torch.manual_seed(seed)
+    fno = FNO(n_modes=(6,), in_channels=1, out_channels=1, hidden_channels=4, n_layers=2)
+    for p in fno.parameters():
+        p.data.normal_()
+    return BOONWrapper(fno, boundary=Dirichlet(left=0.5, right=-1.0), n_dim=1)
+
+
+@pytest.mark.parametrize("cast", list(CASTS))
+def test_the_generic_wrapper_refuses_lossy_casts_too(cast):
+    """Class 5 (dtype casts), the sibling path: BOONWrapper around an FNO refuses what BOONFNO refuses."""
+    model = _wrapped(0)
+    before = _all(model)
+    with pytest.raises((TypeError, ValueError), match=r"imaginary|autocast|float32 or float64|bfloat16"):
+        CASTS[cast](model)
+    after = _all(model)
+    assert all(torch.equal(after[k], before[k]) and after[k].dtype == before[k].dtype for k in before)
+
+
+def test_the_generic_wrapper_double_keeps_complex_weights_and_conditions():
+    """Class 5 (dtype casts), the sibling path: BOONWrapper.double() gives complex128 spectral weights with the
+    same values, and the float64 model's conditions hold to float64 round-off."""
+    model = _wrapped(1)
+    before = _all(model)
+    model.double()
+    after = _all(model)
+    for k, v in before.items():
+        want = (torch.complex128 if v.is_complex() else torch.float64) if v.is_floating_point() or v.is_complex() \
+            else v.dtype
+        assert after[k].dtype == want, k
+        assert torch.equal(after[k], v.to(want)), k
+    assert any(v.is_complex() for v in after.values())
+    u = model(torch.randn(3, 1, 33, dtype=torch.float64))
+    assert u.dtype == torch.float64
+    assert boundary_error(u, model.boundary, {}, relative=True) < 1e-12
