@@ -1,0 +1,219 @@
+"""neuralop's UQNO, then ProbConserv: a calibrated uncertainty band made to conserve mass exactly.
+
+A conservation problem from ``probconserv_ext.problems`` (default: the porous medium equation, whose total grows
+with the inflow at the left wall), learned in neuralop's UQNO recipe:
+
+1. a base FNO maps the PDE parameter to the solution at ``nt`` times (one output channel per time slice);
+2. a residual FNO (the UQNO's quantile model) is trained with neuralop's ``PointwiseQuantileLoss(alpha)`` on the
+   base model's absolute error, so ``solution +- quantile`` is meant to hold ``1 - alpha`` of the nodes;
+3. the band is calibrated on held-out data with one conformal factor ``lambda``: for ``1 - delta`` of the
+   functions, at least ``1 - alpha`` of their nodes lie in ``solution +- lambda * quantile``;
+4. ``probconserv_ext.from_uqno`` turns the calibrated band into per-node variances (``sigma = lambda q / z``,
+   ``z = Phi^-1(1 - alpha / 2)``), and ``ProbConserv`` conditions the prediction on the exact conserved total
+   of every time slice.
+
+It reports, on the test set, before and after the layer: the MSE, the conservation error (|integral of u - exact
+total|, trapezoid rule) and the band's coverage (the fraction of nodes within ``mean +- z sigma``, nominal
+``1 - alpha``). Usage::
+
+    python examples/uqno_probconserv.py              # about a minute on 2 CPU cores
+    python examples/uqno_probconserv.py --quick      # seconds, for a smoke test
+
+Writes ``uqno_probconserv.png`` and ``uqno_probconserv.json`` to ``--out`` (default outputs/uqno_probconserv). The
+guide's figure, ``docs/images/uqno_probconserv.png``, is ``uqno_probconserv.png`` of a full run (seeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from neuralop.losses import LpLoss  # noqa: E402
+from neuralop.losses.data_losses import PointwiseQuantileLoss  # noqa: E402  (not re-exported by neuralop.losses)
+from neuralop.models import FNO, UQNO  # noqa: E402
+
+from probconserv_ext import ProbConserv, band_z_score, conservation_constraint, from_uqno, get_problem  # noqa: E402
+
+
+def fit(model, x, target, loss_fn, epochs, batch_size, lr, seed):
+    """Adam with a cosine schedule, mini-batches in a seeded order; returns seconds spent."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-5)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i: i + batch_size]
+            loss = loss_fn(model(x[idx]), target[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    model.eval()
+    return time.perf_counter() - t0
+
+
+def conformal_factor(err, quantile, alpha, delta):
+    """neuralop's UQNO calibration: the factor lambda that puts >= 1 - alpha of the nodes of >= 1 - delta of the
+    calibration functions inside lambda * quantile (split conformal, finite-sample corrected)."""
+    ratio = (err.abs() / quantile.clamp_min(1e-12)).flatten(1)               # per node: needed scale
+    per_function = torch.quantile(ratio, 1 - alpha, dim=1)                   # covers 1 - alpha of its nodes
+    n = per_function.numel()
+    level = min(1.0, math.ceil((n + 1) * (1 - delta)) / n)
+    return float(torch.quantile(per_function, level))
+
+
+def coverage(u, mean, std, z):
+    return float(((u - mean).abs() <= z * std).double().mean())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--problem", default="pme", help="one of probconserv_ext.PROBLEMS (default pme)")
+    p.add_argument("--alpha", type=float, default=0.1, help="1 - alpha: the band's pointwise coverage")
+    p.add_argument("--delta", type=float, default=0.1, help="1 - delta: the share of functions it holds for")
+    p.add_argument("--quick", action="store_true", help="tiny data and a few epochs (smoke test)")
+    p.add_argument("--out", default="outputs/uqno_probconserv", help="output folder")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (small models gain nothing from more)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    problem = get_problem(args.problem)
+    n_train, n_cal, n_test, nx, nt = (24, 16, 16, 32, 4) if args.quick else (200, 100, 100, 64, 8)
+    epochs = 3 if args.quick else 150
+    params = problem.sample_params(n_train + n_cal + n_test, seed=0)
+    params = params[torch.randperm(len(params), generator=torch.Generator().manual_seed(1)).numpy()]
+    data = problem.make_data(params, nx=nx, nt=nt)
+    x = torch.as_tensor(data.inputs, dtype=torch.float32)
+    y = torch.as_tensor(data.solution, dtype=torch.float32)                 # (N, nt, nx): time slices as channels
+    totals = torch.as_tensor(data.totals, dtype=torch.float64)              # (N, nt), exact
+    grid = torch.as_tensor(data.grid, dtype=torch.float64)
+    train, cal, test = (slice(0, n_train), slice(n_train, n_train + n_cal), slice(n_train + n_cal, None))
+    print(f"{problem.name}: {n_train} train / {n_cal} calibration / {n_test} test samples, {nx} nodes, {nt} times")
+
+    # 1. the base model: an FNO fitted to the solutions
+    arch = dict(n_modes=(16,), in_channels=2, out_channels=nt, hidden_channels=32, n_layers=4)
+    base = FNO(**arch)
+    s_base = fit(base, x[train], y[train], LpLoss(d=1, p=2), epochs, 20, 2e-3, seed=0)
+    # 2. the quantile model, trained on the frozen base model's errors (UQNO copies the base for it by default)
+    uqno = UQNO(base, residual_model=copy.deepcopy(base))
+    with torch.no_grad():
+        err_train = y[train] - base(x[train])
+    s_res = fit(uqno.residual_model, x[train], err_train, PointwiseQuantileLoss(alpha=args.alpha), epochs, 20, 1e-3,
+                seed=1)
+    print(f"trained the base FNO ({s_base:.0f} s) and the quantile FNO ({s_res:.0f} s)")
+    with torch.no_grad():
+        sol_cal, q_cal = uqno(x[cal])
+        sol, q = uqno(x[test])
+    # A quantile model's output is unconstrained: a negative width means "no band" there. Made explicit here.
+    negative = float((q < 0).double().mean())
+    q_cal, q = q_cal.abs(), q.abs()
+    # 3. conformal calibration on the held-out set
+    lam = conformal_factor(y[cal] - sol_cal, q_cal, args.alpha, args.delta)
+    print(f"calibration factor lambda = {lam:.3f} (alpha = {args.alpha}, delta = {args.delta}); "
+          f"{100 * negative:.1f}% of the raw test widths were negative (their absolute value is used)")
+
+    # 4. the calibrated band as a Gaussian, conditioned on the conserved total of every time slice
+    coverage_level = 1 - args.alpha
+    z = band_z_score(coverage_level)
+    # float64 in, float64 out: the conservation error after the layer is then float64 round-off
+    prior = from_uqno(sol.double(), q.double(), coverage=coverage_level, calibration=lam, floor=1e-8)
+    layer = ProbConserv(conservation_constraint(grid, total=totals[test]))
+    post = layer(prior)
+    w = conservation_constraint(grid).G[0]
+    y_test = y[test].double()
+    before = dict(mean=sol.double(), std=prior.variance.double().sqrt())
+    after = dict(mean=post.mean.double(), std=post.variance.double().clamp_min(0).sqrt())
+    results = {}
+    for name, r in (("UQNO", before), ("UQNO + ProbConserv", after)):
+        cons = (r["mean"] @ w - totals[test]).abs()                           # (n_test, nt)
+        results[name] = dict(
+            mse=float((r["mean"] - y_test).square().mean()),
+            conservation_error_mean=float(cons.mean()), conservation_error_max=float(cons.max()),
+            coverage=coverage(y_test, r["mean"], r["std"], z),
+        )
+    results["settings"] = dict(problem=problem.name, alpha=args.alpha, delta=args.delta, nominal_coverage=coverage_level,
+                               z=z, calibration_factor=lam, negative_width_fraction=negative, n_train=n_train,
+                               n_cal=n_cal, n_test=n_test, nx=nx, nt=nt, epochs=epochs,
+                               train_seconds=s_base + s_res)
+
+    print(f"\nTest set, {n_test} samples x {nt} time slices x {nx} nodes; coverage: share of nodes within "
+          f"mean +- {z:.3f} sigma (nominal {coverage_level:.2f})")
+    print("\n| prediction | MSE | mean conservation error | max conservation error | coverage |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("UQNO", "UQNO + ProbConserv"):
+        r = results[name]
+        print(f"| {name} | {r['mse']:.3e} | {r['conservation_error_mean']:.2e} | {r['conservation_error_max']:.2e} | "
+              f"{r['coverage']:.3f} |")
+    (out / "uqno_probconserv.json").write_text(json.dumps(results, indent=2))
+    plot(out / "uqno_probconserv.png", problem, data, grid, y_test, totals[test], before, after, results, z, w)
+    print(f"\nwrote {out / 'uqno_probconserv.png'} and {out / 'uqno_probconserv.json'}")
+    return results
+
+
+def plot(path, problem, data, grid, y, totals, before, after, results, z, w):
+    """Left: one test sample's error at the last time with both bands; middle: the total over time; right: numbers."""
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
+    k, t = 0, -1
+    xs = grid.numpy()
+    a = ax[0]
+    a.axhline(0.0, color="k", lw=1)
+    for name, r, c in (("UQNO", before, "C1"), ("UQNO + ProbConserv", after, "C2")):
+        e, s = (r["mean"] - y)[k, t], r["std"][k, t]
+        a.plot(xs, e, color=c, lw=1.2, label=f"{name}: mean - exact")
+        a.fill_between(xs, -z * s, z * s, color=c, alpha=0.25, lw=0, label=f"{name}: band +- z sigma")
+    a.set_title(f"Test sample {k} at t = {data.times[t]:.2f}: error and calibrated "
+                f"{results['settings']['nominal_coverage']:.0%} band", fontsize=10)
+    a.set_xlabel("x")
+    a.set_ylabel("u - exact")
+    a.legend(fontsize=8)
+
+    a = ax[1]
+    floor = 1e-16
+    for name, r, c, mk in (("UQNO", before, "C1", "o"), ("UQNO + ProbConserv", after, "C2", "s")):
+        cons = (r["mean"] @ w - totals).abs().clamp_min(floor)
+        a.semilogy(data.times, cons.mean(0), color=c, marker=mk, label=f"{name} (mean over test set)")
+        a.fill_between(data.times, cons.min(0).values, cons.max(0).values, color=c, alpha=0.2, lw=0)
+    a.set_title(f"Conservation error |integral of u - exact total| (band: min-max; < {floor:.0e} drawn at it)",
+                fontsize=10)
+    a.set_xlabel("t")
+    a.set_ylabel("absolute error (log scale)")
+    a.legend(fontsize=8)
+
+    a = ax[2]
+    a.axis("off")
+    rows = [["", "UQNO", "+ ProbConserv"]]
+    for key, label, fmt in (("mse", "MSE", "{:.2e}"), ("conservation_error_mean", "mean cons. error", "{:.1e}"),
+                            ("conservation_error_max", "max cons. error", "{:.1e}"),
+                            ("coverage", f"coverage (nominal {results['settings']['nominal_coverage']:.2f})", "{:.3f}")):
+        rows.append([label] + [fmt.format(results[n][key]) for n in ("UQNO", "UQNO + ProbConserv")])
+    table = a.table(cellText=rows, loc="center", cellLoc="center", colWidths=[0.45, 0.27, 0.27])
+    table.auto_set_font_size(False)
+    table.set_fontsize(10)
+    table.scale(1, 2)
+    s = results["settings"]
+    a.set_title(f"Test set ({s['n_test']} samples x {s['nt']} times x {s['nx']} nodes); "
+                f"lambda = {s['calibration_factor']:.2f}", fontsize=10)
+    fig.suptitle(f"neuralop UQNO on the {problem.name} problem, then ProbConserv with the exact conserved total "
+                 "(from_uqno: sigma = lambda q / z)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
