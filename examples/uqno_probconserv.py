@@ -41,7 +41,8 @@ from neuralop.losses import LpLoss  # noqa: E402
 from neuralop.losses.data_losses import PointwiseQuantileLoss  # noqa: E402  (not re-exported by neuralop.losses)
 from neuralop.models import FNO, UQNO  # noqa: E402
 
-from probconserv_ext import ProbConserv, band_z_score, conservation_constraint, from_uqno, get_problem  # noqa: E402
+from probconserv_ext import (ProbConserv, band_to_std, band_z_score, conservation_constraint, from_uqno,  # noqa: E402
+                             get_problem)
 
 
 def fit(model, x, target, loss_fn, epochs, batch_size, lr, seed):
@@ -130,16 +131,27 @@ def main(argv=None):
     # 4. the calibrated band as a Gaussian, conditioned on the conserved total of every time slice
     coverage_level = 1 - args.alpha
     z = band_z_score(coverage_level)
+    w = conservation_constraint(grid).G[0]
+    # A band fixes each node's variance, not how node errors move together. Their correlation shows in the total:
+    # under Sigma = (1 - rho) diag(sigma^2) + rho sigma sigma^T, E[(w.e)^2] = (1 - rho) A + rho B. Fit rho on the
+    # calibration set (moments), kept in [0, 1] (the model's range) and reported.
+    sig_cal = band_to_std(q_cal.double(), coverage_level, lam)
+    e_tot = ((y[cal] - sol_cal).double() @ w).square().mean()
+    A, B = (sig_cal.square() * w.square()).sum(-1).mean(), (sig_cal @ w).square().mean()
+    rho_raw = float((e_tot - A) / (B - A))
+    rho = min(max(rho_raw, 0.0), 1.0)
+    print(f"error correlation fitted on the calibration totals: rho = {rho_raw:.3f} (used: {rho:.3f})")
+    layer = ProbConserv(conservation_constraint(grid, total=totals[test]))
     # float64 in, float64 out: the conservation error after the layer is then float64 round-off
     prior = from_uqno(sol.double(), q.double(), coverage=coverage_level, calibration=lam, floor=1e-8)
-    layer = ProbConserv(conservation_constraint(grid, total=totals[test]))
-    post = layer(prior)
-    w = conservation_constraint(grid).G[0]
+    series = {"UQNO": dict(mean=sol.double(), std=prior.variance.double().sqrt())}
+    for name, correlation in (("UQNO + ProbConserv", 0.0), ("UQNO + ProbConserv, correlated", rho)):
+        post = layer(from_uqno(sol.double(), q.double(), coverage=coverage_level, calibration=lam, floor=1e-8,
+                               correlation=correlation))
+        series[name] = dict(mean=post.mean.double(), std=post.variance.double().clamp_min(0).sqrt())
     y_test = y[test].double()
-    before = dict(mean=sol.double(), std=prior.variance.double().sqrt())
-    after = dict(mean=post.mean.double(), std=post.variance.double().clamp_min(0).sqrt())
     results = {}
-    for name, r in (("UQNO", before), ("UQNO + ProbConserv", after)):
+    for name, r in series.items():
         cons = (r["mean"] @ w - totals[test]).abs()                           # (n_test, nt)
         results[name] = dict(
             mse=float((r["mean"] - y_test).square().mean()),
@@ -147,32 +159,36 @@ def main(argv=None):
             coverage=coverage(y_test, r["mean"], r["std"], z),
         )
     results["settings"] = dict(problem=problem.name, alpha=args.alpha, delta=args.delta, nominal_coverage=coverage_level,
-                               z=z, calibration_factor=lam, negative_width_fraction=negative, n_train=n_train,
-                               n_cal=n_cal, n_test=n_test, nx=nx, nt=nt, epochs=epochs,
-                               train_seconds=s_base + s_res)
+                               z=z, calibration_factor=lam, correlation_fitted=rho_raw, correlation=rho,
+                               negative_width_fraction=negative, n_train=n_train, n_cal=n_cal, n_test=n_test, nx=nx,
+                               nt=nt, epochs=epochs, train_seconds=s_base + s_res)
 
     print(f"\nTest set, {n_test} samples x {nt} time slices x {nx} nodes; coverage: share of nodes within "
           f"mean +- {z:.3f} sigma (nominal {coverage_level:.2f})")
     print("\n| prediction | MSE | mean conservation error | max conservation error | coverage |")
     print("|---|---:|---:|---:|---:|")
-    for name in ("UQNO", "UQNO + ProbConserv"):
+    for name in series:
         r = results[name]
         print(f"| {name} | {r['mse']:.3e} | {r['conservation_error_mean']:.2e} | {r['conservation_error_max']:.2e} | "
               f"{r['coverage']:.3f} |")
     (out / "uqno_probconserv.json").write_text(json.dumps(results, indent=2))
-    plot(out / "uqno_probconserv.png", problem, data, grid, y_test, totals[test], before, after, results, z, w)
+    plot(out / "uqno_probconserv.png", problem, data, grid, y_test, totals[test], series, results, z, w)
     print(f"\nwrote {out / 'uqno_probconserv.png'} and {out / 'uqno_probconserv.json'}")
     return results
 
 
-def plot(path, problem, data, grid, y, totals, before, after, results, z, w):
+STYLE = {"UQNO": ("C1", "o"), "UQNO + ProbConserv": ("C2", "s"), "UQNO + ProbConserv, correlated": ("C0", "^")}
+
+
+def plot(path, problem, data, grid, y, totals, series, results, z, w):
     """Left: one test sample's error at the last time with both bands; middle: the total over time; right: numbers."""
     fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
     k, t = 0, -1
     xs = grid.numpy()
     a = ax[0]
     a.axhline(0.0, color="k", lw=1)
-    for name, r, c in (("UQNO", before, "C1"), ("UQNO + ProbConserv", after, "C2")):
+    for name, r in series.items():
+        c = STYLE[name][0]
         e, s = (r["mean"] - y)[k, t], r["std"][k, t]
         a.plot(xs, e, color=c, lw=1.2, label=f"{name}: mean - exact")
         a.fill_between(xs, -z * s, z * s, color=c, alpha=0.25, lw=0, label=f"{name}: band +- z sigma")
@@ -184,7 +200,8 @@ def plot(path, problem, data, grid, y, totals, before, after, results, z, w):
 
     a = ax[1]
     floor = 1e-16
-    for name, r, c, mk in (("UQNO", before, "C1", "o"), ("UQNO + ProbConserv", after, "C2", "s")):
+    for name, r in series.items():
+        c, mk = STYLE[name]
         cons = (r["mean"] @ w - totals).abs().clamp_min(floor)
         a.semilogy(data.times, cons.mean(0), color=c, marker=mk, label=f"{name} (mean over test set)")
         a.fill_between(data.times, cons.min(0).values, cons.max(0).values, color=c, alpha=0.2, lw=0)
@@ -196,18 +213,18 @@ def plot(path, problem, data, grid, y, totals, before, after, results, z, w):
 
     a = ax[2]
     a.axis("off")
-    rows = [["", "UQNO", "+ ProbConserv"]]
+    rows = [["", "UQNO", "+ ProbConserv", "+ ProbConserv,\ncorrelated"]]
     for key, label, fmt in (("mse", "MSE", "{:.2e}"), ("conservation_error_mean", "mean cons. error", "{:.1e}"),
                             ("conservation_error_max", "max cons. error", "{:.1e}"),
                             ("coverage", f"coverage (nominal {results['settings']['nominal_coverage']:.2f})", "{:.3f}")):
-        rows.append([label] + [fmt.format(results[n][key]) for n in ("UQNO", "UQNO + ProbConserv")])
-    table = a.table(cellText=rows, loc="center", cellLoc="center", colWidths=[0.45, 0.27, 0.27])
+        rows.append([label] + [fmt.format(results[n][key]) for n in series])
+    table = a.table(cellText=rows, loc="center", cellLoc="center", colWidths=[0.37, 0.21, 0.21, 0.21])
     table.auto_set_font_size(False)
     table.set_fontsize(10)
     table.scale(1, 2)
     s = results["settings"]
     a.set_title(f"Test set ({s['n_test']} samples x {s['nt']} times x {s['nx']} nodes); "
-                f"lambda = {s['calibration_factor']:.2f}", fontsize=10)
+                f"lambda = {s['calibration_factor']:.2f}, rho = {s['correlation']:.2f}", fontsize=10)
     fig.suptitle(f"neuralop UQNO on the {problem.name} problem, then ProbConserv with the exact conserved total "
                  "(from_uqno: sigma = lambda q / z)", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.94))

@@ -12,10 +12,10 @@ probability ``coverage`` when ``q = z * sigma``, ``z = Phi^{-1}((1 + coverage) /
 So ``sigma = lambda * quantile / z`` node by node.
 
 Assumptions, stated where users meet them: the error is centred on ``solution`` (the band is symmetric, as
-UQNO's is) and Gaussian at each node, independent across nodes (a diagonal covariance: the band carries no
-correlations). ``coverage`` is the pointwise ``1 - alpha`` of the calibration; the ``delta`` level of neuralop's
-recipe only widens the band, so the variances are conservative (too large rather than too small) when the
-calibration holds.
+UQNO's is) and Gaussian at each node. A band fixes each node's variance but not the correlations: by default the
+nodes are independent (a diagonal covariance); ``correlation=`` adds a shared component with the same marginals.
+``coverage`` is the pointwise ``1 - alpha`` of the calibration; the ``delta`` level of neuralop's recipe only
+widens the band, so the variances are conservative (too large rather than too small) when the calibration holds.
 
 References
 ----------
@@ -29,8 +29,8 @@ from typing import Any, Optional
 import torch
 
 from _physics_constrained.validation import (as_tensor, check_broadcasts_to, check_compute_dtype, check_finite,
-                                             check_real)
-from .covariance import DiagonalCovariance
+                                             check_fraction, check_real)
+from .covariance import DiagonalCovariance, LowRankCovariance
 from .gaussian import StructuredGaussian
 
 __all__ = ["band_z_score", "band_to_std", "from_uqno"]
@@ -101,11 +101,13 @@ def band_to_std(half_width: Any, coverage: Any, calibration: Any = 1.0) -> torch
 
 
 def from_uqno(solution: Any, quantile: Any, coverage: Any, *, calibration: Any = 1.0,
-              floor: Optional[Any] = None, compute_dtype: torch.dtype = torch.float64) -> StructuredGaussian:
+              floor: Optional[Any] = None, correlation: Any = 0.0,
+              compute_dtype: torch.dtype = torch.float64) -> StructuredGaussian:
     """The Gaussian prediction ProbConserv takes, from neuralop UQNO's ``(solution, quantile)``.
 
-    Mean ``solution``, independent per-node variances ``sigma^2`` with ``sigma = calibration * quantile / z``,
-    ``z = Phi^{-1}((1 + coverage) / 2)`` (the module's docstring states the rule and its assumptions).
+    Mean ``solution``, per-node variances ``sigma^2`` with ``sigma = calibration * quantile / z``,
+    ``z = Phi^{-1}((1 + coverage) / 2)`` (the module's docstring states the rule and its assumptions), and
+    independent nodes unless ``correlation`` says otherwise.
 
     Parameters
     ----------
@@ -124,6 +126,13 @@ def from_uqno(solution: Any, quantile: Any, coverage: Any, *, calibration: Any =
         If given, half-widths below ``floor`` (>= 0) are raised to it before the conversion: an explicit choice
         for a quantile model that outputs zero or negative widths at some nodes. Without it, a negative width
         is an error.
+    correlation : float in [0, 1], default 0.0
+        A band fixes each node's variance, not how the errors of different nodes move together. ``0`` takes them
+        independent (a diagonal covariance); ``rho > 0`` adds a shared component with the same marginals,
+        ``Sigma = (1 - rho) diag(sigma^2) + rho sigma sigma^T`` (low rank plus diagonal, still ``O(n)``), for a
+        model whose errors share a sign over the domain (an FNO's usually do). The layer then spreads a
+        conservation correction in proportion to ``sigma`` instead of ``sigma^2``. Estimate it on calibration data
+        (``examples/uqno_probconserv.py`` fits it to the spread of the calibration totals).
     compute_dtype : torch.dtype, default torch.float64
         The ``compute_dtype`` of the layer it goes to (the layer's default): the Gaussian is held in it, and the
         layer's outputs come back in ``solution``'s dtype.
@@ -140,7 +149,8 @@ def from_uqno(solution: Any, quantile: Any, coverage: Any, *, calibration: Any =
         For non-numeric input.
     ValueError
         For non-finite input, a negative half-width (without ``floor``), a ``quantile`` that would broadcast
-        ``solution`` to a larger shape, a coverage outside (0, 1), a non-positive calibration or a negative floor.
+        ``solution`` to a larger shape, a coverage outside (0, 1), a non-positive calibration, a negative floor or
+        a correlation outside [0, 1].
 
     Examples
     --------
@@ -149,6 +159,7 @@ def from_uqno(solution: Any, quantile: Any, coverage: Any, *, calibration: Any =
     >>> post = ProbConserv(conservation_constraint(grid, total=totals))(prior)
     """
     compute_dtype = check_compute_dtype(compute_dtype)
+    rho = check_fraction(correlation, "correlation")
     mean = check_finite(as_tensor(solution, "solution"), "solution")
     out_dtype = mean.dtype
     if mean.ndim < 1:
@@ -163,4 +174,8 @@ def from_uqno(solution: Any, quantile: Any, coverage: Any, *, calibration: Any =
         std = band_to_std(q, coverage, calibration)
     except ValueError as err:
         raise ValueError(str(err).replace("half_width", "quantile", 1)) from None
-    return StructuredGaussian(mean, DiagonalCovariance(std.square().expand(mean.shape)), out_dtype)
+    std = std.expand(mean.shape)
+    if rho == 0.0:
+        return StructuredGaussian(mean, DiagonalCovariance(std.square()), out_dtype)
+    cov = LowRankCovariance((math.sqrt(rho) * std)[..., None], (1.0 - rho) * std.square())
+    return StructuredGaussian(mean, cov, out_dtype)

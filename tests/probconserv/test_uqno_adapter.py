@@ -49,14 +49,16 @@ def test_rule_gives_the_stated_empirical_coverage():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seeds, st.integers(3, 40), st.integers(1, 4), coverages, st.sampled_from([torch.float32, torch.float64]))
-def test_layer_on_the_adapter_conserves_exactly(seed, n, batch, coverage, dtype):
+@given(seeds, st.integers(3, 40), st.integers(1, 4), coverages, st.sampled_from([torch.float32, torch.float64]),
+       st.sampled_from([0.0, 0.3, 0.9, 1.0]))
+def test_layer_on_the_adapter_conserves_exactly(seed, n, batch, coverage, dtype, correlation):
     g = torch.Generator().manual_seed(seed)
     grid = torch.sort(torch.rand(n, generator=g, dtype=torch.float64)).values + torch.arange(n) * 1e-3
     solution = torch.randn(batch, 2, n, generator=g).to(dtype)
     quantile = (0.01 + torch.rand(batch, 2, n, generator=g)).to(dtype)
     total = torch.randn(batch, 2, generator=g, dtype=torch.float64)
-    prior = from_uqno(solution, quantile, coverage)
+    prior = from_uqno(solution, quantile, coverage, correlation=correlation)
+    # the marginal variances are the rule's, whatever the correlation
     assert torch.allclose(prior.variance.double(), band_to_std(quantile.double(), coverage).square(), rtol=1e-6)
     post = ProbConserv(conservation_constraint(grid, total=total))(prior)
     assert post.mean.dtype == dtype and post.mean.shape == solution.shape
@@ -101,6 +103,10 @@ def test_refusals():
         from_uqno(s, q, 0.9, calibration=0.0)
     with pytest.raises(ValueError, match="floor"):
         from_uqno(s, q, 0.9, floor=-1.0)
+    with pytest.raises(ValueError, match="correlation must be in"):
+        from_uqno(s, q, 0.9, correlation=1.5)
+    with pytest.raises(ValueError, match="correlation must be in"):
+        from_uqno(s, q, 0.9, correlation=-0.1)
     with pytest.raises(ValueError, match="compute_dtype"):
         from_uqno(s, q, 0.9, compute_dtype=torch.float16)
     with pytest.raises(TypeError, match="quantile must be real-valued"):
@@ -114,3 +120,17 @@ def test_floor_is_explicit_and_broadcast_quantile_allowed():
     assert prior.variance.shape == (2, 5)
     expected = band_to_std(q.clamp_min(0.2).double(), 0.9).square().float()
     assert torch.allclose(prior.variance, expected.expand(2, 5))
+
+
+def test_full_correlation_spreads_the_correction_like_sigma():
+    # rho = 1: the covariance is sigma sigma^T, so the correction Sigma g (g^T Sigma g)^-1 r is proportional to sigma;
+    # independent nodes: to sigma^2 times the quadrature weight
+    grid = torch.linspace(0, 1, 11, dtype=torch.float64)
+    q = torch.linspace(0.1, 1.0, 11, dtype=torch.float64)
+    solution = torch.zeros(11, dtype=torch.float64)
+    post = ProbConserv(conservation_constraint(grid, total=1.0))(from_uqno(solution, q, 0.9, correlation=1.0))
+    shift = post.mean / band_to_std(q, 0.9)
+    assert torch.allclose(shift, shift[0].expand(11), rtol=1e-10)
+    independent = ProbConserv(conservation_constraint(grid, total=1.0))(from_uqno(solution, q, 0.9))
+    ratio = independent.mean / (band_to_std(q, 0.9).square() * conservation_constraint(grid).G[0])  # Sigma g
+    assert torch.allclose(ratio, ratio[0].expand(11), rtol=1e-10)
