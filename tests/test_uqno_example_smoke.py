@@ -10,9 +10,9 @@ def example(load_example):
     return load_example("uqno_probconserv")
 
 
-@pytest.mark.parametrize("problem", ["pme", "diffusion"])
-def test_uqno_example_quick_mode(example, problem, tmp_path, capsys):
-    example.main(["--quick", "--problem", problem, "--out", str(tmp_path)])
+@pytest.mark.parametrize("problem, total", [("pme", "grid"), ("diffusion", "closed-form")])
+def test_uqno_example_quick_mode(example, problem, total, tmp_path, capsys):
+    example.main(["--quick", "--problem", problem, "--total", total, "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "uqno_probconserv.json").read_text())
     table = [line for line in printed.splitlines() if line.startswith("| ")]
@@ -24,6 +24,7 @@ def test_uqno_example_quick_mode(example, problem, tmp_path, capsys):
         assert results[name]["conservation_error_max"] < 1e-10
         assert 0.0 <= results[name]["coverage"] <= 1.0
     assert 0.0 <= results["settings"]["correlation"] <= 1.0
+    assert results["settings"]["total"] == total and results["settings"]["quadrature_error_max"] >= 0
     # a few epochs say nothing about accuracy or calibration: check only that the coverages are shares of nodes
     assert 0.0 <= before["coverage"] <= 1.0
     assert results["settings"]["calibration_factor"] > 0
