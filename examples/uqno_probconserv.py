@@ -15,10 +15,10 @@ with the inflow at the left wall), learned in neuralop's UQNO recipe:
 The conserved total is, by default, the trapezoid total of the exact solution on the grid (``--total grid``): the
 problem's closed-form integral (``--total closed-form``) differs from it by the quadrature error, which no field on
 the grid can remove. It reports, on the test set, before and after the layer: the MSE, the conservation error
-(|trapezoid integral of u - the total|) and the band's coverage (the fraction of nodes within ``mean +- z sigma``, nominal
-``1 - alpha``). Usage::
+(|trapezoid integral of u - the total|) and the band's coverage (the fraction of nodes within ``mean +- z sigma``,
+nominal ``1 - alpha``). Usage::
 
-    python examples/uqno_probconserv.py              # about a minute on 2 CPU cores
+    python examples/uqno_probconserv.py              # about two minutes on 2 CPU cores
     python examples/uqno_probconserv.py --quick      # seconds, for a smoke test
 
 Writes ``uqno_probconserv.png`` and ``uqno_probconserv.json`` to ``--out`` (default outputs/uqno_probconserv). The
@@ -172,7 +172,8 @@ def main(argv=None):
             conservation_error_mean=float(cons.mean()), conservation_error_max=float(cons.max()),
             coverage=coverage(y_test, r["mean"], r["std"], z),
         )
-    results["settings"] = dict(problem=problem.name, alpha=args.alpha, delta=args.delta, nominal_coverage=coverage_level,
+    results["settings"] = dict(problem=problem.name, alpha=args.alpha, delta=args.delta,
+                               nominal_coverage=coverage_level,
                                total=args.total, quadrature_error_mean=float(quadrature_error[test].mean()),
                                quadrature_error_max=float(quadrature_error[test].max()),
                                z=z, calibration_factor=lam, correlation_fitted=rho_raw, correlation=rho,
@@ -223,8 +224,8 @@ def plot(path, problem, data, grid, y, totals, series, results, z, w):
         cons = (r["mean"] @ w - totals).abs().clamp_min(floor)
         a.semilogy(data.times, cons.mean(0), color=c, marker=mk, label=f"{name} (mean over test set)")
         a.fill_between(data.times, cons.min(0).values, cons.max(0).values, color=c, alpha=0.2, lw=0)
-    a.set_title(f"Conservation error |trapezoid integral of u - total|\n(shaded: min to max; below {floor:.0e} drawn at it)",
-                fontsize=10)
+    a.set_title("Conservation error |trapezoid integral of u - total|\n"
+                f"(shaded: min to max; below {floor:.0e} drawn at it)", fontsize=10)
     a.set_xlabel("t")
     a.set_ylabel("absolute error (log scale)")
     a.legend(fontsize=8)
@@ -234,7 +235,8 @@ def plot(path, problem, data, grid, y, totals, series, results, z, w):
     rows = [["", "UQNO", "+ ProbConserv", "+ ProbConserv\n(correlated)"]]
     for key, label, fmt in (("mse", "MSE", "{:.2e}"), ("conservation_error_mean", "mean cons. error", "{:.1e}"),
                             ("conservation_error_max", "max cons. error", "{:.1e}"),
-                            ("coverage", f"coverage\n(nominal {results['settings']['nominal_coverage']:.2f})", "{:.3f}")):
+                            ("coverage", f"coverage\n(nominal {results['settings']['nominal_coverage']:.2f})",
+                             "{:.3f}")):
         rows.append([label] + [fmt.format(results[n][key]) for n in series])
     table = a.table(cellText=rows, loc="center", cellLoc="center", colWidths=[0.31, 0.23, 0.23, 0.23])
     table.auto_set_font_size(False)
@@ -242,7 +244,8 @@ def plot(path, problem, data, grid, y, totals, series, results, z, w):
     table.scale(1, 2.6)
     s = results["settings"]
     a.set_title(f"Test set: {s['n_test']} samples x {s['nt']} times x {s['nx']} nodes\n"
-                f"lambda = {s['calibration_factor']:.2f} (conformal), rho = {s['correlation']:.3f} (fitted)", fontsize=10)
+                f"lambda = {s['calibration_factor']:.2f} (conformal), rho = {s['correlation']:.3f} (fitted)",
+                fontsize=10)
     what = ("the exact solution's trapezoid total" if results["settings"]["total"] == "grid"
             else "the closed-form total")
     fig.suptitle(f"neuralop UQNO on the {problem.name} problem, then ProbConserv conserving {what} "
