@@ -183,12 +183,31 @@ class Neumann(BoundaryCondition):
     ``(-3 u0 + 4 u1 - u2) / (2h) = g_left`` and ``(3 uN - 4 u(N-1) + u(N-2)) / (2h) = g_right``; with
     ``order=1``, ``(u1 - u0) / h`` and ``(uN - u(N-1)) / h``.
 
+    Signs: ``g`` is the derivative along the axis (``+x``) at both faces, not the outward normal derivative. At
+    the left face the outward normal points to ``-x``, so the outward derivative there is ``-g_left``; at the
+    right face it is ``g_right``.
+
     Parameters
     ----------
     domain : (float, float), default (0.0, 1.0)
         End points of the axis.
     order : {1, 2}, default 2
         Order of the one-sided stencil.
+
+    Examples
+    --------
+    Heat ``u_t = -F_x`` with Fourier's flux ``F = -k u_x`` (positive in ``+x``) on ``[0, L]``: a heat flux ``q``
+    *into* the domain at the left wall is ``F(0) = q``, so ``u_x(0) = -q / k``; a flux ``q`` into the domain at
+    the right wall is ``F(L) = -q``, so ``u_x(L) = q / k``; an insulated wall is ``0``. The same fluxes give the
+    conserved total its boundary term: ``probconserv_ext.conserved_total(times, total0, flux_left=F(0),
+    flux_right=F(L))`` adds the net inflow ``F(0) - F(L)``. Heating the left wall of ``[0, 2]`` at ``q = 3`` with
+    ``k = 0.5``, right wall insulated:
+
+    >>> q, k, L = 3.0, 0.5, 2.0
+    >>> walls = Neumann(left=-q / k, right=0.0, domain=(0.0, L))   # u_x(0) = -6: heat flows in, towards +x
+    >>> # conserved_total(times, total0, flux_left=q * torch.ones_like(times)) = total0 + q * (t - t0)
+
+    docs/guide/constraints.md ("Flux signs") runs this example against an exact solution.
     """
 
     kind = "neumann"

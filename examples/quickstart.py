@@ -41,9 +41,10 @@ from neuralop.losses import LpLoss  # noqa: E402
 from neuralop.models import FNO  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from boon_ext import BOONFNO, boundary_error, neumann_stencil, one_sided_derivative  # noqa: E402
+from boon_ext import BOONFNO, boundary_error, one_sided_derivative  # noqa: E402
 from boon_ext.datasets import heat_neumann  # noqa: E402
-from probconserv_ext import LinearConstraint, ProbConserv, conservation_constraint  # noqa: E402
+from probconserv_ext import (LinearConstraint, ProbConserv, boundary_constraint, conservation_constraint,  # noqa: E402
+                             stack_constraints)
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -89,15 +90,6 @@ def train(model, problem, train_idx, epochs, batch_size, label, boundary_values=
 
 def relative_l2(pred, y):
     return float(((pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).mean())
-
-
-def flux_rows(n, h):
-    """Second-order one-sided du/dx at both ends, as constraint rows (the Neumann conditions)."""
-    G = torch.zeros(2, n, dtype=torch.float64)
-    for row, side in enumerate(("left", "right")):
-        nodes, weights = neumann_stencil(side, h)
-        G[row, list(nodes)] = torch.tensor(weights, dtype=torch.float64)
-    return G
 
 
 STYLES = {"FNO": dict(color="C1", marker="o", ms=3, ls="none"),
@@ -239,14 +231,16 @@ def main(argv=None):
     w = conservation_constraint(grid).G[0]
     total0 = problem.x[:, 0].to(torch.float64) @ w
     total_T = total0 + diffusivity * U * (1 - math.cos(math.pi * t_final)) / math.pi
-    G = torch.cat([w[None, :], flux_rows(n_points, h)])
-    b = torch.stack([total_T, torch.zeros_like(total_T), problem.boundary_values["right"].to(torch.float64)], -1)
+    # One posterior for the total and the walls: the heat total's row, then the spec's two flux rows (its
+    # second-order one-sided du/dx; the left value is the spec's constant 0, the right one each sample's own).
+    walls = boundary_constraint(problem.boundary, grid, {"right": problem.boundary_values["right"]})
+    constraint = stack_constraints(conservation_constraint(grid, total=total_T), walls)
     with torch.no_grad():
         residual = fno(problem.x[train_idx]) - problem.y[train_idx]
     variance = residual[:, 0].double().pow(2).mean(0) + 1e-12  # per-node error variance of the FNO
-    layer = ProbConserv(LinearConstraint(G, None))
+    layer = ProbConserv(LinearConstraint(constraint.G))  # the rows; each test sample's b is given at the call
     prior_mean = pred["FNO"][:, 0].double()
-    post = layer(prior_mean, variance=variance.expand_as(prior_mean), b=b[test_idx])
+    post = layer(prior_mean, variance=variance.expand_as(prior_mean), b=constraint.b[test_idx])
     u_pc = post.mean.float()[:, None, :]
     cons = lambda u: ((u[:, 0].double() @ w) - total_T[test_idx]).abs()  # noqa: E731
     results["FNO + ProbConserv"] = dict(

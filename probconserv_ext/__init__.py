@@ -8,6 +8,7 @@ ICML 2023.
 
 from _physics_constrained import distribution_version
 
+from .boundary import boundary_constraint
 from .constraints import LinearConstraint, conservation_constraint, conserved_total, stack_constraints, value_constraint
 from .covariance import Covariance, DenseCovariance, DiagonalCovariance, DowndatedCovariance, LowRankCovariance
 from .covariance import IdentityCovariance
@@ -16,6 +17,7 @@ from .gaussian import ConstrainedGaussian, StructuredGaussian
 from .layer import ProbConserv
 from .losses import gaussian_nll
 from .quadrature import flatten_field, quadrature_weights, unflatten_field
+from .uqno import band_to_std, band_z_score, from_uqno
 
 __version__ = distribution_version()
 
@@ -26,6 +28,10 @@ __all__ = [
     "conserved_total",
     "stack_constraints",
     "value_constraint",
+    "boundary_constraint",
+    "from_uqno",
+    "band_to_std",
+    "band_z_score",
     "quadrature_weights",
     "flatten_field",
     "unflatten_field",

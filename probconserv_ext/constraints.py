@@ -371,6 +371,22 @@ def conserved_total(times: Any, initial_total: Any, net_inflow: Any = None, *, f
     ValueError
         For times that are not strictly increasing, fluxes of the wrong shape, non-finite values, or both
         ``net_inflow`` and ``flux_left``/``flux_right`` (or neither).
+
+    Examples
+    --------
+    Flux signs for heat, ``u_t = -F_x`` with ``F = -k u_x`` on ``[0, L]``: ``F`` is positive in ``+x`` at both
+    walls, so heat entering at the left wall at rate ``q`` is ``flux_left = F(0) = q``, and heat entering at the
+    right wall at rate ``q`` is ``flux_right = F(L) = -q``. The matching Neumann values (``boon_ext.Neumann``,
+    the derivative along ``+x``) are ``u_x(0) = -F(0) / k = -q / k`` and ``u_x(L) = -F(L) / k = q / k``.
+
+    >>> times = torch.linspace(0.0, 1.0, 5)
+    >>> b = conserved_total(times, 2.0, flux_left=3.0 * torch.ones(5))     # 3 units of heat per unit time enter
+    >>> b                                                                   # at the left wall: the total grows
+    tensor([2.0000, 2.7500, 3.5000, 4.2500, 5.0000])
+    >>> conserved_total(times, 2.0, flux_right=3.0 * torch.ones(5))[-1]    # F(L) = 3 > 0: heat leaves on the right
+    tensor(-1.)
+
+    docs/guide/constraints.md ("Flux signs") checks both conventions on an exact solution of the heat equation.
     """
     t = as_tensor(times, "times")
     if t.ndim != 1 or t.numel() < 1:
