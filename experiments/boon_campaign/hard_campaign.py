@@ -145,7 +145,7 @@ def summarize(runs, cells, models):
                 continue
             if any("not_defined" in r for r in rs):
                 why = rs[0]["not_defined"]
-                # A cell waiting for code (the multi-axis T2) is pending, not "not defined": the rule must wait
+                # A cell waiting for code (T2 on the cavity) is pending, not "not defined": the rule must wait
                 # for it rather than decide without it.
                 summary[cell][m] = {"pending" if why.startswith("pending") else "not_defined": why, "n_seeds": 0}
                 continue
@@ -299,8 +299,8 @@ def plan_text(rows, budget=hard.BUDGET_HOURS):
                      f"{r['seeds']:5d} {r['hours']:6.1f} {r['pending_hours']:9.1f}")
     total, pend = sum(r["hours"] for r in rows), sum(r["pending_hours"] for r in rows)
     generation = sum(r["generation_s"] for r in rows) / 60
-    lines.append(f"planned: {total:.1f} h of single-thread training (+ {pend:.1f} h for the cells pending the "
-                 f"multi-axis T2) against the {budget:.0f} h budget; generation {generation:.0f} min")
+    lines.append(f"planned: {total:.1f} h of single-thread training (+ {pend:.1f} h for the cavity's T2 cells, "
+                 f"pending an even cavity grid) against the {budget:.0f} h budget; generation {generation:.0f} min")
     return "\n".join(lines)
 
 

@@ -183,7 +183,7 @@ def markdown(decision, labels=None, heading="##"):
         f"{rule['level']}`; better: median `r >= {rule['better']}` and every seed `r >= 1`; pending: fewer than "
         f"{rule['min_seeds']} seeds. The default is the candidate ({', '.join(rule['candidates'])}) that is level on "
         f"every problem ({', '.join(rule['required'])} at least) and better on the most, at most {rule['cost_cap']}x "
-        "the FNO's training step (worst configuration of `experiments/benchmark_boon.py`).",
+        "the FNO's training step (worst configuration of `python -m experiments.benchmark_boon`).",
         "",
         "| variant | " + " | ".join(problems) + " | training step / FNO (worst) |",
         "|---|" + "---|" * len(problems) + "---|",
