@@ -377,7 +377,7 @@ def _gather(fields: torch.Tensor, coords: Tuple[torch.Tensor, torch.Tensor], ti:
 def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_grid: torch.Tensor,
                        t_grid: torch.Tensor, steps: int = 1000, lr: float = 1e-4, batch_size: int = 16,
                        n_times: int = 10, n_points: int = 10, n_target: int = 256, seed: int = 0,
-                       progress: bool = False) -> List[float]:
+                       progress: bool = False, stop_after: Optional[int] = None) -> List[float]:
     """Train an :class:`AttentiveNeuralProcess` on fields sampled on a space-time grid.
 
     Each step takes ``batch_size`` fields, a context of ``n_times x n_points`` observations (random time slices times
@@ -401,11 +401,14 @@ def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_gr
         neither read nor changed, and the same seed and model give the same trained weights.
     progress : bool
         Show a tqdm bar.
+    stop_after : int, optional
+        Take only the first ``stop_after`` steps of the ``steps``-step schedule (the same learning rates, batches
+        and draws as the full run's first steps): a recorded run's beginning can be re-trained and compared.
 
     Returns
     -------
     list of float
-        Loss per step.
+        Loss per step taken.
 
     Raises
     ------
@@ -432,6 +435,7 @@ def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_gr
             raise ValueError(f"{name} must be at most {size} (the fields' {'nt' if name == 'n_times' else 'nx'}), "
                              f"got {v}")
     progress = check_bool(progress, "progress")
+    n_steps = steps if stop_after is None else min(steps, check_int(stop_after, "stop_after", minimum=1))
     lr = check_real(lr, "lr", positive=True)
     seed = check_int(seed, "seed", minimum=0)
     dtype = next(model.parameters()).dtype
@@ -444,7 +448,7 @@ def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_gr
     n, nt, nx = fields.shape
     losses = []
     model.train()
-    bar = tqdm(range(steps), desc="ANP", leave=False, disable=not progress)
+    bar = tqdm(range(n_steps), desc="ANP", leave=False, disable=not progress)
     for _ in bar:
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
         batch = fields[idx]

@@ -218,3 +218,21 @@ def test_predict_checks_its_inputs_once(batch, chunk, seed):
     finally:
         AttentiveNeuralProcess._check_inputs = original
     assert len(calls) == 1 and pred.batch_shape == (batch, 4)
+
+
+@settings(max_examples=8, deadline=None)
+@given(steps=st.integers(2, 12), data=st.data())
+def test_stop_after_takes_the_first_steps_of_the_full_schedule(steps, data):
+    """``stop_after=k`` gives the full run's first k losses and weights (same schedule, batches and draws)."""
+    k = data.draw(st.integers(1, steps), label="stop_after")
+    fields = torch.rand(5, 3, 6, generator=torch.Generator().manual_seed(1))
+    xs, ts = torch.linspace(0, 1, 6), torch.linspace(0.3, 1, 3)
+    kw = dict(steps=steps, lr=1e-2, batch_size=2, n_times=2, n_points=3, n_target=4, seed=2)
+    full = fit_neural_process(AttentiveNeuralProcess(**TINY, seed=0), fields, xs, ts, **kw)
+    short_model = AttentiveNeuralProcess(**TINY, seed=0)
+    short = fit_neural_process(short_model, fields, xs, ts, stop_after=k, **kw)
+    assert short == full[:k]
+    if k < steps:  # the learning rate of the k-th step is the full schedule's (not a k-step cosine, which ends at 0)
+        ref = AttentiveNeuralProcess(**TINY, seed=0)
+        fit_neural_process(ref, fields, xs, ts, **dict(kw, steps=k))
+        assert not _same_state(short_model, ref) or k == 1
