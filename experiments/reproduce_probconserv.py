@@ -20,6 +20,8 @@ Usage::
     python -m experiments.reproduce_probconserv                   # full mode, < 30 minutes on 2 CPU cores
     python -m experiments.reproduce_probconserv --regime paper --quick   # the paper's regime, < 1 minute
     python -m experiments.reproduce_probconserv --regime paper    # about 45 minutes on 2 shared CPU cores
+    python -m experiments.reproduce_probconserv --regime paper --report-only --docs docs/probconserv_results.md
+    python -m experiments.reproduce_probconserv --regime paper --verify 50   # retrain 50 steps of each recorded run
 
 ``--regime paper`` is the paper's own setting: an attentive neural process (``AttentiveNeuralProcess``) conditioned
 at test time on 100 observations of each test solution, Stefan on ``t in (0, 0.1]`` with metrics at
@@ -28,7 +30,10 @@ node with ``u <= 0``, also with the reference's sampling of the unconstrained an
 standard deviation as the variance) and by the crossing of ``p*/2``. Diffusion and PME run in the paper's window
 ``t in (0, 1]`` (metrics at 0.5) and in this project's ``t in (0, 0.5]`` (metrics at 0.25), as labelled rows
 (``--windows``). ``--seeds 0 1 2`` trains every seed and reports the median [min..max] of every figure. It writes
-``results_paper.md`` and ``results_paper.json``.
+``results_paper.md`` and ``results_paper.json`` (with the commit, the machine and the first ``VERIFY_STEPS`` training
+losses of every run). ``--report-only`` rebuilds the report from the JSON; ``--docs PAGE`` also rewrites the
+page's generated blocks (see ``DOCS_BLOCKS``), each under the run's command, commit, machine and wall time;
+``--verify N`` retrains the first N steps of every recorded run and compares the losses (``verify.json``).
 
 Both regimes report, next to every ratio, why the update pays or not (:func:`probconserv_ext.update_diagnostics`):
 the cosine between the base model's error and the update's direction ``Sigma g``, the bound ``1 / (1 - cos^2)`` on
@@ -53,7 +58,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.provenance import command_line, machine_description
+from experiments.docs_blocks import check_docs_blocks, markers, write_docs_blocks
+from experiments.provenance import command_line, git_commit, machine_description, machine_info, write_record
 from probconserv_ext import ProbConserv, conservation_constraint
 from probconserv_ext.diagnostics import update_diagnostics
 from probconserv_ext.metrics import METHODS, compare_methods, draw_samples, shock_positions
@@ -118,6 +124,19 @@ def parse_args(argv=None):
     p.add_argument("--n-test", type=int, default=None, help="paper regime: test functions per parameter")
     p.add_argument("--n-samples", type=int, default=None, help="paper regime: posterior samples per function")
     p.add_argument("--n-latent", type=int, default=None, help="paper regime: latent draws of the ANP")
+    p.add_argument("--report-only", action="store_true",
+                   help="paper regime: train nothing; rebuild results_paper.md (and the --docs blocks) from "
+                        "--out's results_paper.json")
+    p.add_argument("--docs", action="append", default=None, metavar="PAGE",
+                   help="paper regime: also rewrite the generated blocks of this Markdown page (positive control, "
+                        "diagnostics, reference-parity inference, shock positions; between the lines "
+                        "'<!-- reproduce_probconserv --docs KIND: begin ...' and '... end -->'), each headed by the "
+                        "run's command, commit, machine and wall time; checked before training; may be repeated")
+    p.add_argument("--verify", type=int, default=None, metavar="STEPS",
+                   help=f"paper regime: retrain the first STEPS (<= {VERIFY_STEPS}, as recorded) steps of every run "
+                        "in --out's results_paper.json and compare the losses with the recorded ones: bit for bit on "
+                        "the record's CPU instruction set and torch version, within a relative tolerance of "
+                        f"{VERIFY_RTOL:g} elsewhere; writes verify.json, prints a table, exits 1 on a mismatch")
     args = p.parse_args(argv)
     for name in ("epochs", "n_train", "threads", "steps", "n_test", "n_samples", "n_latent"):
         v = getattr(args, name)
@@ -137,6 +156,12 @@ def parse_args(argv=None):
         p.error(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     if args.members is not None and args.members < 2:
         p.error(f"--members must be >= 2 (the ensemble covariance has rank members - 1), got {args.members}")
+    if args.regime != "paper" and (args.report_only or args.docs or args.verify is not None):
+        p.error("--report-only, --docs and --verify are for --regime paper")
+    if args.verify is not None and (args.report_only or args.docs):
+        p.error("--verify trains and writes no report: it does not take --report-only or --docs")
+    if args.verify is not None and args.verify < 1:
+        p.error(f"--verify must be >= 1, got {args.verify}")
     return args
 
 
@@ -485,11 +510,39 @@ def positive_control_table(rows):
     return "\n".join(lines)
 
 
-def run_paper_problem(name, cfg, args, log, seed=None, window="paper"):
-    """Train an ANP on one problem and compare the four methods at every test parameter; rows of metrics."""
+def _paper_spec(name, window):
+    """The problem's training range, test parameters and time window ``t_final`` in ``window``."""
+    return dict(PAPER_PROBLEMS[name], t_final=WINDOWS[window][name])
+
+
+def train_paper_anp(name, cfg, seed, window="paper", progress=False, stop_after=None):
+    """Build one paper-regime run's training data and model from its settings, and train it.
+
+    The one place where a run's training inputs are made: the reproduction and ``--verify`` (which retrains the
+    first steps of a recorded run) both call it, so that what is verified is what the reproduction trains.
+
+    Parameters
+    ----------
+    name, window : str
+        Problem (a key of ``PAPER_PROBLEMS``) and time window (a key of ``WINDOWS``).
+    cfg : dict
+        A ``PAPER_CONFIGS`` entry with the run's overrides (as recorded in ``results_paper.json``'s meta).
+    seed : int
+        Seeds the training parameters, the model's weights and the training draws.
+    progress : bool
+        Show a progress bar.
+    stop_after : int, optional
+        Take only the first ``stop_after`` steps of the ``cfg["steps"][name]``-step schedule.
+
+    Returns
+    -------
+    dict
+        ``model`` (the trained ANP), ``losses`` (per step taken, as ``fit_neural_process`` returns them) and the
+        inputs the evaluation needs: ``problem``, ``spec`` (:func:`_paper_spec`), ``grid``, ``times`` and the
+        scaled coordinates ``x_s``, ``t_s`` the model sees.
+    """
     problem = get_problem(name)
-    spec = dict(PAPER_PROBLEMS[name], t_final=WINDOWS[window][name])
-    seed = args.seed if seed is None else seed
+    spec = _paper_spec(name, window)
     grid = problem.grid(cfg["nx"])
     times = spec["t_final"] * np.arange(1, cfg["nt"] + 1) / cfg["nt"]
     lo, hi = problem.domain
@@ -498,14 +551,22 @@ def run_paper_problem(name, cfg, args, log, seed=None, window="paper"):
     rng = np.random.default_rng(seed)
     params = np.sort(rng.uniform(*spec["train_range"], size=cfg["n_train"]))
     fields = torch.tensor(_paper_fields(problem, params, grid, times), dtype=torch.float32)
-
-    t0 = time.perf_counter()
     model = AttentiveNeuralProcess(2, hidden=cfg["hidden"], latent=cfg["latent"], n_heads=cfg["heads"],
                                    seed=seed)
     losses = fit_neural_process(model, fields, x_s, t_s, steps=cfg["steps"][name], lr=cfg["lr"],
                                 batch_size=cfg["batch_size"], n_times=cfg["obs_times"], n_points=cfg["obs_points"],
-                                n_target=cfg["n_target"], seed=seed, progress=not args.no_progress)
+                                n_target=cfg["n_target"], seed=seed, progress=progress, stop_after=stop_after)
+    return dict(model=model, losses=losses, problem=problem, spec=spec, grid=grid, times=times, x_s=x_s, t_s=t_s)
+
+
+def run_paper_problem(name, cfg, args, log, seed=None, window="paper"):
+    """Train an ANP on one problem and compare the four methods at every test parameter; rows of metrics."""
+    seed = args.seed if seed is None else seed
+    t0 = time.perf_counter()
+    trained = train_paper_anp(name, cfg, seed, window, progress=not args.no_progress)
     train_s = time.perf_counter() - t0
+    model, losses, problem, spec = trained["model"], trained["losses"], trained["problem"], trained["spec"]
+    grid, times, x_s, t_s = trained["grid"], trained["times"], trained["x_s"], trained["t_s"]
     log(f"[paper/{name}, window {window}, seed {seed}] trained the ANP ({cfg['steps'][name]} steps) in "
         f"{train_s:.1f} s, "
         f"final loss {np.mean(losses[-50:]):.3f}")
@@ -641,6 +702,46 @@ def diagnostics_table(rows):
     return "\n".join(lines)
 
 
+def _per_method(sel):
+    """``(method, its rows, MSE ratios unconstrained / method per seed)`` for each method in the rows ``sel``."""
+    for method in METHODS:
+        ms = [r for r in sel if r["method"] == method]
+        if not ms:
+            continue
+        ratios = []
+        for r in ms:
+            u = next(x for x in sel if x["method"] == "unconstrained" and x["seed"] == r["seed"])
+            ratios.append(u["mse"] / r["mse"])
+        yield method, ms, ratios
+
+
+def _shock_cells(ms):
+    """The shock positions of one method's rows ``ms`` (over seeds) by the three rules, and the true shock."""
+    def mean_std(key):
+        return (_fmt_spread([r[f"{key}_mean"] for r in ms], lambda x: f"{x:.4f}") + " ± "
+                + _fmt_spread([r[f"{key}_std"] for r in ms], lambda x: f"{x:.4f}"))
+
+    return [mean_std("shock_node"), mean_std("shock_paper"), mean_std("shock_cross"), f"{ms[0]['shock_true']:.4f}"]
+
+
+SHOCK_HEAD = ["shock, paper's rule u <= 0", "shock, paper's rule, paper's sampling (std as variance)",
+              "shock, crossing of p*/2", "true shock"]
+
+
+def shock_table(rows):
+    """Shock positions at the headline time of every problem with a shock (Stefan), per parameter and method."""
+    head = ["problem", "param", "t", "method", "MSE", "MSE uncon / method"] + SHOCK_HEAD
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for prob, window, t_final, par in _paper_keys(rows):
+        sel = [r for r in rows if (r["problem"], r["window"], r["param"]) == (prob, window, par) and r["headline"]
+               and "shock_true" in r]
+        for method, ms, ratios in _per_method(sel):
+            lines.append("| " + " | ".join([prob, f"{ms[0]['param_name']}={par:g}", f"{ms[0]['t']:g}", method,
+                                            _spread([r["mse"] for r in ms], ".3e"),
+                                            _fmt_spread(ratios, _ratio(".2f"))] + _shock_cells(ms)) + " |")
+    return "\n".join(lines)
+
+
 def paper_tables(rows):
     """Markdown tables: the diagnostics, then per problem, window and parameter at the headline time, then the MSE
     ratios at every time; medians [min..max] over seeds where several seeds ran."""
@@ -663,24 +764,13 @@ def paper_tables(rows):
                               lambda x: f"{x:+.2%}") + ".", ""]
         head = ["method", "MSE", "MSE uncon / method", "CE rel (max)", "LL"]
         if shock:
-            head += ["shock, paper's rule u <= 0", "shock, paper's rule, paper's sampling (std as variance)",
-                     "shock, crossing of p*/2", "true shock"]
+            head += SHOCK_HEAD
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for method in METHODS:
-            ms = [r for r in sel if r["method"] == method]
-            if not ms:
-                continue
-            ratios = []
-            for r in ms:
-                u = next(x for x in sel if x["method"] == "unconstrained" and x["seed"] == r["seed"])
-                ratios.append(u["mse"] / r["mse"])
+        for method, ms, ratios in _per_method(sel):
             cells = [method, _spread([r["mse"] for r in ms], ".3e"), _fmt_spread(ratios, _ratio(".2f")),
                      _fmt(max(r["ce_rel"] for r in ms)), _spread([r["ll"] for r in ms], ".3f")]
             if shock:
-                ms_fmt = lambda key: _fmt_spread([r[f"{key}_mean"] for r in ms], lambda x: f"{x:.4f}") + \
-                    " ± " + _fmt_spread([r[f"{key}_std"] for r in ms], lambda x: f"{x:.4f}")  # noqa: E731
-                cells += [ms_fmt("shock_node"), ms_fmt("shock_paper"), ms_fmt("shock_cross"),
-                          f"{r0['shock_true']:.4f}"]
+                cells += _shock_cells(ms)
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out += ["### MSE ratio unconstrained / method at every evaluated time", "",
@@ -703,9 +793,26 @@ def paper_tables(rows):
     return "\n".join(out)
 
 
-def _run_paper(args, argv):
-    mode = "quick" if args.quick else "full"
-    cfg = json.loads(json.dumps(PAPER_CONFIGS[mode]))
+# What a paper-regime run records for ``--verify``: the exact losses of its first steps, and the code whose changes
+# would alter them (the commit is flagged when these have uncommitted changes).
+VERIFY_STEPS = 50
+PROBCONSERV_CODE = ("probconserv_ext", "_physics_constrained", "experiments/reproduce_probconserv.py",
+                    "experiments/provenance.py")
+# ``--verify`` on another instruction set or torch version: float32 round-off differs from one set of CPU kernels to
+# another, and the difference grows over the steps, so the losses are compared within this relative tolerance (plus
+# VERIFY_ATOL for losses near 0) instead of bit for bit. Measured after 50 steps against AVX512 (torch 2.13, one
+# thread): AVX2 kernels 2e-7 (quick mode) and 1.7e-6 (full mode), the scalar kernels 1.2e-4 (full mode); a learning
+# rate 0.1% off gives 1.3e-3, 1% off 1.2e-2 (quick mode).
+VERIFY_RTOL = 1e-3
+VERIFY_ATOL = 1e-6
+# The generated blocks of a documentation page (``--docs PAGE``), in the order they are written.
+DOCS_KINDS = ("control", "diagnostics", "reference", "shock")
+DOCS_BLOCKS = {kind: markers("reproduce_probconserv", kind, "results_paper.json") for kind in DOCS_KINDS}
+
+
+def _paper_config(args):
+    """The paper regime's configuration for the mode, with the command line's overrides."""
+    cfg = json.loads(json.dumps(PAPER_CONFIGS["quick" if args.quick else "full"]))
     if args.n_train is not None:
         cfg["n_train"] = args.n_train
     if args.steps is not None:
@@ -714,14 +821,41 @@ def _run_paper(args, argv):
         v = getattr(args, key)
         if v is not None:
             cfg[key] = v
-    names = list(args.problems)
+    return cfg
+
+
+def _run_paper(args, argv):
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    pages = list(args.docs or [])
+    for page in pages:  # checked first: a page without the blocks fails before the training, not after
+        check_docs_blocks(page, DOCS_BLOCKS, "--docs")
+    if args.verify is not None:
+        return verify_paper(args, argv)
     log = (lambda s: None) if args.no_progress else (lambda s: print(s, flush=True))
+    if args.report_only:
+        result = _read_paper_results(out, "--report-only")
+    else:
+        result = _train_paper(args, argv, log)
+        write_record(out / "results_paper.json", result)
+    (out / "results_paper.md").write_text(paper_report(result))
+    for page in pages:
+        write_docs_blocks(page, DOCS_BLOCKS, docs_bodies(result), "--docs")
+    log(paper_tables(result["rows"]))
+    log(f"wrote {out / 'results_paper.md'}" + "".join(f" and the generated blocks of {p}" for p in pages))
+    return result
+
+
+def _train_paper(args, argv, log):
+    """Train and evaluate every (problem, window, seed): the record written to ``results_paper.json``."""
+    mode = "quick" if args.quick else "full"
+    cfg = _paper_config(args)
+    names = list(args.problems)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    commit = git_commit(PROBCONSERV_CODE, "probconserv_ext/ or the ProbConserv experiment")  # the code trained
     t_start = time.perf_counter()
     controls = positive_control_rows()
     log(positive_control_table(controls))
-    all_rows, timings, curves = [], {}, {}
+    all_rows, timings, curves, runs = [], {}, {}, {}
     windows = ["paper", "project"] if args.windows == "both" else [args.windows]
     for name in names:
         for window in (["paper"] if name == "stefan" else windows):
@@ -731,37 +865,153 @@ def _run_paper(args, argv):
                 all_rows += rows
                 timings[key] = train_s
                 curves[key] = [float(np.mean(losses[i:i + 50])) for i in range(0, len(losses), 50)]
+                spec = _paper_spec(name, window)
+                # what --verify needs to rebuild the run (with the config) and the losses it must give again
+                runs[key] = dict(problem=name, window=window, seed=seed, t_final=spec["t_final"],
+                                 train_range=list(spec["train_range"]), steps=cfg["steps"][name], train_s=train_s,
+                                 first_losses=[float(v) for v in losses[:VERIFY_STEPS]])
                 log(diagnostics_table(rows))
     wall = time.perf_counter() - t_start
     meta = _run_record(argv, regime="paper", mode=mode, config=cfg, seeds=list(args.seeds), windows=args.windows,
                        threads=args.threads, problems=names, wall_s=wall, train_s=timings,
-                       ll_variance_floor=PAPER_VAR_FLOOR, loss_per_50_steps=curves)
-    machine = meta["machine"]
-    with open(out / "results_paper.json", "w") as f:
-        json.dump({"meta": meta, "rows": all_rows, "positive_control": controls}, f, indent=1)
-    md = [f"# ProbConserv, the paper's regime ({mode} mode)", "",
-          f"Command: `{meta['command']}`  ", f"Machine: {machine}; torch {torch.__version__}, "
-          f"{args.threads} thread(s); wall time {wall:.1f} s; seeds {list(args.seeds)}.", "",
+                       ll_variance_floor=PAPER_VAR_FLOOR, loss_per_50_steps=curves, runs=runs, commit=commit)
+    return {"meta": meta, "rows": all_rows, "positive_control": controls, "commit": commit}
+
+
+def _read_paper_results(out, option):
+    """The record of ``out/results_paper.json``; ``ValueError`` naming ``option`` where there is none."""
+    path = Path(out) / "results_paper.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{option}: needs the results of a paper-regime run in --out, cannot read {path}: "
+                         f"{err!r}") from err
+
+
+def _provenance_line(meta):
+    """The command, commit, machine and wall time of a run, for the head of every table built from it."""
+    def duration(seconds):
+        return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    return (f"Command: `{meta['command']}`  \nCommit: {meta.get('commit', 'not recorded')}. Machine: "
+            f"{meta['machine']}. Wall time {duration(meta['wall_s'])} (training "
+            f"{duration(sum(meta['train_s'].values()))} of it); seeds {meta['seeds']}.")
+
+
+def paper_report(result):
+    """``results_paper.md``, from the record of ``results_paper.json`` alone (``--report-only`` rebuilds it)."""
+    meta, cfg = result["meta"], result["meta"]["config"]
+    md = [f"# ProbConserv, the paper's regime ({meta['mode']} mode)", "", _provenance_line(meta), "",
           f"Config: {json.dumps(cfg)}", "",
           "Base model: attentive neural process conditioned on the test solution's own observations "
           f"({cfg['obs_times']} time slices x {cfg['obs_points']} nodes per test function, {cfg['n_test']} test "
           "functions per parameter). MSE and LL per node, averaged over the test functions; CE rel = "
           "|integral of the mean - b(t)| / max(|b|, integral of |u|), largest over the functions; LL with variances "
-          f"floored at {PAPER_VAR_FLOOR:g}; shock positions from {cfg['n_samples']} posterior samples per function. "
-          "With several seeds every figure is the median [min..max] over the seeds.", "",
+          f"floored at {meta['ll_variance_floor']:g}; shock positions from {cfg['n_samples']} posterior samples per "
+          "function. With several seeds every figure is the median [min..max] over the seeds.", "",
           "### Positive control (no training): a mass deficit under the variance, one third of the MSE unexplained",
-          "", positive_control_table(controls), "", paper_tables(all_rows), ""]
-    (out / "results_paper.md").write_text("\n".join(md))
-    log(paper_tables(all_rows))
-    log(f"wrote {out / 'results_paper.md'} and {out / 'results_paper.json'} in {wall:.1f} s")
-    return {"meta": meta, "rows": all_rows, "positive_control": controls}
+          "", positive_control_table(result["positive_control"]), "", paper_tables(result["rows"]), ""]
+    return "\n".join(md)
+
+
+def docs_bodies(result):
+    """The generated blocks of a documentation page (keys of ``DOCS_BLOCKS``), each headed by its provenance."""
+    head = _provenance_line(result["meta"]) + "\n\n"
+    rows = result["rows"]
+    return {"control": head + positive_control_table(result["positive_control"]) + "\n",
+            "diagnostics": head + diagnostics_table(rows) + "\n",
+            "reference": head + reference_table(rows) + "\n",
+            "shock": head + shock_table(rows) + "\n"}
+
+
+def verify_paper(args, argv):
+    """``--verify N``: retrain the first N steps of every run recorded in ``--out`` and compare the losses.
+
+    Each run's data and model are rebuilt from the recorded config by :func:`train_paper_anp` (the function the
+    reproduction trains with), on the recorded number of threads, and trained for the first ``N`` steps of the
+    recorded schedule. The losses must equal the recorded ones bit for bit where this machine's CPU instruction set
+    and torch version are the record's, and agree within ``VERIFY_RTOL`` elsewhere. Writes ``verify.json`` in
+    ``--out``, prints a table, and exits non-zero if any run differs.
+    """
+    out = Path(args.out)
+    result = _read_paper_results(out, "--verify")
+    meta = result["meta"]
+    runs = meta.get("runs")
+    if not runs:
+        raise ValueError(f"--verify: {out / 'results_paper.json'} records no per-run losses (written by an earlier "
+                         "version of this script); rerun it")
+    n = args.verify
+    short = {k: len(r["first_losses"]) for k, r in runs.items() if len(r["first_losses"]) < n}
+    if short:
+        raise ValueError(f"--verify must be at most the recorded steps per run, got {n} (recorded: {short})")
+    recorded, here = meta.get("machine_info") or {}, machine_info(threads=meta["threads"])
+    exact = all(recorded.get(k) == here[k] for k in ("cpu_capability", "torch"))
+    log = (lambda s: None) if args.no_progress else (lambda s: print(s, flush=True))
+    log(f"--verify {n}: {len(runs)} runs of {out / 'results_paper.json'} (commit {meta.get('commit')}); "
+        + ("bit for bit (same instruction set and torch as the record)" if exact else
+           f"within relative tolerance {VERIFY_RTOL:g} (absolute {VERIFY_ATOL:g}): this machine's instruction set / "
+           f"torch ({here['cpu_capability']}, {here['torch']}) differ from the record's "
+           f"({recorded.get('cpu_capability')}, {recorded.get('torch')}), and float32 round-off differs with them"))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(meta["threads"])
+    rows = []
+    try:
+        for key, run in runs.items():
+            t0 = time.perf_counter()
+            row = dict(run=key, steps=n, exact=exact)
+            spec = _paper_spec(run["problem"], run["window"])
+            if [spec["t_final"], list(spec["train_range"])] != [run["t_final"], run["train_range"]]:
+                row.update(max_rel_diff=None, ok=False, verdict=f"settings differ: the code's window and training "
+                           f"range are {spec['t_final']}, {list(spec['train_range'])}")
+            else:
+                cfg = dict(meta["config"], steps={**meta["config"]["steps"], run["problem"]: run["steps"]})
+                losses = train_paper_anp(run["problem"], cfg, run["seed"], run["window"], stop_after=n)["losses"]
+                new, old = np.asarray(losses, dtype=float), np.asarray(run["first_losses"][:n], dtype=float)
+                diff = np.abs(new - old)
+                rel = float(np.max(diff / np.maximum(np.abs(old), np.finfo(float).tiny)))
+                ok = bool(np.array_equal(new, old)) if exact else bool(np.all(diff <= VERIFY_RTOL * np.abs(old)
+                                                                              + VERIFY_ATOL))
+                first = int(np.argmax(diff > 0)) if np.any(diff > 0) else None
+                row.update(max_rel_diff=rel, first_differing_step=first, ok=ok,
+                           verdict=("identical" if rel == 0 else "within tolerance" if ok else "MISMATCH"))
+            row["seconds"] = time.perf_counter() - t0
+            rows.append(row)
+            log(f"{key}: {row['verdict']} ({row['seconds']:.1f} s)")
+    finally:
+        torch.set_num_threads(previous)
+    ok = all(r["ok"] for r in rows)
+    command = command_line("reproduce_probconserv", argv if argv is not None else sys.argv[1:])
+    record = dict(command=command, commit=git_commit(PROBCONSERV_CODE, "probconserv_ext/ or the ProbConserv "
+                                                                       "experiment"),
+                  machine_info=here, recorded_commit=meta.get("commit"), recorded_machine_info=recorded, steps=n,
+                  comparison="bit for bit" if exact else f"relative tolerance {VERIFY_RTOL:g}, absolute "
+                                                         f"{VERIFY_ATOL:g}", ok=ok, runs=rows)
+    write_record(out / "verify.json", record)
+    print(verify_table(rows))
+    if not ok:
+        raise SystemExit(f"--verify: {sum(not r['ok'] for r in rows)} of {len(rows)} runs differ from the record "
+                         f"(see {out / 'verify.json'})")
+    return record
+
+
+def verify_table(rows):
+    """``--verify``'s table: per run, the steps compared, the largest relative difference and the verdict."""
+    lines = ["| run | steps | max rel diff | compared | verdict |", "|---|---|---|---|---|"]
+    for r in rows:
+        rel = "" if r["max_rel_diff"] is None else f"{r['max_rel_diff']:.2e}"
+        lines.append(f"| {r['run']} | {r['steps']} | {rel} | {'bit for bit' if r['exact'] else 'tolerance'} | "
+                     f"{r['verdict']} |")
+    return "\n".join(lines)
 
 
 def _run_record(argv, **fields):
-    """The run's settings, with the machine, torch version and the exact command line (for the results files)."""
-    machine = machine_description()
+    """The run's settings, with the machine (one line and its fields), torch version, the exact command line and
+    the commit (for the results files)."""
+    info = machine_info(threads=fields.get("threads"))
     command = command_line("reproduce_probconserv", argv if argv is not None else sys.argv[1:])
-    return {**fields, "machine": machine, "torch": torch.__version__, "command": command}
+    return {"commit": git_commit(PROBCONSERV_CODE, "probconserv_ext/ or the ProbConserv experiment"), **fields,
+            "machine": machine_description(info), "machine_info": info, "torch": torch.__version__,
+            "command": command}
 
 
 def main(argv=None):

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments.boon_campaign.configurations import MODEL_LABELS
+from experiments.docs_blocks import check_docs_blocks, markers
+from experiments.docs_blocks import write_docs_blocks as _write_blocks
 
 
 def _stats(vals):
@@ -165,10 +167,8 @@ def _save(plt, fig, title, path):
     return path.name
 
 
-DOCS_BEGIN = "<!-- reproduce_boon --docs: begin (generated from the finished runs; do not edit by hand) -->"
-DOCS_END = "<!-- reproduce_boon --docs: end -->"
-SUMMARY_BEGIN = "<!-- reproduce_boon --docs summary: begin (generated from the finished runs; do not edit by hand) -->"
-SUMMARY_END = "<!-- reproduce_boon --docs summary: end -->"
+DOCS_BEGIN, DOCS_END = markers("reproduce_boon")
+SUMMARY_BEGIN, SUMMARY_END = markers("reproduce_boon", "summary")
 # What each kind of generated block holds (see ``reproduce_boon.run``'s ``docs``).
 DOCS_BLOCKS = dict(report=(DOCS_BEGIN, DOCS_END), summary=(SUMMARY_BEGIN, SUMMARY_END))
 
@@ -177,40 +177,12 @@ def check_docs_block(docs):
     """The kinds of generated block (keys of ``DOCS_BLOCKS``) that the Markdown file ``docs`` holds.
 
     Raises ``ValueError`` (naming ``docs``) for an unreadable file, a file with no block, a block whose begin
-    and end lines are not there once each, begin first, or blocks that overlap.
+    and end lines are not there once each, begin first, or blocks that overlap
+    (:func:`experiments.docs_blocks.read_docs_blocks`).
     """
-    return _read_docs_blocks(docs)[1]
-
-
-def _read_docs_blocks(docs):
-    """``(text, kinds)`` of the Markdown file ``docs`` (see :func:`check_docs_block`)."""
-    try:
-        text = Path(docs).read_text()
-    except OSError as err:
-        raise ValueError(f"docs: cannot read {docs}: {err!r}") from err
-    kinds, spans = [], []
-    for kind, (begin, end) in DOCS_BLOCKS.items():
-        if begin not in text and end not in text:
-            continue
-        if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-            raise ValueError(f"docs: {docs} must hold the line {begin!r} once, followed by {end!r} once; the "
-                             f"generated {kind} replaces what lies between them")
-        kinds.append(kind)
-        spans.append((text.index(begin), text.index(end)))
-    if not kinds:
-        raise ValueError(f"docs: {docs} holds no generated block; expected the lines "
-                         + " or ".join(f"{b!r} ... {e!r}" for b, e in DOCS_BLOCKS.values()))
-    if len(spans) == 2 and max(a for a, _ in spans) < min(b for _, b in spans):
-        raise ValueError(f"docs: the generated blocks of {docs} overlap; expected one after the other")
-    return text, kinds
+    return check_docs_blocks(docs, DOCS_BLOCKS, "docs")
 
 
 def write_docs_blocks(docs, bodies):
     """Replace each generated block of ``docs`` (see :func:`check_docs_block`) with ``bodies[kind]``."""
-    text, kinds = _read_docs_blocks(docs)
-    for kind in kinds:
-        begin, end = DOCS_BLOCKS[kind]
-        head, rest = text.split(begin)
-        _, tail = rest.split(end)
-        text = head + begin + "\n\n" + bodies[kind] + "\n" + end + tail
-    Path(docs).write_text(text)
+    return _write_blocks(docs, DOCS_BLOCKS, bodies, "docs")
