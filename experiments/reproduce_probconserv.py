@@ -124,6 +124,17 @@ def parse_args(argv=None):
     p.add_argument("--n-test", type=int, default=None, help="paper regime: test functions per parameter")
     p.add_argument("--n-samples", type=int, default=None, help="paper regime: posterior samples per function")
     p.add_argument("--n-latent", type=int, default=None, help="paper regime: latent draws of the ANP")
+    p.add_argument("--anp", choices=tuple(ANP_CONFIGS), default="project",
+                   help="paper regime: 'project', this project's neural process and training (cosine rate, new "
+                        "observations at every draw); 'parity', the reference code's (self-attention encoders, dropout "
+                        "0.1, a 3 x 384 decoder, Adam at a constant 1e-4, batches of 250, fixed observations per "
+                        "function, best-validation weights; full size 10,000 functions x 500 epochs: see --estimate)")
+    p.add_argument("--device", default="cpu",
+                   help="paper regime: where the neural process trains, e.g. 'cuda' (evaluation runs on the CPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="paper regime: override the ANP's batch size")
+    p.add_argument("--estimate", type=int, default=None, metavar="STEPS",
+                   help="paper regime: time STEPS training steps, one validation and one evaluation per problem on "
+                        "this machine and extrapolate to the whole run (no results); writes estimate.json")
     p.add_argument("--report-only", action="store_true",
                    help="paper regime: train nothing; rebuild results_paper.md (and the --docs blocks) from "
                         "--out's results_paper.json")
@@ -134,11 +145,13 @@ def parse_args(argv=None):
                         "run's command, commit, machine and wall time; checked before training; may be repeated")
     p.add_argument("--verify", type=int, default=None, metavar="STEPS",
                    help=f"paper regime: retrain the first STEPS (<= {VERIFY_STEPS}, as recorded) steps of every run "
-                        "in --out's results_paper.json and compare the losses with the recorded ones: bit for bit on "
-                        "the record's CPU instruction set and torch version, within a relative tolerance of "
+                        "in --out's results_paper.json (on --device) and compare the losses with the recorded ones: "
+                        "bit for bit on the record's device, CPU instruction set (or GPU) and torch version, within a "
+                        "relative tolerance of "
                         f"{VERIFY_RTOL:g} elsewhere; writes verify.json, prints a table, exits 1 on a mismatch")
     args = p.parse_args(argv)
-    for name in ("epochs", "n_train", "threads", "steps", "n_test", "n_samples", "n_latent"):
+    for name in ("epochs", "n_train", "threads", "steps", "n_test", "n_samples", "n_latent", "batch_size",
+                 "estimate"):
         v = getattr(args, name)
         if v is not None and v < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
@@ -154,6 +167,17 @@ def parse_args(argv=None):
         args.seed = args.seeds[0]
     elif len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         p.error(f"--seeds must be distinct non-negative integers, got {args.seeds}")
+    if args.regime != "paper":
+        for flag, given in (("--anp", args.anp != "project"), ("--device", args.device != "cpu"),
+                            ("--batch-size", args.batch_size is not None), ("--estimate", args.estimate is not None)):
+            if given:
+                p.error(f"{flag} is for --regime paper")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        p.error(f"--device must be a torch device such as 'cpu' or 'cuda', got {args.device!r} ({err})")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch finds no CUDA device on this machine")
     if args.members is not None and args.members < 2:
         p.error(f"--members must be >= 2 (the ensemble covariance has rank members - 1), got {args.members}")
     if args.regime != "paper" and (args.report_only or args.docs or args.verify is not None):
@@ -162,6 +186,8 @@ def parse_args(argv=None):
         p.error("--verify trains and writes no report: it does not take --report-only or --docs")
     if args.verify is not None and args.verify < 1:
         p.error(f"--verify must be >= 1, got {args.verify}")
+    if args.estimate is not None and (args.report_only or args.docs or args.verify is not None):
+        p.error("--estimate trains no run: it does not take --report-only, --docs or --verify")
     return args
 
 
@@ -410,7 +436,66 @@ PAPER_CONFIGS = {
                  latent=128, heads=4, lr=1e-3, batch_size=16, n_target=256, n_test=50, n_latent=100, n_samples=500,
                  obs_times=10, obs_points=10),
 }
+# ``--anp parity``: the reference code's neural process and training, laid over the mode's sizes. Self-attention in
+# both encoders, dropout 0.1 (kept on at test time by the reference: measured beside, in the reference-inference
+# table), a decoder of 3 hidden layers of 384, Adam at a constant 1e-4 with batches of 250 functions, each function
+# observed at one fixed pattern, and the best-validation weights. Full size: 10,000 training functions and 500 epochs
+# (20,000 steps); --estimate measures its cost on the machine at hand.
+ANP_CONFIGS = {
+    "project": {"quick": {}, "full": {}},
+    "parity": {
+        "quick": dict(hidden=32, latent=32, self_attention=True, dropout=0.1, decoder_hidden=96, decoder_layers=3,
+                      lr=1e-3, schedule="constant", batch_size=16, fixed_observations=True, n_train=200, n_val=50,
+                      val_every=20, steps={"stefan": 100, "diffusion": 40, "pme": 40}),
+        "full": dict(hidden=128, latent=128, self_attention=True, dropout=0.1, decoder_hidden=384, decoder_layers=3,
+                     lr=1e-4, schedule="constant", batch_size=250, fixed_observations=True, n_train=10000,
+                     n_val=1000, val_every=400, steps={"stefan": 20000, "diffusion": 20000, "pme": 20000}),
+    },
+}
+# what AttentiveNeuralProcess and fit_neural_process read from a configuration (absent keys: their defaults)
+ANP_MODEL_KEYS = ("self_attention", "dropout", "decoder_hidden", "decoder_layers")
+ANP_FIT_KEYS = ("schedule", "fixed_observations", "val_every")
 PAPER_VAR_FLOOR = 1e-6  # the decoder's std floor is 1e-3
+
+
+def paper_config(mode, anp="project"):
+    """The paper regime's configuration: the mode's sizes with the neural process ``anp``'s settings laid over."""
+    cfg = json.loads(json.dumps(PAPER_CONFIGS[mode]))
+    cfg.update(json.loads(json.dumps(ANP_CONFIGS[anp][mode])))
+    cfg["anp"] = anp
+    return cfg
+
+
+def build_anp(cfg, seed, device="cpu"):
+    """The configuration's attentive neural process, on ``device``."""
+    return AttentiveNeuralProcess(2, hidden=cfg["hidden"], latent=cfg["latent"], n_heads=cfg["heads"], seed=seed,
+                                  **{k: cfg[k] for k in ANP_MODEL_KEYS if k in cfg}).to(device)
+
+
+def training_fields(problem, spec, cfg, seed):
+    """Training (and, where the configuration validates, validation) solutions, and the scaled coordinates."""
+    grid = problem.grid(cfg["nx"])
+    times = spec["t_final"] * np.arange(1, cfg["nt"] + 1) / cfg["nt"]
+    lo, hi = problem.domain
+    x_s = torch.tensor((grid - lo) / (hi - lo), dtype=torch.float32)   # the model sees (x, t) scaled to [0, 1]
+    t_s = torch.tensor(times / spec["t_final"], dtype=torch.float32)
+    rng = np.random.default_rng(seed)
+    params = np.sort(rng.uniform(*spec["train_range"], size=cfg["n_train"]))
+    fields = torch.tensor(_paper_fields(problem, params, grid, times), dtype=torch.float32)
+    val = None
+    if cfg.get("n_val"):
+        # drawn after the training parameters, from the same range: the project configuration's data are unchanged
+        val_params = rng.uniform(*spec["train_range"], size=cfg["n_val"])
+        val = torch.tensor(_paper_fields(problem, val_params, grid, times), dtype=torch.float32)
+    return grid, times, x_s, t_s, fields, val
+
+
+def fit_options(cfg, val):
+    """The keywords of ``fit_neural_process`` that the configuration sets beyond the common ones."""
+    out = {k: cfg[k] for k in ANP_FIT_KEYS if k in cfg}
+    if val is not None:
+        out["val_fields"] = val
+    return out
 
 
 def _paper_fields(problem, params, grid, times):
@@ -431,40 +516,63 @@ def _reference_inference(model, xc, uc, xt, y, constraint, b, n_latent, seed, ch
     The package updates the moment-matched Gaussian of the ``n_latent`` draws once; the reference updates each draw's
     Gaussian ``N(m_k, s_k^2)`` and averages the constrained means. Returns per function and time (shape
     ``(n_test, 3)``): ``base_mse`` (mean of the draws), ``averaged_mse`` (one update of the averaged Gaussian) and
-    ``per_sample_mse`` (per-draw update, then average). Draws come from their own generator, so the other rows'
-    random numbers do not change.
+    ``per_sample_mse`` (per-draw update, then average). A model with dropout is also run with dropout kept on, as the
+    reference does (keys with ``_dropout``: each draw then has its own decoder masks). Draws come from their own
+    generator, so the other rows' random numbers do not change.
     """
-    gen = torch.Generator().manual_seed(seed + 2)
     layer = ProbConserv(constraint)
-    out = {"base_mse": [], "averaged_mse": [], "per_sample_mse": []}
-    with torch.no_grad():
-        for i in range(0, xc.shape[0], chunk):
-            sl = slice(i, i + chunk)
-            m, s = model(xc[sl], uc[sl], xt[sl], n_latent=n_latent, generator=gen)
-            m, s = m.to(torch.float64), s.to(torch.float64)
-            mu = m.mean(0)
-            var = (s**2).mean(0) + m.var(0, unbiased=False)
-            yy, bb = y[sl], b[sl]
-            averaged = layer(mu, var, b=bb).mean
-            per_sample = layer(m, s**2, b=bb).mean.mean(0)
-            for key, mean in (("base_mse", mu), ("averaged_mse", averaged), ("per_sample_mse", per_sample)):
-                out[key].append(((mean - yy) ** 2).mean(-1))
-    return {key: torch.cat(v) for key, v in out.items()}
+    settings = [("", False)] + ([("_dropout", True)] if model.dropout > 0 else [])
+    out = {}
+    for suffix, dropout in settings:
+        gen = torch.Generator().manual_seed(seed + 2)
+        parts = {"base_mse": [], "averaged_mse": [], "per_sample_mse": []}
+        with torch.no_grad():
+            for i in range(0, xc.shape[0], chunk):
+                sl = slice(i, i + chunk)
+                if dropout:
+                    with model.test_time_dropout(gen):
+                        m, s = model(xc[sl], uc[sl], xt[sl], n_latent=n_latent, generator=gen)
+                else:
+                    m, s = model.eval()(xc[sl], uc[sl], xt[sl], n_latent=n_latent, generator=gen)
+                m, s = m.to(torch.float64), s.to(torch.float64)
+                mu = m.mean(0)
+                var = (s**2).mean(0) + m.var(0, unbiased=False)
+                yy, bb = y[sl], b[sl]
+                averaged = layer(mu, var, b=bb).mean
+                per_sample = layer(m, s**2, b=bb).mean.mean(0)
+                for key, mean in (("base_mse", mu), ("averaged_mse", averaged), ("per_sample_mse", per_sample)):
+                    parts[key].append(((mean - yy) ** 2).mean(-1))
+        out.update({key + suffix: torch.cat(v) for key, v in parts.items()})
+    return out
 
 
 def reference_table(rows):
-    """Gain of one update of the averaged Gaussian (this package) and of the reference's per-draw update."""
-    lines = ["| problem | window | param | t | seeds | gain, one update of the averaged Gaussian | "
-             "gain, per-draw update then average (reference) |", "|---|---|---|---|---|---|---|"]
+    """Gain of one update of the averaged Gaussian (this package) and of the reference's per-draw update; with a
+    dropout model, also with dropout on at test time (the reference's inference), and the base MSE both ways."""
+    dropout = any("ref_base_mse_dropout" in r for r in rows)
+    head = ["problem", "window", "param", "t", "seeds", "gain, one update of the averaged Gaussian",
+            "gain, per-draw update then average (reference)"]
+    if dropout:
+        head += ["base MSE, dropout off", "base MSE, dropout on", "gain, one update, dropout on",
+                 "gain, per-draw update, dropout on (the reference's inference)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for prob, window, t_final, par in _paper_keys(rows):
         sel = [r for r in rows if (r["problem"], r["window"], r["param"]) == (prob, window, par) and r["headline"]
                and r["method"] == "probconserv" and "ref_base_mse" in r]
         if not sel:
             continue
-        lines.append(f"| {prob} | t in (0, {t_final:g}] | {sel[0]['param_name']}={par:g} | {sel[0]['t']:g} | "
-                     f"{len(sel)} | "
-                     + _fmt_spread([r["ref_base_mse"] / r["ref_averaged_mse"] for r in sel], _ratio(".2f")) + " | "
-                     + _fmt_spread([r["ref_base_mse"] / r["ref_per_sample_mse"] for r in sel], _ratio(".2f")) + " |")
+        cells = [prob, f"t in (0, {t_final:g}]", f"{sel[0]['param_name']}={par:g}", f"{sel[0]['t']:g}", str(len(sel)),
+                 _fmt_spread([r["ref_base_mse"] / r["ref_averaged_mse"] for r in sel], _ratio(".2f")),
+                 _fmt_spread([r["ref_base_mse"] / r["ref_per_sample_mse"] for r in sel], _ratio(".2f"))]
+        if dropout:
+            on = [r for r in sel if "ref_base_mse_dropout" in r]
+            cells += [_spread([r["ref_base_mse"] for r in on], ".2e"),
+                      _spread([r["ref_base_mse_dropout"] for r in on], ".2e"),
+                      _fmt_spread([r["ref_base_mse_dropout"] / r["ref_averaged_mse_dropout"] for r in on],
+                                  _ratio(".2f")),
+                      _fmt_spread([r["ref_base_mse_dropout"] / r["ref_per_sample_mse_dropout"] for r in on],
+                                  _ratio(".2f"))]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -515,7 +623,7 @@ def _paper_spec(name, window):
     return dict(PAPER_PROBLEMS[name], t_final=WINDOWS[window][name])
 
 
-def train_paper_anp(name, cfg, seed, window="paper", progress=False, stop_after=None):
+def train_paper_anp(name, cfg, seed, window="paper", progress=False, stop_after=None, device="cpu"):
     """Build one paper-regime run's training data and model from its settings, and train it.
 
     The one place where a run's training inputs are made: the reproduction and ``--verify`` (which retrains the
@@ -526,46 +634,46 @@ def train_paper_anp(name, cfg, seed, window="paper", progress=False, stop_after=
     name, window : str
         Problem (a key of ``PAPER_PROBLEMS``) and time window (a key of ``WINDOWS``).
     cfg : dict
-        A ``PAPER_CONFIGS`` entry with the run's overrides (as recorded in ``results_paper.json``'s meta).
+        A :func:`paper_config` with the run's overrides (as recorded in ``results_paper.json``'s meta).
     seed : int
         Seeds the training parameters, the model's weights and the training draws.
     progress : bool
         Show a progress bar.
     stop_after : int, optional
         Take only the first ``stop_after`` steps of the ``cfg["steps"][name]``-step schedule.
+    device : str
+        Where the model trains; it is moved to the CPU afterwards (evaluation runs there).
 
     Returns
     -------
     dict
-        ``model`` (the trained ANP), ``losses`` (per step taken, as ``fit_neural_process`` returns them) and the
+        ``model`` (the trained ANP, on the CPU), ``losses`` (per step taken, as ``fit_neural_process`` returns them),
+        ``val_history`` (validation losses, where the configuration validates) and the
         inputs the evaluation needs: ``problem``, ``spec`` (:func:`_paper_spec`), ``grid``, ``times`` and the
         scaled coordinates ``x_s``, ``t_s`` the model sees.
     """
     problem = get_problem(name)
     spec = _paper_spec(name, window)
-    grid = problem.grid(cfg["nx"])
-    times = spec["t_final"] * np.arange(1, cfg["nt"] + 1) / cfg["nt"]
-    lo, hi = problem.domain
-    x_s = torch.tensor((grid - lo) / (hi - lo), dtype=torch.float32)   # the model sees (x, t) scaled to [0, 1]
-    t_s = torch.tensor(times / spec["t_final"], dtype=torch.float32)
-    rng = np.random.default_rng(seed)
-    params = np.sort(rng.uniform(*spec["train_range"], size=cfg["n_train"]))
-    fields = torch.tensor(_paper_fields(problem, params, grid, times), dtype=torch.float32)
-    model = AttentiveNeuralProcess(2, hidden=cfg["hidden"], latent=cfg["latent"], n_heads=cfg["heads"],
-                                   seed=seed)
+    grid, times, x_s, t_s, fields, val = training_fields(problem, spec, cfg, seed)
+    model = build_anp(cfg, seed, device)
+    val_history = []
     losses = fit_neural_process(model, fields, x_s, t_s, steps=cfg["steps"][name], lr=cfg["lr"],
                                 batch_size=cfg["batch_size"], n_times=cfg["obs_times"], n_points=cfg["obs_points"],
-                                n_target=cfg["n_target"], seed=seed, progress=progress, stop_after=stop_after)
-    return dict(model=model, losses=losses, problem=problem, spec=spec, grid=grid, times=times, x_s=x_s, t_s=t_s)
+                                n_target=cfg["n_target"], seed=seed, progress=progress, stop_after=stop_after,
+                                val_history=val_history, **fit_options(cfg, val))
+    model.to("cpu")   # evaluation on the CPU, in float64 beside the layer
+    return dict(model=model, losses=losses, val_history=val_history, problem=problem, spec=spec, grid=grid,
+                times=times, x_s=x_s, t_s=t_s)
 
 
 def run_paper_problem(name, cfg, args, log, seed=None, window="paper"):
     """Train an ANP on one problem and compare the four methods at every test parameter; rows of metrics."""
     seed = args.seed if seed is None else seed
     t0 = time.perf_counter()
-    trained = train_paper_anp(name, cfg, seed, window, progress=not args.no_progress)
+    trained = train_paper_anp(name, cfg, seed, window, progress=not args.no_progress, device=args.device)
     train_s = time.perf_counter() - t0
     model, losses, problem, spec = trained["model"], trained["losses"], trained["problem"], trained["spec"]
+    val_history = trained["val_history"]
     grid, times, x_s, t_s = trained["grid"], trained["times"], trained["x_s"], trained["t_s"]
     log(f"[paper/{name}, window {window}, seed {seed}] trained the ANP ({cfg['steps'][name]} steps) in "
         f"{train_s:.1f} s, "
@@ -635,7 +743,7 @@ def run_paper_problem(name, cfg, args, log, seed=None, window="paper"):
                     pnode = _to_np(shock_positions(ps, grid, 0.0, rule="node"))
                     row.update(shock_paper_mean=float(pnode.mean()), shock_paper_std=float(pnode.std()))
                 rows.append(row)
-    return rows, train_s, losses
+    return rows, train_s, losses, val_history
 
 
 def _spread(values, spec):
@@ -751,8 +859,9 @@ def paper_tables(rows):
            "share = share of the summed variance within 4 nodes of the true front (Stefan's shock, PME's x = t).", "",
            diagnostics_table(rows), "",
            "### Reference-parity inference: one update of the averaged Gaussian vs per-draw update, then average", "",
-           "The same latent draws of the attentive neural process (no dropout in this package's model); gain = MSE "
-           "of the draws' mean / MSE of the constrained mean, pooled over the test functions.", "",
+           "The same latent draws of the attentive neural process (a model with dropout, --anp parity: also with "
+           "dropout kept on at test time, the reference's inference); gain = MSE of the draws' mean / MSE of the "
+           "constrained mean, pooled over the test functions.", "",
            reference_table(rows), ""]
     for prob, window, t_final, par in _paper_keys(rows):
         sel = [r for r in rows if (r["problem"], r["window"], r["param"]) == (prob, window, par) and r["headline"]]
@@ -812,7 +921,9 @@ DOCS_BLOCKS = {kind: markers("reproduce_probconserv", kind, "results_paper.json"
 
 def _paper_config(args):
     """The paper regime's configuration for the mode, with the command line's overrides."""
-    cfg = json.loads(json.dumps(PAPER_CONFIGS["quick" if args.quick else "full"]))
+    cfg = paper_config("quick" if args.quick else "full", args.anp)
+    if args.batch_size is not None:
+        cfg["batch_size"] = args.batch_size
     if args.n_train is not None:
         cfg["n_train"] = args.n_train
     if args.steps is not None:
@@ -825,6 +936,8 @@ def _paper_config(args):
 
 
 def _run_paper(args, argv):
+    if args.estimate is not None:
+        return _estimate(args, argv, _paper_config(args))
     out = Path(args.out)
     pages = list(args.docs or [])
     for page in pages:  # checked first: a page without the blocks fails before the training, not after
@@ -855,16 +968,19 @@ def _train_paper(args, argv, log):
     t_start = time.perf_counter()
     controls = positive_control_rows()
     log(positive_control_table(controls))
-    all_rows, timings, curves, runs = [], {}, {}, {}
+    all_rows, timings, curves, val_curves, runs = [], {}, {}, {}, {}
     windows = ["paper", "project"] if args.windows == "both" else [args.windows]
     for name in names:
         for window in (["paper"] if name == "stefan" else windows):
             for seed in args.seeds:
                 key = f"{name}/{window}/seed{seed}"
-                rows, train_s, losses = run_paper_problem(name, cfg, args, log, seed=seed, window=window)
+                rows, train_s, losses, val_history = run_paper_problem(name, cfg, args, log, seed=seed,
+                                                                       window=window)
                 all_rows += rows
                 timings[key] = train_s
                 curves[key] = [float(np.mean(losses[i:i + 50])) for i in range(0, len(losses), 50)]
+                if val_history:
+                    val_curves[key] = val_history
                 spec = _paper_spec(name, window)
                 # what --verify needs to rebuild the run (with the config) and the losses it must give again
                 runs[key] = dict(problem=name, window=window, seed=seed, t_final=spec["t_final"],
@@ -874,7 +990,8 @@ def _train_paper(args, argv, log):
     wall = time.perf_counter() - t_start
     meta = _run_record(argv, regime="paper", mode=mode, config=cfg, seeds=list(args.seeds), windows=args.windows,
                        threads=args.threads, problems=names, wall_s=wall, train_s=timings,
-                       ll_variance_floor=PAPER_VAR_FLOOR, loss_per_50_steps=curves, runs=runs, commit=commit)
+                       ll_variance_floor=PAPER_VAR_FLOOR, loss_per_50_steps=curves,
+                       validation_loss=val_curves, device=args.device, runs=runs, commit=commit)
     return {"meta": meta, "rows": all_rows, "positive_control": controls, "commit": commit}
 
 
@@ -893,8 +1010,9 @@ def _provenance_line(meta):
     def duration(seconds):
         return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
+    device = "" if meta.get("device", "cpu") == "cpu" else f", training on {meta['device']}"
     return (f"Command: `{meta['command']}`  \nCommit: {meta.get('commit', 'not recorded')}. Machine: "
-            f"{meta['machine']}. Wall time {duration(meta['wall_s'])} (training "
+            f"{meta['machine']}{device}. Wall time {duration(meta['wall_s'])} (training "
             f"{duration(sum(meta['train_s'].values()))} of it); seeds {meta['seeds']}.")
 
 
@@ -945,13 +1063,18 @@ def verify_paper(args, argv):
     if short:
         raise ValueError(f"--verify must be at most the recorded steps per run, got {n} (recorded: {short})")
     recorded, here = meta.get("machine_info") or {}, machine_info(threads=meta["threads"])
-    exact = all(recorded.get(k) == here[k] for k in ("cpu_capability", "torch"))
+    # the kernels that trained: the CPU's instruction set, or the GPU; with the same ones and the same torch, the
+    # same losses bit for bit
+    devices = (torch.device(meta.get("device", "cpu")).type, torch.device(args.device).type)
+    keys = ("cpu_capability", "torch") if devices[1] == "cpu" else ("cuda", "torch")
+    exact = devices[0] == devices[1] and all(recorded.get(k) == here[k] for k in keys)
     log = (lambda s: None) if args.no_progress else (lambda s: print(s, flush=True))
     log(f"--verify {n}: {len(runs)} runs of {out / 'results_paper.json'} (commit {meta.get('commit')}); "
-        + ("bit for bit (same instruction set and torch as the record)" if exact else
-           f"within relative tolerance {VERIFY_RTOL:g} (absolute {VERIFY_ATOL:g}): this machine's instruction set / "
-           f"torch ({here['cpu_capability']}, {here['torch']}) differ from the record's "
-           f"({recorded.get('cpu_capability')}, {recorded.get('torch')}), and float32 round-off differs with them"))
+        + (f"bit for bit (same device, {' and '.join(keys)} as the record)" if exact else
+           f"within relative tolerance {VERIFY_RTOL:g} (absolute {VERIFY_ATOL:g}): this machine's device / "
+           f"{' / '.join(keys)} ({devices[1]}, {', '.join(str(here[k]) for k in keys)}) differ from the record's "
+           f"({devices[0]}, {', '.join(str(recorded.get(k)) for k in keys)}), and float32 round-off differs with "
+           "them"))
     previous = torch.get_num_threads()
     torch.set_num_threads(meta["threads"])
     rows = []
@@ -965,7 +1088,8 @@ def verify_paper(args, argv):
                            f"range are {spec['t_final']}, {list(spec['train_range'])}")
             else:
                 cfg = dict(meta["config"], steps={**meta["config"]["steps"], run["problem"]: run["steps"]})
-                losses = train_paper_anp(run["problem"], cfg, run["seed"], run["window"], stop_after=n)["losses"]
+                losses = train_paper_anp(run["problem"], cfg, run["seed"], run["window"], stop_after=n,
+                                         device=args.device)["losses"]
                 new, old = np.asarray(losses, dtype=float), np.asarray(run["first_losses"][:n], dtype=float)
                 diff = np.abs(new - old)
                 rel = float(np.max(diff / np.maximum(np.abs(old), np.finfo(float).tiny)))
@@ -1002,6 +1126,68 @@ def verify_table(rows):
         lines.append(f"| {r['run']} | {r['steps']} | {rel} | {'bit for bit' if r['exact'] else 'tolerance'} | "
                      f"{r['verdict']} |")
     return "\n".join(lines)
+
+
+def _estimate(args, argv, cfg):
+    """Time ``args.estimate`` training steps, one validation and one evaluation per problem; extrapolate the run."""
+    from probconserv_ext.models.neural_process import _validation
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed, rows = args.seeds[0], []
+    windows = ["paper", "project"] if args.windows == "both" else [args.windows]
+    for name in args.problems:
+        problem = get_problem(name)
+        spec = dict(PAPER_PROBLEMS[name], t_final=WINDOWS["paper"][name])
+        t0 = time.perf_counter()
+        grid, times, x_s, t_s, fields, val = training_fields(problem, spec, cfg, seed)
+        data_s = time.perf_counter() - t0
+        model = build_anp(cfg, seed, args.device)
+        k = min(args.estimate, cfg["steps"][name])
+        opts = {key: v for key, v in fit_options(cfg, None).items() if key != "val_every"}
+        t0 = time.perf_counter()
+        fit_neural_process(model, fields, x_s, t_s, steps=cfg["steps"][name], lr=cfg["lr"],
+                           batch_size=cfg["batch_size"], n_times=cfg["obs_times"], n_points=cfg["obs_points"],
+                           n_target=cfg["n_target"], seed=seed, stop_after=k, **opts)
+        step_s = (time.perf_counter() - t0) / k
+        val_s, n_val_checks = 0.0, 0
+        if val is not None:
+            validate = _validation(model, val.to(next(model.parameters()).device), (x_s, t_s), cfg["obs_times"],
+                                   cfg["obs_points"], cfg["n_target"], seed, next(model.parameters()).device)
+            t0 = time.perf_counter()
+            validate()
+            val_s = time.perf_counter() - t0
+            n_val_checks = -(-cfg["steps"][name] // cfg["val_every"])
+        model.to("cpu")
+        # one evaluation: the prediction of every test function at the three times, for one test parameter; the
+        # reference-inference table decodes the same draws again (twice more with dropout on)
+        xc = torch.rand(cfg["n_test"], cfg["obs_times"] * cfg["obs_points"], 2)
+        uc = torch.rand(cfg["n_test"], xc.shape[1])
+        xt = torch.rand(cfg["n_test"], len(PAPER_TIME_FRACTIONS), cfg["nx"], 2)
+        t0 = time.perf_counter()
+        model.predict(xc, uc, xt, n_latent=cfg["n_latent"], seed=0)
+        passes = 2 + (1 if model.dropout > 0 else 0)
+        eval_s = (time.perf_counter() - t0) * passes * len(spec["test_params"])
+        run_s = data_s + step_s * cfg["steps"][name] + val_s * n_val_checks + eval_s
+        n_runs = len(args.seeds) * (1 if name == "stefan" else len(windows))
+        rows.append(dict(problem=name, timed_steps=k, steps=cfg["steps"][name], s_per_step=step_s, data_s=data_s,
+                         validation_s=val_s, validations=n_val_checks, evaluation_s=eval_s, run_h=run_s / 3600,
+                         runs=n_runs, total_h=run_s * n_runs / 3600))
+    total = sum(r["total_h"] for r in rows)
+    meta = _run_record(argv, regime="paper", estimate=True, config=cfg, seeds=list(args.seeds), windows=args.windows,
+                       threads=args.threads, device=args.device, problems=list(args.problems))
+    (out / "estimate.json").write_text(json.dumps({"meta": meta, "rows": rows, "total_h": total}, indent=1))
+    lines = [f"Estimate of `{meta['command'].replace(' --estimate', ' (without --estimate)')}` on {meta['machine']}, "
+             f"device {args.device}", "",
+             "| problem | timed steps | s / step | steps | data s | validation s x count | evaluation s | "
+             "h per run | runs (seeds x windows) | h |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['problem']} | {r['timed_steps']} | {r['s_per_step']:.3f} | {r['steps']} | "
+                     f"{r['data_s']:.1f} | {r['validation_s']:.1f} x {r['validations']} | {r['evaluation_s']:.1f} | "
+                     f"{r['run_h']:.2f} | {r['runs']} | {r['total_h']:.2f} |")
+    lines += ["", f"total: {total:.1f} h"]
+    print("\n".join(lines), flush=True)
+    return {"meta": meta, "rows": rows, "total_h": total}
 
 
 def _run_record(argv, **fields):

@@ -191,7 +191,8 @@ def test_verify_needs_recorded_losses(tiny, repro, tmp_path):
 @pytest.mark.parametrize("argv", [["--report-only"], ["--docs", "page.md"], ["--verify", "3"],
                                   ["--regime", "paper", "--verify", "0"],
                                   ["--regime", "paper", "--verify", "3", "--docs", "page.md"],
-                                  ["--regime", "paper", "--verify", "3", "--report-only"]])
+                                  ["--regime", "paper", "--verify", "3", "--report-only"],
+                                  ["--regime", "paper", "--estimate", "3", "--report-only"]])
 def test_bad_flags_exit(repro, argv):
     with pytest.raises(SystemExit):
         repro.parse_args(argv)
@@ -218,3 +219,15 @@ def test_docs_blocks_module(load_experiment, tmp_path):
                     f"{blocks['c'][1]}\n")
     with pytest.raises(ValueError, match="--opt: the generated blocks of .*p.md overlap"):
         docs_blocks.check_docs_blocks(page, blocks, "--opt")
+
+
+def test_verify_a_parity_run(repro, tmp_path):
+    """The reference-parity network (dropout, self-attention, validation) retrains to the same losses too."""
+    out = tmp_path / "parity"
+    repro.main(["--regime", "paper", "--quick", "--anp", "parity", "--problems", "stefan", "--seeds", "0",
+                "--steps", "4", "--n-train", "8", "--n-test", "2", "--n-samples", "10", "--n-latent", "3",
+                "--no-progress", "--out", str(out)])
+    meta = json.loads((out / "results_paper.json").read_text())["meta"]
+    assert meta["config"]["anp"] == "parity" and meta["config"]["dropout"] > 0
+    record = repro.main(["--regime", "paper", "--verify", "4", "--no-progress", "--out", str(out)])
+    assert record["ok"] and [r["verdict"] for r in record["runs"]] == ["identical"]

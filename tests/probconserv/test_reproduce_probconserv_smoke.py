@@ -117,3 +117,57 @@ def test_paper_regime_rejects_problems_outside_it(repro):
         repro.parse_args(["--regime", "paper", "--problems", "advection"])
     assert repro.parse_args(["--regime", "paper"]).problems == ["stefan", "diffusion", "pme"]
     assert "advection" in repro.parse_args([]).problems
+
+
+# ---------------------------------------------------------------- the reference code's neural process (--anp parity)
+PARITY_TINY = ["--regime", "paper", "--quick", "--anp", "parity", "--problems", "stefan", "--steps", "4",
+               "--n-train", "6", "--n-test", "2", "--n-samples", "10", "--n-latent", "3", "--batch-size", "3",
+               "--threads", "1", "--no-progress"]
+
+
+def test_parity_configuration_trains_validates_and_measures_test_time_dropout(repro, tmp_path):
+    res = repro.main(PARITY_TINY + ["--out", str(tmp_path)])
+    cfg = res["meta"]["config"]
+    assert cfg["anp"] == "parity" and cfg["self_attention"] and cfg["dropout"] == 0.1
+    assert cfg["schedule"] == "constant" and cfg["fixed_observations"] and cfg["batch_size"] == 3
+    # the best-validation checkpoint: validations recorded every val_every steps and after the last
+    (history,) = res["meta"]["validation_loss"].values()
+    assert [s for s, _ in history] == sorted({min(s, 4) for s in range(cfg["val_every"], 4 + cfg["val_every"],
+                                                                       cfg["val_every"])})
+    heads = [r for r in res["rows"] if r["headline"] and r["method"] == "probconserv"]
+    for r in heads:   # the reference's inference, dropout on, beside dropout off, from the same draws' generator
+        assert {"ref_base_mse_dropout", "ref_per_sample_mse_dropout"} <= set(r)
+        assert r["ref_base_mse_dropout"] != r["ref_base_mse"]
+    md = (tmp_path / "results_paper.md").read_text()
+    assert "gain, per-draw update, dropout on (the reference's inference)" in md
+    # the project's model has no dropout: no dropout columns
+    assert "dropout on" not in repro.reference_table([{k: v for k, v in r.items() if "_dropout" not in k}
+                                                      for r in res["rows"]])
+
+
+def test_estimate_times_the_run_without_results(repro, tmp_path):
+    res = repro.main(PARITY_TINY + ["--estimate", "2", "--seeds", "0", "1", "--out", str(tmp_path)])
+    (row,) = res["rows"]
+    assert row["timed_steps"] == 2 and row["steps"] == 4 and row["runs"] == 2 and row["s_per_step"] > 0
+    assert row["total_h"] == pytest.approx(2 * row["run_h"])
+    assert json.loads((tmp_path / "estimate.json").read_text())["total_h"] == pytest.approx(res["total_h"])
+    assert not (tmp_path / "results_paper.json").exists()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--anp", "parity"], "--anp is for --regime paper"),
+    (["--estimate", "3"], "--estimate is for --regime paper"),
+    (["--regime", "paper", "--device", "tpu9"], "--device must be a torch device"),
+    (["--regime", "paper", "--batch-size", "0"], "--batch-size must be >= 1"),
+])
+def test_bad_paper_arguments_name_the_flag(repro, argv, match, capsys):
+    with pytest.raises(SystemExit):
+        repro.parse_args(argv)
+    assert match in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_refused_before_training(repro, capsys):
+    with pytest.raises(SystemExit):
+        repro.parse_args(["--regime", "paper", "--device", "cuda"])
+    assert "torch finds no CUDA device" in capsys.readouterr().err
