@@ -51,6 +51,7 @@ ICML 2023.
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -143,6 +144,9 @@ def parse_args(argv=None):
                         "diagnostics, reference-parity inference, shock positions; between the lines "
                         "'<!-- reproduce_probconserv --docs KIND: begin ...' and '... end -->'), each headed by the "
                         "run's command, commit, machine and wall time; checked before training; may be repeated")
+    p.add_argument("--docs-tag", default=None, metavar="TAG",
+                   help="paper regime, with --docs: write the blocks named 'KIND TAG' instead of 'KIND' (several "
+                        "runs' tables on one page); TAG is letters, digits, '-' and '_'")
     p.add_argument("--verify", type=int, default=None, metavar="STEPS",
                    help=f"paper regime: retrain the first STEPS (<= {VERIFY_STEPS}, as recorded) steps of every run "
                         "in --out's results_paper.json (on --device) and compare the losses with the recorded ones: "
@@ -182,6 +186,9 @@ def parse_args(argv=None):
         p.error(f"--members must be >= 2 (the ensemble covariance has rank members - 1), got {args.members}")
     if args.regime != "paper" and (args.report_only or args.docs or args.verify is not None):
         p.error("--report-only, --docs and --verify are for --regime paper")
+    if args.docs_tag is not None and (not args.docs or not re.fullmatch(r"[A-Za-z0-9_-]+", args.docs_tag)):
+        p.error(f"--docs-tag must be letters, digits, '-' and '_', and goes with --docs, got {args.docs_tag!r}"
+                + ("" if args.docs else " without --docs"))
     if args.verify is not None and (args.report_only or args.docs):
         p.error("--verify trains and writes no report: it does not take --report-only or --docs")
     if args.verify is not None and args.verify < 1:
@@ -920,6 +927,14 @@ DOCS_KINDS = ("control", "diagnostics", "reference", "shock")
 DOCS_BLOCKS = {kind: markers("reproduce_probconserv", kind, "results_paper.json") for kind in DOCS_KINDS}
 
 
+def docs_blocks(tag=None):
+    """The blocks ``--docs`` writes: ``DOCS_BLOCKS``, or with ``--docs-tag TAG`` the same kinds named ``KIND TAG``
+    (so that one page can hold the tables of several runs, e.g. a full-size Stefan run beside a short one)."""
+    if not tag:
+        return DOCS_BLOCKS
+    return {kind: markers("reproduce_probconserv", f"{kind} {tag}", "results_paper.json") for kind in DOCS_KINDS}
+
+
 def _paper_config(args):
     """The paper regime's configuration for the mode, with the command line's overrides."""
     cfg = paper_config("quick" if args.quick else "full", args.anp)
@@ -942,7 +957,7 @@ def _run_paper(args, argv):
     out = Path(args.out)
     pages = list(args.docs or [])
     for page in pages:  # checked first: a page without the blocks fails before the training, not after
-        check_docs_blocks(page, DOCS_BLOCKS, "--docs")
+        check_docs_blocks(page, docs_blocks(args.docs_tag), "--docs")
     if args.verify is not None:
         return verify_paper(args, argv)
     log = (lambda s: None) if args.no_progress else (lambda s: print(s, flush=True))
@@ -953,7 +968,7 @@ def _run_paper(args, argv):
         write_record(out / "results_paper.json", result)
     (out / "results_paper.md").write_text(paper_report(result))
     for page in pages:
-        write_docs_blocks(page, DOCS_BLOCKS, docs_bodies(result), "--docs")
+        write_docs_blocks(page, docs_blocks(args.docs_tag), docs_bodies(result), "--docs")
     log(paper_tables(result["rows"]))
     log(f"wrote {out / 'results_paper.md'}" + "".join(f" and the generated blocks of {p}" for p in pages))
     return result

@@ -231,3 +231,27 @@ def test_verify_a_parity_run(repro, tmp_path):
     assert meta["config"]["anp"] == "parity" and meta["config"]["dropout"] > 0
     record = repro.main(["--regime", "paper", "--verify", "4", "--no-progress", "--out", str(out)])
     assert record["ok"] and [r["verdict"] for r in record["runs"]] == ["identical"]
+
+
+def test_docs_tag_writes_its_own_blocks_and_leaves_the_others(tiny, repro, tmp_path):
+    """Two runs' tables on one page: ``--docs-tag full`` rewrites the 'KIND full' blocks, not the untagged ones."""
+    res, out = tiny
+    tagged = repro.docs_blocks("full")
+    plain_begin, plain_end = repro.DOCS_BLOCKS["diagnostics"]
+    tag_begin, tag_end = tagged["diagnostics"]
+    assert tag_begin != plain_begin and "diagnostics full: begin" in tag_begin
+    page = tmp_path / "page.md"
+    page.write_text(f"{plain_begin}\nuntagged stays\n{plain_end}\n\n{tag_begin}\nstale\n{tag_end}\n")
+    repro.main(["--regime", "paper", "--report-only", "--out", str(out), "--docs", str(page), "--docs-tag", "full",
+                "--no-progress"])
+    text = page.read_text()
+    assert "untagged stays" in text and "stale" not in text
+    assert repro.diagnostics_table(res["rows"]) in text.split(tag_begin)[1]
+
+
+@pytest.mark.parametrize("argv", [["--docs-tag", "full"], ["--docs", "p.md", "--docs-tag", "a b"],
+                                  ["--docs", "p.md", "--docs-tag", "x-->"]])
+def test_bad_docs_tags_are_refused(repro, argv, capsys):
+    with pytest.raises(SystemExit):
+        repro.parse_args(["--regime", "paper"] + argv)
+    assert "--docs-tag must be letters, digits" in capsys.readouterr().err
