@@ -1146,8 +1146,41 @@ def verify_table(rows):
     return "\n".join(lines)
 
 
+class _Stopwatch:
+    """Wall and CPU seconds of a block (``with watch: ...``; then ``watch.wall``, ``watch.cpu``).
+
+    On the CPU the process's CPU time is the cost of a single-thread job whatever else loads the machine; on a GPU
+    only the wall time means anything (the device is synchronised before each reading).
+    """
+
+    def __init__(self, device):
+        self.cuda = torch.device(device).type == "cuda"
+
+    def _now(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+        return np.array([time.perf_counter(), time.process_time()])
+
+    def __enter__(self):
+        self._t0 = self._now()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = self._now() - self._t0
+        return False
+
+    @property
+    def cost(self):
+        """The seconds the estimate extrapolates: CPU time on the CPU, wall time on a GPU."""
+        return self.wall if self.cuda else self.cpu
+
+
 def _estimate(args, argv, cfg):
-    """Time ``args.estimate`` training steps, one validation and one evaluation per problem; extrapolate the run."""
+    """Time ``args.estimate`` training steps, one validation and one evaluation per problem; extrapolate the run.
+
+    On the CPU the figures are CPU seconds of the one thread (what the run costs on an idle core); the wall seconds of
+    the same blocks are recorded beside them (larger on a loaded machine).
+    """
     from probconserv_ext.models.neural_process import _validation
 
     out = Path(args.out)
@@ -1157,24 +1190,24 @@ def _estimate(args, argv, cfg):
     for name in args.problems:
         problem = get_problem(name)
         spec = dict(PAPER_PROBLEMS[name], t_final=WINDOWS["paper"][name])
-        t0 = time.perf_counter()
-        grid, times, x_s, t_s, fields, val = training_fields(problem, spec, cfg, seed)
-        data_s = time.perf_counter() - t0
+        with _Stopwatch("cpu") as data:
+            grid, times, x_s, t_s, fields, val = training_fields(problem, spec, cfg, seed)
         model = build_anp(cfg, seed, args.device)
         k = min(args.estimate, cfg["steps"][name])
         opts = {key: v for key, v in fit_options(cfg, None).items() if key != "val_every"}
-        t0 = time.perf_counter()
-        fit_neural_process(model, fields, x_s, t_s, steps=cfg["steps"][name], lr=cfg["lr"],
-                           batch_size=cfg["batch_size"], n_times=cfg["obs_times"], n_points=cfg["obs_points"],
-                           n_target=cfg["n_target"], seed=seed, stop_after=k, **opts)
-        step_s = (time.perf_counter() - t0) / k
-        val_s, n_val_checks = 0.0, 0
+        with _Stopwatch(args.device) as train:
+            fit_neural_process(model, fields, x_s, t_s, steps=cfg["steps"][name], lr=cfg["lr"],
+                               batch_size=cfg["batch_size"], n_times=cfg["obs_times"], n_points=cfg["obs_points"],
+                               n_target=cfg["n_target"], seed=seed, stop_after=k, **opts)
+        val_s = val_wall = 0.0
+        n_val_checks = 0
         if val is not None:
-            validate = _validation(model, val.to(next(model.parameters()).device), (x_s, t_s), cfg["obs_times"],
-                                   cfg["obs_points"], cfg["n_target"], seed, next(model.parameters()).device)
-            t0 = time.perf_counter()
-            validate()
-            val_s = time.perf_counter() - t0
+            device = next(model.parameters()).device
+            validate = _validation(model, val.to(device), (x_s, t_s), cfg["obs_times"], cfg["obs_points"],
+                                   cfg["n_target"], seed, device)
+            with _Stopwatch(args.device) as check:
+                validate()
+            val_s, val_wall = check.cost, check.wall
             n_val_checks = -(-cfg["steps"][name] // cfg["val_every"])
         model.to("cpu")
         # one evaluation: the prediction of every test function at the three times, for one test parameter; the
@@ -1182,30 +1215,41 @@ def _estimate(args, argv, cfg):
         xc = torch.rand(cfg["n_test"], cfg["obs_times"] * cfg["obs_points"], 2)
         uc = torch.rand(cfg["n_test"], xc.shape[1])
         xt = torch.rand(cfg["n_test"], len(PAPER_TIME_FRACTIONS), cfg["nx"], 2)
-        t0 = time.perf_counter()
-        model.predict(xc, uc, xt, n_latent=cfg["n_latent"], seed=0)
-        passes = 2 + (1 if model.dropout > 0 else 0)
-        eval_s = (time.perf_counter() - t0) * passes * len(spec["test_params"])
-        run_s = data_s + step_s * cfg["steps"][name] + val_s * n_val_checks + eval_s
+        with _Stopwatch("cpu") as ev:
+            model.predict(xc, uc, xt, n_latent=cfg["n_latent"], seed=0)
+        scale = (2 + (1 if model.dropout > 0 else 0)) * len(spec["test_params"])
+        steps = cfg["steps"][name]
+        run_s = data.cost + train.cost / k * steps + val_s * n_val_checks + ev.cost * scale
+        run_wall = data.wall + train.wall / k * steps + val_wall * n_val_checks + ev.wall * scale
         n_runs = len(args.seeds) * (1 if name == "stefan" else len(windows))
-        rows.append(dict(problem=name, timed_steps=k, steps=cfg["steps"][name], s_per_step=step_s, data_s=data_s,
-                         validation_s=val_s, validations=n_val_checks, evaluation_s=eval_s, run_h=run_s / 3600,
-                         runs=n_runs, total_h=run_s * n_runs / 3600))
+        rows.append(dict(problem=name, timed_steps=k, steps=steps, s_per_step=train.cost / k,
+                         wall_s_per_step=train.wall / k, data_s=data.cost, validation_s=val_s,
+                         validations=n_val_checks, evaluation_s=ev.cost * scale, run_h=run_s / 3600,
+                         run_wall_h=run_wall / 3600, runs=n_runs, total_h=run_s * n_runs / 3600))
     total = sum(r["total_h"] for r in rows)
     meta = _run_record(argv, regime="paper", estimate=True, config=cfg, seeds=list(args.seeds), windows=args.windows,
-                       threads=args.threads, device=args.device, problems=list(args.problems))
+                       threads=args.threads, device=args.device, problems=list(args.problems),
+                       clock="wall seconds (GPU)" if _Stopwatch(args.device).cuda else "CPU seconds of the process")
     (out / "estimate.json").write_text(json.dumps({"meta": meta, "rows": rows, "total_h": total}, indent=1))
-    lines = [f"Estimate of `{meta['command'].replace(' --estimate', ' (without --estimate)')}` on {meta['machine']}, "
-             f"device {args.device}", "",
-             "| problem | timed steps | s / step | steps | data s | validation s x count | evaluation s | "
-             "h per run | runs (seeds x windows) | h |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['problem']} | {r['timed_steps']} | {r['s_per_step']:.3f} | {r['steps']} | "
-                     f"{r['data_s']:.1f} | {r['validation_s']:.1f} x {r['validations']} | {r['evaluation_s']:.1f} | "
-                     f"{r['run_h']:.2f} | {r['runs']} | {r['total_h']:.2f} |")
-    lines += ["", f"total: {total:.1f} h"]
-    print("\n".join(lines), flush=True)
+    print(estimate_table({"meta": meta, "rows": rows, "total_h": total}), flush=True)
     return {"meta": meta, "rows": rows, "total_h": total}
+
+
+def estimate_table(record):
+    """The Markdown of an ``estimate.json`` record: the command it estimates, the machine, and the table."""
+    meta, rows = record["meta"], record["rows"]
+    command = re.sub(r" --estimate \d+", "", meta["command"])
+    lines = [f"Estimate of `{command}` from timed steps on {meta['machine']} (device {meta['device']}; "
+             f"{meta['clock']}; code at {meta.get('commit', 'an unrecorded commit')}):", "",
+             "| problem | timed steps | s / step | steps | data s | validation s x count | evaluation s | "
+             "h per run | h per run, wall at the timing's load | runs (seeds x windows) | h |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['problem']} | {r['timed_steps']} | {r['s_per_step']:.2f} | {r['steps']} | "
+                     f"{r['data_s']:.1f} | {r['validation_s']:.1f} x {r['validations']} | {r['evaluation_s']:.0f} | "
+                     f"{r['run_h']:.1f} | {r['run_wall_h']:.1f} | {r['runs']} | {r['total_h']:.0f} |")
+    lines += ["", f"Total: {record['total_h']:.0f} h."]
+    return "\n".join(lines)
 
 
 def _run_record(argv, **fields):

@@ -152,6 +152,10 @@ def test_estimate_times_the_run_without_results(repro, tmp_path):
     assert row["total_h"] == pytest.approx(2 * row["run_h"])
     assert json.loads((tmp_path / "estimate.json").read_text())["total_h"] == pytest.approx(res["total_h"])
     assert not (tmp_path / "results_paper.json").exists()
+    # CPU seconds of the one thread (what an idle core costs), the wall seconds of the same blocks beside them
+    assert res["meta"]["clock"] == "CPU seconds of the process" and row["wall_s_per_step"] > 0
+    table = repro.estimate_table(res)
+    assert "--estimate" not in table and "--anp parity" in table and res["meta"]["commit"] in table
 
 
 @pytest.mark.parametrize("argv, match", [
