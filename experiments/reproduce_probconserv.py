@@ -561,7 +561,8 @@ def reference_table(rows):
             "gain, per-draw update then average (reference)"]
     if dropout:
         head += ["base MSE, dropout off", "base MSE, dropout on", "gain, one update, dropout on",
-                 "gain, per-draw update, dropout on (the reference's inference)"]
+                 "gain, per-draw update, dropout on (the reference's inference)",
+                 "ProbConserv MSE: one update, dropout off / per-draw update, dropout on"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for prob, window, t_final, par in _paper_keys(rows):
         sel = [r for r in rows if (r["problem"], r["window"], r["param"]) == (prob, window, par) and r["headline"]
@@ -578,7 +579,9 @@ def reference_table(rows):
                       _fmt_spread([r["ref_base_mse_dropout"] / r["ref_averaged_mse_dropout"] for r in on],
                                   _ratio(".2f")),
                       _fmt_spread([r["ref_base_mse_dropout"] / r["ref_per_sample_mse_dropout"] for r in on],
-                                  _ratio(".2f"))]
+                                  _ratio(".2f")),
+                      _spread([r["ref_averaged_mse"] for r in on], ".2e") + " / "
+                      + _spread([r["ref_per_sample_mse_dropout"] for r in on], ".2e")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
