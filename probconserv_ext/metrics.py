@@ -25,11 +25,14 @@ from _physics_constrained.validation import (as_tensor, check_broadcasts_to, che
 from .constraints import LinearConstraint
 from .gaussian import StructuredGaussian, check_sample_shape
 from .layer import ProbConserv
+from .diagnostics import gain_bound, update_diagnostics
 from .losses import gaussian_nll
 from .models._seeding import seeded
 
+# the diagnostics that explain a gain (its bound, the mass error, where the variance and the error lie) are evaluation
+# metrics too: they live in diagnostics.py and are offered here beside the others
 __all__ = ["METHODS", "shock_positions", "gaussian_log_likelihood", "draw_samples", "posteriors", "evaluate",
-           "compare_methods"]
+           "compare_methods", "gain_bound", "update_diagnostics"]
 
 METHODS = ("unconstrained", "hardc", "probconserv", "probconserv+nn")
 _RULES = ("node", "crossing")

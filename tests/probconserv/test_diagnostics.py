@@ -233,3 +233,13 @@ def test_one_row_mse_decomposes_by_the_coefficient_ratio(n, seed, weighted, meth
         assert float(d["gain"]) > 1
     elif abs(float(rho) - 1) > 1 + 1e-6:
         assert float(d["gain"]) < 1
+
+
+def test_the_diagnostics_are_offered_with_the_metrics():
+    import probconserv_ext
+    import probconserv_ext.diagnostics as diagnostics
+    import probconserv_ext.metrics as metrics
+
+    for name in ("gain_bound", "update_diagnostics"):
+        assert getattr(metrics, name) is getattr(diagnostics, name) is getattr(probconserv_ext, name)
+        assert name in metrics.__all__
