@@ -473,6 +473,17 @@ def _gather(fields: torch.Tensor, coords: Tuple[torch.Tensor, torch.Tensor], ti:
     return x, u
 
 
+def _context_and_targets(fields: torch.Tensor, coords: Tuple[torch.Tensor, torch.Tensor], ti: torch.Tensor,
+                         xi: torch.Tensor, n_target: int, generator: torch.Generator):
+    """The context at ``(ti, xi)`` and targets of ``n_target`` random grid points plus the context, per field."""
+    b, nt, nx = fields.shape
+    xc, uc = _gather(fields, coords, ti, xi)
+    tt = torch.randint(0, nt, (b, n_target), generator=generator)
+    tx = torch.randint(0, nx, (b, n_target), generator=generator)
+    xt, ut = _gather(fields, coords, torch.cat([tt, ti], 1), torch.cat([tx, xi], 1))
+    return xc, uc, xt, ut
+
+
 def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_grid: torch.Tensor,
                        t_grid: torch.Tensor, steps: int = 1000, lr: float = 1e-4, batch_size: int = 16,
                        n_times: int = 10, n_points: int = 10, n_target: int = 256, seed: int = 0,
@@ -576,7 +587,7 @@ def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_gr
     eps_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if schedule == "cosine" else None
-    n, nt, nx = fields.shape
+    n = fields.shape[0]
     fixed = sample_observations(fields, n_times, n_points, gen) if fixed_observations else None
     validate = None if val_fields is None else _validation(model, val_fields.detach().to("cpu", dtype), coords,
                                                            n_times, n_points, n_target, seed, device)
@@ -600,10 +611,7 @@ def fit_neural_process(model: AttentiveNeuralProcess, fields: torch.Tensor, x_gr
             idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
             batch = fields[idx]
             ti, xi = (fixed[0][idx], fixed[1][idx]) if fixed else sample_observations(batch, n_times, n_points, gen)
-            xc, uc = _gather(batch, coords, ti, xi)
-            tt = torch.randint(0, nt, (len(idx), n_target), generator=gen)
-            tx = torch.randint(0, nx, (len(idx), n_target), generator=gen)
-            xt, ut = _gather(batch, coords, torch.cat([tt, ti], 1), torch.cat([tx, xi], 1))
+            xc, uc, xt, ut = _context_and_targets(batch, coords, ti, xi, n_target, gen)
             opt.zero_grad()
             loss = model.elbo_loss(xc.to(device), uc.to(device), xt.to(device), ut.to(device), generator=eps_gen)
             loss.backward()
@@ -626,12 +634,9 @@ def _validation(model: AttentiveNeuralProcess, fields: torch.Tensor, coords: Tup
                 n_times: int, n_points: int, n_target: int, seed: int, device: torch.device):
     """A function giving the model's negative ELBO on ``fields`` from draws fixed once (dropout off, no gradient)."""
     gen = torch.Generator().manual_seed(seed + 1)
-    b, nt, nx = fields.shape
+    b = fields.shape[0]
     ti, xi = sample_observations(fields, n_times, n_points, gen)
-    xc, uc = _gather(fields, coords, ti, xi)
-    tt = torch.randint(0, nt, (b, n_target), generator=gen)
-    tx = torch.randint(0, nx, (b, n_target), generator=gen)
-    xt, ut = _gather(fields, coords, torch.cat([tt, ti], 1), torch.cat([tx, xi], 1))
+    xc, uc, xt, ut = _context_and_targets(fields, coords, ti, xi, n_target, gen)
     xc, uc, xt, ut = (t.to(device) for t in (xc, uc, xt, ut))
     chunk = 256
 
