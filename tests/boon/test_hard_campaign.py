@@ -61,9 +61,17 @@ def test_quick_cells_train_every_model_and_boon_holds_the_walls(smoke):
 def test_resume_keeps_finished_runs_and_status_reads_them(smoke):
     out, _ = smoke
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
-    hard_campaign.run(out, quick=True, cells=CELLS[:1], verbose=False, plots=False, resume=True, command="test")
+    res = hard_campaign.run(out, quick=True, cells=CELLS[:1], seeds=[0], models=["fno"], verbose=False,
+                            plots=False, resume=True, command="test")
     after = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
     assert {k: after[k] for k in before} == before
+    # A call that selects one cell, model and seed still reports every finished run in the folder (lanes share
+    # one folder), and the rule still requires every cell of the campaign.
+    assert {(r["cell"], r["model"]) for r in res["runs"]} >= {(c, m) for c in CELLS for m in hard.MODELS}
+    untrained = [c for c in hard.make_config(True)["cells"] if c not in CELLS]
+    assert untrained and set(res["decision"]["missing"]) == set(untrained)
+    md = (out / "results.md").read_text()
+    assert all(c in md for c in CELLS) and "--campaign hard --quick --report-only" in md
     rows = hard_campaign.status(out, hard.make_config(True, cells=CELLS + ["wave/iid"]))
     states = {r["name"]: r["state"] for r in rows}
     assert states["stokes_thin_iid_fno_s0"] == "finished" and states["wave_iid_fno_s0"] == "pending"
