@@ -271,15 +271,16 @@ COSTS = Path(__file__).resolve().parents[2] / "results" / "datasets" / "costs.js
 def plan(cfg, models=hard.MODELS, costs_path=COSTS):
     """Planned training hours per cell from the measured seconds per epoch (``costs.json``, one thread).
 
-    The measured sizes are docs/datasets.md's; a cell whose sizes differ is scaled by its training samples (epoch
-    cost is about linear in them). T2 models count ``COST_FACTOR`` times the FNO; ``fno_enforced`` costs nothing.
+    The measured sizes are docs/datasets.md's; a cell whose sizes differ is scaled by its training samples and by
+    its grid's nodes (epoch cost is about linear in both). T2 models count ``COST_FACTOR`` times the FNO;
+    ``fno_enforced`` costs nothing.
     """
     measured = json.loads(Path(costs_path).read_text())["problems"]
     rows = []
     for cell in cfg["cells"]:
         st = hard.cell_settings(cfg, cell)
         m_ = measured[hard.PROBLEMS[st["problem"]]["cost_key"]]
-        per_epoch = m_["fno_epoch_s"] * st["sizes"][0] / m_["n_train"]
+        per_epoch = m_["fno_epoch_s"] * st["sizes"][0] / m_["n_train"] * _grid_ratio(st, m_["shape"])
         ms = [m for m in models if m in hard.TRAINED_MODELS]
         factor = sum(hard.COST_FACTOR[m] for m in ms if hard.defined(m, cell)[0])
         pending = sum(hard.COST_FACTOR[m] for m in ms if hard.defined(m, cell)[1].startswith("pending"))
@@ -291,6 +292,12 @@ def plan(cfg, models=hard.MODELS, costs_path=COSTS):
     return rows
 
 
+def _grid_ratio(settings, measured_shape):
+    """The cell's spatial nodes per sample over those of the measured shape ``(C, N[, N], [T])`` (frames alike)."""
+    spatial = len(measured_shape) - 1 - int(hard.PROBLEMS[settings["problem"]]["spacetime"])
+    return (settings["kwargs"]["n_points"] / measured_shape[1]) ** spatial
+
+
 def plan_text(rows, budget=hard.BUDGET_HOURS):
     lines = [f"{'cell':24s} {'FNO s/epoch':>11s} {'epochs':>6s} {'FNO-runs':>8s} {'seeds':>5s} {'hours':>6s} "
              f"{'pending h':>9s}"]
@@ -299,8 +306,9 @@ def plan_text(rows, budget=hard.BUDGET_HOURS):
                      f"{r['seeds']:5d} {r['hours']:6.1f} {r['pending_hours']:9.1f}")
     total, pend = sum(r["hours"] for r in rows), sum(r["pending_hours"] for r in rows)
     generation = sum(r["generation_s"] for r in rows) / 60
-    lines.append(f"planned: {total:.1f} h of single-thread training (+ {pend:.1f} h for the cavity's T2 cells, "
-                 f"pending an even cavity grid) against the {budget:.0f} h budget; generation {generation:.0f} min")
+    waiting = f" (+ {pend:.1f} h for cells pending code)" if pend else ""
+    lines.append(f"planned: {total:.1f} h of single-thread training{waiting} against the {budget:.0f} h budget; "
+                 f"generation {generation:.0f} min")
     return "\n".join(lines)
 
 
