@@ -330,7 +330,7 @@ def _main_hard(args, argv):
     result = hard_campaign.run(out, quick=args.quick, cells=cells, models=models, seeds=seeds, resume=args.resume,
                                device=args.device, jobs=args.jobs, threads_per_job=args.threads or 1,
                                cache_dir=args.cache_dir, plots=not args.no_plots, command=command,
-                               report_only=args.report_only, costs=args.costs)
+                               report_only=args.report_only, costs=args.costs, docs=args.docs)
     print(hard_campaign.markdown_table(hard_campaign.summarize(
         hard_campaign.finished_runs(out, cfg, models), cfg["cells"], models), models))
     print(hard_campaign.plan_text(result["plan"]))
@@ -385,7 +385,8 @@ def main(argv=None):
                              "default-selection rule (experiments/boon_campaign/rule.py)")
     parser.add_argument("--docs", action="append", default=None, metavar="MARKDOWN",
                         help="also rewrite this page's generated blocks: the report (docs/boon_results.md) or its "
-                             "summary (docs/guide/results.md); may be given more than once")
+                             "summary (docs/guide/results.md); with --campaign hard, the hard-regime report's block "
+                             "(docs/boon_results.md); may be given more than once")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--status", action="store_true",
                         help="list which runs in --out are finished, in training or to train, with an estimate of "
@@ -398,6 +399,14 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
+    # An option the chosen campaign does not read is refused, not silently ignored.
+    only = {"hard": ("--cells", "--plan"),
+            "boon": ("--problems", "--schedule", "--max-epochs", "--patience", "--tol", "--min-epochs", "--set")}
+    other = "boon" if args.campaign == "hard" else "hard"
+    for option in only[other]:
+        dest = option.lstrip("-").replace("-", "_")
+        if getattr(args, dest) != parser.get_default(dest):
+            parser.error(f"{option} belongs to --campaign {other}; --campaign {args.campaign} does not read it")
     if args.campaign == "hard":
         return _main_hard(args, argv)
     if args.threads is not None:

@@ -9,6 +9,8 @@ error-over-time figures.
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from pathlib import Path
 
@@ -19,9 +21,10 @@ from boon_ext import load_checkpoint_file
 from experiments.boon_campaign import hard
 from experiments.boon_campaign.campaign import _train_in_parallel, claim_held, claim_run
 from experiments.boon_campaign.metrics import predict
-from experiments.boon_campaign.regions import boundary_residual, error_over_time, region_summary
+from experiments.boon_campaign.regions import REGIONS, boundary_residual, error_over_time, region_summary
 from experiments.boon_campaign.report import _plt, _save, _stats
 from experiments.boon_campaign.rule import choose_default, markdown as decision_markdown
+from experiments.docs_blocks import check_docs_blocks, markers, write_docs_blocks
 from experiments.boon_campaign.training import _git_commit, _write_json, train
 from experiments.provenance import machine_description
 
@@ -29,6 +32,10 @@ from experiments.provenance import machine_description
 RULE_VARIANTS = {"boon_output": "output only", "boon": "T2", "boon_hidden": "T2 + values in every layer",
                  "fno_enforced": None, "fno_walls": None}
 RULE_CANDIDATES = ("boon_output", "boon")
+
+
+# The generated block of a documentation page (docs/boon_results.md) that ``--campaign hard --docs PAGE`` rewrites.
+DOCS_BLOCKS = dict(report=markers("reproduce_boon --campaign hard"))
 
 
 def run_name(cell, model, seed):
@@ -150,6 +157,8 @@ def summarize(runs, cells, models):
                 summary[cell][m] = {"pending" if why.startswith("pending") else "not_defined": why, "n_seeds": 0}
                 continue
             e = {k: _stats([r[k] for r in rs]) for k in METRICS}
+            for region in REGIONS:  # each run's share of its squared error in the region, then over seeds
+                e[f"share_{region}"] = _stats([(r[f"rms_rel_l2_{region}"] / r["rms_rel_l2"]) ** 2 for r in rs])
             e["n_seeds"] = len(rs)
             if "rel_l2_over_time" in rs[0]:
                 e["over_time"] = [r["rel_l2_over_time"] for r in rs]
@@ -166,19 +175,37 @@ def _fmt(s):
 
 def markdown_table(summary, models):
     """Two tables: error and FNO / model per cell and model; the error split by region (medians)."""
-    lines = ["| cell | model | rel. L2 median [min..max] | FNO / model | boundary error (max) |",
-             "|---|---|---|---|---|"]
+    lines = ["| cell | model | seeds | rel. L2 median [min..max] | FNO / model | boundary error (max) |",
+             "|---|---|---|---|---|---|"]
     for cell, entries in summary.items():
         for m in models:
             e = entries.get(m)
             if e is None:
                 continue
             if "not_defined" in e or "pending" in e:
-                lines.append(f"| {cell} | {hard.MODEL_LABELS[m]} | {e.get('not_defined', e.get('pending'))} | | |")
+                lines.append(f"| {cell} | {hard.MODEL_LABELS[m]} | | {e.get('not_defined', e.get('pending'))} | | |")
                 continue
             factor = _fmt(e["factor"]) if "factor" in e else ""
-            lines.append(f"| {cell} | {hard.MODEL_LABELS[m]} | {_fmt(e['rel_l2'])} | {factor} | "
+            lines.append(f"| {cell} | {hard.MODEL_LABELS[m]} | {e['n_seeds']} | {_fmt(e['rel_l2'])} | {factor} | "
                          f"{e['boundary_error']['max']:.2g} |")
+    # What a boundary method can touch: exact wall values remove at most the wall nodes' share of the FNO's
+    # squared error, so output enforcement alone gains at most 1 / sqrt(1 - share) in RMS terms.
+    touch = [(cell, e["fno"]) for cell, e in summary.items() if "rms_rel_l2" in e.get("fno", {})]
+    if touch:
+        lines += ["", "What the walls hold of the FNO's error (each a median over its seeds, so the three need not add "
+                  "up to 100%): the share of its squared error (over the test set) at the wall nodes and in the near-wall band, and, for Dirichlet "
+                  "walls, the largest gain in RMS error that exact wall values alone could give, 1 / sqrt(1 - wall "
+                  "share):", "",
+                  "| cell | FNO seeds | wall nodes | near-wall band | interior | bound of wall-only enforcement |",
+                  "|---|---|---|---|---|---|"]
+        for cell, f in touch:
+            share = {r: f[f"share_{r}"]["median"] for r in REGIONS}
+            if hard.PROBLEMS[cell.partition("/")[0]]["kinds"] == ("dirichlet",):
+                bound = f"{1 / math.sqrt(1 - share['wall']):.2f}x" if share["wall"] < 1 else "inf"
+            else:  # a Neumann wall's enforced slope moves the wall node's value, but not to the truth
+                bound = "n/a (Neumann: slope enforced, not the value)"
+            lines.append(f"| {cell} | {f['n_seeds']} | {share['wall']:.0%} | {share['band']:.0%} | "
+                         f"{share['interior']:.0%} | {bound} |")
     lines += ["", "Error by region (root mean square over the test set, each part over the whole target's norm, so "
               "wall^2 + band^2 + interior^2 = total^2; medians over seeds; band: 5% of the domain next to each wall):",
               "", "| cell | model | total (RMS) | wall nodes | near-wall band | interior |",
@@ -365,14 +392,20 @@ def status_text(rows, jobs=1):
 
 # ----------------------------------------------------------------------------------------------------- the run
 def run(out, quick=False, cells=None, models=hard.MODELS, seeds=None, resume=False, device="cpu", jobs=1,
-        threads_per_job=1, cache_dir=None, plots=True, command=None, verbose=True, report_only=False, costs=None):
+        threads_per_job=1, cache_dir=None, plots=True, command=None, verbose=True, report_only=False, costs=None,
+        docs=None):
     """Train every selected (cell, model, seed) not finished, then write the report to ``out``.
+
+    The report covers every finished run in ``out``; ``docs`` (Markdown pages) also get it in their generated
+    block (``DOCS_BLOCKS``), with links relative to the page. A page without the block fails before any training.
 
     Returns the dict written to ``results.json``.
     """
     from experiments.boon_campaign.rule import load_costs
 
     training_costs = load_costs(costs)
+    for page in docs or ():
+        check_docs_blocks(page, DOCS_BLOCKS, "--docs")
     models = hard.check_models(models)
     if int(jobs) < 1 or int(threads_per_job) < 1:
         raise ValueError(f"jobs and threads_per_job must be positive ints, got {jobs!r} and {threads_per_job!r}")
@@ -432,15 +465,22 @@ def run(out, quick=False, cells=None, models=hard.MODELS, seeds=None, resume=Fal
                            for c, es in summary.items()},
                   decision=decision, plots=pngs)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
-    md = [f"# BOON hard-regime campaign ({result['mode']} mode)", "",
-          f"Every finished run in this folder; regenerated by `{regenerate}`. Last call: `{command}`", "",
-          f"Commit: {result['commit']}. Machine: {result['machine']}.", "",
-          "Each run is reported at the end of its full learning-rate schedule (ten halvings), not at a "
-          "best-validation checkpoint. 'FNO / model' is the FNO's error over the model's, per seed.", "",
-          f"Training time of the runs reported: {spent:.2f} h (plan: "
-          f"{sum(r['hours'] for r in rows):.1f} h against {hard.BUDGET_HOURS:.0f} h).", "",
-          markdown_table(summary, models), "", decision_markdown(decision, hard.MODEL_LABELS, "##"), ""]
-    md += [f"![{k}]({Path(v).name})" for k, v in pngs.items()]
-    (out / "results.md").write_text("\n".join(md) + "\n")
+
+    def report(link, top, sub):  # Markdown with headings ``top`` / ``sub``; PNGs linked through ``link(name)``
+        md = [f"{top} BOON hard-regime campaign ({result['mode']} mode)", "",
+              f"Every finished run in `{out}`; regenerated by `{regenerate}`. Last call: `{command}`", "",
+              f"Commit: {result['commit']}. Machine: {result['machine']}.", "",
+              "Each run is reported at the end of its full learning-rate schedule (ten halvings), not at a "
+              "best-validation checkpoint. 'FNO / model' is the FNO's error over the model's, per seed.", "",
+              f"Training time of the runs reported: {spent:.2f} h (plan: "
+              f"{sum(r['hours'] for r in rows):.1f} h against {hard.BUDGET_HOURS:.0f} h).", "",
+              markdown_table(summary, models), "", decision_markdown(decision, hard.MODEL_LABELS, sub), ""]
+        return "\n".join(md + [f"![{k}]({link(Path(v).name)})" for k, v in pngs.items()]) + "\n"
+
+    (out / "results.md").write_text(report(lambda name: name, "#", "##"))
+    for page in docs or ():  # links relative to the page; the report sits inside a "###" section of it
+        rel = Path(os.path.relpath(out.resolve(), Path(page).resolve().parent)).as_posix()
+        write_docs_blocks(page, DOCS_BLOCKS, dict(report=report(lambda name: f"{rel}/{name}", "####", "####")),
+                          "--docs")
     return result
 

@@ -3,6 +3,8 @@ split of the error, the wall-input FNO's inputs against BOON's, and the rule ove
 
 import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +276,51 @@ def test_command_line_plan_status_and_bad_cells(tmp_path, capsys):
         main(["--campaign", "hard", "--plan", "--cells", "wave/ordered"])
     with pytest.raises(ValueError, match="models must"):
         main(["--campaign", "hard", "--plan", "--models", "fno,unet"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--campaign", "hard", "--plan", "--schedule", "converge"],
+    ["--campaign", "hard", "--plan", "--problems", "heat"],
+    ["--campaign", "hard", "--plan", "--set", "lr=0.1"],
+    ["--campaign", "hard", "--plan", "--max-epochs", "3"],
+    ["--status", "--cells", "heat/iid"],
+    ["--status", "--plan"],
+])
+def test_an_option_of_the_other_campaign_is_refused_by_name(argv, capsys):
+    from experiments.reproduce_boon import main
+
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    option = next(a for a in argv[2:] if a.startswith("--") and a not in ("--plan", "--status")) \
+        if argv[0] == "--campaign" else next(a for a in argv[1:] if a.startswith("--"))
+    assert f"{option} belongs to --campaign" in capsys.readouterr().err
+
+
+def test_docs_block_is_written_from_every_finished_run_and_a_bad_page_fails_first(smoke, tmp_path):
+    out, _ = smoke
+    from experiments.docs_blocks import markers
+
+    begin, end = markers("reproduce_boon --campaign hard")
+    page = tmp_path / "docs" / "page.md"
+    page.parent.mkdir()
+    page.write_text(f"# Page\n\nbefore\n\n{begin}\nSTALE BLOCK\n{end}\n\nafter\n")
+    res = hard_campaign.run(out, quick=True, cells=CELLS, verbose=False, plots=True, resume=True, command="test",
+                            report_only=True, docs=[str(page)])
+    text = page.read_text()
+    assert text.startswith("# Page\n\nbefore\n\n") and text.endswith("\n\nafter\n") and "STALE BLOCK" not in text
+    block = text[text.index(begin):text.index(end)]
+    assert "#### BOON hard-regime campaign (quick mode)" in block and "What the walls hold" in block
+    for cell in CELLS:
+        assert f"| {cell} | FNO |" in block
+    # figures linked relative to the page
+    rel = Path(os.path.relpath(out, page.parent)).as_posix()
+    assert f"]({rel}/over_time_stokes_thin_iid.png)" in block
+    assert len(res["runs"]) > 0
+    bare = tmp_path / "bare.md"
+    bare.write_text("# no block\n")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(ValueError, match="--docs: .*holds no generated block"):
+        hard_campaign.run(out, quick=True, cells=CELLS, verbose=False, command="test", report_only=True,
+                          docs=[str(bare)])
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
