@@ -56,6 +56,14 @@ def test_quick_cells_train_every_model_and_boon_holds_the_walls(smoke):
         if r["cell"] != "heat/ordered":
             n_times = hard.cell_settings(hard.make_config(True), r["cell"])["kwargs"]["n_times"]
             assert len(r["rel_l2_over_time"]) == n_times
+    # The report's "with exact Dirichlet walls" column: enforcement at the output changes the wall nodes only, so
+    # the wrapped FNO's error is the FNO's band and interior parts, exactly.
+    for cell in ("stokes_thin/iid", "cavity_velocity/iid"):
+        fno, wrapped = runs[(cell, "fno")], runs[(cell, "fno_enforced")]
+        assert wrapped["rms_rel_l2_wall"] == 0
+        assert wrapped["rms_rel_l2"] == pytest.approx(math.hypot(fno["rms_rel_l2_band"], fno["rms_rel_l2_interior"]),
+                                                      rel=1e-5)
+    assert "with exact Dirichlet walls" in (out / "results.md").read_text()
     assert (out / "over_time_stokes_thin_iid.png").exists() and (out / "results.md").exists()
     md = (out / "results.md").read_text()
     assert "n/a: values in every layer need one output channel" in md and "end of its full learning-rate schedule" in md
