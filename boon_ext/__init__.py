@@ -20,6 +20,7 @@ from .finetune import BoundaryAccuracyWarning, finetune_kernel_correction
 from .lift import lift_boundary
 from .models import BOONFNO, BOONTFNO
 from .wrapper import BOONWrapper
+from .wall_inputs import n_wall_channels, wall_channels
 from .sample_keys import flat_key
 from .stencil import neumann_stencil, one_sided_derivative
 from .config import build_model, load_config
@@ -54,9 +55,11 @@ __all__ = [
     "load_config",
     "load_ddp_checkpoint",
     "load_state_dict_file",
+    "n_wall_channels",
     "neumann_stencil",
     "one_sided_derivative",
     "parse_boundary",
     "save_ddp_checkpoint",
+    "wall_channels",
     "unwrap_ddp",
 ]

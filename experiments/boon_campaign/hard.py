@@ -259,44 +259,11 @@ def wall_axes(problem):
 
 
 def wall_channels(x, boundary, boundary_values):
-    """The wall-input FNO's extra channels: per condition, face and output channel, the face's prescribed values
-    broadcast along the wall-normal axis.
+    """The wall-input FNO's extra channels: :func:`boon_ext.wall_channels` (per condition, face and output channel,
+    the face's prescribed values broadcast along the wall-normal axis; ``C`` in = ``C`` out on every problem here)."""
+    from boon_ext import wall_channels as channels
 
-    Parameters
-    ----------
-    x : torch.Tensor
-        ``(B, C, *axes)``; ``C`` is also the output's channel count (every problem here maps C fields to C).
-    boundary : list of dict
-        Plain conditions (no ``channels`` subsets).
-    boundary_values : dict of str to torch.Tensor
-        The call-time values BOON receives, under BOON's keys.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(B, F * C, *axes)``, F the number of faces, in the order of the conditions and their faces.
-    """
-    chans = []
-    for i, cond in enumerate(boundary):
-        if "channels" in cond:
-            raise ValueError(f"boundary must not restrict conditions to channels here, got {cond}")
-        dim = cond.get("dim", -1)
-        sides = [s for s in ("left", "right") if s in cond] + list(cond.get("faces", []))
-        for side in dict.fromkeys(sides):
-            face = x.select(dim, 0)
-            g = torch.as_tensor(face_values(boundary, boundary_values, i, side, x.ndim - 2), dtype=x.dtype,
-                                device=x.device)
-            if g.ndim == 0:
-                g = g.expand(face.shape)
-            elif g.ndim < face.ndim:
-                if g.shape[0] != face.shape[0]:
-                    raise ValueError(f"boundary_values must hold one value per sample ({face.shape[0]}), got "
-                                     f"shape {tuple(g.shape)} for the {side} face")
-                g = g.reshape(g.shape + (1,) * (face.ndim - g.ndim)).expand(face.shape)
-            elif g.shape != face.shape:
-                g = g.expand(face.shape)
-            chans.append(g.unsqueeze(dim).expand(x.shape))
-    return torch.cat(chans, dim=1)
+    return channels(x, boundary, boundary_values)
 
 
 def n_faces(boundary):
