@@ -252,6 +252,52 @@ def plot_over_time(out, cell, entries, models):
     return _save(plt, fig, f"{cell}: error over time", Path(out) / f"over_time_{cell.replace('/', '_')}.png")
 
 
+def plot_gains(out, summary, models):
+    """The campaign at a glance: per cell and model, the FNO's error over the model's (median, min..max over the
+    seeds, their number beside), on a log axis; on Dirichlet cells a dashed mark at the bound of wall-only
+    enforcement (the FNO's wall share), so that what exceeds it is visibly information, not enforcement."""
+    plt = _plt()
+    rows = [(cell, m, e) for cell, es in summary.items() for m in models
+            if (e := es.get(m)) and "factor" in e]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.6))
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    ys, labels, last = [], [], None
+    y = 0.0
+    for cell, m, e in rows:
+        if last is not None and cell != last:
+            y += 0.6  # a gap between cells
+        f = e["factor"]
+        ax.errorbar(f["median"], -y, xerr=[[f["median"] - f["min"]], [f["max"] - f["median"]]], fmt="o",
+                    color=colors[m], capsize=3, ms=5)
+        ax.annotate(f"{f['median']:.2f}x (n={f['n']})", (f["max"], -y), xytext=(6, -3), textcoords="offset points",
+                    fontsize=7)
+        fno = summary[cell].get("fno", {})
+        if (cell != last and hard.PROBLEMS[cell.partition("/")[0]]["kinds"] == ("dirichlet",)
+                and "share_wall" in fno and fno["share_wall"]["median"] < 1):
+            bound = 1 / np.sqrt(1 - fno["share_wall"]["median"])
+            n_cell = sum(1 for c, _, _ in rows if c == cell)
+            ax.vlines(bound, -(y + n_cell - 1) - 0.4, -y + 0.4,
+                      colors="0.4", linestyles="dashed", lw=1)
+        ys.append(-y)
+        labels.append(f"{cell}  {hard.MODEL_LABELS[m]}")
+        last = cell
+        y += 1.0
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo, hi * 1.6)  # room for the labels right of the bars
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32) if lo <= t <= hi * 1.6]
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_xlabel("FNO error / model error (same seed): > 1 is better than the FNO\n"
+                  "dashed: the most that exact wall values alone can gain (Dirichlet cells)",
+                  fontsize=8)
+    return _save(plt, fig, "Where BOON pays: gain over the FNO per cell and model", Path(out) / "gains.png")
+
+
 def plot_curves(out, cell, runs, models):
     """Training curves of a cell: test error against epoch per model, one line per seed."""
     plt = _plt()
@@ -461,6 +507,9 @@ def run(out, quick=False, cells=None, models=hard.MODELS, seeds=None, resume=Fal
                               candidates=RULE_CANDIDATES)
     pngs = {}
     if plots:
+        gains = plot_gains(out, summary, models)
+        if gains:
+            pngs["gain over the FNO per cell and model"] = gains
         for cell in cells_done:
             pngs[f"{cell} curves"] = plot_curves(out, cell, runs, models)
             if any("over_time" in e for e in summary[cell].values()):

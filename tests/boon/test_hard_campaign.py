@@ -65,6 +65,7 @@ def test_quick_cells_train_every_model_and_boon_holds_the_walls(smoke):
                                                       rel=1e-5)
     assert "with exact Dirichlet walls" in (out / "results.md").read_text()
     assert (out / "over_time_stokes_thin_iid.png").exists() and (out / "results.md").exists()
+    assert (out / "gains.png").exists() and "](gains.png)" in (out / "results.md").read_text()
     md = (out / "results.md").read_text()
     assert "n/a: values in every layer need one output channel" in md and "end of its full learning-rate schedule" in md
 
