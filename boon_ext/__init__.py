@@ -60,6 +60,6 @@ __all__ = [
     "one_sided_derivative",
     "parse_boundary",
     "save_ddp_checkpoint",
-    "wall_channels",
     "unwrap_ddp",
+    "wall_channels",
 ]

@@ -18,6 +18,8 @@ from typing import Mapping, Optional
 
 import torch
 
+from _physics_constrained.validation import check_int
+
 from .conditions import SIDES, BoundarySpec
 from .enforcement import resolve_face_values
 
@@ -37,7 +39,8 @@ def n_wall_channels(boundary, n_dim: int, out_channels: int, time_dim: Optional[
     ----------
     boundary : see :func:`boon_ext.parse_boundary`
     n_dim : int
-        Number of spatial axes of the model (time included for space-time models).
+        Number of axes of the model's tensors after ``(batch, channels)``, i.e. ``x.ndim - 2``: the spatial axes,
+        and the time axis too for a space-time model (then give ``time_dim``).
     out_channels : int
         Number of output channels the conditions apply to.
     time_dim : int, optional
@@ -52,8 +55,8 @@ def n_wall_channels(boundary, n_dim: int, out_channels: int, time_dim: Optional[
     return sum(out_channels if r.channels is None else len(r.channels) for r in _rules(spec))
 
 
-def wall_channels(x: torch.Tensor, boundary, boundary_values: Optional[Mapping] = None, *,
-                  out_channels: Optional[int] = None, time_dim: Optional[int] = None) -> torch.Tensor:
+def wall_channels(x: torch.Tensor, boundary, boundary_values: Optional[Mapping] = None, *, out_channels: int,
+                  time_dim: Optional[int] = None) -> torch.Tensor:
     """Each face's prescribed values as input channels, broadcast along the wall-normal axis.
 
     Parameters
@@ -65,8 +68,9 @@ def wall_channels(x: torch.Tensor, boundary, boundary_values: Optional[Mapping] 
     boundary_values : mapping of str to torch.Tensor, optional
         The call-time values, under BOON's keys and in BOON's shapes: ``(batch,)``, ``(batch, channels)`` or
         ``(batch, channels, *face)``. Constants given in the conditions need none.
-    out_channels : int, optional
-        Number of output channels the conditions apply to (default: ``x``'s channel count).
+    out_channels : int
+        Number of output channels of the model the conditions apply to (required: a condition names output
+        channels, and the input's channel count may differ).
     time_dim : int, optional
         The time axis (negative) of a space-time input, on which no condition may hold.
 
@@ -89,7 +93,8 @@ def wall_channels(x: torch.Tensor, boundary, boundary_values: Optional[Mapping] 
     >>> import torch
     >>> from boon_ext import Dirichlet, wall_channels
     >>> x = torch.zeros(2, 1, 5)
-    >>> wall_channels(x, Dirichlet(left=1.0), {"right": torch.tensor([2.0, 3.0])})[:, :, 0]
+    >>> walls = Dirichlet(left=1.0, faces=["left", "right"])
+    >>> wall_channels(x, walls, {"right": torch.tensor([2.0, 3.0])}, out_channels=1)[:, :, 0]
     tensor([[1., 2.],
             [1., 3.]])
     """
@@ -98,7 +103,7 @@ def wall_channels(x: torch.Tensor, boundary, boundary_values: Optional[Mapping] 
                          f"{type(x).__name__ if not torch.is_tensor(x) else tuple(x.shape)}")
     if not x.is_floating_point() or x.is_complex():
         raise TypeError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
-    c_out = x.shape[1] if out_channels is None else out_channels
+    c_out = check_int(out_channels, "out_channels", minimum=1)
     spec = BoundarySpec(boundary, x.ndim - 2, time_dim=time_dim, out_channels=c_out)
     spec.check_values(boundary_values)
     batch, axes = x.shape[0], tuple(x.shape[2:])

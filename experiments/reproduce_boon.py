@@ -399,14 +399,28 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the table and plots from the finished runs in --out")
     args = parser.parse_args(argv)
-    # An option the chosen campaign does not read is refused, not silently ignored.
+    # An option the call does not read is refused, not silently ignored: given (even at its default value) or set
+    # to something other than its default.
+    tokens = sys.argv[1:] if argv is None else list(argv)
+
+    def given(option):
+        dest = option.lstrip("-").replace("-", "_")
+        return (getattr(args, dest) != parser.get_default(dest)
+                or any(t == option or t.startswith(option + "=") for t in tokens))
+
     only = {"hard": ("--cells", "--plan"),
             "boon": ("--problems", "--schedule", "--max-epochs", "--patience", "--tol", "--min-epochs", "--set")}
     other = "boon" if args.campaign == "hard" else "hard"
     for option in only[other]:
-        dest = option.lstrip("-").replace("-", "_")
-        if getattr(args, dest) != parser.get_default(dest):
+        if given(option):
             parser.error(f"{option} belongs to --campaign {other}; --campaign {args.campaign} does not read it")
+    modes = [o for o in ("--plan", "--status", "--verify", "--report-only") if given(o)]
+    if len(modes) > 1:
+        parser.error(f"{modes[0]} and {modes[1]} cannot be combined: each is a call of its own")
+    if modes and modes[0] != "--report-only":  # these print or check and write no report
+        for option in ("--docs", "--costs", "--no-plots", "--resume", "--report-only"):
+            if given(option):
+                parser.error(f"{option} does nothing with {modes[0]}, which writes no report; drop it")
     if args.campaign == "hard":
         return _main_hard(args, argv)
     if args.threads is not None:

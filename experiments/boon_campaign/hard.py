@@ -263,7 +263,7 @@ def wall_channels(x, boundary, boundary_values):
     the face's prescribed values broadcast along the wall-normal axis; ``C`` in = ``C`` out on every problem here)."""
     from boon_ext import wall_channels as channels
 
-    return channels(x, boundary, boundary_values)
+    return channels(x, boundary, boundary_values, out_channels=x.shape[1])
 
 
 def n_faces(boundary):

@@ -287,23 +287,39 @@ def test_command_line_plan_status_and_bad_cells(tmp_path, capsys):
         main(["--campaign", "hard", "--plan", "--models", "fno,unet"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["--campaign", "hard", "--plan", "--schedule", "converge"],
-    ["--campaign", "hard", "--plan", "--problems", "heat"],
-    ["--campaign", "hard", "--plan", "--set", "lr=0.1"],
-    ["--campaign", "hard", "--plan", "--max-epochs", "3"],
-    ["--status", "--cells", "heat/iid"],
-    ["--status", "--plan"],
+@pytest.mark.parametrize("argv, message", [
+    (["--campaign", "hard", "--plan", "--schedule", "converge"], "--schedule belongs to --campaign boon"),
+    (["--schedule", "paper", "--campaign", "hard", "--plan"], "--schedule belongs to --campaign boon"),
+    (["--campaign", "hard", "--plan", "--problems", "heat"], "--problems belongs to --campaign boon"),
+    (["--campaign", "hard", "--plan", "--set", "lr=0.1"], "--set belongs to --campaign boon"),
+    (["--campaign", "hard", "--plan", "--max-epochs", "3"], "--max-epochs belongs to --campaign boon"),
+    (["--status", "--cells", "heat/iid"], "--cells belongs to --campaign hard"),
+    (["--status", "--plan"], "--plan belongs to --campaign hard"),
+    (["--campaign", "hard", "--status", "--plan"], "--plan and --status cannot be combined"),
+    (["--campaign", "hard", "--plan", "--docs", "x.md"], "--docs does nothing with --plan"),
+    (["--campaign", "hard", "--verify", "1", "--costs", "x.json"], "--costs does nothing with --verify"),
+    (["--status", "--no-plots"], "--no-plots does nothing with --status"),
+    (["--campaign", "hard", "--report-only", "--verify", "1"], "--verify and --report-only cannot be combined"),
 ])
-def test_an_option_of_the_other_campaign_is_refused_by_name(argv, capsys):
+def test_an_option_the_call_does_not_read_is_refused_by_name(argv, message, capsys):
     from experiments.reproduce_boon import main
 
     with pytest.raises(SystemExit) as err:
         main(argv)
-    assert err.value.code == 2
-    option = next(a for a in argv[2:] if a.startswith("--") and a not in ("--plan", "--status")) \
-        if argv[0] == "--campaign" else next(a for a in argv[1:] if a.startswith("--"))
-    assert f"{option} belongs to --campaign" in capsys.readouterr().err
+    assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_report_keeps_runs_of_cells_and_seeds_outside_the_modes_and_requires_the_modes_cells(tmp_path):
+    out = tmp_path / "hard"
+    torch.set_num_threads(1)
+    hard_campaign.run(out, quick=True, cells=["stokes_ref/ordered"], models=["fno"], seeds=[3], verbose=False,
+                      plots=False, command="test")
+    res = hard_campaign.run(out, quick=True, verbose=False, plots=False, report_only=True, command="test",
+                            costs=None)
+    assert {(r["cell"], r["model"], r["seed"]) for r in res["runs"]} >= {("stokes_ref/ordered", "fno", 3)}
+    assert "stokes_ref/ordered" in (out / "results.md").read_text()
+    assert set(res["decision"]["missing"]) == set(hard.make_config(True)["cells"])  # no FNO run in the modes' cells
+    assert "--campaign hard --quick --report-only" in res["regenerate"] and "--costs" not in res["regenerate"]
 
 
 def test_docs_block_is_written_from_every_finished_run_and_a_bad_page_fails_first(smoke, tmp_path):
