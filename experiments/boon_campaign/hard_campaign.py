@@ -252,7 +252,7 @@ def plot_over_time(out, cell, entries, models):
             continue
         a = np.asarray(e["over_time"], dtype=float)
         t = np.arange(1, a.shape[1] + 1)
-        (line,) = ax.semilogy(t, np.median(a, 0), label=hard.MODEL_LABELS[m])
+        (line,) = ax.semilogy(t, np.median(a, 0), label=f"{hard.MODEL_LABELS[m]} (n={a.shape[0]})")
         ax.fill_between(t, a.min(0), a.max(0), alpha=0.2, color=line.get_color())
     ax.set(xlabel="output frame", ylabel="test relative L2 (mean over samples)")
     ax.legend(fontsize=7)
