@@ -266,11 +266,6 @@ def wall_channels(x, boundary, boundary_values):
     return channels(x, boundary, boundary_values, out_channels=x.shape[1])
 
 
-def n_faces(boundary):
-    return sum(len(dict.fromkeys([s for s in ("left", "right") if s in c] + list(c.get("faces", []))))
-               for c in boundary)
-
-
 class WallInputFNO(nn.Module):
     """neuralop's FNO given the wall values as extra input channels (:func:`wall_channels`)."""
 
@@ -281,7 +276,9 @@ class WallInputFNO(nn.Module):
         from neuralop.models import FNO
 
         self.boundary = copy.deepcopy(boundary)
-        self.n_extra = n_faces(boundary) * in_channels
+        from boon_ext import n_wall_channels
+
+        self.n_extra = n_wall_channels(boundary, len(arch["n_modes"]), in_channels)
         self.fno = FNO(in_channels=in_channels + self.n_extra, out_channels=out_channels, **arch)
 
     def forward(self, x, boundary_values=None):
