@@ -14,7 +14,7 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
-from _physics_constrained.validation import check_bool
+from _physics_constrained.validation import check_bool, check_optional_int
 
 from . import stencil
 from .conditions import BoundarySpec, FaceRule, missing_value_message
@@ -173,6 +173,12 @@ def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
 
 def _as_spec(conditions, u, time_dim=None) -> BoundarySpec:
     if isinstance(conditions, BoundarySpec):
+        # A spec carries its own time axis; a different time_dim beside it would be ignored, so it is refused.
+        time_dim = check_optional_int(time_dim, "time_dim")
+        if time_dim is not None and conditions._axis(time_dim, "time_dim") != conditions.time_axis:
+            raise ValueError(f"time_dim={time_dim} disagrees with the time axis of the given BoundarySpec "
+                             f"({'none' if conditions.time_axis is None else conditions.time_axis - conditions.n_dim})"
+                             "; pass the conditions as a list, or leave time_dim out")
         return conditions
     if not torch.is_tensor(u):
         raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
@@ -276,6 +282,9 @@ def boundary_error(
         periodic), floored at the dtype's tiny value; this is the scale on which round-off acts.
     per_face : bool, default False
         Return a dict ``"{kind}:{side}{axis}" -> error`` instead of the maximum.
+    time_dim : int, optional
+        The time axis (negative) of a space-time field, as given to :class:`~boon_ext.BOONFNO`: no condition may
+        hold on it, and face values may vary along it.
 
     Returns
     -------

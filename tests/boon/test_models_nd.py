@@ -100,8 +100,26 @@ def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype, cor
             values[rule.key] = torch.cos(2 * torch.pi * data.draw(st.floats(0.5, 3)) * t).expand(2, n_sel, n_t)
     y = model(x, boundary_values=values)
     assert boundary_error(y, model.boundary_spec, values, relative=True) <= TOL[dtype]
+    # the conditions as a list with the model's time axis: the same check; the spec's own time axis may be restated
+    assert boundary_error(y, conditions, values, relative=True, time_dim=-1) <= TOL[dtype]
+    assert boundary_error(y, model.boundary_spec, values, relative=True, time_dim=3) <= TOL[dtype]
     with pytest.raises(ValueError, match="time axis"):
         BOONFNO(**kw, boundary=Dirichlet(left=0.0, dim=-1), time_dim=-1)
+
+
+def test_boundary_error_refuses_a_time_dim_that_a_spec_would_ignore():
+    from boon_ext import BoundarySpec
+
+    u = torch.randn(2, 1, 8, 5)
+    spec = BoundarySpec([Dirichlet(left=0.0, right=0.0, dim=-2)], n_dim=2, time_dim=-1)
+    assert boundary_error(u, spec) == boundary_error(u, spec, time_dim=-1)
+    with pytest.raises(ValueError, match="time_dim=-2 disagrees"):
+        boundary_error(u, spec, time_dim=-2)
+    plain = BoundarySpec([Dirichlet(left=0.0, dim=-2)], n_dim=2)  # no time axis
+    with pytest.raises(ValueError, match="time_dim=-1 disagrees"):
+        boundary_error(u, plain, time_dim=-1)
+    with pytest.raises(TypeError, match="time_dim"):
+        boundary_error(u, spec, time_dim=True)
 
 
 @settings(max_examples=10)
