@@ -166,6 +166,10 @@ def summarize(runs, cells, models):
             for region in REGIONS:  # each run's share of its squared error in the region, then over seeds
                 e[f"share_{region}"] = _stats([(r[f"rms_rel_l2_{region}"] / max(r["rms_rel_l2"], 1e-300)) ** 2
                                                for r in rs])
+            # The regions' shares of the nodes (one grid per cell): a share of the error is read against them; an
+            # error share above the node share means the error crowds at the walls.
+            n_nodes = sum(rs[0][f"nodes_{region}"] for region in REGIONS)
+            e["node_fraction"] = {region: rs[0][f"nodes_{region}"] / n_nodes for region in REGIONS}
             e["n_seeds"] = len(rs)
             if "rel_l2_over_time" in rs[0]:
                 e["over_time"] = [r["rel_l2_over_time"] for r in rs]
@@ -202,7 +206,8 @@ def markdown_table(summary, models):
     if touch:
         lines += ["", "What the walls hold of the FNO's error (medians over its seeds, so the three shares need not add "
                   "up to 100%): the share of its squared error (over the test set) at the wall nodes, in the "
-                  "near-wall band and in the interior; and, on Dirichlet cells, the gain in RMS error that exact wall "
+                  "near-wall band and in the interior, each beside the region's share of the grid's nodes (an error "
+                  "share above it: the error crowds there); and, on Dirichlet cells, the gain in RMS error that exact wall "
                   "values written into the same FNO's output give, 1 / sqrt(1 - wall share) per seed. It is what "
                   "wrapping the trained FNO gives; a model trained with exact walls is another network and may "
                   "land on either side of it:", "",
@@ -214,8 +219,10 @@ def markdown_table(summary, models):
                 gain = _fmt(f["exact_walls_gain"]) + "x"
             else:  # a Neumann wall's enforced slope moves the wall node's value, but not to the truth
                 gain = "n/a (Neumann: slope enforced, not the value)"
-            lines.append(f"| {cell} | {f['n_seeds']} | {share['wall']:.0%} | {share['band']:.0%} | "
-                         f"{share['interior']:.0%} | {gain} |")
+            nodes = f["node_fraction"]
+            lines.append(f"| {cell} | {f['n_seeds']} | "
+                         + " | ".join(f"{share[r]:.0%} ({nodes[r]:.0%} of nodes)" for r in ("wall", "band", "interior"))
+                         + f" | {gain} |")
     lines += ["", "Error by region (root mean square over the test set, each part over the whole target's norm, so "
               "wall^2 + band^2 + interior^2 = total^2; medians over seeds; band: 5% of the domain next to each "
               "wall). On Dirichlet cells, exact wall values written at the output change the wall nodes only, so "

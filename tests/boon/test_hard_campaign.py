@@ -70,6 +70,19 @@ def test_quick_cells_train_every_model_and_boon_holds_the_walls(smoke):
     assert "n/a: values in every layer need one output channel" in md and "end of its full learning-rate schedule" in md
 
 
+def test_the_walls_share_of_the_nodes_stands_beside_their_share_of_the_error(smoke):
+    out, res = smoke
+    # quick cavity: 8 x 8 nodes, 28 of them on the walls (every frame alike); quick thin-layer Stokes: 2 of 33
+    expected = {"cavity_velocity/iid": 28 / 64, "stokes_thin/iid": 2 / 33}
+    summary = hard_campaign.summarize(res["runs"], CELLS, list(hard.MODELS))
+    md = (out / "results.md").read_text()
+    for cell, wall in expected.items():
+        fractions = summary[cell]["fno"]["node_fraction"]
+        assert fractions["wall"] == pytest.approx(wall) and sum(fractions.values()) == pytest.approx(1.0)
+        share = summary[cell]["fno"]["share_wall"]["median"]
+        assert f"| {cell} | 1 | {share:.0%} ({wall:.0%} of nodes) |" in md
+
+
 def test_resume_keeps_finished_runs_and_status_reads_them(smoke):
     out, _ = smoke
     before = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
