@@ -21,6 +21,7 @@ from .lift import lift_boundary
 from .models import BOONFNO, BOONTFNO
 from .wrapper import BOONWrapper
 from .wall_inputs import n_wall_channels, wall_channels
+from .wall_share import WallShare, wall_error_share
 from .sample_keys import flat_key
 from .stencil import neumann_stencil, one_sided_derivative
 from .config import build_model, load_config
@@ -41,6 +42,7 @@ __all__ = [
     "ConstantKey",
     "TargetLoss",
     "UnsafeCheckpointError",
+    "WallShare",
     "__version__",
     "build_model",
     "Dirichlet",
@@ -62,4 +64,5 @@ __all__ = [
     "save_ddp_checkpoint",
     "unwrap_ddp",
     "wall_channels",
+    "wall_error_share",
 ]

@@ -171,7 +171,7 @@ def _check_field(u: torch.Tensor, spec: BoundarySpec, name: str = "u"):
             )
 
 
-def _as_spec(conditions, u, time_dim=None) -> BoundarySpec:
+def _as_spec(conditions, u, time_dim=None, name="u") -> BoundarySpec:
     if isinstance(conditions, BoundarySpec):
         # A spec carries its own time axis; a different time_dim beside it would be ignored, so it is refused.
         time_dim = check_optional_int(time_dim, "time_dim")
@@ -181,7 +181,10 @@ def _as_spec(conditions, u, time_dim=None) -> BoundarySpec:
                              "; pass the conditions as a list, or leave time_dim out")
         return conditions
     if not torch.is_tensor(u):
-        raise TypeError(f"u must be a torch.Tensor, got {type(u).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(u).__name__}")
+    if u.ndim < 3:  # the conditions are read against the spatial dims: there must be one
+        raise ValueError(f"{name} must have shape (batch, channels, *spatial) with at least one spatial dim, got "
+                         f"{tuple(u.shape)}")
     return BoundarySpec(conditions, u.ndim - 2, time_dim)
 
 

@@ -93,3 +93,35 @@ def randomize(model, seed, scale=1.0):
                 noise = torch.complex(noise, torch.randn(p.shape, generator=g, dtype=torch.float64))
             p.copy_((noise * scale * p.abs().mean().clamp_min(0.1)).to(p.dtype))
     return model
+
+
+@st.composite
+def nd_conditions(draw, n_dim, out_channels, time_axis=None):
+    """Random conditions on a random subset of faces of the spatial axes, mixed types, some per channel."""
+    conditions = []
+    axes = [a for a in range(n_dim) if a != time_axis]
+    for axis in draw(st.lists(st.sampled_from(axes), unique=True, min_size=1, max_size=len(axes))):
+        dim = axis - n_dim
+        per_channel = out_channels > 1 and draw(st.booleans())
+        groups = [[c] for c in range(out_channels)] if per_channel else [None]
+        for channels in groups:
+            kind = draw(st.sampled_from(["dirichlet", "neumann", "periodic", "mixed", "one"]))
+            if kind == "periodic":
+                conditions.append(Periodic(dim=dim, channels=channels))
+                continue
+            kinds = {"dirichlet": ["dirichlet"] * 2, "neumann": ["neumann"] * 2,
+                     "mixed": draw(st.permutations(["dirichlet", "neumann"])), "one": [draw(st.sampled_from(["dirichlet", "neumann"]))]}[kind]
+            sides = ["left", "right"] if len(kinds) == 2 else [draw(st.sampled_from(["left", "right"]))]
+            for side, k in zip(sides, kinds):
+                constant = draw(st.booleans())
+                kw = dict(dim=dim, channels=channels)
+                if not constant:
+                    kw["faces"] = [side]
+                    if channels is not None:
+                        kw["keys"] = {side: f"{side}{axis}c{channels[0]}"}
+                else:
+                    kw[side] = draw(st.floats(-3, 3))
+                if k == "neumann":
+                    kw.update(domain=(0.0, draw(st.floats(0.5, 4.0))))
+                conditions.append((Dirichlet if k == "dirichlet" else Neumann)(**kw))
+    return conditions

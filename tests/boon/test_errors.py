@@ -47,6 +47,7 @@ def test_periodic_on_one_node():
     (torch.zeros(2, 1, 16, dtype=torch.long), TypeError, "u must be a real floating-point tensor, got dtype torch.int64"),
     ([[0.0] * 16], TypeError, "u must be a torch.Tensor, got list"),
     (torch.zeros(2, 1, 16, dtype=torch.complex64), TypeError, "u must be a real floating-point tensor"),
+    (torch.zeros(2, 16), ValueError, r"u must have shape \(batch, channels, \*spatial\) with at least one spatial"),
 ])
 def test_boundary_error_and_enforce_boundary_check_u(u, error, match):
     with pytest.raises(error, match=match):

@@ -1,0 +1,113 @@
+"""``boon_ext.wall_error_share``: the share of a prediction's squared error that exact Dirichlet walls remove.
+
+Checked against what BOON's own output step does to a random prediction of a target that meets random conditions
+(1-D to 3-D, space-time, per-channel and mixed conditions, corners owned by another condition): the nodes the step
+makes exact are the nodes counted, and with Dirichlet faces only, the RMS error falls by exactly the returned gain.
+"""
+
+import math
+
+import pytest
+import torch
+from boon_strategies import call_values, conditions_1d, nd_conditions
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boon_ext import BoundarySpec, Dirichlet, Neumann, WallShare, enforce_boundary, wall_error_share
+
+
+def _case(data, n_dim, dtype, time_axis=None):
+    channels = data.draw(st.integers(1, 3))
+    if n_dim == 1:
+        conditions = data.draw(conditions_1d())
+    else:
+        conditions = data.draw(nd_conditions(n_dim, channels, time_axis=time_axis))
+    time_dim = None if time_axis is None else time_axis - n_dim
+    spec = BoundarySpec(conditions, n_dim, time_dim, out_channels=channels)
+    shape = tuple(data.draw(st.integers(4, 9)) for _ in range(n_dim))
+    batch = data.draw(st.integers(1, 3))
+    values = call_values(data.draw, spec, batch, channels, dtype=dtype)
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    # a target that meets the conditions, and a prediction that misses it everywhere, the walls by more
+    target = enforce_boundary(torch.randn(batch, channels, *shape, generator=g, dtype=dtype), spec, values)
+    scale = data.draw(st.floats(0.01, 100.0))
+    prediction = target + scale * torch.randn(target.shape, generator=g, dtype=dtype)
+    return conditions, spec, values, target, prediction, time_dim
+
+
+def _check_against_enforcement(spec, values, target, prediction):
+    got = wall_error_share(prediction, target, spec)
+    enforced = enforce_boundary(prediction, spec, values)
+    # the nodes the output step makes exact: equal to the target's, bit for bit (same values, same operations)
+    exact = (enforced == target) & (prediction != target)
+    err2 = (prediction.double() - target.double()) ** 2
+    share = float((err2 * exact).sum() / err2.sum())
+    assert got.error_share == pytest.approx(share, rel=1e-9, abs=1e-15)
+    has_dirichlet = any(r.kind == "dirichlet" for r in spec.rules)
+    assert (got.node_share > 0) == has_dirichlet
+    if has_dirichlet and all(r.kind == "dirichlet" for r in spec.rules):
+        ratio = float(err2.sum().sqrt() / ((enforced.double() - target.double()) ** 2).sum().sqrt())
+        assert got.gain == pytest.approx(ratio, rel=1e-9)
+    assert got.gain == pytest.approx(1 / math.sqrt(1 - got.error_share)) or got.error_share == 1.0
+    return got
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_1d_counts_what_the_output_step_makes_exact(data, dtype):
+    _, spec, values, target, prediction, _ = _case(data, 1, dtype)
+    _check_against_enforcement(spec, values, target, prediction)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), n_dim=st.sampled_from([2, 3]), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_nd_corners_and_channel_subsets_count_as_the_output_step_leaves_them(data, n_dim, dtype):
+    _, spec, values, target, prediction, _ = _case(data, n_dim, dtype)
+    _check_against_enforcement(spec, values, target, prediction)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_space_time_walls_hold_at_every_frame(data):
+    conditions, spec, values, target, prediction, time_dim = _case(data, 2, torch.float64, time_axis=1)
+    got = _check_against_enforcement(spec, values, target, prediction)
+    # the conditions as a list with the time axis: the same answer
+    assert wall_error_share(prediction, target, conditions, time_dim=time_dim) == got
+
+
+def test_node_share_and_gain_on_a_known_field():
+    y = torch.zeros(2, 2, 10, 5)
+    pred = y.clone()
+    pred[:, 0, 0, :] = 3.0  # channel 0's left face along x: 5 nodes per sample
+    pred[:, :, 4, :] = 1.0  # an interior row, both channels: 10 nodes per sample
+    walls = Dirichlet(left=0.0, dim=-2, channels=[0])
+    got = wall_error_share(pred, y, walls)
+    assert isinstance(got, WallShare)
+    assert got.node_share == pytest.approx(5 / 100)
+    assert got.error_share == pytest.approx(9 * 5 / (9 * 5 + 10))
+    assert got.gain == pytest.approx(math.sqrt((9 * 5 + 10) / 10))
+    # a prediction that is exact: nothing to remove; all the error at the walls: an infinite gain
+    assert wall_error_share(y, y, walls) == WallShare(0.0, 0.05, 1.0)
+    only_walls = y.clone()
+    only_walls[:, 0, 0, :] = 1.0
+    assert wall_error_share(only_walls, y, walls).gain == math.inf
+    # Neumann faces set their node from the nodes behind it: not counted
+    assert wall_error_share(pred, y, Neumann(left=0.0, dim=-2)).node_share == 0.0
+
+
+def test_bad_inputs_are_refused_by_name():
+    walls = Dirichlet(left=0.0)
+    y = torch.zeros(2, 1, 8)
+    with pytest.raises(ValueError, match="target must have the prediction's shape"):
+        wall_error_share(y, torch.zeros(2, 1, 9), walls)
+    with pytest.raises(TypeError, match="prediction must be a real floating-point tensor"):
+        wall_error_share(torch.zeros(2, 1, 8, dtype=torch.long), y, walls)
+    with pytest.raises(TypeError, match="target must be a torch.Tensor"):
+        wall_error_share(y, [[0.0] * 8] * 2, walls)
+    with pytest.raises(ValueError, match="prediction must have shape"):
+        wall_error_share(torch.zeros(2, 8), torch.zeros(2, 8), walls)
+    bad = y.clone()
+    bad[0, 0, 3] = float("nan")
+    with pytest.raises(ValueError, match="must be finite"):
+        wall_error_share(bad, y, walls)
