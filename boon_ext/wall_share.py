@@ -16,7 +16,12 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from _physics_constrained.validation import check_bool
+
 from .enforcement import _as_spec, _check_field, _owned_mask
+
+
+__all__ = ["WallShare", "wall_error_share"]
 
 
 class WallShare(NamedTuple):
@@ -25,13 +30,13 @@ class WallShare(NamedTuple):
     Attributes
     ----------
     error_share : float
-        Share of the squared error (pooled over the batch and channels) at the nodes that exact Dirichlet walls
-        set; 0 where the prediction is exact.
+        Share of the squared error (pooled over the batch and channels, each sample weighted by ``1 / ||target||^2``
+        when ``relative``) at the nodes that exact Dirichlet walls set; 0 where the prediction is exact.
     node_share : float
         Share of the (channel, node) entries those nodes are.
     gain : float
-        ``1 / sqrt(1 - error_share)``: the factor by which writing the exact wall values into the prediction cuts
-        its RMS error (``inf`` if all the error is there).
+        ``1 / sqrt(1 - error_share)``, computed from the two parts' sums: the factor by which writing the exact wall
+        values into the prediction cuts its RMS error (``inf`` only if all the error is there).
     """
 
     error_share: float
@@ -39,11 +44,12 @@ class WallShare(NamedTuple):
     gain: float
 
 
-def dirichlet_node_mask(spec, u: torch.Tensor) -> torch.Tensor:
-    """Boolean mask ``(channels, *spatial)`` of the nodes whose output value a Dirichlet condition of ``spec`` sets.
+def _dirichlet_node_mask(spec, u: torch.Tensor) -> torch.Tensor:
+    """Boolean mask ``(channels, *spatial)`` of the entries whose output value a Dirichlet condition of ``spec`` sets.
 
-    A Dirichlet face node that a later condition on another axis overwrites (a Neumann or periodic corner) is not
-    included, as in :func:`~boon_ext.enforcement.enforce_boundary`, which applies the conditions in order.
+    Read with enforcement's own ownership of shared nodes (:func:`~boon_ext.enforcement._owned_mask`, in the order
+    of ``spec.rules``). ``BoundarySpec`` applies Dirichlet conditions last, so a Dirichlet face owns every corner it
+    shares with a Neumann or periodic one.
     """
     mask = torch.zeros(u.shape[1:], dtype=torch.bool, device=u.device)
     for k, rule in enumerate(spec.rules):
@@ -59,7 +65,7 @@ def dirichlet_node_mask(spec, u: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def wall_error_share(prediction: torch.Tensor, target: torch.Tensor, boundary, *,
+def wall_error_share(prediction: torch.Tensor, target: torch.Tensor, boundary, *, relative: bool = False,
                      time_dim: Optional[int] = None) -> WallShare:
     """The share of a prediction's squared error at its Dirichlet wall nodes, and what exact walls would gain.
 
@@ -69,10 +75,16 @@ def wall_error_share(prediction: torch.Tensor, target: torch.Tensor, boundary, *
         A model's output, ``(batch, channels, *spatial)``, real floating point: an unconstrained model's, before
         wrapping (a wrapped model's is exact at those nodes already, and its share is 0).
     target : torch.Tensor
-        The true fields, same shape, meeting the conditions (their wall values are the prescribed ones).
+        The true fields, same shape and device (any real floating dtype; both are read in float64), meeting the
+        conditions: their wall values are the prescribed ones.
     boundary : BoundarySpec, condition(s) or config values
-        The conditions, as given to :class:`~boon_ext.BOONFNO`. Only Dirichlet faces count: a Neumann or periodic
-        condition sets its face node from the nodes behind it, which moves its error but does not remove it.
+        The conditions, as given to :class:`~boon_ext.BOONFNO`; at least one Dirichlet. Only Dirichlet faces
+        count: a Neumann or periodic condition sets its face node from the nodes behind it, which makes the flux
+        exact but not the value.
+    relative : bool, default False
+        Weight each sample's squared error by ``1 / ||target||^2`` first, so that the share and the gain are those
+        of the relative RMS error over the batch (the hard-regime campaign's region split) rather than of the
+        absolute one. Refused if a target is zero.
     time_dim : int, optional
         The time axis of a space-time field (no condition may hold on it).
 
@@ -81,8 +93,22 @@ def wall_error_share(prediction: torch.Tensor, target: torch.Tensor, boundary, *
     WallShare
         ``error_share``, ``node_share`` and ``gain = 1 / sqrt(1 - error_share)``. The gain is exact for the RMS
         error over the batch when every condition is Dirichlet and the output step overwrites the face nodes
-        (the default, ``lift_width=None``); with Neumann or periodic faces beside them, their nodes' change is not
-        in it.
+        (``BOONFNO``'s default; a smooth lift, ``lift_width``, also moves the nodes behind a wall, and T2,
+        ``kernel_correction``, changes the whole network). With Neumann or periodic faces beside the Dirichlet
+        ones, their nodes' change is not in it.
+
+    Raises
+    ------
+    TypeError
+        ``prediction`` or ``target`` not a real floating-point tensor.
+    ValueError
+        Mismatched shapes or devices, no sample, no spatial dim, non-finite entries, no Dirichlet condition, or
+        (``relative``) a zero target.
+
+    Notes
+    -----
+    The difference is formed in float64 and scaled by its largest entry before squaring, so neither tiny nor huge
+    errors under- or overflow; it holds one float64 copy of the field.
 
     Examples
     --------
@@ -97,17 +123,36 @@ def wall_error_share(prediction: torch.Tensor, target: torch.Tensor, boundary, *
     >>> round(share.error_share, 3), round(share.gain, 1)  # wrapping would cut the RMS error 12.9x
     (0.994, 12.9)
     """
+    relative = check_bool(relative, "relative")
     spec = _as_spec(boundary, prediction, time_dim, "prediction")
     _check_field(prediction, spec, "prediction")
     _check_field(target, spec, "target")
     if target.shape != prediction.shape:
         raise ValueError(f"target must have the prediction's shape {tuple(prediction.shape)}, got "
                          f"{tuple(target.shape)}")
-    err2 = (prediction.detach().double() - target.detach().double()).pow(2)
-    if not bool(torch.isfinite(err2).all()):
-        raise ValueError("prediction and target must be finite: their squared difference has inf or nan entries")
-    mask = dirichlet_node_mask(spec, prediction)
-    total, walls = float(err2.sum()), float((err2 * mask).sum())
-    share = walls / total if total > 0 else 0.0
-    gain = math.inf if share >= 1.0 else 1.0 / math.sqrt(1.0 - share)
-    return WallShare(error_share=share, node_share=float(mask.double().mean()), gain=gain)
+    if target.device != prediction.device:
+        raise ValueError(f"target must be on the prediction's device {prediction.device}, got {target.device}")
+    if prediction.shape[0] == 0:
+        raise ValueError(f"prediction must hold at least one sample, got shape {tuple(prediction.shape)}")
+    if not any(r.kind == "dirichlet" for r in spec.rules):
+        raise ValueError(f"boundary must hold a Dirichlet condition, got {[r.kind for r in spec.rules]}: only a "
+                         "Dirichlet face's output step writes the true value, so only its error can be removed")
+    for name, t in (("prediction", prediction), ("target", target)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must be finite, got inf or nan entries")
+    diff = prediction.detach().double() - target.detach().double()
+    if relative:
+        y = target.detach().double()
+        norms = (y / y.abs().max().clamp_min(torch.finfo(torch.float64).tiny)).flatten(1).norm(dim=1)
+        if not bool((norms > 0).all()):
+            raise ValueError("target must have no all-zero sample when relative=True: its relative error is undefined")
+        diff = diff / norms.view(-1, *([1] * (diff.ndim - 1)))
+    largest = diff.abs().max()
+    mask = _dirichlet_node_mask(spec, prediction)
+    node_share = float(mask.double().mean())
+    if not bool(largest > 0):
+        return WallShare(error_share=0.0, node_share=node_share, gain=1.0)
+    err2 = (diff / largest).pow_(2)
+    walls, rest = float(err2[:, mask].sum()), float(err2[:, ~mask].sum())
+    gain = math.inf if rest == 0 else math.sqrt((walls + rest) / rest)
+    return WallShare(error_share=walls / (walls + rest), node_share=node_share, gain=gain)

@@ -1,8 +1,9 @@
 """``boon_ext.wall_error_share``: the share of a prediction's squared error that exact Dirichlet walls remove.
 
 Checked against what BOON's own output step does to a random prediction of a target that meets random conditions
-(1-D to 3-D, space-time, per-channel and mixed conditions, corners owned by another condition): the nodes the step
-makes exact are the nodes counted, and with Dirichlet faces only, the RMS error falls by exactly the returned gain.
+(1-D to 3-D, space-time, per-channel and mixed conditions, corners shared by Dirichlet and Neumann or periodic
+faces): the nodes the step makes exact are the nodes counted, and with Dirichlet faces only, the RMS error falls by
+exactly the returned gain. Then the weighting by each sample's norm, the extremes of floating point, and refusals.
 """
 
 import math
@@ -37,6 +38,10 @@ def _case(data, n_dim, dtype, time_axis=None):
 
 
 def _check_against_enforcement(spec, values, target, prediction):
+    if not any(r.kind == "dirichlet" for r in spec.rules):
+        with pytest.raises(ValueError, match="boundary must hold a Dirichlet condition"):
+            wall_error_share(prediction, target, spec)
+        return None
     got = wall_error_share(prediction, target, spec)
     enforced = enforce_boundary(prediction, spec, values)
     # the nodes the output step makes exact: equal to the target's, bit for bit (same values, same operations)
@@ -44,9 +49,8 @@ def _check_against_enforcement(spec, values, target, prediction):
     err2 = (prediction.double() - target.double()) ** 2
     share = float((err2 * exact).sum() / err2.sum())
     assert got.error_share == pytest.approx(share, rel=1e-9, abs=1e-15)
-    has_dirichlet = any(r.kind == "dirichlet" for r in spec.rules)
-    assert (got.node_share > 0) == has_dirichlet
-    if has_dirichlet and all(r.kind == "dirichlet" for r in spec.rules):
+    assert got.node_share > 0
+    if all(r.kind == "dirichlet" for r in spec.rules):
         ratio = float(err2.sum().sqrt() / ((enforced.double() - target.double()) ** 2).sum().sqrt())
         assert got.gain == pytest.approx(ratio, rel=1e-9)
     assert got.gain == pytest.approx(1 / math.sqrt(1 - got.error_share)) or got.error_share == 1.0
@@ -72,8 +76,8 @@ def test_nd_corners_and_channel_subsets_count_as_the_output_step_leaves_them(dat
 def test_space_time_walls_hold_at_every_frame(data):
     conditions, spec, values, target, prediction, time_dim = _case(data, 2, torch.float64, time_axis=1)
     got = _check_against_enforcement(spec, values, target, prediction)
-    # the conditions as a list with the time axis: the same answer
-    assert wall_error_share(prediction, target, conditions, time_dim=time_dim) == got
+    if got is not None:  # the conditions as a list with the time axis: the same answer
+        assert wall_error_share(prediction, target, conditions, time_dim=time_dim) == got
 
 
 def test_node_share_and_gain_on_a_known_field():
@@ -92,8 +96,46 @@ def test_node_share_and_gain_on_a_known_field():
     only_walls = y.clone()
     only_walls[:, 0, 0, :] = 1.0
     assert wall_error_share(only_walls, y, walls).gain == math.inf
-    # Neumann faces set their node from the nodes behind it: not counted
-    assert wall_error_share(pred, y, Neumann(left=0.0, dim=-2)).node_share == 0.0
+    # Neumann faces set their node from the nodes behind it: not counted beside a Dirichlet face
+    mixed = wall_error_share(pred, y, [walls, Neumann(right=0.0, dim=-2)])
+    assert mixed == got
+
+
+def test_relative_weights_each_sample_by_its_norm_as_the_campaign_does():
+    torch.manual_seed(1)
+    y = torch.randn(3, 1, 12) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1, 1)
+    pred = y + torch.randn(3, 1, 12)
+    walls = [Dirichlet(left=0.0, right=0.0)]
+    e2 = (pred.double() - y.double()) ** 2  # as the function forms it: in float64
+    w = 1 / (y.double() ** 2).sum(dim=(1, 2))
+    at_walls = (e2[..., 0] + e2[..., -1]).sum(dim=1)
+    share = float((w * at_walls).sum() / (w * e2.sum(dim=(1, 2))).sum())
+    got = wall_error_share(pred, y, walls, relative=True)
+    assert got.error_share == pytest.approx(share, rel=1e-12)
+    assert wall_error_share(pred, y, walls).error_share == pytest.approx(float(at_walls.sum() / e2.sum()), rel=1e-12)
+    # the gain is that of the relative RMS error: sqrt(mean over samples of ||e||^2/||y||^2), walls made exact
+    exact = pred.clone()
+    exact[..., 0], exact[..., -1] = y[..., 0], y[..., -1]
+
+    def rms(u):
+        return float((((u.double() - y.double()) ** 2).sum(dim=(1, 2)) * w).mean().sqrt())
+
+    assert got.gain == pytest.approx(rms(pred) / rms(exact), rel=1e-12)
+    with pytest.raises(ValueError, match="no all-zero sample"):
+        wall_error_share(pred, torch.cat([y[:2], torch.zeros(1, 1, 12)]), walls, relative=True)
+
+
+def test_extreme_magnitudes_neither_overflow_nor_vanish():
+    walls = Dirichlet(left=0.0, right=0.0)
+    y = torch.zeros(1, 1, 8, dtype=torch.float64)
+    for scale in (1e-170, 1.0, 1e200):
+        pred = y.clone()
+        pred[..., 0], pred[..., 3] = 2 * scale, scale  # wall error 4 scale^2, interior scale^2
+        got = wall_error_share(pred, y, walls)
+        assert got.error_share == pytest.approx(0.8) and got.gain == pytest.approx(5 ** 0.5)
+    pred = y.clone()
+    pred[..., 0], pred[..., 3] = 1.0, 1e-9  # nearly all the error at the wall: a large gain, not inf
+    assert wall_error_share(pred, y, walls).gain == pytest.approx(1e9, rel=1e-6)
 
 
 def test_bad_inputs_are_refused_by_name():
@@ -109,5 +151,15 @@ def test_bad_inputs_are_refused_by_name():
         wall_error_share(torch.zeros(2, 8), torch.zeros(2, 8), walls)
     bad = y.clone()
     bad[0, 0, 3] = float("nan")
-    with pytest.raises(ValueError, match="must be finite"):
+    with pytest.raises(ValueError, match="prediction must be finite"):
         wall_error_share(bad, y, walls)
+    with pytest.raises(ValueError, match="target must be finite"):
+        wall_error_share(y, bad, walls)
+    with pytest.raises(ValueError, match="boundary must hold a Dirichlet condition"):
+        wall_error_share(y, y, [Neumann(left=0.0)])
+    with pytest.raises(ValueError, match="at least one sample"):
+        wall_error_share(torch.zeros(0, 1, 8), torch.zeros(0, 1, 8), walls)
+    with pytest.raises(TypeError, match="relative"):
+        wall_error_share(y, y, walls, relative="yes")
+    with pytest.raises(ValueError, match="target must be on the prediction's device"):
+        wall_error_share(y, torch.zeros(2, 1, 8, device="meta"), walls)
