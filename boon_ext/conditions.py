@@ -471,6 +471,23 @@ class BoundarySpec:
         needed = tuple(seen)
         self.rules: Tuple[FaceRule, ...] = tuple(replace(r, needed_keys=needed) for r in rules)
 
+    def conditions_for(self, n_dim: int, time_dim: Optional[int] = None, name: str = "boundary"):
+        """This spec's conditions, to be resolved again for a model of ``n_dim`` spatial dims and ``time_dim``.
+
+        A spec given where conditions are expected carries its own dimensions and time axis; they are checked
+        against the model's instead of being dropped, and a mismatch raises ``ValueError`` naming ``name``.
+        """
+        own_time = None if self.time_axis is None else self.time_axis - self.n_dim
+        if time_dim is not None and not isinstance(time_dim, bool) and isinstance(time_dim, numbers.Integral):
+            n = check_int(n_dim, "n_dim", minimum=1)
+            time_dim = int(time_dim) if time_dim < 0 else int(time_dim) - 2 - n  # negative, as the spec keeps it
+        if self.n_dim != n_dim or own_time != time_dim:
+            raise ValueError(
+                f"{name} must be conditions, or a BoundarySpec made for this model ({n_dim} spatial dims, time_dim="
+                f"{time_dim}), got a BoundarySpec for {self.n_dim} spatial dims with time_dim={own_time}"
+            )
+        return self.conditions
+
     def _axis(self, dim: int, name: str) -> int:
         nd = self.n_dim
         # dims count in the (batch, channels, *spatial) tensor, as in torch

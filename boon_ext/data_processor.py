@@ -98,7 +98,10 @@ class BoundaryDataProcessor(DefaultDataProcessor):
 
     def __init__(self, in_normalizer=None, out_normalizer=None, boundary=None, n_dim: Optional[int] = None):
         super().__init__(in_normalizer=in_normalizer, out_normalizer=out_normalizer)
-        if not isinstance(boundary, BoundarySpec):
+        if isinstance(boundary, BoundarySpec):
+            if n_dim is not None and n_dim != boundary.n_dim:  # the spec's own dims count; a different n_dim is refused
+                raise ValueError(f"n_dim must be the BoundarySpec's own {boundary.n_dim} (or left out), got {n_dim}")
+        else:
             if n_dim is None:
                 raise ValueError("n_dim must be given with plain conditions (or boundary=model.boundary_spec), got None")
             boundary = BoundarySpec(boundary, check_int(n_dim, "n_dim", minimum=1))

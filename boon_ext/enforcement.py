@@ -286,8 +286,9 @@ def boundary_error(
     per_face : bool, default False
         Return a dict ``"{kind}:{side}{axis}" -> error`` instead of the maximum.
     time_dim : int, optional
-        The time axis (negative) of a space-time field, as given to :class:`~boon_ext.BOONFNO`: no condition may
-        hold on it, and face values may vary along it.
+        The time axis of a space-time field (negative, or positive as torch counts the dims of the
+        ``(batch, channels, *spatial)`` tensor), as given to :class:`~boon_ext.BOONFNO`: no condition may hold on
+        it, and face values may vary along it. With a ``BoundarySpec``, it must be the spec's own.
 
     Returns
     -------

@@ -347,8 +347,8 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
 
     def _set_boundary(self, boundary, time_dim) -> None:
         """Resolve and check the conditions (and ``time_dim``), and record them in the metadata."""
-        if isinstance(boundary, BoundarySpec):
-            boundary = boundary.conditions
+        if isinstance(boundary, BoundarySpec):  # its dims and time axis must be this model's, not dropped
+            boundary = boundary.conditions_for(self.n_dim, time_dim)
         spec = BoundarySpec(boundary, self.n_dim, time_dim=time_dim, out_channels=self.out_channels)
         if spec and self.fno_blocks.complex_data:
             raise ValueError("complex_data must be False with boundary conditions (boundary conditions are imposed on "

@@ -147,8 +147,8 @@ class BOONWrapper(PrecisionMixin, BaseModel, name="boon_wrapper"):
 
     @boundary_spec.setter
     def boundary_spec(self, value):
-        if isinstance(value, BoundarySpec):
-            value = value.conditions
+        if isinstance(value, BoundarySpec):  # its dims and time axis must be this model's, not dropped
+            value = value.conditions_for(self.n_dim, self._time_dim)
         self._boundary_spec = BoundarySpec(value, self.n_dim, time_dim=self._time_dim,
                                            out_channels=_inner_channels(self.model))
 

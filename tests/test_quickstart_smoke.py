@@ -72,8 +72,8 @@ def test_cavity_metrics_on_a_known_error(quickstart):
     from boon_ext import Dirichlet
 
     torch.manual_seed(0)
-    y = torch.randn(3, 2, 6, 6, 4)
-    walls = quickstart.wall_mask(y.shape)
+    walls = quickstart.wall_mask((3, 2, 6, 6, 4))
+    y = torch.randn(3, 2, 6, 6, 4) * ~walls  # a target that meets its walls (0 there)
     # error 2 at the wall nodes and 1 inside: per sample ||e_walls||^2 + ||e_inside||^2 = ||e||^2, and the pooled
     # share at the walls is 4 * 20 / (4 * 20 + 16) (20 wall nodes and 16 inside per frame and channel)
     u = y + torch.where(walls, 2.0, 1.0)
@@ -111,4 +111,24 @@ def test_paired_models_start_from_the_same_weights(quickstart, time_dim, capsys)
     inner = (slice(None), slice(None), slice(1, -1))
     assert torch.allclose(a[inner], b[inner], atol=1e-6) and not torch.allclose(a, b)
     again, _ = quickstart.paired_models(arch, [Dirichlet(dim=-2 if time_dim else -1)], seed=3, time_dim=time_dim)
-    assert all(torch.equal(v, again.state_dict()[k]) for k, v in fno.state_dict().items() if isinstance(v, torch.Tensor))
+    again_state = again.state_dict()
+    assert all(torch.equal(v, again_state[k]) for k, v in fno.state_dict().items() if isinstance(v, torch.Tensor))
+
+
+def test_seed_reaches_both_problems_initial_weights_and_batches(quickstart, tmp_path, monkeypatch, capsys):
+    seen = []
+    pair, train = quickstart.paired_models, quickstart.train
+
+    def recording_pair(arch, boundary, seed, time_dim=None):
+        seen.append(("weights", seed))
+        return pair(arch, boundary, seed, time_dim)
+
+    def recording_train(*args, **kwargs):
+        seen.append(("batches", kwargs["seed"]))
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(quickstart, "paired_models", recording_pair)
+    monkeypatch.setattr(quickstart, "train", recording_train)
+    quickstart.main(["--quick", "--seed", "5", "--out", str(tmp_path)])
+    # the cavity, then the heat problem: one pair of initial weights and two trainings each
+    assert seen == [("weights", 5), ("batches", 5), ("batches", 5)] * 2

@@ -206,8 +206,9 @@ def markdown_table(summary, models):
     if touch:
         lines += ["", "What the walls hold of the FNO's error (medians over its seeds, so the three shares need not add "
                   "up to 100%): the share of its squared error (over the test set) at the wall nodes, in the "
-                  "near-wall band and in the interior, each beside the region's share of the grid's nodes (an error "
-                  "share above it: the error crowds there); and, on Dirichlet cells, the gain in RMS error that exact wall "
+                  "near-wall band and in the interior, each beside the region's share of the grid's nodes (an "
+                  "error share above it: the error crowds there); and, on Dirichlet cells, the gain in RMS error "
+                  "that exact wall "
                   "values written into the same FNO's output give, 1 / sqrt(1 - wall share) per seed. It is what "
                   "wrapping the trained FNO gives; a model trained with exact walls is another network and may "
                   "land on either side of it:", "",

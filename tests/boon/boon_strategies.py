@@ -110,7 +110,8 @@ def nd_conditions(draw, n_dim, out_channels, time_axis=None):
                 conditions.append(Periodic(dim=dim, channels=channels))
                 continue
             kinds = {"dirichlet": ["dirichlet"] * 2, "neumann": ["neumann"] * 2,
-                     "mixed": draw(st.permutations(["dirichlet", "neumann"])), "one": [draw(st.sampled_from(["dirichlet", "neumann"]))]}[kind]
+                     "mixed": draw(st.permutations(["dirichlet", "neumann"])),
+                     "one": [draw(st.sampled_from(["dirichlet", "neumann"]))]}[kind]
             sides = ["left", "right"] if len(kinds) == 2 else [draw(st.sampled_from(["left", "right"]))]
             for side, k in zip(sides, kinds):
                 constant = draw(st.booleans())

@@ -12,7 +12,6 @@ from boon_ext import BOONFNO, BoundarySpec, Dirichlet, Neumann, Periodic, bounda
 from boon_strategies import TOL, fno_kwargs, nd_conditions, randomize
 
 
-
 def _face_shape_values(draw, spec, batch, channels, shape, dtype):
     values = {}
     for rule in spec.rules:
@@ -76,8 +75,6 @@ def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype, cor
 
 
 def test_boundary_error_refuses_a_time_dim_that_a_spec_would_ignore():
-    from boon_ext import BoundarySpec
-
     u = torch.randn(2, 1, 8, 5)
     spec = BoundarySpec([Dirichlet(left=0.0, right=0.0, dim=-2)], n_dim=2, time_dim=-1)
     assert boundary_error(u, spec) == boundary_error(u, spec, time_dim=-1)
@@ -199,3 +196,27 @@ def test_face_frequencies_the_weight_does_not_reach_are_left_alone(skip):
     y.square().sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
     assert boundary_error(y, bc, relative=True) <= TOL[torch.float64]
+
+
+def test_a_spec_given_as_boundary_keeps_its_dims_and_time_axis_or_is_refused():
+    from boon_ext import BOONWrapper, BoundaryDataProcessor
+
+    spec = BoundarySpec([Dirichlet(left=0.0, dim=-2)], n_dim=2, time_dim=-1)
+    kw = dict(n_modes=(4, 3), in_channels=1, out_channels=1, hidden_channels=4, n_layers=1)
+    model = BOONFNO(**kw, boundary=spec, time_dim=-1)
+    assert model.boundary_spec.time_axis == spec.time_axis == 1
+    model.boundary_spec = spec  # the setter: the same check
+    with pytest.raises(ValueError, match="boundary must be conditions, or a BoundarySpec made for this model"):
+        BOONFNO(**kw, boundary=spec)  # the spec's time axis would have been dropped
+    with pytest.raises(ValueError, match="a BoundarySpec for 2 spatial dims with time_dim=None"):
+        model.boundary_spec = BoundarySpec([Dirichlet(left=0.0, dim=-2)], n_dim=2)
+    with pytest.raises(ValueError, match="BoundarySpec made for this model"):
+        BOONFNO(**dict(kw, n_modes=(4, 4, 3)), boundary=spec, time_dim=-1)  # 3 spatial dims, a 2-D spec
+    assert BOONFNO(**kw, boundary=spec, time_dim=3).boundary_spec.time_axis == 1  # positive, as torch counts
+    wrapped = BOONWrapper(FNO(**kw), boundary=spec, time_dim=-1)
+    assert wrapped.boundary_spec.time_axis == 1
+    with pytest.raises(ValueError, match="BoundarySpec made for this model"):
+        BOONWrapper(FNO(**kw), boundary=spec)
+    assert BoundaryDataProcessor(boundary=spec, n_dim=2).spec is spec
+    with pytest.raises(ValueError, match="n_dim must be the BoundarySpec's own 2"):
+        BoundaryDataProcessor(boundary=spec, n_dim=1)

@@ -42,7 +42,8 @@ def _check_against_enforcement(spec, values, target, prediction):
         with pytest.raises(ValueError, match="boundary must hold a Dirichlet condition"):
             wall_error_share(prediction, target, spec)
         return None
-    got = wall_error_share(prediction, target, spec)
+    got = wall_error_share(prediction, target, spec, values)  # the target's walls checked against the values
+    assert wall_error_share(prediction, target, spec) == got
     enforced = enforce_boundary(prediction, spec, values)
     # the nodes the output step makes exact: equal to the target's, bit for bit (same values, same operations)
     exact = (enforced == target) & (prediction != target)
@@ -104,6 +105,7 @@ def test_node_share_and_gain_on_a_known_field():
 def test_relative_weights_each_sample_by_its_norm_as_the_campaign_does():
     torch.manual_seed(1)
     y = torch.randn(3, 1, 12) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1, 1)
+    y[..., 0] = y[..., -1] = 0.0  # the targets meet the walls
     pred = y + torch.randn(3, 1, 12)
     walls = [Dirichlet(left=0.0, right=0.0)]
     e2 = (pred.double() - y.double()) ** 2  # as the function forms it: in float64
@@ -123,6 +125,7 @@ def test_relative_weights_each_sample_by_its_norm_as_the_campaign_does():
     assert got.gain == pytest.approx(rms(pred) / rms(exact), rel=1e-12)
     with pytest.raises(ValueError, match="no all-zero sample"):
         wall_error_share(pred, torch.cat([y[:2], torch.zeros(1, 1, 12)]), walls, relative=True)
+    assert got.error_share > 0.01  # the walls carry a real part of the error: the test can tell the weightings apart
 
 
 def test_extreme_magnitudes_neither_overflow_nor_vanish():
@@ -163,3 +166,18 @@ def test_bad_inputs_are_refused_by_name():
         wall_error_share(y, y, walls, relative="yes")
     with pytest.raises(ValueError, match="target must be on the prediction's device"):
         wall_error_share(y, torch.zeros(2, 1, 8, device="meta"), walls)
+
+
+def test_a_target_that_misses_its_walls_is_refused_where_the_values_are_known():
+    y = torch.ones(2, 1, 8)
+    pred = y + 0.1
+    with pytest.raises(ValueError, match="target must meet its Dirichlet conditions.*left face of spatial axis 0"):
+        wall_error_share(pred, y, Dirichlet(left=0.0, right=1.0))  # constants: always checked
+    walls = Dirichlet(faces=["left", "right"])
+    assert wall_error_share(pred, y, walls).node_share == 2 / 8  # call-time values not given: not checked
+    assert wall_error_share(pred, y, walls, {"left": torch.ones(2), "right": torch.ones(2)}).gain > 1
+    with pytest.raises(ValueError, match="right face of spatial axis 0 \\('right'\\)"):
+        wall_error_share(pred, y, walls, {"left": torch.ones(2), "right": torch.zeros(2)})
+    # float32 round-off of a value is not a miss
+    y32 = torch.full((1, 1, 8), 0.1, dtype=torch.float32)
+    assert wall_error_share(y32 + 1, y32, Dirichlet(left=0.1)).error_share > 0
