@@ -100,7 +100,8 @@ def train(model, problem, train_idx, epochs, batch_size, label, boundary_values=
             opt.step()
             total += loss.item()
         sched.step()
-        bar.set_postfix(rel_l2=f"{total / len(train_idx):.4f}")
+        # the training loss per sample: LpLoss sums the relative L2 of each output channel (the cavity has two)
+        bar.set_postfix(loss=f"{total / len(train_idx):.4f}")
     return time.perf_counter() - t0
 
 
