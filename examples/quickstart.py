@@ -24,7 +24,7 @@ Both problems are generated here; nothing is downloaded.
      the right end) and both flux conditions hold: three linear constraints (the total and the two flux rows),
      satisfied exactly. The figure is ``quickstart_heat.png``.
 
-    python examples/quickstart.py            # a few minutes on 2 CPU cores
+    python examples/quickstart.py            # about 2 minutes on one CPU core
     python examples/quickstart.py --quick    # a few seconds, for a smoke test
 
 Prints a table per problem and writes ``quickstart.png``, ``quickstart_heat.png`` and ``quickstart.json`` (both
