@@ -77,10 +77,10 @@ def _check_target_walls(target, spec, boundary_values):
         face = target[:, channels].select(2 + rule.axis, rule.index)
         gap = (face - g).abs() / (face.abs() + g.abs()).clamp_min(torch.finfo(target.dtype).tiny)
         owned = _owned_mask(spec, k, target)[channels].expand(gap.shape)  # a corner is its last writer's
-        if bool(owned.any()) and float(gap[owned].max()) > tol:
-            gap = gap[owned].max()
+        worst = float(gap[owned].max()) if bool(owned.any()) else 0.0
+        if worst > tol:
             raise ValueError(f"target must meet its Dirichlet conditions (wrapping writes their values), got a relative "
-                             f"gap of {float(gap):.2e} on the {rule.side} face of spatial axis {rule.axis} "
+                             f"gap of {worst:.2e} on the {rule.side} face of spatial axis {rule.axis} "
                              f"({rule.key!r})")
 
 
