@@ -260,6 +260,55 @@ def _owned_mask(spec: BoundarySpec, k: int, u: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+def owned_residual(spec, k: int, u: torch.Tensor, boundary_values: Optional[Mapping] = None,
+                   relative: bool = False) -> torch.Tensor:
+    """The violations of ``spec.rules[k]`` by ``u`` at the face nodes that rule owns, flattened.
+
+    One definition of a condition's residual for every check that reads one (:func:`boundary_error`, the target check
+    of :func:`~boon_ext.wall_share.wall_error_share`), so they cannot drift apart. A node shared by several faces
+    belongs to the last rule that writes it, as in enforcement.
+
+    Parameters
+    ----------
+    spec : BoundarySpec
+        The conditions.
+    k : int
+        Index of the rule in ``spec.rules``.
+    u : torch.Tensor
+        Field of shape ``(batch, channels, *spatial)``, already checked against ``spec``.
+    boundary_values : mapping str -> torch.Tensor, optional
+        Call-time face values.
+    relative : bool, default False
+        Divide by the magnitude of the constraint's terms (see :func:`boundary_error`).
+
+    Returns
+    -------
+    torch.Tensor
+        1-D tensor of absolute (or relative) residuals; empty when the rule owns no node.
+    """
+    rule = spec.rules[k]
+    dim = 2 + rule.axis
+    us = u if rule.channels is None else u.index_select(1, _idx(rule, u))
+    face = us.select(dim, rule.index)
+    if rule.kind == "periodic":
+        other = us.select(dim, -1 if rule.side == "left" else 0)
+        res, scale = face - other, face.abs() + other.abs()
+    else:
+        g = resolve_face_values(rule, u, boundary_values)
+        if rule.kind == "dirichlet":
+            res, scale = face - g, face.abs() + g.abs()
+        else:
+            d, terms = neumann_derivative(rule, us)
+            res, scale = d - g, terms + g.abs()
+    res = res.abs()
+    if relative:
+        res = res / scale.clamp_min(torch.finfo(u.dtype).tiny)
+    mask = _owned_mask(spec, k, u)
+    if rule.channels is not None:
+        mask = mask.index_select(0, _idx(rule, u))
+    return res[mask.expand(res.shape)]
+
+
 def boundary_error(
     u: torch.Tensor,
     conditions,
@@ -299,30 +348,10 @@ def boundary_error(
     spec = _as_spec(conditions, u, time_dim)
     _check_field(u, spec)
     u = u.detach()
-    tiny = torch.finfo(u.dtype).tiny
     errors: Dict[str, torch.Tensor] = {}
     for k, rule in enumerate(spec.rules):
-        dim = 2 + rule.axis
-        us = u if rule.channels is None else u.index_select(1, _idx(rule, u))
-        face = us.select(dim, rule.index)
-        if rule.kind == "periodic":
-            other = us.select(dim, -1 if rule.side == "left" else 0)
-            res, scale = face - other, face.abs() + other.abs()
-        else:
-            g = resolve_face_values(rule, u, boundary_values)
-            if rule.kind == "dirichlet":
-                res, scale = face - g, face.abs() + g.abs()
-            else:
-                d, terms = neumann_derivative(rule, us)
-                res, scale = d - g, terms + g.abs()
-        res = res.abs()
-        if relative:
-            res = res / scale.clamp_min(tiny)
-        mask = _owned_mask(spec, k, u)
-        if rule.channels is not None:
-            mask = mask.index_select(0, _idx(rule, u))
-        mask = mask.expand(res.shape)
-        err = res[mask].max() if bool(mask.any()) else res.new_zeros(())
+        res = owned_residual(spec, k, u, boundary_values, relative)
+        err = res.max() if res.numel() else u.new_zeros(())
         errors[f"{rule.kind}:{rule.side}{rule.axis}"] = torch.maximum(
             errors.get(f"{rule.kind}:{rule.side}{rule.axis}", err.new_zeros(())), err
         )

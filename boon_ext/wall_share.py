@@ -18,7 +18,7 @@ import torch
 
 from _physics_constrained.validation import check_bool
 
-from .enforcement import _as_spec, _check_field, _owned_mask, resolve_face_values
+from .enforcement import _as_spec, _check_field, _owned_mask, owned_residual
 
 
 __all__ = ["WallShare", "wall_error_share"]
@@ -72,12 +72,8 @@ def _check_target_walls(target, spec, boundary_values):
         if rule.kind != "dirichlet" or (rule.constant is None and (boundary_values is None
                                                                    or rule.key not in boundary_values)):
             continue  # a call-time value that was not given: nothing to check against
-        g = resolve_face_values(rule, target, boundary_values)
-        channels = slice(None) if rule.channels is None else list(rule.channels)
-        face = target[:, channels].select(2 + rule.axis, rule.index)
-        gap = (face - g).abs() / (face.abs() + g.abs()).clamp_min(torch.finfo(target.dtype).tiny)
-        owned = _owned_mask(spec, k, target)[channels].expand(gap.shape)  # a corner is its last writer's
-        worst = float(gap[owned].max()) if bool(owned.any()) else 0.0
+        gap = owned_residual(spec, k, target.detach(), boundary_values, relative=True)
+        worst = float(gap.max()) if gap.numel() else 0.0
         if worst > tol:
             raise ValueError(f"target must meet its Dirichlet conditions (wrapping writes their values), got a relative "
                              f"gap of {worst:.2e} on the {rule.side} face of spatial axis {rule.axis} "
