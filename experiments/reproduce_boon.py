@@ -106,6 +106,7 @@ from experiments.boon_campaign.rule import choose_default, load_costs, markdown 
 from experiments.boon_campaign.training import (  # noqa: F401
     _current, _git_commit, _run_name, best_so_far, convergence, finished_run, resumable_keys, run_key, train,
 )
+from experiments.launch import parse_device
 from experiments.provenance import command_line, machine_description
 
 
@@ -421,6 +422,12 @@ def main(argv=None):
         for option in ("--docs", "--costs", "--no-plots", "--resume", "--report-only"):
             if given(option):
                 parser.error(f"{option} does nothing with {modes[0]}, which writes no report; drop it")
+    if modes and modes[0] != "--verify" and given("--device"):  # they train nothing
+        parser.error(f"--device does nothing with {modes[0]}, which trains nothing; drop it")
+    try:
+        parse_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     if args.campaign == "hard":
         return _main_hard(args, argv)
     if args.threads is not None:

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 
 from experiments.docs_blocks import check_docs_blocks, markers, write_docs_blocks
+from experiments.launch import parse_device
 from experiments.provenance import command_line, git_commit, machine_description, machine_info, write_record
 from probconserv_ext import ProbConserv, conservation_constraint
 from probconserv_ext.diagnostics import update_diagnostics
@@ -177,11 +178,9 @@ def parse_args(argv=None):
             if given:
                 p.error(f"{flag} is for --regime paper")
     try:
-        device = torch.device(args.device)
-    except RuntimeError as err:
-        p.error(f"--device must be a torch device such as 'cpu' or 'cuda', got {args.device!r} ({err})")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: torch finds no CUDA device on this machine")
+        parse_device(args.device)
+    except ValueError as err:
+        p.error(str(err))
     if args.members is not None and args.members < 2:
         p.error(f"--members must be >= 2 (the ensemble covariance has rank members - 1), got {args.members}")
     if args.regime != "paper" and (args.report_only or args.docs or args.verify is not None):

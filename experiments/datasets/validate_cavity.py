@@ -21,6 +21,7 @@ from scipy.interpolate import CubicSpline
 
 ROOT = Path(__file__).resolve().parents[2]
 
+from experiments.launch import parse_device  # noqa: E402
 from experiments.provenance import machine_info, write_record  # noqa: E402
 from boon_ext.datasets import solve_cavity_steady  # noqa: E402
 from experiments.datasets import ghia1982  # noqa: E402
@@ -57,6 +58,10 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    try:
+        parse_device(args.device)
+    except ValueError as err:
+        ap.error(str(err))
     torch.set_num_threads(1)
     record = {"machine": machine_info(), "device": args.device, "tol": args.tol,
               "ghia": {}, "convergence": {}}

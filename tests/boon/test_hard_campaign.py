@@ -313,6 +313,11 @@ def test_command_line_plan_status_and_bad_cells(tmp_path, capsys):
     (["--campaign", "hard", "--verify", "1", "--costs", "x.json"], "--costs does nothing with --verify"),
     (["--status", "--no-plots"], "--no-plots does nothing with --status"),
     (["--campaign", "hard", "--report-only", "--verify", "1"], "--verify and --report-only cannot be combined"),
+    (["--campaign", "hard", "--status", "--device", "cpu"], "--device does nothing with --status"),
+    (["--campaign", "hard", "--plan", "--device", "cuda"], "--device does nothing with --plan"),
+    (["--report-only", "--device", "cpu"], "--device does nothing with --report-only"),
+    (["--campaign", "hard", "--quick", "--device", "gpu"], "--device must be a torch device"),
+    (["--quick", "--device", "mps"], "--device must be 'cpu' or a CUDA device"),
 ])
 def test_an_option_the_call_does_not_read_is_refused_by_name(argv, message, capsys):
     from experiments.reproduce_boon import main
@@ -362,3 +367,21 @@ def test_docs_block_is_written_from_every_finished_run_and_a_bad_page_fails_firs
         hard_campaign.run(out, quick=True, cells=CELLS, verbose=False, command="test", report_only=True,
                           docs=[str(bare)])
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_a_device_that_cannot_train_here_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from experiments import launch
+    from experiments.reproduce_boon import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as err:
+        main(["--campaign", "hard", "--quick", "--device", "cuda", "--out", str(tmp_path / "out")])
+    assert err.value.code == 2 and "--device cuda: torch finds no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no data generated, no run claimed
+    # With CUDA, an index past the machine's devices is refused too; a valid one is returned as a device.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert launch.parse_device("cuda:1") == torch.device("cuda", 1)
+    assert launch.parse_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="--device cuda:2: this machine has 2 CUDA device"):
+        launch.parse_device("cuda:2")
