@@ -385,3 +385,15 @@ def test_a_device_that_cannot_train_here_is_refused_before_anything_is_written(t
     assert launch.parse_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="--device cuda:2: this machine has 2 CUDA device"):
         launch.parse_device("cuda:2")
+
+
+def test_the_report_says_which_runs_are_still_missing():
+    rows = [dict(name=f"c_{m}_s{s}", cell="c", model=m, seed=s, state=st, left=left)
+            for m, s, st, left in [("fno", 0, "finished", 0.0), ("fno", 1, "interrupted", 1800.0),
+                                   ("boon_output", 0, "finished", 0.0), ("boon_output", 1, "finished", 0.0),
+                                   ("boon_hidden", 0, "n/a", 0.0), ("boon_hidden", 1, "n/a", 0.0)]]
+    text = hard_campaign.progress_markdown(rows, labels={"fno": "FNO"})
+    assert text.startswith("Progress: 3 of the 4 planned runs finished; about 0.5 single-thread hours")
+    assert "- c: FNO 1/2" in text and "boon_output" not in text and "boon_hidden" not in text
+    done = [dict(r, state="finished", left=0.0) if r["state"] == "interrupted" else r for r in rows]
+    assert "where short" not in hard_campaign.progress_markdown(done)  # nothing short: no list
