@@ -403,12 +403,22 @@ def _grid_ratio(settings, measured_shape):
     return (settings["kwargs"]["n_points"] / measured_shape[1]) ** spatial * frames
 
 
+def planned_s_per_epoch(rows, cell, model):
+    """Seconds per epoch :func:`plan`'s ``rows`` expect of ``model`` on ``cell``: the one place a plan row becomes a
+    run's cost (read by :func:`planned_hours` and :func:`status`). ``None`` for a cell outside the plan; 0 for the
+    wrapped FNO, which is evaluated inside the FNO's run."""
+    row = next((r for r in rows if r["cell"] == cell), None)
+    if row is None:
+        return None
+    return row["fno_s_per_epoch"] * hard.COST_FACTOR[model] if model in hard.TRAINED_MODELS else 0.0
+
+
 def planned_hours(runs, rows):
     """The hours :func:`plan`'s ``rows`` expected for these finished ``runs``: a plan is worth quoting only beside
     what it became. Runs of cells outside the plan, and the wrapped FNO (evaluated inside the FNO's run), count 0."""
-    per_run = {r["cell"]: r["fno_s_per_epoch"] * r["epochs"] for r in rows}
-    return sum(per_run[r["cell"]] * hard.COST_FACTOR[r["model"]] for r in runs
-               if r["cell"] in per_run and r["model"] in hard.TRAINED_MODELS) / 3600
+    epochs = {r["cell"]: r["epochs"] for r in rows}
+    return sum((planned_s_per_epoch(rows, r["cell"], r["model"]) or 0.0) * epochs.get(r["cell"], 0)
+               for r in runs) / 3600
 
 
 def plan_text(rows, budget=hard.BUDGET_HOURS):
@@ -426,14 +436,16 @@ def plan_text(rows, budget=hard.BUDGET_HOURS):
 
 
 # ----------------------------------------------------------------------------------------------------- status
-def status(out, cfg, models=hard.MODELS):
+def status(out, cfg, models=hard.MODELS, runs=None):
     """Every selected run: finished, training (claimed), interrupted (a checkpoint nobody holds), pending or not
     defined, with the hours left: from the seconds per epoch of the same cell and model's finished runs, else from
-    the plan's (measured by ``experiments.datasets.costs``). Reads files only."""
+    the plan's (measured by ``experiments.datasets.costs``). Reads files only; ``runs`` (:func:`finished_runs` of
+    ``out``, for ``cfg`` or a configuration that contains it) spares reading the finished runs a second time: runs
+    outside ``cfg`` only lend their seconds per epoch to the same cell and model."""
     runs_dir = Path(out) / "runs"
-    rate = {r["cell"]: r["fno_s_per_epoch"] for r in plan(cfg, models)}
+    rows_plan = plan(cfg, models)
     measured = {}  # (cell, model) -> seconds per epoch of its finished runs, preferred to the plan's
-    for r in finished_runs(out, cfg, models):
+    for r in finished_runs(out, cfg, models) if runs is None else runs:
         if r.get("epochs") and r.get("train_seconds") and r["model"] in hard.TRAINED_MODELS:
             measured.setdefault((r["cell"], r["model"]), []).append(r["train_seconds"] / r["epochs"])
     rows = []
@@ -459,7 +471,7 @@ def status(out, cfg, models=hard.MODELS):
                 epoch = int(ck.get("epoch", 0))
         state = "training" if claim_held(runs_dir / f"{name}.claim") else ("interrupted" if epoch else "pending")
         own = measured.get((cell, m))
-        per_epoch = float(np.median(own)) if own else rate[cell] * hard.COST_FACTOR[m]
+        per_epoch = float(np.median(own)) if own else planned_s_per_epoch(rows_plan, cell, m)
         left = per_epoch * (st["max_epochs"] - epoch)
         rows.append(dict(ids, state=state, epoch=epoch, left=left))
     return rows
@@ -585,7 +597,7 @@ def run(out, quick=False, cells=None, models=hard.MODELS, seeds=None, resume=Fal
             if any("over_time" in e for e in summary[cell].values()):
                 pngs[cell] = plot_over_time(out, cell, summary[cell], models)
     rows = plan(hard.make_config(False), models)
-    progress = progress_markdown(status(out, hard.make_config(quick), models))
+    progress = progress_markdown(status(out, hard.make_config(quick), models, runs=runs))
     spent = sum(r.get("train_seconds", 0.0) for r in runs) / 3600
     planned_done = planned_hours(runs, rows)
     slim = [{k: v for k, v in r.items() if k not in ("enforced",)} for r in runs]

@@ -101,6 +101,18 @@ def test_resume_keeps_finished_runs_and_status_reads_them(smoke):
     states = {r["name"]: r["state"] for r in rows}
     assert states["stokes_thin_iid_fno_s0"] == "finished" and states["wave_iid_fno_s0"] == "pending"
     assert states["cavity_velocity_iid_boon_s0"] == "finished" and states["cavity_velocity_iid_boon_hidden_s0"] == "n/a"
+    # the report hands status the runs it read (a superset of the plan's): same rows as status reading them itself
+    cfg = hard.make_config(True, cells=CELLS + ["wave/iid"])
+    given = hard_campaign.status(out, cfg, runs=hard_campaign.finished_runs(out, hard_campaign.report_config(out, True)))
+    assert given == rows
+    # a pending run is costed by the plan: its FNO seconds per epoch times the model's factor, over every epoch
+    plan_rows = hard_campaign.plan(cfg)
+    wave = next(r for r in rows if r["name"] == "wave_iid_fno_s0")
+    expected = hard_campaign.planned_s_per_epoch(plan_rows, "wave/iid", "fno") * next(
+        r["epochs"] for r in plan_rows if r["cell"] == "wave/iid")
+    assert wave["left"] == pytest.approx(expected) and expected > 0
+    assert hard_campaign.planned_s_per_epoch(plan_rows, "nowhere/iid", "fno") is None
+    assert hard_campaign.planned_s_per_epoch(plan_rows, "wave/iid", "fno_enforced") == 0.0
     # --verify: the first epoch of every finished run retrains to the recorded curves bit for bit
     rows = hard_campaign.verify(out, hard.make_config(True, cells=CELLS[1:2]), hard.MODELS, 1)
     assert len(rows) == len(hard.TRAINED_MODELS) and all(r["identical"] for r in rows), rows
