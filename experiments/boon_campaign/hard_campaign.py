@@ -440,12 +440,15 @@ def status(out, cfg, models=hard.MODELS, runs=None):
     """Every selected run: finished, training (claimed), interrupted (a checkpoint nobody holds), pending or not
     defined, with the hours left: from the seconds per epoch of the same cell and model's finished runs, else from
     the plan's (measured by ``experiments.datasets.costs``). Reads files only; ``runs`` (:func:`finished_runs` of
-    ``out``, for ``cfg`` or a configuration that contains it) spares reading the finished runs a second time: runs
-    outside ``cfg`` only lend their seconds per epoch to the same cell and model."""
+    ``out``, for ``cfg`` or a configuration that contains it) spares reading the finished runs a second time: they
+    decide which runs are finished (their key already checked), and runs outside ``cfg`` only lend their seconds
+    per epoch to the same cell and model."""
     runs_dir = Path(out) / "runs"
     rows_plan = plan(cfg, models)
+    runs = finished_runs(out, cfg, models) if runs is None else runs
+    done = {(r["cell"], r["model"], r["seed"]) for r in runs}
     measured = {}  # (cell, model) -> seconds per epoch of its finished runs, preferred to the plan's
-    for r in finished_runs(out, cfg, models) if runs is None else runs:
+    for r in runs:
         if r.get("epochs") and r.get("train_seconds") and r["model"] in hard.TRAINED_MODELS:
             measured.setdefault((r["cell"], r["model"]), []).append(r["train_seconds"] / r["epochs"])
     rows = []
@@ -457,8 +460,7 @@ def status(out, cfg, models=hard.MODELS, runs=None):
         if not ok:
             rows.append(dict(ids, state=why.split(":")[0], left=0.0))
             continue
-        path = runs_dir / f"{name}.json"
-        if path.exists() and json.loads(path.read_text()).get("key") == hard.run_key(st, m):
+        if (cell, m, seed) in done:
             rows.append(dict(ids, state="finished", left=0.0))
             continue
         epoch, ckpt = 0, runs_dir / f"{name}.ckpt.pt"
