@@ -29,6 +29,7 @@ from .sample_keys import gather_boundary_values
 # The metadata keys and "not given" (_UNSET: None is a value there) live in .metadata, shared with the readers.
 from .metadata import _BOON_KEYS, _META_KEYS, _TFNO_DEFAULTS, _UNSET, register_checkpoint_class  # noqa: F401
 from .precision import PrecisionMixin
+from .measured_risks import warn_measured_risk
 from .untrained import warn_untrained_settings
 
 __all__ = ["BOONFNO", "BOONTFNO"]
@@ -267,6 +268,13 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         after construction (neuralop's incremental training changes the first layer's alone). ``None`` (default):
         every layer keeps ``n_modes``.
 
+    Warns
+    -----
+    BoundaryAccuracyWarning
+        ``kernel_correction=True`` without ``hidden_values`` on a space-time model (``time_dim``) with a Dirichlet
+        face, at construction and whenever a setter makes it so: measured worse than the plain FNO on every such run
+        (see ``kernel_correction``).
+
     Notes
     -----
     The output satisfies every condition exactly (step T1) in either setting. With ``kernel_correction=True``,
@@ -318,6 +326,9 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         self.lift_width = lift_width
         self.hidden_values = hidden_values
         self.register_load_state_dict_pre_hook(_check_loaded_state)
+        # Warned once the settings are complete (hidden_values, set last, decides), then on every later change.
+        self._settings_complete = True
+        self._warn_measured_risk(stacklevel=4)
 
     # -- settings ------------------------------------------------------------------------------------
     def _set_layer_modes(self, layer_modes) -> None:
@@ -368,6 +379,20 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         # The metadata saved with checkpoints holds the conditions as plain config values.
         self._init_kwargs["boundary"] = spec.to_config() if spec else None
         self._init_kwargs["time_dim"] = time_dim
+        self._warn_measured_risk(stacklevel=6)  # through the boundary or time_dim setter and Module.__setattr__
+
+    def _warn_measured_risk(self, stacklevel: int = 5) -> None:
+        """Warn for settings measured to cost accuracy (:func:`~boon_ext.measured_risks.warn_measured_risk`).
+
+        Called by every path that changes the conditions or the per-layer settings, once construction has set them
+        all (so that a model built with ``hidden_values=True`` is not warned about the moment before it is set).
+        ``stacklevel`` is :func:`warnings.warn`'s, counted from ``warn_measured_risk`` (1): 4 from ``__init__``, 5
+        from a setter (reached through ``Module.__setattr__``), 6 from ``_set_boundary`` under a setter, so that
+        the warning names the user's line.
+        """
+        if getattr(self, "_settings_complete", False):
+            warn_measured_risk(self._boundary_spec, self._kernel_correction, self._hidden_values,
+                               stacklevel=stacklevel)
 
     def _check_layer_settings(self, spec, setting: str) -> None:
         """Refuse, for the per-layer steps (T2, hidden values), the FNO settings under which they are not exact.
@@ -440,6 +465,7 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         self._kernel_correction = value
         self._init_kwargs["kernel_correction"] = self._kernel_correction
         self._operator_cache.clear()
+        self._warn_measured_risk()
 
     @property
     def hidden_values(self) -> bool:
@@ -454,6 +480,7 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
             self._check_layer_settings(self._boundary_spec, "hidden_values=True")
         self._hidden_values = value
         self._init_kwargs["hidden_values"] = value
+        self._warn_measured_risk()
 
     @property
     def lift_width(self) -> Optional[int]:

@@ -1,0 +1,50 @@
+"""The warning for a BOON setting that this package's own training campaigns measured to cost accuracy.
+
+The conditions stay exact under every setting; what a setting can cost is accuracy. Where the campaigns found a
+setting worse than the plain FNO on every run of a kind of problem a user can recognise from the model's arguments,
+the model warns when it is given that setting, from every path that sets it (construction, the setters, the
+loaders, which construct), with the measurement and the alternative. Output enforcement, the default, is never
+warned about.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from .conditions import Dirichlet
+from .untrained import BoundaryAccuracyWarning
+
+__all__ = ["warn_measured_risk"]
+
+
+def warn_measured_risk(spec, kernel_correction: bool, hidden_values: bool, stacklevel: int = 3) -> None:
+    """Warn (:class:`~boon_ext.BoundaryAccuracyWarning`) for T2 without hidden values on space-time Dirichlet faces.
+
+    Measured in the hard-regime campaign (``python -m experiments.reproduce_boon --campaign hard``,
+    ``docs/boon_results.md``): on thin-layer and ordinary space-time Stokes and both forms of the lid-driven cavity,
+    trained and tested inside the training range, the kernel correction was worse than the plain FNO on every run,
+    with a training loss above the FNO's each time; with the values written into every layer as well
+    (``hidden_values=True``) it was better on thin-layer Stokes, and on space-time Neumann walls (the wave) and 1-D
+    problems it was level or better, so neither is warned about.
+
+    Parameters
+    ----------
+    spec : BoundarySpec
+        The model's conditions (with its time axis).
+    kernel_correction, hidden_values : bool
+        The model's per-layer settings.
+    stacklevel : int
+        Passed to :func:`warnings.warn`, so that the warning points at the caller's line.
+    """
+    if not (kernel_correction and not hidden_values and spec and spec.time_axis is not None):
+        return
+    if not any(isinstance(c, Dirichlet) for c in spec.conditions):
+        return
+    warnings.warn(
+        "kernel_correction=True on a space-time model with Dirichlet faces: in this package's campaign "
+        "(docs/boon_results.md, 'Where BOON pays') the kernel correction was worse than the plain FNO on every such "
+        "run inside the training range (space-time Stokes, the lid-driven cavity), its training loss above the FNO's. "
+        "The default, kernel_correction=False, keeps the walls exact at the FNO's accuracy or better; compare on your "
+        "own validation data before relying on the correction (silence with warnings.filterwarnings('ignore', "
+        "category=boon_ext.BoundaryAccuracyWarning))",
+        BoundaryAccuracyWarning, stacklevel=stacklevel)
