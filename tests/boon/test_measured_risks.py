@@ -1,7 +1,7 @@
-"""The warning for settings the package's campaign measured to cost accuracy: T2 on space-time Dirichlet faces.
+"""The warning for settings the package's campaign measured to cost accuracy: T2 on a space-time model's walls.
 
 It must fire exactly when the measured condition holds (kernel correction on, values not in every layer, a time
-axis, a Dirichlet face), from every path that can make it hold (construction, each setter, the loaders), point at
+axis, a Dirichlet or Neumann face), from every path that can make it hold (construction, each setter, the loaders), point at
 the caller's line, and never for the default.
 """
 
@@ -14,7 +14,7 @@ from neuralop.models import FNO
 
 from boon_ext import BOONFNO, BOONTFNO, BoundaryAccuracyWarning, Dirichlet, Neumann, Periodic
 
-MEASURED = "kernel_correction=True on a space-time model with Dirichlet faces"
+MEASURED = "kernel_correction=True on a space-time model with Dirichlet or Neumann faces"
 
 
 def _risk_warnings(fn):
@@ -49,7 +49,7 @@ def test_warns_exactly_when_the_measured_condition_holds(n_space, kinds, space_t
                                                time_dim=-1 if space_time else None,
                                                kernel_correction=kernel_correction, hidden_values=hidden_values))
     expected = kernel_correction and not hidden_values and space_time and any(
-        isinstance(c, Dirichlet) for c in conditions)
+        isinstance(c, (Dirichlet, Neumann)) for c in conditions)
     assert len(caught) == int(expected), (kinds, space_time, kernel_correction, hidden_values)
     assert model.kernel_correction == kernel_correction  # a warning, never a changed setting
 
@@ -71,7 +71,7 @@ def test_the_warning_names_the_callers_line_on_construction_and_every_setter():
     caught, _ = _risk_warnings(lambda: setattr(model, "hidden_values", False))  # the values leave the layers
     assert [w.filename for w in caught] == [__file__]
 
-    model = BOONFNO((4, 3), 1, 1, 4, n_layers=1, boundary=[Neumann(dim=-2)], time_dim=-1, kernel_correction=True)
+    model = BOONFNO((4, 3), 1, 1, 4, n_layers=1, boundary=[Periodic(dim=-2)], time_dim=-1, kernel_correction=True)
     caught, _ = _risk_warnings(lambda: setattr(model, "boundary", [Dirichlet(dim=-2, left=0.0)]))
     assert [w.filename for w in caught] == [__file__]
 
