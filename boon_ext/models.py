@@ -235,12 +235,12 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         1-D problems (3 seeds each; ``python -m experiments.reproduce_boon``, ``docs/boon_results.md``), the
         default was level with the plain FNO on all four and better on none; the correction was better on a
         Neumann heat problem (the FNO's error 1.08x its own, median), level on two Dirichlet problems and worse on periodic
-        Burgers (0.93x: about 7% higher error), so it is worth its cost for Neumann conditions. On space-time
+        Burgers (0.93x: about 7% higher error), so it is worth its cost for Neumann conditions in 1-D. On space-time
         problems (``python -m experiments.reproduce_boon --campaign hard``) it was worse than the plain FNO on
         every run with Dirichlet walls tested inside the training range (thin-layer and ordinary Stokes, the
-        lid-driven cavity) and on one of two runs of the wave equation (Neumann), its training loss above the FNO's:
-        leave it off there (with ``hidden_values=True`` as well it was better on thin-layer Stokes). Weights trained without it lose accuracy when it is switched
-        on (see :meth:`from_fno`).
+        lid-driven cavity) and on a run of the wave equation (Neumann), its training loss above the FNO's:
+        leave it off there (with ``hidden_values=True`` as well it was better on thin-layer Stokes). Weights
+        trained without it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.
@@ -272,7 +272,7 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
     -----
     BoundaryAccuracyWarning
         ``kernel_correction=True`` without ``hidden_values`` on a space-time model (``time_dim``) with a Dirichlet
-        or Neumann face, at construction and whenever a setter makes it so: measured worse than the plain FNO on every such run
+        or Neumann face, at construction and whenever a setter makes it so: measured worse than the plain FNO there
         (see ``kernel_correction``).
 
     Notes

@@ -1,8 +1,8 @@
 """The warning for settings the package's campaign measured to cost accuracy: T2 on a space-time model's walls.
 
 It must fire exactly when the measured condition holds (kernel correction on, values not in every layer, a time
-axis, a Dirichlet or Neumann face), from every path that can make it hold (construction, each setter, the loaders), point at
-the caller's line, and never for the default.
+axis, a Dirichlet or Neumann face), from every path that can make it hold (construction, each setter, the
+loaders), point at the caller's line, and never for the default.
 """
 
 import warnings
