@@ -170,12 +170,18 @@ def build_model(kind, problem, arch, seed):
         from neuralop.models import FNO
 
         return FNO(**kwargs)
+    time_dim = -1 if problem.x.ndim == 4 else None  # space-time layout (B, C, X, T)
+    return build_boon(problem.boundary, time_dim, **MODEL_KWARGS[kind], **kwargs)
+
+
+def build_boon(boundary, time_dim, **kwargs):
+    """``BOONFNO(boundary=..., time_dim=..., **kwargs)``, without the measured-risk warning: both campaigns train
+    T2 to measure it, and the warning quotes that measurement."""
     from boon_ext import BOONFNO, BoundaryAccuracyWarning
 
-    time_dim = -1 if problem.x.ndim == 4 else None  # space-time layout (B, C, X, T)
-    with warnings.catch_warnings():  # the campaign trains T2 to measure it; the warning quotes that measurement
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", BoundaryAccuracyWarning)
-        return BOONFNO(boundary=problem.boundary, time_dim=time_dim, **MODEL_KWARGS[kind], **kwargs)
+        return BOONFNO(boundary=boundary, time_dim=time_dim, **kwargs)
 
 
 def check_selection(problems, models, schedule):

@@ -30,12 +30,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import warnings
 
 import torch
 from torch import nn
 
-from experiments.boon_campaign.configurations import values_from_target
+from experiments.boon_campaign.configurations import build_boon, values_from_target
 from experiments.boon_campaign.regions import face_values
 
 # problem -> generator, its arguments (full size), the paper's size, the ordered split's key, the condition kinds
@@ -309,8 +308,6 @@ def build_model(model, problem, arch, seed):
     """The same FNO architecture, plain, with wall inputs or wrapped by BOON, from the same initial weights."""
     from neuralop.models import FNO
 
-    from boon_ext import BOONFNO, BoundaryAccuracyWarning
-
     c = problem.x.shape[1]
     tdim = -1 if problem.times is not None and problem.x.ndim >= 4 else None
     kwargs = dict(in_channels=c, out_channels=problem.y.shape[1], **arch)
@@ -324,9 +321,7 @@ def build_model(model, problem, arch, seed):
         return wrapped
     if model not in MODEL_KWARGS:
         raise ValueError(f"model must be a trained model of {TRAINED_MODELS}, got {model!r}")
-    with warnings.catch_warnings():  # the campaign trains T2 to measure it; the warning quotes that measurement
-        warnings.simplefilter("ignore", BoundaryAccuracyWarning)
-        return BOONFNO(boundary=problem.boundary, time_dim=tdim, **MODEL_KWARGS[model], **kwargs)
+    return build_boon(problem.boundary, tdim, **MODEL_KWARGS[model], **kwargs)
 
 
 def enforced(fno, problem):

@@ -90,7 +90,8 @@ def test_conditions_exact_and_hidden_faces_hold_the_value_after_every_layer(setu
         assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.filterwarnings("ignore::boon_ext.BoundaryAccuracyWarning")  # T2's measured accuracy risk: not what this checks
+# T2's measured accuracy risk (the warning) is not what this checks
+@pytest.mark.filterwarnings("ignore::boon_ext.BoundaryAccuracyWarning")
 @settings(max_examples=15)
 @given(setup=dirichlet_setup())
 def test_the_value_reaches_the_interior_only_with_hidden_values(setup):

@@ -48,7 +48,8 @@ def test_nd_outputs_satisfy_every_condition_exactly(data, n_dim, dtype, correcti
     assert err <= TOL[dtype], f"relative boundary error {err:.3e}"
 
 
-@pytest.mark.filterwarnings("ignore::boon_ext.BoundaryAccuracyWarning")  # T2's measured accuracy risk: not what this checks
+# T2's measured accuracy risk (the warning) is not what this checks
+@pytest.mark.filterwarnings("ignore::boon_ext.BoundaryAccuracyWarning")
 @settings(max_examples=20)
 @given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]), correction=st.booleans())
 def test_space_time_conditions_vary_along_time_and_time_is_free(data, dtype, correction):
