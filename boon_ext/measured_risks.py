@@ -23,7 +23,7 @@ def warn_measured_risk(spec, kernel_correction: bool, hidden_values: bool, stack
     Measured in the hard-regime campaign (``python -m experiments.reproduce_boon --campaign hard``,
     ``docs/boon_results.md``): on space-time problems trained and tested inside the training range (thin-layer and
     ordinary Stokes and both forms of the lid-driven cavity, Dirichlet; the wave equation, Neumann), the kernel
-    correction was worse than the plain FNO on every Dirichlet run and on a run of the wave (5x worse; another
+    correction was worse than the plain FNO on every Dirichlet run and on most runs of the wave (one 5x worse; one
     gained), its training loss above the FNO's on every run it lost (figures: the docs page, not this text). With
     the values written into every layer as well (``hidden_values=True``) it was better on thin-layer Stokes, and on
     1-D problems it was level or better: neither is warned about, nor are periodic faces alone (T2 does not act on
@@ -45,8 +45,8 @@ def warn_measured_risk(spec, kernel_correction: bool, hidden_values: bool, stack
     warnings.warn(
         "kernel_correction=True on a space-time model with Dirichlet or Neumann faces: in this package's campaign "
         "(docs/boon_results.md, 'Where BOON pays') the kernel correction, without the values in every layer, trained "
-        "worse than the plain FNO on space-time problems (every Dirichlet run inside the training range; a run of the "
-        "wave equation, Neumann). The default, kernel_correction=False, keeps the walls exact; compare on your own "
+        "worse than the plain FNO on space-time problems (every Dirichlet run inside the training range; most runs of "
+        "the wave equation, Neumann). The default, kernel_correction=False, keeps the walls exact; compare on your own "
         "validation data before relying on the correction (silence with warnings.filterwarnings('ignore', "
         "category=boon_ext.BoundaryAccuracyWarning))",
         BoundaryAccuracyWarning, stacklevel=stacklevel)

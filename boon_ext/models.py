@@ -238,7 +238,7 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         Burgers (0.93x: about 7% higher error), so it is worth its cost for Neumann conditions in 1-D. On space-time
         problems (``python -m experiments.reproduce_boon --campaign hard``) it was worse than the plain FNO on
         every run with Dirichlet walls tested inside the training range (thin-layer and ordinary Stokes, the
-        lid-driven cavity) and on a run of the wave equation (Neumann), its training loss above the FNO's:
+        lid-driven cavity) and on most runs of the wave equation (Neumann), its training loss above the FNO's:
         leave it off there (with ``hidden_values=True`` as well it was better on thin-layer Stokes). Weights
         trained without it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
