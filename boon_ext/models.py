@@ -239,7 +239,8 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         problems (``python -m experiments.reproduce_boon --campaign hard``) it was worse than the plain FNO on
         every run with Dirichlet walls tested inside the training range (thin-layer and ordinary Stokes, the
         lid-driven cavity) and on most runs of the wave equation (Neumann), its training loss above the FNO's:
-        leave it off there (with ``hidden_values=True`` as well it was better on thin-layer Stokes). Weights
+        leave it off there (with ``hidden_values=True`` as well it was better on one space-time problem and worse
+        on another). Weights
         trained without it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
@@ -271,9 +272,9 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
     Warns
     -----
     BoundaryAccuracyWarning
-        ``kernel_correction=True`` without ``hidden_values`` on a space-time model (``time_dim``) with a Dirichlet
-        or Neumann face, at construction and whenever a setter makes it so: measured worse than the plain FNO there
-        (see ``kernel_correction``).
+        ``kernel_correction=True`` on a space-time model (``time_dim``) with a Dirichlet or Neumann face, at
+        construction and whenever a setter makes it so: measured worse than the plain FNO there without the values
+        in every layer, and mixed with them (see ``kernel_correction``).
 
     Notes
     -----
@@ -385,7 +386,7 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         """Warn for settings measured to cost accuracy (:func:`~boon_ext.measured_risks.warn_measured_risk`).
 
         Called by every path that changes the conditions or the per-layer settings, once construction has set them
-        all (so that a model built with ``hidden_values=True`` is not warned about the moment before it is set).
+        all (so that a model is warned about once, for the settings it ends with).
         ``stacklevel`` is :func:`warnings.warn`'s, counted from ``warn_measured_risk`` (1): 4 from ``__init__``, 5
         from a setter (reached through ``Module.__setattr__``), 6 from ``_set_boundary`` under a setter, so that
         the warning names the user's line.

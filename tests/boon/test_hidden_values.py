@@ -59,6 +59,8 @@ def _build(seed, kwargs, dtype):
     return model.double() if dtype == torch.float64 else model
 
 
+# T2's measured accuracy risk (the warning) is not what this checks
+@pytest.mark.filterwarnings("ignore::boon_ext.BoundaryAccuracyWarning")
 @settings(max_examples=20)
 @given(setup=dirichlet_setup(), dtype=st.sampled_from([torch.float32, torch.float64]), grad=st.booleans())
 def test_conditions_exact_and_hidden_faces_hold_the_value_after_every_layer(setup, dtype, grad):
