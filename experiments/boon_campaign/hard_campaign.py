@@ -415,10 +415,11 @@ def planned_s_per_epoch(rows, cell, model):
 
 def planned_hours(runs, rows):
     """The hours :func:`plan`'s ``rows`` expected for these finished ``runs``: a plan is worth quoting only beside
-    what it became. Runs of cells outside the plan, and the wrapped FNO (evaluated inside the FNO's run), count 0."""
+    what it became. Runs of cells outside the plan, the wrapped FNO (evaluated inside the FNO's run) and the records
+    of a model not defined on a cell (nothing trained; the plan has no hours for them) count 0."""
     epochs = {r["cell"]: r["epochs"] for r in rows}
     return sum((planned_s_per_epoch(rows, r["cell"], r["model"]) or 0.0) * epochs.get(r["cell"], 0)
-               for r in runs) / 3600
+               for r in runs if "not_defined" not in r) / 3600
 
 
 def plan_text(rows, budget=hard.BUDGET_HOURS):

@@ -414,7 +414,9 @@ def test_the_report_says_which_runs_are_still_missing():
 def test_the_plan_is_quoted_beside_what_it_became():
     rows = [dict(cell="a/iid", fno_s_per_epoch=2.0, epochs=900), dict(cell="b/iid", fno_s_per_epoch=1.0, epochs=360)]
     runs = [dict(cell="a/iid", model="fno"), dict(cell="a/iid", model="boon"), dict(cell="a/iid", model="fno_enforced"),
-            dict(cell="b/iid", model="boon_output"), dict(cell="c/iid", model="fno")]
-    # a: 0.5 h per FNO run, T2 at its cost factor; the wrapped FNO and a cell outside the plan count nothing
+            dict(cell="b/iid", model="boon_output"), dict(cell="c/iid", model="fno"),
+            dict(cell="b/iid", model="boon_hidden", not_defined="n/a: values in every layer need Dirichlet faces")]
+    # a: 0.5 h per FNO run, T2 at its cost factor; the wrapped FNO, a cell outside the plan and a model not defined
+    # on its cell (nothing trained, no hours in the plan) count nothing
     expected = 0.5 * (1 + hard.COST_FACTOR["boon"]) + 0.1
     assert hard_campaign.planned_hours(runs, rows) == pytest.approx(expected)
