@@ -240,8 +240,7 @@ class BOONFNO(PrecisionMixin, FNO, name="boon_fno"):
         every run with Dirichlet walls tested inside the training range (thin-layer and ordinary Stokes, the
         lid-driven cavity) and on most runs of the wave equation (Neumann), its training loss above the FNO's:
         leave it off there (with ``hidden_values=True`` as well it was better on one space-time problem and worse
-        on another). Weights
-        trained without it lose accuracy when it is switched on (see :meth:`from_fno`).
+        on another). Weights trained without it lose accuracy when it is switched on (see :meth:`from_fno`).
     time_dim : int, optional
         Axis of a space-time model that is time (negative, of the ``(batch, channels, *dims)`` tensor); no
         condition may hold on it, and face values may vary along it.
